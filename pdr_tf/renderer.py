@@ -1,0 +1,143 @@
+"""The Unsup3D differentiable renderer: canonical depth, albedo, light and view in, reconstructed image out.
+
+REFERENCE.md section 2. The canonical depth map becomes a grid mesh (one vertex per pixel), is moved by the view
+and its depth is rasterized in the input view (`recon_depth`). Each input-view pixel is then back-projected with that
+depth, moved back by the inverse view and projected into the canonical frame, where the shaded canonical image is
+sampled bilinearly. Only depth is rasterized, never the image; gradients reach depth, albedo, light and view.
+"""
+
+from typing import Dict
+
+import gin
+import tensorflow as tf
+
+from pdr_tf import geometry
+from pdr_tf import rasterizer
+
+
+@gin.configurable
+class Renderer:
+  """Binds the renderer's constants; every method is a pure function of its tensor arguments.
+
+  Args:
+    image_size: side S of the square images (pixels).
+    fov: field of view in degrees.
+    rotation_center_depth: the view rotates about (0, 0, rotation_center_depth).
+    min_depth, max_depth: range of canonical depth; reconstructed depth is clamped to
+      [min_depth - margin, max_depth + margin] and pixels at the far clamp are invalid.
+    margin: clamp margin (Unsup3D: 0.1).
+    backend: rasterizer backend, see `rasterizer.backends()`.
+  """
+
+  def __init__(self, image_size=64, fov=10.0, rotation_center_depth=1.0, min_depth=0.9, max_depth=1.1,
+               margin=0.1, backend="tfg"):
+    if not 0 < min_depth < max_depth:
+      raise ValueError(f"need 0 < min_depth < max_depth, got {min_depth}, {max_depth}")
+    self.image_size = int(image_size)
+    self.intrinsics = geometry.intrinsics_from_fov(self.image_size, fov)
+    self.rotation_center = (0.0, 0.0, float(rotation_center_depth))
+    self.min_depth, self.max_depth, self.margin = float(min_depth), float(max_depth), float(margin)
+    self.backend = backend
+    self.faces = tf.constant(geometry.grid_faces(self.image_size, self.image_size))
+
+  @property
+  def far_depth(self) -> float:
+    """Depth at and beyond which a reconstructed pixel is invalid."""
+    return self.max_depth + self.margin
+
+  def _check_depth(self, depth):
+    depth = geometry._check(depth, "depth", rank=3)  # pylint: disable=protected-access
+    if depth.shape[1] != self.image_size or depth.shape[2] != self.image_size:
+      raise ValueError(f"depth must be [B, {self.image_size}, {self.image_size}], got {depth.shape}")
+    return depth
+
+  def warp_depth(self, canon_depth, view) -> tf.Tensor:
+    """Rasterizes the depth of the view-transformed canonical mesh in the input view.
+
+    Args:
+      canon_depth: [B, S, S] canonical depth.
+      view: [B, 6] (rx, ry, rz radians, tx, ty, tz).
+
+    Returns:
+      [B, S, S] reconstructed depth clamped to [min_depth - margin, max_depth + margin].
+    """
+    canon_depth = self._check_depth(canon_depth)
+    batch = tf.shape(canon_depth)[0]
+    points = tf.reshape(geometry.depth_to_points(canon_depth, self.intrinsics), [batch, -1, 3])
+    points = geometry.transform_points(points, view, self.rotation_center)
+    fragments = rasterizer.rasterize(points, self.faces, self.intrinsics, (self.image_size, self.image_size),
+                                     backend=self.backend, background_depth=self.far_depth)
+    return tf.clip_by_value(fragments.depth, self.min_depth - self.margin, self.far_depth)
+
+  def inverse_warp_grid(self, recon_depth, view) -> tf.Tensor:
+    """Pixel coordinates in the canonical frame of every input-view pixel.
+
+    Args:
+      recon_depth: [B, S, S] depth in the input view.
+      view: [B, 6] view.
+
+    Returns:
+      [B, S, S, 2] canonical pixel coordinates (u, v) to sample the canonical image at.
+    """
+    recon_depth = self._check_depth(recon_depth)
+    batch = tf.shape(recon_depth)[0]
+    points = tf.reshape(geometry.depth_to_points(recon_depth, self.intrinsics), [batch, -1, 3])
+    points = geometry.inverse_transform_points(points, view, self.rotation_center)
+    return tf.reshape(geometry.project(points, self.intrinsics), [batch, self.image_size, self.image_size, 2])
+
+  def valid_mask(self, recon_depth) -> tf.Tensor:
+    """[B, S, S] float mask of pixels the object covers (recon_depth below the far clamp); no gradient."""
+    return tf.stop_gradient(tf.cast(recon_depth < self.far_depth - 1e-4, tf.float32))
+
+  def shade(self, canon_depth, canon_albedo, light) -> Dict[str, tf.Tensor]:
+    """Shades the canonical frame.
+
+    Args:
+      canon_depth: [B, S, S] depth.
+      canon_albedo: [B, S, S, 3] albedo in [-1, 1].
+      light: [B, 4] (ka, kd, lx, ly).
+
+    Returns:
+      dict with normal [B,S,S,3], shading [B,S,S,1], diffuse [B,S,S,1] (max(0, n.l)), image [B,S,S,3] in [-1,1].
+    """
+    normal = geometry.normals_from_depth(self._check_depth(canon_depth), self.intrinsics)
+    shading = geometry.lambertian_shading(normal, light)
+    diffuse = tf.nn.relu(tf.reduce_sum(normal * geometry.light_direction(light)[:, None, None], -1, keepdims=True))
+    return {"normal": normal, "shading": shading, "diffuse": diffuse,
+            "image": geometry.shade_albedo(canon_albedo, shading)}
+
+  def render(self, canon_depth, canon_albedo, light, view) -> Dict[str, tf.Tensor]:
+    """The full Unsup3D rendering path.
+
+    Args:
+      canon_depth: [B, S, S] canonical depth in [min_depth, max_depth].
+      canon_albedo: [B, S, S, 3] albedo in [-1, 1].
+      light: [B, 4] (ka, kd, lx, ly).
+      view: [B, 6] (rx, ry, rz radians, tx, ty, tz).
+
+    Returns:
+      dict: canon_normal, canon_shading, canon_diffuse, canon_image (canonical frame); recon_depth [B,S,S],
+      recon_image [B,S,S,3] (input view, in [-1,1] where valid), mask [B,S,S] (valid pixels, no gradient).
+    """
+    shaded = self.shade(canon_depth, canon_albedo, light)
+    recon_depth = self.warp_depth(canon_depth, view)
+    grid = self.inverse_warp_grid(recon_depth, view)
+    recon_image = geometry.bilinear_sample(shaded["image"], grid)
+    return {
+        "canon_normal": shaded["normal"],
+        "canon_shading": shaded["shading"],
+        "canon_diffuse": shaded["diffuse"],
+        "canon_image": shaded["image"],
+        "recon_depth": recon_depth,
+        "recon_image": recon_image,
+        "mask": self.valid_mask(recon_depth),
+    }
+
+
+def flip_pair(canon_depth, canon_albedo, light, view):
+  """Stacks the scene with its horizontal mirror (Unsup3D symmetry): depth and albedo flipped, light and view
+  repeated, giving a 2B batch (originals first)."""
+  return (tf.concat([canon_depth, geometry.flip_horizontal(canon_depth)], 0),
+          tf.concat([canon_albedo, geometry.flip_horizontal(canon_albedo)], 0),
+          tf.concat([light, light], 0),
+          tf.concat([view, view], 0))
