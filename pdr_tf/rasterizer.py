@@ -90,18 +90,21 @@ def backends():
 
 
 def _perspective_barycentrics(clip, faces, triangle_id, height, width):
-  """[B, H, W, 3] differentiable barycentrics of each pixel centre in its triangle (TF-Graphics' 2-D homogeneous
-  scan conversion), zero on background."""
+  """[B, H, W, 3] differentiable barycentrics of each pixel centre in its triangle, zero on background.
+
+  Uses TF-Graphics' 2-D homogeneous scan-conversion matrices (perspective-correct), evaluated only for each
+  pixel's own triangle: the per-pixel triangles are laid out as one flat mesh so no per-image loop is needed.
+  """
   px, py = tfg_barycentrics.normalized_pixel_coordinates(width, height)
-  safe_ids = tf.maximum(triangle_id, 0)
-
-  def one(args):
-    clip_b, ids_b = args
-    matrices = tfg_barycentrics.compute_triangle_matrices(clip_b, faces)
-    return tfg_barycentrics.compute_barycentric_coordinates(ids_b, matrices, px, py)  # [3, H, W]
-
-  bary = tf.vectorized_map(one, (clip, safe_ids))
-  bary = tf.transpose(bary, [0, 2, 3, 1])
+  vertex_ids = tf.gather(faces, tf.maximum(triangle_id, 0))  # [B, H, W, 3]
+  corners = tf.gather(clip, vertex_ids, batch_dims=1)  # [B, H, W, 3, 4]
+  flat = tf.reshape(corners, [-1, 4])
+  pixel_triangles = tf.reshape(tf.range(tf.shape(flat)[0], dtype=tf.int32), [-1, 3])
+  matrices = tfg_barycentrics.compute_triangle_matrices(flat, pixel_triangles)  # [3, 3, B*H*W]
+  matrices = tf.reshape(matrices, tf.concat([[3, 3], tf.shape(triangle_id)], 0))  # [3, 3, B, H, W]
+  bary = matrices[:, 0] * px + matrices[:, 1] * py + matrices[:, 2]  # [3, B, H, W]
+  bary = tf.math.divide_no_nan(bary, tf.reduce_sum(bary, axis=0))
+  bary = tf.transpose(bary, [1, 2, 3, 0])
   return bary * tf.cast(triangle_id >= 0, tf.float32)[..., None]
 
 
