@@ -61,3 +61,6 @@ GT_SUFFIX = ".gt.npz"
 GT_KEYS = ("depth", "light", "view")
 GT_LIGHT_DIM = 4
 GT_VIEW_DIM = 6
+# Label ground truth that the datasets' own formats do not carry (e.g. face identities), written by the synthetic
+# worlds at the root of each world as a CSV; the Beam jobs never take it as an input image.
+SYNTHETIC_LABELS_FILENAME = "ground_truth.csv"

@@ -1,0 +1,161 @@
+"""Converts BBT S01E01 face tracks to pdr_tf TFRecords (one "test" split; label and track id on every frame).
+
+Input: <input_dir>/tracks/<track id>/<frame index>.jpg (optional <name>.gt.npz beside a frame) and
+<input_dir>/tracklabels.ids: the header line CVHCI_TRACKLABELS_V1, then one `trackid name` line per track.
+Names are lower-cased; the five main identities (pdr_tf.formats.BBT_IDENTITIES) get label/id 0-4, any other
+labelled name is written with label/id -1 and its name. Each frame is centre-cropped
+(formats.FACE_CENTER_CROP of the shorter side) and resized to 64x64. Frames of tracks without a label, badly
+named files, files outside a track folder and unusable images are listed in rejects.jsonl.
+"""
+
+import sys
+
+from apache_beam.io.filesystems import FileSystems
+
+from beam_pipelines import common, runner
+from pdr_tf import formats
+
+DATASET = "bbt"
+SPLIT = "test"
+REASON_NO_LABEL = "track has no label"
+REASON_BAD_NAME = "malformed frame file name"
+REASON_NO_TRACK = "file outside a track folder"
+
+
+def track_key(track_id):
+    """Key matching track folders and label lines: numeric ids compare as numbers ("0007" == "7")."""
+    track_id = track_id.strip()
+    return str(int(track_id)) if track_id.isdigit() else track_id
+
+
+def parse_track_labels(text, path="<labels>"):
+    """Track labels from the text of a tracklabels.ids file.
+
+    Args:
+      text: file contents; the first non-empty line must be formats.BBT_LABELS_HEADER, then `trackid name` lines
+        (blank lines and lines starting with "#" are skipped).
+      path: file name used in error messages.
+
+    Returns:
+      Dict track_key(track id) -> lower-cased name.
+
+    Raises:
+      ValueError: wrong header, a line without a name, or one track given two different names.
+    """
+    lines = text.splitlines()
+    numbered = [(n, line.strip()) for n, line in enumerate(lines, 1) if line.strip()]
+    if not numbered or numbered[0][1] != formats.BBT_LABELS_HEADER:
+        raise ValueError(f"{path}: the first line must be {formats.BBT_LABELS_HEADER!r}")
+    labels = {}
+    for number, line in numbered[1:]:
+        if line.startswith("#"):
+            continue
+        parts = line.split(None, 1)
+        if len(parts) != 2:
+            raise ValueError(f"{path}:{number}: expected 'trackid name', got {line!r}")
+        key, name = track_key(parts[0]), parts[1].strip().lower()
+        if labels.get(key, name) != name:
+            raise ValueError(f"{path}:{number}: track {parts[0]} is labelled both {labels[key]!r} and {name!r}")
+        labels[key] = name
+    return labels
+
+
+def read_track_labels(path):
+    """parse_track_labels of a file; ValueError naming the path when it does not exist."""
+    if not FileSystems.exists(path):
+        raise ValueError(f"BBT track labels file {path} does not exist")
+    return parse_track_labels(common.read_bytes(path).decode("utf-8-sig"), path)
+
+
+class ParseBbtPath(common.RejectingDoFn):
+    """Item {"path", "gt_path"} -> item with "record" (track id, frame, label), or a reject."""
+
+    def __init__(self, labels, tracks_dir, strict=False):
+        super().__init__(strict)
+        self._labels = labels
+        self._tracks_dir = tracks_dir.rstrip("/")
+
+    def process(self, item):
+        path = item["path"]
+        relative = path[len(self._tracks_dir):].strip("/").split("/") if path.startswith(self._tracks_dir) else []
+        if len(relative) != 2:
+            yield self.reject(path, REASON_NO_TRACK)
+            return
+        track, filename = relative
+        match = formats.BBT_FRAME_FILENAME.match(filename)
+        if match is None:
+            yield self.reject(path, REASON_BAD_NAME)
+            return
+        name = self._labels.get(track_key(track))
+        if name is None:
+            yield self.reject(path, REASON_NO_LABEL)
+            return
+        label_id = formats.BBT_IDENTITIES.index(name) if name in formats.BBT_IDENTITIES else -1
+        yield dict(item, record={"track/id": track, "track/frame": int(match["frame"]), "label/id": label_id,
+                                 "label/name": name, "split": SPLIT})
+
+
+def input_patterns(input_dir):
+    """Glob patterns of the inputs: files in track folders and files directly in the tracks folder."""
+    tracks_dir = FileSystems.join(input_dir, formats.BBT_TRACKS_DIRNAME)
+    return [FileSystems.join(tracks_dir, "*"), FileSystems.join(tracks_dir, "*", "*")]
+
+
+def list_inputs(input_dir):
+    """Input items: files in track folders and files directly in the tracks folder (rejected later).
+
+    Raises:
+      ValueError: the tracks folder does not exist or holds no file.
+    """
+    tracks_dir = FileSystems.join(input_dir, formats.BBT_TRACKS_DIRNAME)
+    if not FileSystems.exists(tracks_dir):
+        raise ValueError(f"BBT tracks folder {tracks_dir} does not exist")
+    paths = [path for pattern in input_patterns(input_dir) for path in common.match_files(pattern)]
+    items = common.pair_ground_truth(sorted(paths))
+    if not items:
+        raise ValueError(f"BBT tracks folder {tracks_dir} holds no files")
+    return items
+
+
+def build_pipeline(pipeline, input_dir, output_dir, labels_file=None, strict=False, num_shards=0,
+                   images_per_shard=runner.DEFAULT_IMAGES_PER_SHARD, args=None):
+    """Adds the BBT conversion to `pipeline` (lists inputs to size the shards and reads the labels now).
+
+    Args:
+      pipeline: a beam.Pipeline.
+      input_dir: BBT root holding the tracks folder.
+      output_dir: output directory.
+      labels_file: tracklabels.ids; default <input_dir>/formats.BBT_LABELS_FILENAME.
+      strict, num_shards, images_per_shard, args: as in utkface.build_pipeline.
+
+    Returns:
+      Dict of PCollections (see common.build_conversion).
+    """
+    items = list_inputs(input_dir)
+    labels = read_track_labels(labels_file or FileSystems.join(input_dir, formats.BBT_LABELS_FILENAME))
+    tracks_dir = FileSystems.join(input_dir, formats.BBT_TRACKS_DIRNAME)
+    return common.build_conversion(
+        pipeline, dataset=DATASET, patterns=input_patterns(input_dir),
+        parse_fn=ParseBbtPath(labels, tracks_dir, strict), box_fn=common.center_box, output_dir=output_dir,
+        split_shards={SPLIT: common.shards_for(len(items), num_shards, images_per_shard)}, strict=strict,
+        args=args)
+
+
+def main(argv=None):
+    """Entry point: python -m beam_pipelines.bbt --input_dir DIR --output_dir DIR [Beam flags]."""
+    parser = runner.make_parser(DATASET, __doc__)
+    parser.add_argument("--labels_file", default=None,
+                        help=f"track labels (default <input_dir>/{formats.BBT_LABELS_FILENAME})")
+    args, beam_args = parser.parse_known_args(argv)
+    runner.setup_logging(args.log_level)
+
+    def build(pipeline):
+        build_pipeline(pipeline, args.input_dir, args.output_dir, labels_file=args.labels_file, strict=args.strict,
+                       num_shards=args.num_shards, images_per_shard=args.images_per_shard,
+                       args=runner.manifest_args(args, beam_args))
+
+    return runner.run_job(DATASET, build, args, beam_args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
