@@ -1,0 +1,196 @@
+"""Unsup3D reconstruction losses as pure per-example functions: photometric, perceptual, depth smoothness, total.
+
+Every loss returns a [B] tensor (the mean over that example's masked pixels and channels) and never reduces over the
+batch, so a trainer scales exactly once with `tf.nn.compute_average_loss(per_example, global_batch_size)`. Masked means
+are sum(loss * mask) / (sum(mask) * C + eps): an example whose mask is empty contributes 0. Confidence maps sigma enter
+as in Unsup3D, with a small epsilon (1e-7) inside divisions and logarithms.
+"""
+
+import dataclasses
+import math
+from typing import Mapping
+
+import gin
+import tensorflow as tf
+
+_EPS = 1e-7
+_SQRT2 = math.sqrt(2.0)
+
+
+def _check(tensor, name, rank):
+  tensor = tf.convert_to_tensor(tensor, dtype=tf.float32)
+  if tensor.shape.rank is not None and tensor.shape.rank != rank:
+    raise ValueError(f"{name} must have rank {rank}, got shape {tensor.shape}")
+  return tensor
+
+
+def _map(tensor, name, like):
+  """Checks a [B, H, W] or [B, H, W, 1] map against `like` [B, H, W, C] and returns it as [B, H, W, 1]."""
+  tensor = tf.convert_to_tensor(tensor, dtype=tf.float32)
+  if tensor.shape.rank == 3:
+    tensor = tensor[..., None]
+  if tensor.shape.rank != 4 or tensor.shape[-1] not in (1, None):
+    raise ValueError(f"{name} must be [B, H, W] or [B, H, W, 1], got shape {tensor.shape}")
+  if not tensor.shape[:3].is_compatible_with(like.shape[:3]):
+    raise ValueError(f"{name} spatial shape {tensor.shape[:3]} does not match {like.shape[:3]}")
+  return tensor
+
+
+def _masked_mean(loss, mask):
+  """[B, H, W, C] loss and [B, H, W, 1] mask -> [B] mean over the masked pixels and all channels."""
+  channels = tf.cast(tf.shape(loss)[-1], loss.dtype)
+  numerator = tf.reduce_sum(loss * mask, axis=[1, 2, 3])
+  return numerator / (tf.reduce_sum(mask, axis=[1, 2, 3]) * channels + _EPS)
+
+
+def photometric_l1(recon, target, mask, conf=None, name="photometric_l1") -> tf.Tensor:
+  """Masked photometric L1, or its Laplacian negative log-likelihood when a confidence map is given.
+
+  Args:
+    recon: [B, H, W, C] reconstructed image in [-1, 1].
+    target: [B, H, W, C] input image in [-1, 1].
+    mask: [B, H, W] or [B, H, W, 1] weights in {0, 1} (fractions allowed), broadcast over channels.
+    conf: optional sigma [B, H, W] or [B, H, W, 1], positive.
+
+  Returns:
+    [B] masked mean of |recon - target| without conf, or of sqrt(2) |recon - target| / sigma + log sigma with it.
+  """
+  with tf.name_scope(name):
+    recon, target = _check(recon, "recon", 4), _check(target, "target", 4)
+    if not recon.shape.is_compatible_with(target.shape):
+      raise ValueError(f"recon {recon.shape} and target {target.shape} must have the same shape")
+    loss = tf.abs(recon - target)
+    if conf is not None:
+      sigma = _map(conf, "conf", recon)
+      loss = loss * _SQRT2 / (sigma + _EPS) + tf.math.log(sigma + _EPS)
+    return _masked_mean(loss, _map(mask, "mask", recon))
+
+
+def downsample_mask(mask, size: int) -> tf.Tensor:
+  """Average-pools a [B, H, W] (or [B, H, W, 1]) mask to [B, size, size, 1]; H must be a multiple of size."""
+  mask = tf.convert_to_tensor(mask, dtype=tf.float32)
+  if mask.shape.rank == 3:
+    mask = mask[..., None]
+  height, width = mask.shape[1], mask.shape[2]
+  if mask.shape.rank != 4 or height is None or height != width or height % size:
+    raise ValueError(f"mask must be a square [B, H, W] map with H a multiple of {size}, got shape {mask.shape}")
+  factor = height // size
+  if factor == 1:
+    return mask
+  return tf.nn.avg_pool2d(mask, factor, factor, "VALID")
+
+
+def perceptual_nll(feat_recon, feat_target, mask, conf=None, name="perceptual_nll") -> tf.Tensor:
+  """Masked perceptual loss on feature maps, or its Gaussian negative log-likelihood with a confidence map.
+
+  Args:
+    feat_recon: [B, h, w, C] features of the reconstruction (VGG16 relu3_3: h = w = 16 at 64x64 input).
+    feat_target: [B, h, w, C] features of the input image.
+    mask: [B, h, w] mask at feature resolution, or a [B, H, W] mask with H a multiple of h, which is average-pooled
+      to h x h (Unsup3D pools the 64x64 mask by 4); [B, ..., 1] also accepted.
+    conf: optional sigma [B, h, w] or [B, h, w, 1], positive.
+
+  Returns:
+    [B] masked mean over pixels and channels of (Δf)^2 without conf, or of (Δf)^2 / (2 sigma^2) + log sigma with it.
+  """
+  with tf.name_scope(name):
+    feat_recon, feat_target = _check(feat_recon, "feat_recon", 4), _check(feat_target, "feat_target", 4)
+    if not feat_recon.shape.is_compatible_with(feat_target.shape):
+      raise ValueError(f"feat_recon {feat_recon.shape} and feat_target {feat_target.shape} must have the same shape")
+    loss = tf.square(feat_recon - feat_target)
+    if conf is not None:
+      sigma = _map(conf, "conf", feat_recon)
+      loss = loss / (2.0 * tf.square(sigma) + _EPS) + tf.math.log(sigma + _EPS)
+    mask = downsample_mask(mask, feat_recon.shape[1]) if feat_recon.shape[1] is not None else mask
+    return _masked_mean(loss, _map(mask, "mask", feat_recon))
+
+
+def depth_smoothness(depth, name="depth_smoothness") -> tf.Tensor:
+  """Total variation of a canonical depth map: mean |horizontal| plus mean |vertical| first differences.
+
+  Unsup3D's released code has no smoothness term; the PDR cars setting uses one (λ_smooth 0.1). This is the
+  anisotropic total variation of the whole canonical depth (no mask: the canonical view has no visibility mask).
+
+  Args:
+    depth: [B, H, W] canonical depth (scene units).
+
+  Returns:
+    [B] mean_{i,j} |d[i, j+1] - d[i, j]| + mean_{i,j} |d[i+1, j] - d[i, j]| (scene units per pixel).
+  """
+  with tf.name_scope(name):
+    depth = _check(depth, "depth", 3)
+    horizontal = tf.reduce_mean(tf.abs(depth[:, :, 1:] - depth[:, :, :-1]), axis=[1, 2])
+    vertical = tf.reduce_mean(tf.abs(depth[:, 1:, :] - depth[:, :-1, :]), axis=[1, 2])
+    return horizontal + vertical
+
+
+@gin.configurable
+@dataclasses.dataclass(frozen=True)
+class ReconstructionWeights:
+  """Weights of the Unsup3D reconstruction loss; the defaults are the faces setting.
+
+  Faces (UTKFace): λ_flip 0.5, λ_perc 1, λ_smooth 0, confidence on. Cars (ShapeNet): λ_flip 1, λ_perc 0.01,
+  λ_smooth 0.1, confidence off (`ReconstructionWeights.cars()`). A model without VGG16 weights sets λ_perc to 0
+  (`dataclasses.replace(weights, lambda_perc=0.0)`).
+  """
+
+  lambda_flip: float = 0.5
+  lambda_perc: float = 1.0
+  lambda_smooth: float = 0.0
+  use_confidence: bool = True
+
+  def __post_init__(self):
+    for field in ("lambda_flip", "lambda_perc", "lambda_smooth"):
+      value = getattr(self, field)
+      if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value < 0:
+        raise ValueError(f"ReconstructionWeights.{field} must be a finite number >= 0, got {value!r}")
+    if not isinstance(self.use_confidence, bool):
+      raise ValueError(f"ReconstructionWeights.use_confidence must be a bool, got {self.use_confidence!r}")
+
+  @classmethod
+  def faces(cls) -> "ReconstructionWeights":
+    return cls(lambda_flip=0.5, lambda_perc=1.0, lambda_smooth=0.0, use_confidence=True)
+
+  @classmethod
+  def cars(cls) -> "ReconstructionWeights":
+    return cls(lambda_flip=1.0, lambda_perc=0.01, lambda_smooth=0.1, use_confidence=False)
+
+
+# Term name -> the weight multiplying it, as a function of the weights.
+_TERM_WEIGHTS = {
+    "l1": lambda w: 1.0,
+    "l1_flip": lambda w: w.lambda_flip,
+    "perc": lambda w: w.lambda_perc,
+    "perc_flip": lambda w: w.lambda_perc * w.lambda_flip,
+    "smooth": lambda w: w.lambda_smooth,
+}
+
+
+def reconstruction_loss(terms: Mapping[str, tf.Tensor], weights: ReconstructionWeights,
+                        name="reconstruction_loss") -> tf.Tensor:
+  """Total reconstruction loss L1 + λ_flip L1_flip + λ_perc (L_perc + λ_flip L_perc_flip) + λ_smooth L_smooth.
+
+  Args:
+    terms: per-example [B] losses under the keys "l1", "l1_flip", "perc", "perc_flip", "smooth". "l1" is required;
+      any other term may be left out only when its weight is 0 (e.g. "perc" when perceptual features are off).
+    weights: the λs.
+
+  Returns:
+    [B] weighted sum.
+  """
+  unknown = set(terms) - set(_TERM_WEIGHTS)
+  if unknown:
+    raise ValueError(f"unknown reconstruction terms {sorted(unknown)}; expected keys among {sorted(_TERM_WEIGHTS)}")
+  if "l1" not in terms:
+    raise ValueError("terms must contain 'l1' (the photometric loss of the original reconstruction)")
+  with tf.name_scope(name):
+    total = None
+    for key, weight_of in _TERM_WEIGHTS.items():
+      weight = float(weight_of(weights))
+      if weight == 0.0:
+        continue  # skipped even when present, so a disabled term cannot leak NaNs into the total
+      if key not in terms:
+        raise ValueError(f"term '{key}' has weight {weight} but is missing from terms {sorted(terms)}")
+      value = _check(terms[key], f"terms['{key}']", 1)
+      total = value * weight if total is None else total + value * weight
+    return total
