@@ -7,6 +7,7 @@ INSTALL_REQUIRES = [
     # tensorflow-addons, which pdr_tf never imports (end of life, broken on Keras 3).
     "tensorflow==2.21.0",
     "tensorflow-graphics==2021.12.3",
+    "tensorboard>=2.16",  # tf.summary needs it; TensorFlow 2.21 no longer depends on it
     "keras>=3.15,<4",
     "gin-config>=0.5",
     "apache-beam[tfrecord]==2.77.0",

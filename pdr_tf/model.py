@@ -1,0 +1,174 @@
+"""The de-renderer: one network per physical property, the Unsup3D renderer, and named outputs.
+
+`DeRenderer` predicts canonical depth, albedo, light, view (and optionally confidence maps) from a [B, 64, 64, 3]
+image in [-1, 1], renders the scene and its horizontal mirror, and returns a dict. Its per-property features are
+the physically disentangled representations (PDRs): the depth and albedo bottlenecks and the light and view
+encoders' last conv features.
+"""
+
+import logging
+import os
+from typing import Dict, Optional
+
+import gin
+import keras
+import tensorflow as tf
+
+from pdr_tf import geometry
+from pdr_tf import networks
+from pdr_tf import renderer as renderer_lib
+from pdr_tf import scene
+from pdr_tf.gin_utils import keras_configurable
+
+logger = logging.getLogger(__name__)
+
+FEATURE_KEYS = ("depth", "albedo", "light", "view")
+OPERATIVE_CONFIG = "operative_config.gin"
+CHECKPOINT_DIR = "checkpoints"
+
+
+@keras_configurable
+class DeRenderer(keras.Model):
+  """Unsup3D-style de-renderer with per-property encoders.
+
+  Args:
+    nf: base width of the depth and albedo encoder-decoders (paper 64).
+    zdim: their bottleneck width, the depth and albedo feature size (paper 256).
+    encoder_nf: base width of the light and view encoders (paper 32; features are 8 * encoder_nf wide).
+    use_confidence: predict confidence maps (faces) or not (cars).
+    conf_zdim: bottleneck of the confidence network (paper 128).
+    renderer: a `renderer.Renderer` (gin-configured one by default).
+    ranges: a `scene.SceneRanges` (gin-configured one by default).
+  """
+
+  def __init__(self, nf=64, zdim=256, encoder_nf=32, use_confidence=False, conf_zdim=128, renderer=None,
+               ranges=None, name="de_renderer", **kwargs):
+    super().__init__(name=name, **kwargs)
+    self.nf, self.zdim, self.encoder_nf = nf, zdim, encoder_nf
+    self.use_confidence, self.conf_zdim = use_confidence, conf_zdim
+    self.renderer = renderer if renderer is not None else renderer_lib.Renderer()
+    self.ranges = ranges if ranges is not None else scene.SceneRanges()
+    self.depth_net = networks.EncoderDecoder(out_channels=1, activation=None, nf=nf, zdim=zdim, name="depth_net")
+    self.albedo_net = networks.EncoderDecoder(out_channels=3, activation="tanh", nf=nf, zdim=zdim, name="albedo_net")
+    self.light_net = networks.ConvEncoder(out_dim=4, nf=encoder_nf, name="light_net")
+    self.view_net = networks.ConvEncoder(out_dim=6, nf=encoder_nf, name="view_net")
+    self.conf_net = networks.ConfNet(nf=nf, zdim=conf_zdim, name="conf_net") if use_confidence else None
+
+  @property
+  def image_size(self) -> int:
+    return self.renderer.image_size
+
+  def predict_scene(self, images, training=False) -> Dict[str, tf.Tensor]:
+    """Runs the four property networks.
+
+    Args:
+      images: [B, 64, 64, 3] in [-1, 1].
+
+    Returns:
+      dict: depth [B,S,S] canonical depth; albedo [B,S,S,3] in [-1,1]; light [B,4]; view [B,6];
+      features {depth, albedo, light, view} -> [B, D]; and conf_l1 [B,S,S,2], conf_perc [B,S/4,S/4,2] when
+      confidence is on.
+    """
+    depth = self.depth_net(images, training=training)
+    albedo = self.albedo_net(images, training=training)
+    light = self.light_net(images, training=training)
+    view = self.view_net(images, training=training)
+    out = {
+        "depth": scene.depth_from_raw(depth["output"], self.ranges),
+        "albedo": albedo["output"],
+        "light": scene.light_from_raw(light["output"], self.ranges),
+        "view": scene.view_from_raw(view["output"], self.ranges),
+        "features": {"depth": depth["features"], "albedo": albedo["features"], "light": light["features"],
+                     "view": view["features"]},
+    }
+    if self.conf_net is not None:
+      out.update(self.conf_net(images, training=training))
+    return out
+
+  def encode(self, images, training=False) -> Dict[str, tf.Tensor]:
+    """PDR features: {"depth", "albedo", "light", "view"} -> [B, D] for [B, 64, 64, 3] images in [-1, 1]."""
+    depth = self.depth_net(images, training=training)["features"]
+    albedo = self.albedo_net(images, training=training)["features"]
+    light = self.light_net(images, training=training)["features"]
+    view = self.view_net(images, training=training)["features"]
+    return {"depth": depth, "albedo": albedo, "light": light, "view": view}
+
+  def call(self, images, training=False):
+    """Predicts the scene and renders it and its mirror.
+
+    Returns:
+      `predict_scene`'s dict plus canon_normal, canon_shading, canon_diffuse, canon_image, recon_depth,
+      recon_image, mask (each for the original), recon_image_flip, mask_flip (the mirrored scene) and
+      mask_both = mask * mask_flip (no gradient).
+    """
+    images = tf.convert_to_tensor(images, tf.float32)
+    out = self.predict_scene(images, training=training)
+    batch = tf.shape(images)[0]
+    rendered = self.renderer.render(*renderer_lib.flip_pair(out["depth"], out["albedo"], out["light"], out["view"]))
+    for key in ("canon_normal", "canon_shading", "canon_diffuse", "canon_image", "recon_depth", "recon_image",
+                "mask"):
+      out[key] = rendered[key][:batch]
+    out["recon_image_flip"] = rendered["recon_image"][batch:]
+    out["mask_flip"] = rendered["mask"][batch:]
+    out["mask_both"] = tf.stop_gradient(out["mask"] * out["mask_flip"])
+    return out
+
+  def de_render(self, images, training=False) -> Dict[str, tf.Tensor]:
+    """Scene parameters and the reconstruction, without the mirrored render (for serving and evaluation).
+
+    Returns:
+      depth [B,S,S], albedo [B,S,S,3], light [B,4], view [B,6], recon_image [B,S,S,3], recon_depth [B,S,S],
+      mask [B,S,S].
+    """
+    out = self.predict_scene(images, training=training)
+    rendered = self.renderer.render(out["depth"], out["albedo"], out["light"], out["view"])
+    return {"depth": out["depth"], "albedo": out["albedo"], "light": out["light"], "view": out["view"],
+            "recon_image": rendered["recon_image"], "recon_depth": rendered["recon_depth"],
+            "mask": rendered["mask"]}
+
+  def render(self, depth, albedo, light, view) -> Dict[str, tf.Tensor]:
+    """Renders given scene parameters with this model's renderer (for LOOCC and visualisation)."""
+    return self.renderer.render(depth, albedo, light, view)
+
+  def build_for_inference(self) -> None:
+    """Creates every variable by running a dummy batch."""
+    self(tf.zeros([1, self.image_size, self.image_size, 3]))
+
+  def get_config(self):
+    return {"nf": self.nf, "zdim": self.zdim, "encoder_nf": self.encoder_nf, "use_confidence": self.use_confidence,
+            "conf_zdim": self.conf_zdim, "name": self.name}
+
+
+def normals_for_display(depth, model: DeRenderer) -> tf.Tensor:
+  """[B,S,S,3] normals of a depth map mapped to [0, 1] for image summaries."""
+  return geometry.normals_from_depth(depth, model.renderer.intrinsics) * 0.5 + 0.5
+
+
+def restore_from_workdir(workdir: str, step: Optional[int] = None) -> DeRenderer:
+  """Rebuilds the model from a training work dir's operative gin config and restores a checkpoint.
+
+  Args:
+    workdir: a directory written by `python -m pdr_tf.train`.
+    step: checkpoint step to restore; the latest by default.
+
+  Returns:
+    The restored DeRenderer with all variables built.
+  """
+  config_path = os.path.join(workdir, OPERATIVE_CONFIG)
+  checkpoint_dir = os.path.join(workdir, CHECKPOINT_DIR)
+  if not os.path.isfile(config_path):
+    raise FileNotFoundError(f"{config_path} not found: is {workdir!r} a pdr_tf training work dir? "
+                            "Train one with `python -m pdr_tf.train --gin_file=gin/cars_light_view.gin`.")
+  if step is None:
+    checkpoint = tf.train.latest_checkpoint(checkpoint_dir)
+  else:
+    checkpoint = os.path.join(checkpoint_dir, f"ckpt-{step}")
+  if checkpoint is None or not tf.io.gfile.glob(checkpoint + ".index"):
+    raise FileNotFoundError(f"no checkpoint {'at step ' + str(step) if step else ''} in {checkpoint_dir}")
+  with gin.unlock_config():
+    gin.parse_config_file(config_path, skip_unknown=True)
+  model = DeRenderer()
+  model.build_for_inference()
+  tf.train.Checkpoint(model=model).restore(checkpoint).expect_partial()
+  logger.info("Restored %s", checkpoint)
+  return model

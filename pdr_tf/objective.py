@@ -1,0 +1,124 @@
+"""The training objective: Unsup3D reconstruction loss plus λ · LOOCC, as per-example losses.
+
+Every term is a [B] per-example tensor, so the trainer scales the total exactly once with
+`tf.nn.compute_average_loss(per_example, global_batch_size)` under any distribution strategy. LOOCC negatives come
+from all replicas through `loocc.nt_xent`.
+
+LOOCC step (REFERENCE.md section 4): perturb the predicted light or view (one choice per step, the same on every
+replica), re-render x_aug with every other parameter kept, encode x_aug with all encoders, and contrast the
+unchanged properties' features of x and x_aug. Pixels the re-render does not cover keep the input image, so only
+the perturbed property changes. By default x_aug is treated as data (no gradient through the re-render), so LOOCC
+trains the encoders; `backprop_through_render=True` also lets it move the predicted scene.
+"""
+
+import dataclasses
+import logging
+from typing import Dict
+
+import gin
+import tensorflow as tf
+
+from pdr_tf import losses
+from pdr_tf import loocc
+from pdr_tf import perceptual
+
+logger = logging.getLogger(__name__)
+
+
+@gin.configurable
+class Objective:
+  """Computes per-example loss terms for a batch.
+
+  Args:
+    weights: reconstruction loss weights (gin: ReconstructionWeights).
+    loocc_config: LOOCC settings (gin: LooccConfig).
+    perceptual_features: a `perceptual.PerceptualFeatures`; disabled (and λ_perc forced to 0) when it has no
+      weights file.
+    backprop_through_render: let LOOCC gradients flow through the re-rendered x_aug into the predicted scene.
+  """
+
+  def __init__(self, weights=None, loocc_config=None, perceptual_features=None, backprop_through_render=False):
+    self.weights = weights if weights is not None else losses.ReconstructionWeights()
+    self.loocc = loocc_config if loocc_config is not None else loocc.LooccConfig()
+    self.perceptual = perceptual_features if perceptual_features is not None else perceptual.PerceptualFeatures()
+    if self.weights.lambda_perc > 0 and not self.perceptual.enabled:
+      logger.warning("Perceptual loss off (lambda_perc %.3g -> 0): no VGG16 weights file configured.",
+                     self.weights.lambda_perc)
+      self.weights = dataclasses.replace(self.weights, lambda_perc=0.0)
+    self.backprop_through_render = backprop_through_render
+
+  def reconstruction_terms(self, images, out) -> Dict[str, tf.Tensor]:
+    """Per-example reconstruction terms: l1, l1_flip, and perc, perc_flip, smooth where their weight is non-zero."""
+    mask = out["mask_both"]
+    conf = self.weights.use_confidence and "conf_l1" in out
+    terms = {
+        "l1": losses.photometric_l1(out["recon_image"], images, mask, out["conf_l1"][..., 0:1] if conf else None),
+        "l1_flip": losses.photometric_l1(out["recon_image_flip"], images, mask,
+                                         out["conf_l1"][..., 1:2] if conf else None),
+    }
+    if self.weights.lambda_perc > 0:
+      target = tf.stop_gradient(self.perceptual(images))
+      conf_perc = self.weights.use_confidence and "conf_perc" in out
+      terms["perc"] = losses.perceptual_nll(self.perceptual(out["recon_image"]), target, mask,
+                                            out["conf_perc"][..., 0:1] if conf_perc else None)
+      terms["perc_flip"] = losses.perceptual_nll(self.perceptual(out["recon_image_flip"]), target, mask,
+                                                 out["conf_perc"][..., 1:2] if conf_perc else None)
+    if self.weights.lambda_smooth > 0:
+      terms["smooth"] = losses.depth_smoothness(out["depth"])
+    return terms
+
+  def augment(self, model, images, out, seed) -> Dict[str, tf.Tensor]:
+    """Renders x_aug with the light or the view perturbed.
+
+    Args:
+      model: the DeRenderer.
+      images: [B, S, S, 3] inputs.
+      out: the model's outputs for `images`.
+      seed: [2] int seed of this step (the same on every replica).
+
+    Returns:
+      dict: image [B,S,S,3] (x_aug), perturb_view (scalar bool), light [B,4], view [B,6], mask [B,S,S].
+    """
+    perturb_view = loocc.choose_perturbation(self.loocc.mode, seed)
+    noise_seed = loocc.replica_seed(tf.random.experimental.stateless_fold_in(seed, 1))
+    light = tf.where(perturb_view, out["light"],
+                     loocc.perturb_light(out["light"], self.loocc, noise_seed, model.ranges.ka_range,
+                                         model.ranges.kd_range))
+    view = tf.where(perturb_view, loocc.perturb_view(out["view"], self.loocc, noise_seed), out["view"])
+    scene_in = [out["depth"], out["albedo"], light, view]
+    if not self.backprop_through_render:
+      scene_in = [tf.stop_gradient(x) for x in scene_in]
+    rendered = model.render(*scene_in)
+    mask = rendered["mask"][..., None]
+    image = rendered["recon_image"] * mask + images * (1.0 - mask)
+    return {"image": image, "perturb_view": perturb_view, "light": light, "view": view, "mask": rendered["mask"]}
+
+  def __call__(self, model, images, seed, training=True) -> Dict[str, tf.Tensor]:
+    """Forward pass and every per-example term.
+
+    Args:
+      model: the DeRenderer.
+      images: [B, S, S, 3] in [-1, 1] (this replica's batch).
+      seed: [2] int seed of this step.
+      training: forwarded to the model.
+
+    Returns:
+      dict of [B] tensors: total, recon, each reconstruction term, and with LOOCC on: loocc, loocc_accuracy; plus
+      "outputs" (the model's dict) and "augmented" (x_aug's dict) for summaries.
+    """
+    out = model(images, training=training)
+    terms = self.reconstruction_terms(images, out)
+    recon = losses.reconstruction_loss(terms, self.weights)
+    result = dict(terms)
+    result.update({"recon": recon, "total": recon, "outputs": out})
+    if self.loocc.enabled:
+      augmented = self.augment(model, images, out, seed)
+      features_aug = model.encode(augmented["image"], training=training)
+      z_a = loocc.leave_one_out_features(out["features"], augmented["perturb_view"])
+      z_b = loocc.leave_one_out_features(features_aug, augmented["perturb_view"])
+      contrast = loocc.nt_xent(z_a, z_b, self.loocc.temperature)
+      result["loocc"] = contrast["per_example_loss"]
+      result["loocc_accuracy"] = contrast["accuracy"]
+      result["total"] = recon + self.loocc.weight * contrast["per_example_loss"]
+      result["augmented"] = augmented
+    return result

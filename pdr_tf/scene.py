@@ -1,0 +1,94 @@
+"""Maps the networks' raw outputs to physical scene parameters (REFERENCE.md section 1): pure functions.
+
+Depth: subtract the per-image mean, tanh, map [-1, 1] to [min_depth, max_depth], and pin the two left and right
+border columns to `border_depth`. Light: [B, 4] raw in [-1, 1] to (ka, kd, lx, ly), ka and kd mapped to their ranges
+and the direction components kept (direction = normalize([lx, ly, 1])). View: [B, 6] raw in [-1, 1] to rotations
+(rx, ry, rz) = raw * rotation range (radians) and translations (tx, ty, tz) = raw * (xy, xy, z) ranges.
+"""
+
+import dataclasses
+import math
+from typing import Tuple
+
+import gin
+import tensorflow as tf
+
+
+@gin.configurable
+@dataclasses.dataclass(frozen=True)
+class SceneRanges:
+  """Ranges of the physical scene parameters. Defaults are the cars setting; faces use border_depth 1.04 and
+  kd_range (0, 1).
+
+  Attributes:
+    min_depth, max_depth: canonical depth range.
+    border_depth: depth of the 2-pixel left/right border columns.
+    ka_range, kd_range: ambient and diffuse strength ranges.
+    rotation_range_degrees: |rx|, |ry|, |rz| bound.
+    xy_translation_range, z_translation_range: |tx|, |ty| and |tz| bounds.
+  """
+
+  min_depth: float = 0.9
+  max_depth: float = 1.1
+  border_depth: float = 1.08
+  ka_range: Tuple[float, float] = (0.0, 1.0)
+  kd_range: Tuple[float, float] = (0.5, 1.0)
+  rotation_range_degrees: float = 60.0
+  xy_translation_range: float = 0.1
+  z_translation_range: float = 0.0
+
+  def __post_init__(self):
+    if not 0 < self.min_depth < self.max_depth:
+      raise ValueError(f"SceneRanges needs 0 < min_depth < max_depth, got {self.min_depth}, {self.max_depth}")
+    if not self.min_depth <= self.border_depth <= self.max_depth:
+      raise ValueError(f"SceneRanges.border_depth {self.border_depth} must lie in [min_depth, max_depth]")
+    for name in ("ka_range", "kd_range"):
+      lo, hi = getattr(self, name)
+      if not lo <= hi:
+        raise ValueError(f"SceneRanges.{name} must be (low, high) with low <= high, got {(lo, hi)}")
+
+
+def map_range(x, low, high):
+  """Maps x in [-1, 1] linearly to [low, high]."""
+  return low + (x + 1.0) / 2.0 * (high - low)
+
+
+def depth_from_raw(raw, ranges: SceneRanges, name="depth_from_raw") -> tf.Tensor:
+  """Canonical depth from the depth network's raw output.
+
+  Args:
+    raw: [B, H, W, 1] or [B, H, W] unbounded.
+    ranges: scene ranges.
+
+  Returns:
+    [B, H, W] depth in [min_depth, max_depth], border columns at border_depth.
+  """
+  with tf.name_scope(name):
+    raw = tf.convert_to_tensor(raw, tf.float32)
+    if raw.shape.rank == 4:
+      raw = raw[..., 0]
+    if raw.shape.rank != 3:
+      raise ValueError(f"raw depth must be [B, H, W] or [B, H, W, 1], got {raw.shape}")
+    depth = tf.tanh(raw - tf.reduce_mean(raw, axis=[1, 2], keepdims=True))
+    depth = map_range(depth, ranges.min_depth, ranges.max_depth)
+    width = raw.shape[2]
+    border = tf.constant([1.0] * 2 + [0.0] * (width - 4) + [1.0] * 2, tf.float32)
+    return depth * (1.0 - border) + ranges.border_depth * border
+
+
+def light_from_raw(raw, ranges: SceneRanges, name="light_from_raw") -> tf.Tensor:
+  """[B, 4] raw light in [-1, 1] -> [B, 4] (ka, kd, lx, ly)."""
+  with tf.name_scope(name):
+    raw = tf.convert_to_tensor(raw, tf.float32)
+    ka = map_range(raw[:, 0:1], *ranges.ka_range)
+    kd = map_range(raw[:, 1:2], *ranges.kd_range)
+    return tf.concat([ka, kd, raw[:, 2:4]], axis=1)
+
+
+def view_from_raw(raw, ranges: SceneRanges, name="view_from_raw") -> tf.Tensor:
+  """[B, 6] raw view in [-1, 1] -> [B, 6] (rx, ry, rz radians, tx, ty, tz)."""
+  with tf.name_scope(name):
+    raw = tf.convert_to_tensor(raw, tf.float32)
+    scale = tf.constant([math.radians(ranges.rotation_range_degrees)] * 3 +
+                        [ranges.xy_translation_range] * 2 + [ranges.z_translation_range], tf.float32)
+    return raw * scale

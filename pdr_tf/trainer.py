@@ -1,0 +1,242 @@
+"""Custom distributed training loop for the de-renderer: begin (build, restore), steps (many per tf.function), end.
+
+Keras 3 `fit` fails under MultiWorkerMirroredStrategy (STACK.md), so training is a custom loop: `strategy.run` of a
+step that computes per-example losses, scales them once with `tf.nn.compute_average_loss` over the global batch and
+applies gradients (Keras 3's `apply_gradients` sums across replicas). `steps_per_loop` steps run inside one
+`tf.function` call. Checkpoints go through `tf.train.CheckpointManager`; a restarted run resumes at the saved step
+with the saved optimizer state. A non-finite loss stops the run with `NonFiniteLossError` before anything is saved,
+so the last checkpoint stays the last good one.
+"""
+
+import logging
+import os
+import time
+from typing import Dict, Optional, Sequence
+
+import gin
+import keras
+import numpy as np
+import tensorflow as tf
+from tqdm import tqdm
+
+from pdr_tf import datasets
+from pdr_tf import input_pipeline
+from pdr_tf import model as model_lib
+from pdr_tf import objective as objective_lib
+from pdr_tf import strategies
+from pdr_tf import summaries
+
+logger = logging.getLogger(__name__)
+
+_SCALARS = ("total", "recon", "l1", "l1_flip", "perc", "perc_flip", "smooth", "loocc", "loocc_accuracy")
+
+
+class NonFiniteLossError(RuntimeError):
+  """Training produced a NaN or infinite loss; the message names the step and the last good checkpoint."""
+
+
+@gin.configurable
+class Trainer:
+  """Trains a DeRenderer with LOOCC under a tf.distribute strategy.
+
+  Args:
+    workdir: where checkpoints, logs, the operative gin config and the export go.
+    data_dir: TFRecords written by a Beam job (train split).
+    synthetic_world: when set ("cars", "faces", "bbt") and data_dir has no data, the embedded synthetic world is
+      generated and converted there first; when None, missing data is an error naming the command that creates it.
+    train_steps: total optimizer steps.
+    global_batch_size: images per step over all replicas.
+    learning_rate, weight_decay: AdamW settings.
+    steps_per_loop: steps per tf.function call (and per progress/NaN check).
+    checkpoint_every: steps between checkpoints (rounded to loops).
+    keep_checkpoints: how many checkpoints to keep.
+    summary_every: steps between scalar summaries; image_summary_every: between image grids (0: never).
+    strategy, devices, tpu: see `strategies.make_strategy`.
+    seed: base seed for initialisation, data order and LOOCC draws.
+    jit_compile: compile the training step with XLA (needs an XLA-capable rasterizer backend).
+    export_at_end: write a SavedModel into <workdir>/export when training ends.
+    inject_nan_at_step: testing hook: makes the loss NaN from this step on, to exercise the failure path.
+    progress: show a tqdm progress bar.
+  """
+
+  def __init__(self, workdir, data_dir="data/cars/tfrecords", synthetic_world: Optional[str] = "cars",
+               train_steps=1000, global_batch_size=64, learning_rate=1e-4, weight_decay=5e-4, steps_per_loop=10,
+               checkpoint_every=500, keep_checkpoints=3, summary_every=10, image_summary_every=500,
+               strategy="auto", devices: Optional[Sequence[str]] = None, tpu: Optional[str] = None, seed=0,
+               jit_compile=False, export_at_end=True, inject_nan_at_step: Optional[int] = None, progress=True):
+    if train_steps < 1 or global_batch_size < 1 or steps_per_loop < 1:
+      raise ValueError("train_steps, global_batch_size and steps_per_loop must be positive")
+    self.workdir, self.data_dir, self.synthetic_world = workdir, data_dir, synthetic_world
+    self.train_steps, self.global_batch_size = int(train_steps), int(global_batch_size)
+    self.learning_rate, self.weight_decay = learning_rate, weight_decay
+    self.steps_per_loop = int(steps_per_loop)
+    self.checkpoint_every, self.keep_checkpoints = int(checkpoint_every), int(keep_checkpoints)
+    self.summary_every, self.image_summary_every = int(summary_every), int(image_summary_every)
+    self.strategy_name, self.devices, self.tpu, self.seed = strategy, devices, tpu, int(seed)
+    self.jit_compile, self.export_at_end, self.progress = jit_compile, export_at_end, progress
+    self.inject_nan_at_step = inject_nan_at_step
+
+  # ------------------------------------------------------------------------------------------------ begin
+  def begin(self) -> None:
+    """Prepares data, builds strategy, model, optimizer and checkpoints, and restores the latest checkpoint."""
+    os.makedirs(self.workdir, exist_ok=True)
+    if self.synthetic_world:
+      datasets.ensure_synthetic(self.synthetic_world, self.data_dir)
+    input_pipeline.list_shards(self.data_dir, "train")  # clear error naming the path and the command
+    self.strategy = strategies.make_strategy(self.strategy_name, self.devices, self.tpu)
+    self.chief = strategies.is_chief(self.strategy)
+    logger.info("Strategy %s with %d replica(s)%s", type(self.strategy).__name__,
+                self.strategy.num_replicas_in_sync, "" if self.chief else " (non-chief worker)")
+    keras.utils.set_random_seed(self.seed)
+    with self.strategy.scope():
+      self.model = model_lib.DeRenderer()
+      self.model.build_for_inference()
+      self.objective = objective_lib.Objective()
+      self.optimizer = keras.optimizers.AdamW(learning_rate=self.learning_rate, weight_decay=self.weight_decay)
+      self.optimizer.build(self.model.trainable_variables)
+      self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
+    self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, step=self.step)
+    checkpoint_dir = strategies.worker_dir(os.path.join(self.workdir, model_lib.CHECKPOINT_DIR), self.strategy)
+    self.manager = tf.train.CheckpointManager(self.checkpoint, checkpoint_dir, max_to_keep=self.keep_checkpoints,
+                                              step_counter=self.step)
+    real_dir = os.path.join(self.workdir, model_lib.CHECKPOINT_DIR)
+    latest = tf.train.latest_checkpoint(real_dir)
+    if latest:
+      self.checkpoint.restore(latest)
+      logger.info("Resumed from %s at step %d", latest, int(self.step.numpy()))
+    self.preemption = None
+    if isinstance(self.strategy, tf.distribute.MultiWorkerMirroredStrategy):
+      self.preemption = tf.distribute.experimental.PreemptionCheckpointHandler(
+          self.strategy.cluster_resolver, self.manager)
+    self._write_operative_config()
+    self.writer = (tf.summary.create_file_writer(os.path.join(self.workdir, "logs", "train")) if self.chief
+                   else tf.summary.create_noop_writer())
+    self.dataset = input_pipeline.make_distributed_dataset(self.strategy, self.data_dir, "train",
+                                                           self.global_batch_size, training=True, seed=self.seed)
+    self.iterator = iter(self.dataset)
+    # XLA compiles the forward and backward pass; the optimizer update stays outside it.
+    self._compute_gradients = tf.function(self._gradients, jit_compile=True) if self.jit_compile else self._gradients
+    self._train_loop = self._make_train_loop()
+
+  def _write_operative_config(self) -> None:
+    if self.chief:
+      with open(os.path.join(self.workdir, model_lib.OPERATIVE_CONFIG), "w") as f:
+        f.write(gin.operative_config_str())
+
+  # ------------------------------------------------------------------------------------------------ steps
+  def _step_seed(self, step):
+    return tf.stack([tf.constant(self.seed, tf.int64), tf.cast(step, tf.int64)])
+
+  def _replica_step(self, batch, seed, step):
+    grads, sums = self._compute_gradients(batch["image"], seed, step)
+    self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
+    return sums
+
+  def _gradients(self, images, seed, step):
+    """Per-replica gradients of the once-scaled loss, and the per-replica sums of every scalar term."""
+    with tf.GradientTape() as tape:
+      result = self.objective(self.model, images, seed, training=True)
+      per_example = result["total"]
+      if self.inject_nan_at_step is not None:
+        # Added, not selected with tf.where: the unselected NaN branch would poison the gradients of good steps.
+        per_example += tf.where(step >= self.inject_nan_at_step, np.nan, 0.0)
+      loss = tf.nn.compute_average_loss(per_example, global_batch_size=self.global_batch_size)
+    grads = tape.gradient(loss, self.model.trainable_variables)
+    # Per-example terms summed here and divided by the global batch after the cross-replica sum.
+    sums = {key: tf.reduce_sum(result[key]) for key in _SCALARS if key in result}
+    sums["total"] = tf.reduce_sum(per_example)
+    return grads, sums
+
+  def _make_train_loop(self):
+    # The first step runs outside the tf.range loop: autograph needs the structure of `sums` before the loop.
+    def loop_with_init(iterator, num_steps):
+      seed = self._step_seed(self.step)
+      per_replica = self.strategy.run(self._replica_step, args=(next(iterator), seed, self.step))
+      sums = {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in per_replica.items()}
+      self.step.assign_add(1)
+      for _ in tf.range(num_steps - 1):
+        seed = self._step_seed(self.step)
+        per_replica = self.strategy.run(self._replica_step, args=(next(iterator), seed, self.step))
+        values = {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in per_replica.items()}
+        sums = {k: sums[k] + values[k] for k in sums}
+        self.step.assign_add(1)
+      return {k: v / tf.cast(num_steps * self.global_batch_size, tf.float32) for k, v in sums.items()}
+
+    return tf.function(loop_with_init)
+
+  def train(self) -> Dict[str, float]:
+    """Runs the loop to `train_steps`; returns the last loop's mean scalars."""
+    start_step = int(self.step.numpy())
+    if start_step >= self.train_steps:
+      logger.info("Already at step %d of %d: nothing to train", start_step, self.train_steps)
+      return {}
+    bar = tqdm(total=self.train_steps, initial=start_step, desc="train", unit="step", disable=not self.progress,
+               dynamic_ncols=True)
+    scalars = {}
+    last_saved = start_step
+    while int(self.step.numpy()) < self.train_steps:
+      step_before = int(self.step.numpy())
+      num_steps = min(self.steps_per_loop, self.train_steps - step_before)
+      tick = time.monotonic()
+      scalars = {k: float(v) for k, v in self._train_loop(self.iterator, tf.constant(num_steps)).items()}
+      seconds = time.monotonic() - tick
+      step = int(self.step.numpy())
+      if not np.isfinite(scalars["total"]):
+        bar.close()
+        latest = self.manager.latest_checkpoint
+        raise NonFiniteLossError(
+            f"Non-finite loss ({scalars['total']}) in steps {step_before + 1}-{step}; stopping without saving. "
+            f"Last good checkpoint: {latest or 'none'}. Lower the learning rate or check the input data.")
+      scalars["images_per_second"] = num_steps * self.global_batch_size / max(seconds, 1e-9)
+      scalars["learning_rate"] = float(self.learning_rate)
+      bar.update(step - step_before)
+      bar.set_postfix(loss=f"{scalars['total']:.4f}", img_s=f"{scalars['images_per_second']:.1f}")
+      self._summaries(step_before, step, scalars)
+      if self.preemption is not None:
+        self.preemption.save_checkpoint_if_preempted()
+      if step - last_saved >= self.checkpoint_every or step >= self.train_steps:
+        self.manager.save(checkpoint_number=step)
+        last_saved = step
+    bar.close()
+    return scalars
+
+  def _summaries(self, step_before, step, scalars) -> None:
+    crossed = lambda every: every > 0 and (step // every) > (step_before // every)
+    with self.writer.as_default(step=step):
+      if crossed(self.summary_every) or step >= self.train_steps:
+        for key, value in scalars.items():
+          tf.summary.scalar(f"loss/{key}" if key in _SCALARS else key, value)
+      if crossed(self.image_summary_every) and self.chief:
+        summaries.image_grids(self.model, self.objective, self._summary_images(), self._step_seed(step))
+    self.writer.flush()
+
+  def _summary_images(self):
+    if not hasattr(self, "_fixed_images"):
+      batch = next(iter(input_pipeline.make_dataset(self.data_dir, "train", 8, training=False)))
+      self._fixed_images = batch["image"]
+    return self._fixed_images
+
+  # ------------------------------------------------------------------------------------------------ end
+  def end(self) -> Dict[str, str]:
+    """Saves a final checkpoint if needed, exports a SavedModel on the chief, and returns where outputs are."""
+    if self.manager.latest_checkpoint is None or not self.manager.latest_checkpoint.endswith(
+        f"-{int(self.step.numpy())}"):
+      self.manager.save(checkpoint_number=int(self.step.numpy()))
+    outputs = {"workdir": self.workdir,
+               "checkpoint": os.path.join(self.workdir, model_lib.CHECKPOINT_DIR),
+               "tensorboard": os.path.join(self.workdir, "logs"),
+               "operative_config": os.path.join(self.workdir, model_lib.OPERATIVE_CONFIG)}
+    self._write_operative_config()
+    if self.export_at_end and self.chief:
+      from pdr_tf import export  # pylint: disable=import-outside-toplevel
+      outputs["saved_model"] = export.export_model(self.model, os.path.join(self.workdir, "export"),
+                                                   image_size=self.model.image_size)
+    return outputs
+
+  def run(self) -> Dict[str, str]:
+    """begin, train, end."""
+    self.begin()
+    scalars = self.train()
+    if scalars:
+      logger.info("Final loop: %s", ", ".join(f"{k}={v:.4g}" for k, v in sorted(scalars.items())))
+    return self.end()

@@ -1,0 +1,44 @@
+"""Test helpers: tiny TFRecord datasets written with the project's one schema."""
+
+import io
+
+import numpy as np
+from PIL import Image
+
+from pdr_tf import feature_spec
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+  buffer = io.BytesIO()
+  Image.fromarray(image).save(buffer, format="PNG")
+  return buffer.getvalue()
+
+
+def blob_image(rng, size=64, colour=None):
+  """A symmetric coloured blob on grey: an object the de-renderer can reconstruct."""
+  yy, xx = np.mgrid[0:size, 0:size] / (size - 1) * 2 - 1
+  radius = rng.uniform(0.4, 0.7)
+  inside = (xx ** 2 + (yy / rng.uniform(0.6, 1.0)) ** 2) < radius ** 2
+  colour = np.asarray(colour if colour is not None else rng.uniform(40, 240, 3))
+  shade = 0.6 + 0.4 * (1 - (xx ** 2 + yy ** 2))[..., None]
+  image = np.where(inside[..., None], colour * shade, 128.0)
+  return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def write_tiny_dataset(path, num_train=16, num_test=10, classes=("a", "b"), seed=0, tracks=False):
+  """Writes train and test splits of blob images; test records carry labels (and track ids when `tracks`)."""
+  rng = np.random.RandomState(seed)
+  palette = [(220, 40, 40), (40, 40, 220), (40, 200, 40), (200, 200, 40), (200, 40, 200)]
+  records = []
+  for split, count in (("train", num_train), ("test", num_test)):
+    for i in range(count):
+      label = i % len(classes)
+      record = {"image/encoded": png_bytes(blob_image(rng, colour=palette[label % len(palette)])),
+                "split": split, "source/path": f"{split}/{i}.png"}
+      if split == "test":
+        record.update({"label/name": classes[label], "label/id": label})
+        if tracks:
+          record.update({"track/id": f"t{i // 2}", "track/frame": i})
+      records.append(record)
+  feature_spec.write_dataset(str(path), records, dataset="custom")
+  return str(path)

@@ -1,0 +1,157 @@
+"""Tests for pdr_tf.trainer and the train entry point on tiny data with gin/debug.gin."""
+
+import glob
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import fixtures
+from pdr_tf import gin_config
+from pdr_tf import train
+from pdr_tf import trainer as trainer_lib
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+GIN = os.path.join(REPO, "gin")
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+  return fixtures.write_tiny_dataset(tmp_path_factory.mktemp("data"), num_train=16, num_test=8)
+
+
+def _argv(workdir, data_dir, *params, experiment="cars_light_view.gin"):
+  argv = [f"--gin_file={GIN}/{experiment}", f"--gin_file={GIN}/debug.gin", f"--workdir={workdir}",
+          f"--gin_param=Trainer.data_dir={str(data_dir)!r}", "--gin_param=Trainer.synthetic_world=None"]
+  return argv + [f"--gin_param={p}" for p in params]
+
+
+def _trainer(workdir, data_dir, *params, experiment="cars_light_view.gin"):
+  gin_config.parse([f"{GIN}/{experiment}", f"{GIN}/debug.gin"],
+                   [f"Trainer.workdir={str(workdir)!r}", f"Trainer.data_dir={str(data_dir)!r}",
+                    "Trainer.synthetic_world=None"] + list(params))
+  return trainer_lib.Trainer()
+
+
+@pytest.mark.slow
+def test_train_main_writes_every_artifact(tmp_path, data_dir):
+  workdir = tmp_path / "work"
+  assert train.main(_argv(workdir, data_dir)) == 0
+  assert (workdir / "operative_config.gin").read_text().count("LooccConfig.mode = 'light_view'") == 1
+  assert tf.train.latest_checkpoint(str(workdir / "checkpoints")).endswith("ckpt-4")
+  assert glob.glob(str(workdir / "logs" / "train" / "events.out.tfevents.*"))
+  assert (workdir / "export" / "1" / "saved_model.pb").exists()
+  tags = set()
+  for event_file in glob.glob(str(workdir / "logs" / "train" / "events.out.tfevents.*")):
+    for event in tf.compat.v1.train.summary_iterator(event_file):
+      tags.update(v.tag for v in event.summary.value)
+  for tag in ("loss/total", "loss/l1", "loss/loocc", "loss/loocc_accuracy", "learning_rate", "images_per_second",
+              "images/input", "images/reconstruction", "images/loocc_augmented", "images/new_view_yaw_plus30"):
+    assert tag in tags, tag
+
+
+@pytest.mark.slow
+def test_tiny_run_loss_falls(tmp_path, data_dir):
+  trainer = _trainer(tmp_path / "work", data_dir, "Trainer.train_steps=40", "Trainer.steps_per_loop=5",
+                     "Trainer.learning_rate=1e-3", "Trainer.export_at_end=False", "Trainer.checkpoint_every=100",
+                     "Trainer.image_summary_every=0", "LooccConfig.mode='none'")
+  trainer.begin()
+  losses = []
+  while int(trainer.step.numpy()) < trainer.train_steps:
+    losses.append(float(trainer._train_loop(trainer.iterator, tf.constant(5))["total"]))
+  assert np.isfinite(losses).all()
+  assert np.mean(losses[-2:]) < 0.8 * np.mean(losses[:2]), losses
+
+
+def test_restart_resumes_at_saved_step_with_optimizer_state(tmp_path, data_dir):
+  workdir = tmp_path / "work"
+  first = _trainer(workdir, data_dir, "Trainer.train_steps=2", "Trainer.export_at_end=False")
+  first.run()
+  saved_iterations = int(first.optimizer.iterations.numpy())
+  saved_weight = first.model.depth_net.trainable_variables[0].numpy()
+  second = _trainer(workdir, data_dir, "Trainer.train_steps=4", "Trainer.export_at_end=False")
+  second.begin()
+  assert int(second.step.numpy()) == 2
+  assert int(second.optimizer.iterations.numpy()) == saved_iterations == 2
+  np.testing.assert_array_equal(second.model.depth_net.trainable_variables[0].numpy(), saved_weight)
+  second.train()
+  assert int(second.step.numpy()) == 4
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_at_its_saved_step(tmp_path, data_dir):
+  workdir = tmp_path / "work"
+  argv = _argv(workdir, data_dir, "Trainer.train_steps=400", "Trainer.export_at_end=False",
+               "Trainer.image_summary_every=0")
+  proc = subprocess.Popen([sys.executable, "-m", "pdr_tf.train"] + argv, cwd=REPO, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+  deadline = time.monotonic() + 240
+  while time.monotonic() < deadline and not glob.glob(str(workdir / "checkpoints" / "ckpt-4.index")):
+    time.sleep(0.5)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  saved = int(tf.train.latest_checkpoint(str(workdir / "checkpoints")).rsplit("-", 1)[1])
+  assert 4 <= saved < 400
+  resumed = _trainer(workdir, data_dir, "Trainer.train_steps=400")
+  resumed.begin()
+  assert int(resumed.step.numpy()) == saved
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, data_dir):
+  workdir = tmp_path / "work"
+  trainer = _trainer(workdir, data_dir, "Trainer.train_steps=6", "Trainer.inject_nan_at_step=2",
+                     "Trainer.image_summary_every=0")
+  with pytest.raises(trainer_lib.NonFiniteLossError, match=r"steps 3-4.*Last good checkpoint: .*ckpt-2"):
+    trainer.run()
+  assert sorted(os.path.basename(p) for p in glob.glob(str(workdir / "checkpoints" / "ckpt-*.index"))) == [
+      "ckpt-2.index"]
+  assert not (workdir / "export").exists()
+
+
+def test_nan_loss_exit_code_from_main(tmp_path, data_dir, caplog):
+  code = train.main(_argv(tmp_path / "w", data_dir, "Trainer.inject_nan_at_step=0"))
+  assert code == 1
+  assert "Non-finite loss" in caplog.text
+
+
+def test_gin_typo_in_binding_is_reported_by_name(tmp_path, data_dir, caplog):
+  assert train.main(_argv(tmp_path / "w", data_dir, "Trainer.train_stepz=3")) == 2
+  assert "train_stepz" in caplog.text
+  assert train.main(_argv(tmp_path / "w", data_dir, "Trainr.train_steps=3")) == 2
+  assert "Trainr" in caplog.text
+
+
+def test_gin_typo_in_file_is_reported_by_name(tmp_path, data_dir, caplog):
+  bad = tmp_path / "bad.gin"
+  bad.write_text("include 'cars_light.gin'\nDeRenderer.zdimm = 3\n")
+  assert train.main([f"--gin_file={bad}", f"--workdir={tmp_path / 'w'}"]) == 2
+  assert "zdimm" in caplog.text and str(bad) in caplog.text
+  assert train.main([f"--gin_file={tmp_path / 'missing.gin'}"]) == 2
+  assert "does not exist" in caplog.text
+
+
+def test_missing_data_names_path_and_command(tmp_path, caplog):
+  code = train.main(_argv(tmp_path / "w", tmp_path / "nowhere"))
+  assert code == 1
+  assert str(tmp_path / "nowhere") in caplog.text and "python -m beam_pipelines" in caplog.text
+
+
+def test_every_experiment_gin_file_parses():
+  for name in ("cars_light_view", "cars_light", "cars_unsup3d", "faces_light_view", "faces_light", "faces_unsup3d"):
+    gin_config.parse([f"{GIN}/{name}.gin", f"{GIN}/quick.gin"])
+    trainer = trainer_lib.Trainer()
+    assert trainer.workdir == f"runs/{name}"
+    from pdr_tf import loocc
+    mode = loocc.LooccConfig().mode
+    assert mode == {"cars_light_view": "light_view", "faces_light_view": "light_view", "cars_light": "light",
+                    "faces_light": "light"}.get(name, "none")
+
+
+def test_help_text():
+  out = subprocess.run([sys.executable, "-m", "pdr_tf.train", "--help"], capture_output=True, text=True, cwd=REPO)
+  assert out.returncode == 0 and "--gin_file" in out.stdout and "cars_light_view.gin" in out.stdout
