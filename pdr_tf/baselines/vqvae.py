@@ -15,16 +15,16 @@ latent space". This module fixes the rest:
   coarse layout while making F comparable to the de-rendering features. `pool_grid=None` keeps the full grid.
 """
 
-import inspect
 import json
 import logging
 import os
 
-import gin
 import keras
 import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
+
+from pdr_tf.gin_utils import keras_configurable
 
 logger = logging.getLogger(__name__)
 
@@ -150,25 +150,12 @@ class _ResidualBlock(keras.layers.Layer):
         return x + self.conv1(tf.nn.relu(self.conv3(tf.nn.relu(x))))
 
 
-def _gin_configurable_keras(cls):
-    """`gin.configurable` for a Keras 3 class.
-
-    Keras 3 `Operation.__new__` reads `inspect.getfullargspec(cls.__init__).args[0]`; gin's wrapper is `(*args,
-    **kwargs)`, so a plain `@gin.configurable` Keras model raises IndexError on construction. Restoring the original
-    signature on the wrapper fixes that without changing what gin injects.
-    """
-    signature = inspect.signature(cls.__init__)
-    cls = gin.configurable(cls)
-    cls.__init__.__signature__ = signature
-    return cls
-
-
 def _residual_stack(channels, hidden, num_blocks, name):
     layers = [_ResidualBlock(channels, hidden, name=f"res{i}") for i in range(num_blocks)]
     return keras.Sequential(layers + [keras.layers.ReLU()], name=name)
 
 
-@_gin_configurable_keras
+@keras_configurable
 class VQVAE(keras.Model):
     """VQ-VAE for [B, H, W, 3] images in [-1, 1] (H, W multiples of 4; 64 in this project).
 
