@@ -183,3 +183,5 @@ def setup_logging(level):
     logging.basicConfig(level=getattr(logging, str(level).upper(), logging.INFO),
                         format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger().setLevel(getattr(logging, str(level).upper(), logging.INFO))
+    # Beam's portable runner relays every worker's start-up chatter at INFO; keep the job's own log readable.
+    logging.getLogger("apache_beam").setLevel(max(logging.WARNING, logging.getLogger().level))
