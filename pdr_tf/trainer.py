@@ -230,7 +230,7 @@ class Trainer:
     if self.export_at_end and self.chief:
       from pdr_tf import export  # pylint: disable=import-outside-toplevel
       outputs["saved_model"] = export.export_model(self.model, os.path.join(self.workdir, "export"),
-                                                   image_size=self.model.image_size)
+                                                   image_size=self.model.image_size, workdir=self.workdir)
     return outputs
 
   def run(self) -> Dict[str, str]:
