@@ -189,8 +189,8 @@ class Trainer:
             f"Last good checkpoint: {latest or 'none'}. Lower the learning rate or check the input data.")
       scalars["images_per_second"] = num_steps * self.global_batch_size / max(seconds, 1e-9)
       scalars["learning_rate"] = float(self.learning_rate)
+      bar.set_postfix(loss=f"{scalars['total']:.4f}", img_s=f"{scalars['images_per_second']:.1f}", refresh=False)
       bar.update(step - step_before)
-      bar.set_postfix(loss=f"{scalars['total']:.4f}", img_s=f"{scalars['images_per_second']:.1f}")
       self._summaries(step_before, step, scalars)
       if self.preemption is not None:
         self.preemption.save_checkpoint_if_preempted()
