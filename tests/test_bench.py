@@ -1,0 +1,121 @@
+"""Tests of the benchmark harness `python -m pdr_tf.bench`: helpers in-process, the whole harness in --smoke mode."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from pdr_tf import bench
+
+SECTIONS = ("rasterizer", "training_step", "input_pipeline", "flops", "serving", "beam")
+
+
+def _numeric(value):
+  return isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
+
+
+def _check_section(name, data, required):
+  assert isinstance(data, dict), name
+  if "error" in data:  # a failed section is recorded, never silently empty
+    assert isinstance(data["error"], str) and data["error"], name
+    return
+  for key in required:
+    assert _numeric(data[key]) and data[key] > 0, (name, key, data.get(key))
+
+
+def test_time_call_returns_median_after_warmup():
+  calls = []
+  delays = iter([0.0, 0.03, 0.001, 0.01])  # the first (warm-up) call is not timed
+
+  def fn():
+    calls.append(1)
+    time.sleep(next(delays))
+
+  median = bench.time_call(fn, repeats=3)
+  assert len(calls) == 4
+  assert 0.008 < median < 0.025  # the middle of 0.001, 0.01, 0.03
+
+
+def test_guarded_records_errors_and_passes_results():
+  assert bench._guarded("ok", lambda: {"x": 1}) == {"x": 1}  # pylint: disable=protected-access
+
+  def boom():
+    raise RuntimeError("kernel cannot be compiled")
+
+  result = bench._guarded("bad", boom)  # pylint: disable=protected-access
+  assert result == {"error": "RuntimeError: kernel cannot be compiled"}
+
+
+def test_table_shows_values_targets_and_errors():
+  sections = {
+      "rasterizer": {"tfg": {"batch": 64, "rasterize_ms": 12.5, "render_forward_ms": 20.0,
+                             "render_forward_backward_ms": 60.0}, "tf": {"error": "XlaError: nope"}},
+      "training_step": {"batch": 16, "train_step_ms": 300.0, "networks_fwd_bwd_ms": 100.0, "ratio": 3.0,
+                        "pass": False, "breakdown": {"losses_ms": 1.5}},
+      "input_pipeline": {"pipeline_images_per_s": 2000.0, "train_images_per_s": 50.0, "ratio": 40.0, "pass": True},
+      "flops": {"error": "ValueError: x"},
+      "serving": {"serving_default_batch1_ms": 4.0},
+      "beam": {"workers_1": {"images_per_s": 10.0, "written": 5}},
+  }
+  table = bench.format_table(sections)
+  assert "tfg: rasterize ms" in table and "12.50" in table
+  assert "tf: rasterize ms" in table and "XlaError: nope" in table
+  assert "FAIL" in table and "PASS" in table
+  assert "breakdown: losses_ms" in table
+  assert "ValueError: x" in table
+
+
+def test_unknown_section_is_a_clear_error():
+  with pytest.raises(ValueError, match="unknown benchmark section"):
+    bench.main(["--smoke", "--sections", "rasterizer,warp_drive"])
+
+
+def test_flops_section_without_training_measures_the_machine():
+  result = bench.bench_flops(bench.PRESETS["smoke"], training=None)
+  assert result["machine_matmul_gflops"] > 0 and result["machine_conv2d_gflops"] > 0
+  assert "model_error" in result
+
+
+def test_grid_scene_shapes_and_ranges():
+  depth, albedo, light, view = bench.grid_scene(3)
+  assert depth.shape == (3, 64, 64) and albedo.shape == (3, 64, 64, 3)
+  assert light.shape == (3, 4) and view.shape == (3, 6)
+  assert 0.94 < float(np.min(depth)) and float(np.max(depth)) < 1.06
+
+
+@pytest.mark.slow
+def test_smoke_run_writes_every_section(tmp_path):
+  out = tmp_path / "bench.json"
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
+  proc = subprocess.run([sys.executable, "-m", "pdr_tf.bench", "--smoke", "--json", str(out)], env=env,
+                        capture_output=True, text=True, timeout=600, check=False)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert "ratio step / networks" in proc.stdout
+  report = json.loads(out.read_text())
+  assert report["machine"]["cpus"] >= 1 and report["machine"]["tensorflow"]
+  assert report["settings"]["preset"] == "smoke"
+  sections = report["sections"]
+  assert set(SECTIONS) <= set(sections)
+  assert "tfg" in sections["rasterizer"]
+  for backend, data in sections["rasterizer"].items():
+    _check_section(f"rasterizer[{backend}]", data,
+                   ("rasterize_ms", "render_forward_ms", "render_forward_backward_ms"))
+  training = sections["training_step"]
+  _check_section("training_step", training, ("train_step_ms", "networks_fwd_bwd_ms", "ratio",
+                                             "train_images_per_s"))
+  if "error" not in training:
+    assert training["ratio"] == pytest.approx(training["train_step_ms"] / training["networks_fwd_bwd_ms"],
+                                              rel=0.01)
+    assert training["pass"] == (training["ratio"] <= bench.TARGET_STEP_RATIO)
+    assert all(_numeric(v) for v in training["breakdown"].values())
+  _check_section("input_pipeline", sections["input_pipeline"], ("pipeline_images_per_s", "ratio"))
+  _check_section("flops", sections["flops"], ("machine_matmul_gflops", "machine_conv2d_gflops",
+                                              "train_step_gflop_per_image", "model_train_step_gflops"))
+  _check_section("serving", sections["serving"], ("serving_default_batch1_ms", "embed_images_per_s"))
+  for workers in (1, 2):
+    _check_section(f"beam[{workers}]", sections["beam"].get(f"workers_{workers}", sections["beam"]),
+                   ("images_per_s",))
