@@ -1,0 +1,460 @@
+"""Reproduces the paper's Table 1: python -m pdr_tf.reproduce --suite {cars,faces} [--seeds 3] [--quick]
+
+Trains every method of a suite once per seed on the same training data, evaluates all of them the same way
+(Ward clustering, k = number of classes, pdr_tf.evaluate) and writes a Table-1-style table (mean ± std over seeds)
+beside the paper's numbers to <output_dir>/<suite>/table1.md and table1.json (every per-seed metric inside).
+
+Suites:
+  cars   train on the cars world's train split (data/cars/tfrecords), cluster its labelled test split (5 car classes).
+  faces  train on the faces world (data/faces/tfrecords), cluster the BBT face tracks (data/bbt/tfrecords, test
+         split, features averaged per track).
+Methods: loocc_light_view, loocc_light (LOOCC), unsup3d (the same model with LOOCC off), vq_vae (Keras VQ-VAE,
+trained with the same steps and batch size) and pixels_pca (raw pixels + PCA). De-renderers are clustered on depth +
+albedo features. Missing synthetic data is generated on first use. A re-run resumes each de-renderer from its
+checkpoint in <output_dir>/<suite>/<method>/seed<k>. Details and findings: docs/reproduction.md.
+
+Examples:
+  python -m pdr_tf.reproduce --suite cars --quick --seeds 1
+  python -m pdr_tf.reproduce --suite faces --seeds 3 --output_dir runs/reproduce
+  python -m pdr_tf.reproduce --suite cars --quick --gin_param "LooccConfig.weight = 0.1" --output_dir runs/w01
+"""
+
+import argparse
+import dataclasses
+import datetime
+import json
+import logging
+import math
+import os
+import platform
+import sys
+import time
+from typing import Dict, Optional, Sequence
+
+import gin
+import numpy as np
+from tqdm import tqdm
+
+from pdr_tf import datasets, gin_config, input_pipeline, report
+from pdr_tf import evaluate as evaluate_lib
+from pdr_tf import trainer as trainer_lib
+from pdr_tf.baselines import pixels_pca, vqvae
+
+logger = logging.getLogger("pdr_tf.reproduce")
+
+DERENDERERS = ("loocc_light_view", "loocc_light", "unsup3d")
+BASELINES = ("vq_vae", "pixels_pca")
+METHODS = DERENDERERS + BASELINES
+QUICK_GIN = os.path.join(gin_config.GIN_DIR, "quick.gin")
+# Quick mode: gin/quick.gin's narrow networks and batch 16, with fewer steps so that the cars suite with one seed
+# (3 de-renderers + VQ-VAE + PCA, evaluation included) fits well within half an hour on 2 shared CPU cores
+# (measured: 14 minutes, docs/reproduction.md).
+QUICK_TRAIN_STEPS = 200
+PCA_COMPONENTS = 64
+PCA_MAX_IMAGES = 5000
+
+
+@dataclasses.dataclass(frozen=True)
+class Suite:
+  """One Table 1 block: where each method trains and where it is evaluated."""
+  name: str
+  dataset: str  # key of report.PAPER_TABLE1
+  train_world: str  # synthetic world of the training data
+  train_data_dir: str
+  eval_world: str
+  eval_data_dir: str
+  average_tracks: bool  # cluster per-track mean features (BBT)
+  gin_files: Dict[str, str]  # de-renderer method -> gin file under gin/
+
+
+SUITES = {
+    "cars": Suite("cars", "shapenet_cars", "cars", "data/cars/tfrecords", "cars", "data/cars/tfrecords", False,
+                  {"loocc_light_view": "cars_light_view.gin", "loocc_light": "cars_light.gin",
+                   "unsup3d": "cars_unsup3d.gin"}),
+    "faces": Suite("faces", "bbt", "faces", "data/faces/tfrecords", "bbt", "data/bbt/tfrecords", True,
+                   {"loocc_light_view": "faces_light_view.gin", "loocc_light": "faces_light.gin",
+                    "unsup3d": "faces_unsup3d.gin"}),
+}
+
+
+def get_suite(name: str) -> Suite:
+  """The suite called `name` ("cars" or "faces"); ValueError naming the choices otherwise."""
+  if name not in SUITES:
+    raise ValueError(f"unknown suite {name!r}; choose one of {', '.join(SUITES)}")
+  return SUITES[name]
+
+
+# ---------------------------------------------------------------------------------------------------- data
+def load_images(data_dir: str, split: str, max_images: Optional[int] = None, labelled_only: bool = False,
+                batch_size: int = 256):
+  """Reads a split in file order.
+
+  Args:
+    data_dir: converted TFRecord folder.
+    split: split name.
+    max_images: stop after this many images (None: all).
+    labelled_only: keep only records with label_id >= 0.
+    batch_size: records per tf.data batch.
+
+  Returns:
+    (images float32 [N, 64, 64, 3] in [-1, 1], labels [N] str (label name, else the id), tracks [N] str).
+  """
+  images, labels, tracks = [], [], []
+  count = 0
+  for batch in input_pipeline.make_dataset(data_dir, split, batch_size, training=False):
+    keep = batch["label_id"].numpy() >= 0 if labelled_only else np.ones(batch["image"].shape[0], bool)
+    images.append(batch["image"].numpy()[keep])
+    names = batch["label_name"].numpy()[keep]
+    ids = batch["label_id"].numpy()[keep]
+    labels += [n.decode("utf-8") or str(i) for n, i in zip(names, ids)]
+    tracks += [t.decode("utf-8") for t in batch["track_id"].numpy()[keep]]
+    count += int(keep.sum())
+    if max_images is not None and count >= max_images:
+      break
+  images = np.concatenate(images) if images else np.zeros((0, 64, 64, 3), np.float32)
+  end = len(labels) if max_images is None else int(max_images)
+  return images[:end], np.asarray(labels[:end], dtype=str), np.asarray(tracks[:end], dtype=str)
+
+
+def _eval_split(suite: Suite, eval_data_dir: str):
+  images, labels, tracks = load_images(eval_data_dir, "test", labelled_only=True)
+  if labels.size == 0:
+    raise ValueError(f"no labelled records (label_id >= 0) in the test split of {eval_data_dir}")
+  if suite.average_tracks and np.any(tracks == ""):
+    raise ValueError(f"suite {suite.name} averages features per track but {int((tracks == '').sum())} labelled test "
+                     f"records of {eval_data_dir} have no track id")
+  return images, labels, (tracks if suite.average_tracks else None)
+
+
+# ---------------------------------------------------------------------------------------------------- methods
+def _gin_files(suite: Suite, method: str, quick: bool, extra_gin_files: Sequence[str]):
+  files = [os.path.join(gin_config.GIN_DIR, suite.gin_files[method])]
+  if quick:
+    files.append(QUICK_GIN)
+  return files + list(extra_gin_files)
+
+
+def _gin_params(workdir, seed, train_data_dir, train_world, quick, train_steps, gin_params, progress=True):
+  params = [] if progress else ["Trainer.progress = False"]
+  params += [f"Trainer.workdir = {workdir!r}", f"Trainer.seed = {int(seed)}", f"Trainer.data_dir = {train_data_dir!r}",
+            f"Trainer.synthetic_world = {train_world!r}" if train_world else "Trainer.synthetic_world = None",
+            "Trainer.export_at_end = True"]
+  if quick:
+    params.append(f"Trainer.train_steps = {QUICK_TRAIN_STEPS}")
+  params += list(gin_params)
+  if train_steps is not None:
+    params.append(f"Trainer.train_steps = {int(train_steps)}")
+  return params
+
+
+def _run_derenderer(suite, method, seed, workdir, ctx):
+  gin_config.parse(_gin_files(suite, method, ctx["quick"], ctx["gin_files"]),
+                   _gin_params(workdir, seed, ctx["train_data_dir"], ctx["train_world"], ctx["quick"],
+                               ctx["train_steps"], ctx["gin_params"], ctx["progress"]))
+  steps = gin.query_parameter("Trainer.train_steps")
+  outputs = trainer_lib.Trainer().run()
+  results = evaluate_lib.evaluate(outputs["saved_model"], ctx["eval_data_dir"], split="test",
+                                  feature_set="depth_albedo", method="ward", average_tracks=suite.average_tracks,
+                                  label_field="label_id", derender_metrics=True,
+                                  output_dir=os.path.join(workdir, "eval"), name=method, seed=seed)
+  results["train_steps"] = int(steps)
+  results["saved_model"] = outputs["saved_model"]
+  return results
+
+
+def _baseline_budget(suite, seed, workdir, ctx):
+  """Parses the Unsup3D gin stack (with the user's bindings) and returns its (train_steps, global_batch_size)."""
+  gin_config.parse(_gin_files(suite, "unsup3d", ctx["quick"], ctx["gin_files"]),
+                   _gin_params(workdir, seed, ctx["train_data_dir"], ctx["train_world"], ctx["quick"],
+                               ctx["train_steps"], ctx["gin_params"], ctx["progress"]))
+  return int(gin.query_parameter("Trainer.train_steps")), int(gin.query_parameter("Trainer.global_batch_size"))
+
+
+def _run_vqvae(suite, seed, workdir, ctx):
+  steps, batch_size = _baseline_budget(suite, seed, workdir, ctx)
+  steps = int(ctx["vqvae_steps"] or steps)
+  dataset = input_pipeline.make_dataset(ctx["train_data_dir"], "train", batch_size, training=True, seed=seed)
+  model, history = vqvae.train_vqvae(dataset, steps, seed=seed, log_every=max(1, steps // 10),
+                                     progress=ctx["progress"])
+  vqvae.save_vqvae(model, os.path.join(workdir, "vqvae.weights.h5"))
+  images, labels, groups = ctx["eval_split"]()
+  features = {"vq_vae": vqvae.embed(model, images)}
+  results = evaluate_lib.evaluate_features(features, labels, group_ids=groups, method="ward", seed=seed,
+                                           output_dir=os.path.join(workdir, "eval"), name="vq_vae")
+  results.update(train_steps=steps, batch_size=batch_size,
+                 final_loss={k: history[k][-1] for k in ("loss", "recon_loss", "vq_loss", "perplexity")})
+  return results
+
+
+def _run_pca(suite, seed, workdir, ctx):
+  del suite
+  train, _, _ = load_images(ctx["train_data_dir"], "train", max_images=ctx["pca_max_images"])
+  downsample = 2
+  dim = (train.shape[1] // downsample) * (train.shape[2] // downsample) * 3
+  components = min(int(ctx["pca_components"]), train.shape[0], dim)
+  if components < ctx["pca_components"]:
+    logger.warning("pixels_pca: %d components instead of %d (only %d training images)", components,
+                   ctx["pca_components"], train.shape[0])
+  state = pixels_pca.fit_pca(train, n_components=components, seed=seed, downsample=downsample)
+  pixels_pca.save_pca(state, os.path.join(workdir, "pca.npz"))
+  images, labels, groups = ctx["eval_split"]()
+  features = {"pixels_pca": pixels_pca.embed_pca(state, images)}
+  results = evaluate_lib.evaluate_features(features, labels, group_ids=groups, method="ward", seed=seed,
+                                           output_dir=os.path.join(workdir, "eval"), name="pixels_pca")
+  results.update(n_components=components, n_train_images=int(train.shape[0]),
+                 explained_variance=float(np.sum(state.explained_variance_ratio)))
+  return results
+
+
+# ---------------------------------------------------------------------------------------------------- table
+def _per_seed_summary(results):
+  scores = results["clustering"]
+  disentangle = results.get("disentanglement") or {}
+  out = {"seed": results["seed"], "accuracy": float(results["accuracy"]), "f1": float(results["f1"]),
+         "hungarian_accuracy": scores.get("hungarian_accuracy"), "nmi": scores.get("nmi"), "ari": scores.get("ari"),
+         "pairwise_f1": scores.get("pairwise_f1"), "bcubed_f1": scores.get("bcubed_f1"),
+         "n_samples": results["n_samples"], "mean_pcc": disentangle.get("mean_pcc"),
+         "train_steps": results.get("train_steps"), "seconds": results["seconds"], "workdir": results["workdir"]}
+  derender = results.get("derender")
+  if derender:
+    out["side"], out["mad_deg"] = derender.get("side"), derender.get("mad_deg")
+  return out
+
+
+def table_rows(suite: Suite, measured: dict):
+  """Table 1 rows of one suite: measured methods (mean ± std over seeds) beside the paper's numbers.
+
+  Args:
+    suite: the suite.
+    measured: method -> {"accuracy": [per seed], "f1": [per seed]}.
+
+  Returns:
+    list of row dicts for `report.format_table(rows, report.TABLE1_COLUMNS)`.
+  """
+  rows = report.table1_rows({suite.dataset: measured})
+  shown = report.DATASET_NAMES.get(suite.dataset, suite.dataset)
+  return [r for r in rows if r["dataset"] == shown]
+
+
+def _comparison(measured):
+  """One honest sentence per LOOCC variant: does it beat Unsup3D on mean accuracy and F1 here?"""
+  lines = []
+  if "unsup3d" not in measured:
+    return lines
+  base = {k: float(np.mean(measured["unsup3d"][k])) for k in ("accuracy", "f1")}
+  for method in ("loocc_light", "loocc_light_view"):
+    if method in measured:
+      got = {k: float(np.mean(measured[method][k])) for k in ("accuracy", "f1")}
+      verdict = {k: "beats" if got[k] > base[k] else "does not beat" for k in got}
+      lines.append(f"- {report.METHOD_NAMES[method]} {verdict['accuracy']} Unsup3D on accuracy "
+                   f"({got['accuracy']:.4f} vs {base['accuracy']:.4f}) and {verdict['f1']} it on F1 "
+                   f"({got['f1']:.4f} vs {base['f1']:.4f}).")
+  return lines
+
+
+def _jsonable(value):
+  if isinstance(value, dict):
+    return {str(k): _jsonable(v) for k, v in value.items()}
+  if isinstance(value, (list, tuple, np.ndarray)):
+    return [_jsonable(v) for v in (value.tolist() if isinstance(value, np.ndarray) else value)]
+  if isinstance(value, (bool, np.bool_)):
+    return bool(value)
+  if isinstance(value, (int, np.integer)):
+    return int(value)
+  if isinstance(value, (float, np.floating)):
+    return float(value) if math.isfinite(value) else None
+  return value if value is None or isinstance(value, str) else str(value)
+
+
+def write_table(suite: Suite, per_seed: dict, config: dict, output_dir: str):
+  """Writes <output_dir>/table1.md and table1.json and returns (paths, markdown table).
+
+  Args:
+    suite: the suite.
+    per_seed: method -> list of per-seed summaries (each with accuracy, f1 and the other metrics).
+    config: the run's settings (written into both files).
+    output_dir: the suite's output folder.
+  """
+  measured = {m: {"accuracy": [r["accuracy"] for r in runs], "f1": [r["f1"] for r in runs]}
+              for m, runs in per_seed.items() if runs}
+  rows = table_rows(suite, measured)
+  table = report.format_table(rows, report.TABLE1_COLUMNS)
+  seed_rows = [dict(r, method=m) for m, runs in per_seed.items() for r in runs]
+  seed_table = report.format_table(seed_rows, [
+      ("method", "Method"), ("seed", "Seed"), ("accuracy", "Accuracy (WCP)"), ("f1", "F1"),
+      ("hungarian_accuracy", "Hungarian acc."), ("nmi", "NMI"), ("ari", "ARI"), ("bcubed_f1", "BCubed F1"),
+      ("mean_pcc", "Mean PCC"), ("side", "SIDE"), ("mad_deg", "MAD (deg)"), ("train_steps", "Steps"),
+      ("seconds", "Seconds")])
+  comparison = _comparison(measured)
+  os.makedirs(output_dir, exist_ok=True)
+  paths = {"markdown": os.path.join(output_dir, "table1.md"), "json": os.path.join(output_dir, "table1.json")}
+  with open(paths["json"], "w", encoding="utf-8") as f:
+    json.dump(_jsonable({"suite": suite.name, "dataset": suite.dataset, "config": config, "table": rows,
+                         "measured": measured, "per_seed": per_seed, "paper": report.PAPER_TABLE1[suite.dataset],
+                         "comparison": comparison}), f, indent=2, allow_nan=False)
+    f.write("\n")
+  parts = [f"# Table 1 reproduction: {suite.name} suite ({report.DATASET_NAMES[suite.dataset]})\n",
+           f"Command: `{config['command']}`  \nMachine: {config['machine']}  \nDate: {config['date']}  \n"
+           f"Seeds: {config['seeds']}; quick: {config['quick']}; accuracy = weighted cluster purity (WCP), "
+           "F1 = weighted F1 of majority-mapped clusters (released code); Ward clustering, k = number of classes"
+           f"{', features averaged per track' if suite.average_tracks else ''}; de-renderers use depth + albedo "
+           "features. Measured numbers on this project's data are not comparable one-to-one with the paper's "
+           "(different data, model sizes and training length).\n", table,
+           "\n## LOOCC against Unsup3D\n", "\n".join(comparison) or "(Unsup3D or LOOCC not run)", "\n",
+           "\n## Per seed\n", seed_table]
+  with open(paths["markdown"], "w", encoding="utf-8") as f:
+    f.write("\n".join(parts))
+  return paths, table
+
+
+# ---------------------------------------------------------------------------------------------------- driver
+def run_suite(suite_name: str, seeds: Sequence[int] = (0, 1, 2), output_dir: str = "runs/reproduce",
+              quick: bool = False, methods: Sequence[str] = METHODS, gin_files: Sequence[str] = (),
+              gin_params: Sequence[str] = (), train_steps: Optional[int] = None,
+              train_data_dir: Optional[str] = None, eval_data_dir: Optional[str] = None,
+              vqvae_steps: Optional[int] = None, pca_components: int = PCA_COMPONENTS,
+              pca_max_images: int = PCA_MAX_IMAGES, progress: bool = True, command: str = ""):
+  """Trains and evaluates every method of a suite for every seed and writes the Table 1 files.
+
+  Args:
+    suite_name: "cars" or "faces".
+    seeds: one run of every method per seed (Trainer.seed = seed).
+    output_dir: runs go to <output_dir>/<suite>/<method>/seed<k>, the table to <output_dir>/<suite>/.
+    quick: layer gin/quick.gin and train QUICK_TRAIN_STEPS steps (a CPU demo, not the paper's setting).
+    methods: subset of METHODS to run.
+    gin_files: extra gin files layered after the suite's (and quick.gin).
+    gin_params: extra gin bindings, applied after the files (e.g. "LooccConfig.weight = 0.1"; "VQVAE.hidden = 32").
+    train_steps: overrides Trainer.train_steps (and hence the VQ-VAE's steps).
+    train_data_dir, eval_data_dir: converted TFRecords; by default the suite's synthetic worlds, generated when
+      missing. A given folder must already hold data.
+    vqvae_steps: VQ-VAE optimizer steps; default the de-renderers' Trainer.train_steps.
+    pca_components: PCA dimensions (capped by the number of training images).
+    pca_max_images: training images the PCA is fitted on, at most.
+    progress: progress bars.
+    command: the command line, recorded in the outputs.
+
+  Returns:
+    dict with per_seed (method -> list of summaries), table (markdown str) and paths (markdown, json).
+  """
+  suite = get_suite(suite_name)
+  unknown = [m for m in methods if m not in METHODS]
+  if unknown or not methods:
+    raise ValueError(f"unknown method(s) {unknown or methods}; choose from {', '.join(METHODS)}")
+  seeds = [int(s) for s in seeds]
+  if not seeds or len(set(seeds)) != len(seeds):
+    raise ValueError(f"seeds must be a non-empty list of distinct integers, got {seeds}")
+  for path in gin_files:
+    if not os.path.isfile(path):
+      raise ValueError(f"gin file {path!r} does not exist")
+  train_world = None if train_data_dir else suite.train_world
+  train_data_dir = train_data_dir or suite.train_data_dir
+  if train_world:
+    datasets.ensure_synthetic(train_world, train_data_dir)
+  if eval_data_dir is None:
+    eval_data_dir = datasets.ensure_synthetic(suite.eval_world, suite.eval_data_dir)
+  input_pipeline.list_shards(train_data_dir, "train")
+  input_pipeline.list_shards(eval_data_dir, "test")
+  suite_dir = os.path.join(output_dir, suite.name)
+  cache = {}
+
+  def eval_split():  # the labelled test images, read once for every baseline run
+    if "split" not in cache:
+      cache["split"] = _eval_split(suite, eval_data_dir)
+    return cache["split"]
+
+  ctx = {"quick": quick, "gin_files": list(gin_files), "gin_params": list(gin_params), "train_steps": train_steps,
+         "train_data_dir": train_data_dir, "train_world": train_world, "eval_data_dir": eval_data_dir,
+         "vqvae_steps": vqvae_steps, "pca_components": pca_components, "pca_max_images": pca_max_images,
+         "progress": progress, "eval_split": eval_split}
+  config = {"suite": suite.name, "seeds": seeds, "quick": quick, "methods": list(methods),
+            "gin_files": list(gin_files), "gin_params": list(gin_params), "train_steps": train_steps,
+            "train_data_dir": train_data_dir, "eval_data_dir": eval_data_dir, "vqvae_steps": vqvae_steps,
+            "pca_components": pca_components, "command": command or f"run_suite({suite_name!r}, ...)",
+            "machine": f"{platform.node()} ({platform.machine()}, {os.cpu_count()} CPUs, Python "
+                       f"{platform.python_version()})",
+            "date": datetime.datetime.now().isoformat(timespec="seconds")}
+  per_seed = {m: [] for m in methods}
+  jobs = [(m, s) for s in seeds for m in methods]
+  bar = tqdm(jobs, desc=f"reproduce {suite.name}", unit="run", disable=not progress)
+  for method, seed in bar:
+    bar.set_postfix(method=method, seed=seed)
+    workdir = os.path.join(suite_dir, method, f"seed{seed}")
+    os.makedirs(workdir, exist_ok=True)
+    logger.info("=== %s suite: %s, seed %d -> %s", suite.name, method, seed, workdir)
+    tick = time.monotonic()
+    if method in DERENDERERS:
+      results = _run_derenderer(suite, method, seed, workdir, ctx)
+    elif method == "vq_vae":
+      results = _run_vqvae(suite, seed, workdir, ctx)
+    else:
+      results = _run_pca(suite, seed, workdir, ctx)
+    results.update(seed=seed, seconds=round(time.monotonic() - tick, 1), workdir=workdir)
+    per_seed[method].append(_per_seed_summary(results))
+    logger.info("%s seed %d: accuracy %.4f, F1 %.4f (%.0f s)", method, seed, results["accuracy"], results["f1"],
+                results["seconds"])
+    write_table(suite, per_seed, config, suite_dir)  # partial tables survive an interrupted run
+  bar.close()
+  paths, table = write_table(suite, per_seed, config, suite_dir)
+  return {"per_seed": per_seed, "table": table, "paths": paths}
+
+
+def make_parser() -> argparse.ArgumentParser:
+  parser = argparse.ArgumentParser(prog="python -m pdr_tf.reproduce", description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("--suite", required=True, help="cars or faces")
+  parser.add_argument("--seeds", type=int, default=3, help="number of seeds N (default 3)")
+  parser.add_argument("--first_seed", type=int, default=0,
+                      help="first seed (default 0): seeds run as first_seed..first_seed+N-1")
+  parser.add_argument("--quick", action="store_true",
+                      help=f"CPU demo: gin/quick.gin and {QUICK_TRAIN_STEPS} training steps per model")
+  parser.add_argument("--output_dir", default="runs/reproduce", help="default runs/reproduce")
+  parser.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated subset of {','.join(METHODS)}")
+  parser.add_argument("--gin_file", action="append", default=[],
+                      help="extra gin file layered after the suite's (repeatable), e.g. gin/debug.gin")
+  parser.add_argument("--gin_param", action="append", default=[],
+                      help="gin binding applied to every model (repeatable), e.g. \"LooccConfig.weight = 0.1\"")
+  parser.add_argument("--train_steps", type=int, default=None, help="overrides Trainer.train_steps (all methods)")
+  parser.add_argument("--train_data_dir", default=None, help="training TFRecords (default: the suite's world)")
+  parser.add_argument("--eval_data_dir", default=None, help="evaluation TFRecords (default: the suite's world)")
+  parser.add_argument("--vqvae_steps", type=int, default=None, help="VQ-VAE steps (default: Trainer.train_steps)")
+  parser.add_argument("--pca_components", type=int, default=PCA_COMPONENTS, help="PCA dimensions (default 64)")
+  parser.add_argument("--no_progress", action="store_true", help="no progress bars")
+  parser.add_argument("--log_level", default="INFO", help="Python logging level (default INFO)")
+  return parser
+
+
+def main(argv=None) -> int:
+  args = make_parser().parse_args(argv)
+  logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+  if args.suite not in SUITES:
+    logger.error("unknown suite %r; choose one of %s", args.suite, ", ".join(SUITES))
+    return 2
+  if args.seeds < 1 or (args.train_steps is not None and args.train_steps < 1):
+    logger.error("--seeds and --train_steps must be positive")
+    return 2
+  methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+  unknown = [m for m in methods if m not in METHODS]
+  if unknown or not methods:
+    logger.error("--methods: unknown method(s) %s; choose from %s", unknown or "(none given)", ", ".join(METHODS))
+    return 2
+  command = "python -m pdr_tf.reproduce " + " ".join(sys.argv[1:] if argv is None else argv)
+  try:
+    out = run_suite(args.suite, seeds=range(args.first_seed, args.first_seed + args.seeds),
+                    output_dir=args.output_dir, quick=args.quick, methods=methods, gin_files=args.gin_file,
+                    gin_params=args.gin_param, train_steps=args.train_steps, train_data_dir=args.train_data_dir,
+                    eval_data_dir=args.eval_data_dir, vqvae_steps=args.vqvae_steps,
+                    pca_components=args.pca_components, progress=not args.no_progress, command=command)
+  except gin_config.GinConfigError as e:
+    logger.error("%s", e)
+    return 2
+  except (ValueError, FileNotFoundError, trainer_lib.NonFiniteLossError) as e:
+    logger.error("%s", e)
+    return 1
+  print(out["table"])
+  logger.info("Done. Table: %s (markdown), %s (JSON); runs under %s", out["paths"]["markdown"],
+              out["paths"]["json"], os.path.join(args.output_dir, args.suite))
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
