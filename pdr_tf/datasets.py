@@ -56,7 +56,8 @@ def ensure_synthetic(world: str, data_dir: str, seed: int = 0, sizes: Optional[d
     synthetic.generate(world, raw, seed=seed, **(sizes or {}))
   logger.info("Stage 2/2: converting %s to TFRecords in %s with beam_pipelines.%s", raw, data_dir, BEAM_JOBS[world])
   job = importlib.import_module(f"beam_pipelines.{BEAM_JOBS[world]}")
-  code = job.main(["--input_dir", raw, "--output_dir", data_dir, "--num_workers", str(num_workers), "--overwrite"])
+  code = job.main(["--input_dir", synthetic.dataset_root(world, raw), "--output_dir", data_dir,
+                   "--num_workers", str(num_workers), "--overwrite"])
   if code != 0 or not has_tfrecords(data_dir):
     raise RuntimeError(f"Converting {raw} with beam_pipelines.{BEAM_JOBS[world]} failed (exit {code}); see the log "
                        f"above and {os.path.join(data_dir, 'rejects.jsonl')}")
