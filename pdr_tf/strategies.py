@@ -69,8 +69,12 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
 
 
 def worker_dir(path: str, strategy: tf.distribute.Strategy) -> str:
-  """`path` on the chief; a private temporary folder on other workers (they must write too, then discard)."""
+  """`path` on the chief; on other workers a fresh private temporary folder (they must write too, then discard).
+
+  The folder is new for every process: a reused one would hand a restarted worker its own stale checkpoint (the
+  preemption handler restores from it), out of step with the chief's.
+  """
   if is_chief(strategy):
     return path
   task_type, task_id = task_info(strategy)
-  return os.path.join(tempfile.gettempdir(), "pdr_tf_workers", f"{task_type}_{task_id}", os.path.basename(path))
+  return os.path.join(tempfile.mkdtemp(prefix=f"pdr_tf_{task_type}_{task_id}_"), os.path.basename(path))

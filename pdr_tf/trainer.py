@@ -10,6 +10,7 @@ so the last checkpoint stays the last good one.
 
 import logging
 import os
+import shutil
 import time
 from typing import Dict, Optional, Sequence
 
@@ -227,6 +228,8 @@ class Trainer:
                "tensorboard": os.path.join(self.workdir, "logs"),
                "operative_config": os.path.join(self.workdir, model_lib.OPERATIVE_CONFIG)}
     self._write_operative_config()
+    if not self.chief:  # a non-chief's checkpoints only existed to take part in the collective save
+      shutil.rmtree(os.path.dirname(self.manager.directory), ignore_errors=True)
     if self.export_at_end and self.chief:
       from pdr_tf import export  # pylint: disable=import-outside-toplevel
       outputs["saved_model"] = export.export_model(self.model, os.path.join(self.workdir, "export"),

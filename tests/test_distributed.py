@@ -113,8 +113,9 @@ def test_two_workers_train_and_checkpoint_together(tmp_path):
     procs.append(subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                   text=True))
   outputs = [p.communicate(timeout=600)[0] for p in procs]
-  for index, (proc, output) in enumerate(zip(procs, outputs)):
-    assert proc.returncode == 0, f"worker {index}:\n{output[-4000:]}"
+  logs = "\n".join(f"--- worker {i} (exit {p.returncode}):\n{out[-3000:]}" for i, (p, out) in
+                   enumerate(zip(procs, outputs)))
+  assert all(p.returncode == 0 for p in procs), logs
   assert "2 replica(s)" in outputs[0]
   assert tf.train.latest_checkpoint(str(workdir / "checkpoints")).endswith("ckpt-4")
   assert (workdir / "export" / "1" / "saved_model.pb").exists()
