@@ -91,12 +91,12 @@ def format_table(rows, columns, float_fmt="{:.4f}"):
     return "\n".join(lines) + "\n"
 
 
-def _jsonable(value):
+def jsonable(value):
     """Converts numpy values, tuples and non-finite floats (to None) so json.dumps(allow_nan=False) accepts them."""
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, np.ndarray)):
-        return [_jsonable(v) for v in (value.tolist() if isinstance(value, np.ndarray) else value)]
+        return [jsonable(v) for v in (value.tolist() if isinstance(value, np.ndarray) else value)]
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
     if isinstance(value, (int, np.integer)):
@@ -114,7 +114,7 @@ def _flatten(results, prefix=""):
         if isinstance(value, dict):
             yield from _flatten(value, f"{name}/")
         elif isinstance(value, (list, np.ndarray)):
-            yield name, json.dumps(_jsonable(value))
+            yield name, json.dumps(jsonable(value))
         else:
             yield name, value
 
@@ -139,7 +139,7 @@ def write_report(results, output_dir, name, tables=None):
     os.makedirs(output_dir, exist_ok=True)
     paths = {"json": os.path.join(output_dir, f"{name}.json"), "markdown": os.path.join(output_dir, f"{name}.md")}
     with open(paths["json"], "w", encoding="utf-8") as f:
-        json.dump(_jsonable(results), f, indent=2, allow_nan=False)
+        json.dump(jsonable(results), f, indent=2, allow_nan=False)
         f.write("\n")
     rows = [{"key": k, "value": v} for k, v in _flatten(results)]
     parts = [f"# {name}\n", format_table(rows, [("key", "Key"), ("value", "Value")])]

@@ -24,7 +24,6 @@ import dataclasses
 import datetime
 import json
 import logging
-import math
 import os
 import platform
 import sys
@@ -252,20 +251,6 @@ def _comparison(measured):
   return lines
 
 
-def _jsonable(value):
-  if isinstance(value, dict):
-    return {str(k): _jsonable(v) for k, v in value.items()}
-  if isinstance(value, (list, tuple, np.ndarray)):
-    return [_jsonable(v) for v in (value.tolist() if isinstance(value, np.ndarray) else value)]
-  if isinstance(value, (bool, np.bool_)):
-    return bool(value)
-  if isinstance(value, (int, np.integer)):
-    return int(value)
-  if isinstance(value, (float, np.floating)):
-    return float(value) if math.isfinite(value) else None
-  return value if value is None or isinstance(value, str) else str(value)
-
-
 def write_table(suite: Suite, per_seed: dict, config: dict, output_dir: str):
   """Writes <output_dir>/table1.md and table1.json and returns (paths, markdown table).
 
@@ -289,7 +274,7 @@ def write_table(suite: Suite, per_seed: dict, config: dict, output_dir: str):
   os.makedirs(output_dir, exist_ok=True)
   paths = {"markdown": os.path.join(output_dir, "table1.md"), "json": os.path.join(output_dir, "table1.json")}
   with open(paths["json"], "w", encoding="utf-8") as f:
-    json.dump(_jsonable({"suite": suite.name, "dataset": suite.dataset, "config": config, "table": rows,
+    json.dump(report.jsonable({"suite": suite.name, "dataset": suite.dataset, "config": config, "table": rows,
                          "measured": measured, "per_seed": per_seed, "paper": report.PAPER_TABLE1[suite.dataset],
                          "comparison": comparison}), f, indent=2, allow_nan=False)
     f.write("\n")
