@@ -136,7 +136,7 @@ def rasterize(vertices, faces, intrinsics, image_size, backend="tfg", near=DEFAU
     faces: [F, 3] int32 vertex ids shared by the batch (either winding; no culling).
     intrinsics: [4] (fx, fy, cx, cy) in pixels.
     image_size: (height, width) in pixels.
-    backend: one of `backends()`.
+    backend: one of `backends()`, or "auto" (see `resolve_backend`).
     near, far: clipping distances; geometry outside is not drawn.
     background_depth: depth written where no triangle covers a pixel (default `far`).
 
@@ -144,6 +144,7 @@ def rasterize(vertices, faces, intrinsics, image_size, backend="tfg", near=DEFAU
     Fragments; `depth` and `barycentrics` are differentiable w.r.t. `vertices`.
   """
   with tf.name_scope(name):
+    backend = resolve_backend(backend)
     if backend not in _BACKENDS:
       raise ValueError(f"Unknown rasterizer backend {backend!r}; available: {', '.join(backends())}")
     height, width = (int(s) for s in image_size)
@@ -164,3 +165,14 @@ def rasterize(vertices, faces, intrinsics, image_size, backend="tfg", near=DEFAU
     background = far if background_depth is None else background_depth
     fragments.depth = z * mask + background * (1.0 - mask)
     return fragments
+
+
+# The pure-TensorFlow backend "tf" (rasterizer_tf does not import this module, so there is no import cycle).
+from pdr_tf import rasterizer_tf  # pylint: disable=wrong-import-position
+
+register_backend("tf", rasterizer_tf.triangle_ids)
+
+
+def resolve_backend(name: str) -> str:
+  """Returns `name`, or for "auto" the fastest backend available here (`rasterizer_tf.auto_backend`)."""
+  return rasterizer_tf.auto_backend() if name == "auto" else name
