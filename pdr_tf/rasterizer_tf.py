@@ -191,17 +191,15 @@ def _fragment_keys(setup, face, col, row, width, height, zero):
                     for k in range(3)], zero)
   p = {f"zw{k}": setup[:, 9 + 2 * k:11 + 2 * k] for k in range(3)}
   inside = (e[0] >= 0) & (e[1] >= 0) & (e[2] >= 0) & ((e[0] > 0) | (e[1] > 0) | (e[2] > 0))
+  # The kernel rounds every operation in its order; XLA's CPU code generator contracts `a * b + c` into an FMA.
+  # Passing the products through an integer xor with a zero that only exists at run time (derived from the faces
+  # in another kernel) pins their rounding, so depth ties resolve bit for bit as in the kernel.
+  def pin(x):
+    return tf.bitcast(tf.bitwise.bitwise_xor(tf.bitcast(x, tf.int32), zero), tf.float32)
+
   one_over_w = tf.cast(e[0] + e[1] + e[2], tf.float32)
-  b = [tf.cast(value, tf.float32) / one_over_w for value in e]
-  # The kernel rounds each product before adding (no FMA); XLA would contract `a * b + c` into one. Passing the
-  # products through an integer xor with a zero the compiler cannot prove (the sign bit of the triangle ids, which
-  # are loaded from memory) keeps them rounded, so depth ties resolve bit for bit as in the kernel.
-  opaque_zero = tf.bitwise.right_shift(face, 31)[:, None]
-
-  def product(x, y):
-    return tf.bitcast(tf.bitwise.bitwise_xor(tf.bitcast(x * y, tf.int32), opaque_zero), tf.float32)
-
-  clip = product(b[0][:, None], p["zw0"]) + product(b[1][:, None], p["zw1"]) + product(b[2][:, None], p["zw2"])
+  b = [(tf.cast(value, tf.float32) / one_over_w)[:, None] for value in e]
+  clip = pin(b[0] * p["zw0"]) + pin(b[1] * p["zw1"]) + pin(b[2] * p["zw2"])
   depth = clip[:, 0] / clip[:, 1]
   valid = inside & (depth >= -1.0) & (depth < 1.0)
   key = tf.bitwise.left_shift(tf.cast(_sortable(depth), tf.int64), tf.constant(32, tf.int64))

@@ -29,7 +29,7 @@ def _grid(size=SIZE, batch=2, max_angle=60.0, seed=0):
 
 def _soup(rng, batch=2, triangles=40, height=12, width=20, behind=False):
   """Overlapping random triangles in clip space (w = camera z); with `behind`, some corners lie behind the near
-  plane or the camera, so the kernel's near-clipped bounding boxes are exercised."""
+  plane or the camera (triangles crossing the near plane, which the kernel bounds by near-plane intersections)."""
   near, far = rasterizer.DEFAULT_NEAR, rasterizer.DEFAULT_FAR
   xy = rng.uniform(-1.3, 1.3, (batch, triangles * 3, 2))
   z = rng.uniform(-0.5, 2.0, (batch, triangles * 3, 1)) if behind else rng.uniform(0.5, 3.0, (batch, triangles * 3, 1))
@@ -63,6 +63,11 @@ def test_random_soups_agree_with_kernel(rng):
     want, got = _assert_agree(clip, faces, height, width)
     assert np.array_equal(got, want)
     assert np.mean(want >= 0) > 0.3 and len(np.unique(want)) > 10  # overlapping, occluding triangles
+  # Every triangle twice (equal depths: the lower id wins) and degenerate ones (a repeated corner: never drawn).
+  clip, faces, height, width = _soup(rng)
+  tricky = np.concatenate([faces[::-1], faces, faces[:, [0, 0, 1]]])
+  want, got = _assert_agree(clip, tricky, height, width)
+  assert np.array_equal(got, want) and want.max() < len(faces)
   # Triangles behind the camera, beyond the far plane or off screen draw nothing.
   clip, faces, height, width = _soup(rng)
   hidden = clip.copy()
