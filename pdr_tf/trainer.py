@@ -149,21 +149,22 @@ class Trainer:
     return grads, sums
 
   def _make_train_loop(self):
-    # The first step runs outside the tf.range loop: autograph needs the structure of `sums` before the loop.
-    def loop_with_init(iterator, num_steps):
+    def one_step(iterator):
+      """Runs one step on every replica; returns the cross-replica sums of the scalar terms."""
       seed = self._step_seed(self.step)
       per_replica = self.strategy.run(self._replica_step, args=(next(iterator), seed, self.step))
-      sums = {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in per_replica.items()}
       self.step.assign_add(1)
+      return {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in per_replica.items()}
+
+    # The first step runs outside the tf.range loop: autograph needs the structure of `sums` before the loop.
+    def loop(iterator, num_steps):
+      sums = one_step(iterator)
       for _ in tf.range(num_steps - 1):
-        seed = self._step_seed(self.step)
-        per_replica = self.strategy.run(self._replica_step, args=(next(iterator), seed, self.step))
-        values = {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in per_replica.items()}
+        values = one_step(iterator)
         sums = {k: sums[k] + values[k] for k in sums}
-        self.step.assign_add(1)
       return {k: v / tf.cast(num_steps * self.global_batch_size, tf.float32) for k, v in sums.items()}
 
-    return tf.function(loop_with_init)
+    return tf.function(loop)
 
   def train(self) -> Dict[str, float]:
     """Runs the loop to `train_steps`; returns the last loop's mean scalars."""
