@@ -21,6 +21,7 @@ Images cross the SavedModel boundary in [0, 1] (or as bytes); the model itself w
 """
 
 import argparse
+import contextlib
 import datetime
 import json
 import logging
@@ -255,7 +256,10 @@ def export_model(model, output_dir, image_size=formats.IMAGE_SIZE, version=None,
     os.makedirs(output_dir, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=output_dir)
     try:
-        concrete = {name: fn.get_concrete_function() for name, fn in signatures.items()}
+        # Traced without XLA, so that servers without an XLA JIT (stock TF Serving) run the de_render signature.
+        renderer = getattr(model, "renderer", None)
+        with renderer.uncompiled() if hasattr(renderer, "uncompiled") else contextlib.nullcontext():
+            concrete = {name: fn.get_concrete_function() for name, fn in signatures.items()}
         module.track_variables(concrete.values())
         tf.saved_model.save(module, staging, signatures=concrete)
         custom_ops = sorted(t for t in saved_model_op_types(staging) if not hasattr(tf.raw_ops, t))

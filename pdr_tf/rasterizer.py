@@ -77,11 +77,24 @@ def _tfg_triangle_ids(clip, faces, height, width):
 
 
 _BACKENDS: Dict[str, Callable] = {"tfg": _tfg_triangle_ids}
+_XLA_BACKENDS = set()  # backends made of standard ops only, which XLA can compile
 
 
-def register_backend(name: str, triangle_ids_fn: Callable) -> None:
-  """Adds a backend: fn(clip [B,V,4], faces [F,3] int32, height, width) -> [B,H,W] int32 ids, -1 on background."""
+def register_backend(name: str, triangle_ids_fn: Callable, xla: bool = False) -> None:
+  """Adds a backend: fn(clip [B,V,4], faces [F,3] int32, height, width) -> [B,H,W] int32 ids, -1 on background.
+
+  `xla`: the function uses standard TensorFlow ops only, so a caller may compile it with `jit_compile=True`.
+  """
   _BACKENDS[name] = triangle_ids_fn
+  if xla:
+    _XLA_BACKENDS.add(name)
+  else:
+    _XLA_BACKENDS.discard(name)
+
+
+def supports_xla(backend: str) -> bool:
+  """Whether `backend` (or what "auto" resolves to) compiles under XLA; the "tfg" kernel is a custom op and does not."""
+  return resolve_backend(backend) in _XLA_BACKENDS
 
 
 def backends():
@@ -170,7 +183,7 @@ def rasterize(vertices, faces, intrinsics, image_size, backend="tfg", near=DEFAU
 # The pure-TensorFlow backend "tf" (rasterizer_tf does not import this module, so there is no import cycle).
 from pdr_tf import rasterizer_tf  # pylint: disable=wrong-import-position
 
-register_backend("tf", rasterizer_tf.triangle_ids)
+register_backend("tf", rasterizer_tf.triangle_ids, xla=True)
 
 
 def resolve_backend(name: str) -> str:

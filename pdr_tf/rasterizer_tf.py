@@ -28,7 +28,7 @@ beyond ~2^15, where the kernel's fixed-point arithmetic overflows) gives unspeci
 
 Static shapes: box areas of all B * F (image, triangle) instances are computed, the non-empty ones compacted (on a
 rotated 64x64 grid mesh about 60% of the triangles hold no pixel centre), and their candidates enumerated through
-the cumulative areas: a `tf.while_loop` takes `chunk` candidates per iteration from at most chunk / 4 consecutive
+the cumulative areas: a `tf.while_loop` takes `chunk` candidates per iteration from at most chunk / 2 consecutive
 instances, sets those up once and tests every candidate. Nothing is ragged, so the backend compiles under XLA
 (`jit_compile=True`) and runs on CPU, GPU and TPU (it uses int64 arithmetic, which XLA emulates on TPU). It is meant
 to run compiled: `triangle_ids(..., jit_compile=True)`, the default, compiles it even when called eagerly or from a
@@ -48,7 +48,9 @@ FRACTIONAL_BITS = 16
 _ONE = float(1 << FRACTIONAL_BITS)
 _EMPTY = np.iinfo(np.int64).max
 DEFAULT_CHUNK = 65536  # fastest on the 2-core CI CPU for the 64x64 grid mesh at batch 64
-_INSTANCES_PER_CHUNK = 4  # an iteration sets up at most chunk / 4 triangles (grid meshes: ~4 candidates each)
+# An iteration sets up at most chunk / 2 triangles: a rotated 64x64 grid mesh has ~1.6 candidates per non-empty
+# triangle, so chunk / 4 left ~60% of the lanes idle (ids at batch 64: 22 ms against 30 ms with chunk / 4).
+_INSTANCES_PER_CHUNK = 2
 
 
 def pixel_centres_fixed(size: int) -> np.ndarray:
@@ -255,7 +257,7 @@ def _zbuffer(vertices, faces, batch, height, width, chunk):
 
   Work is one candidate fragment per pixel centre in each triangle's tight box (no padding windows): box areas are
   computed for all instances, the non-empty instances compacted, and their candidates enumerated through the
-  cumulative areas. An iteration takes up to `chunk` candidates from at most chunk / 4 consecutive instances, sets
+  cumulative areas. An iteration takes up to `chunk` candidates from at most chunk / 2 consecutive instances, sets
   those instances up once and tests every candidate.
 
   Args:
@@ -370,10 +372,11 @@ def triangle_ids(clip, faces, height, width, chunk=DEFAULT_CHUNK, jit_compile=Tr
   return _triangle_ids(clip, faces, height, width, chunk)
 
 
-# Which backend "auto" picks on a CPU-only machine: "tf" or "tfg". Measured with `python -m
-# pdr_tf.benchmarks.rasterizer` on the 2-core CI CPU (64x64 grid meshes, batch 64, views within +-60 degrees):
-# triangle ids 15 ms ("tf") against 19 ms ("tfg"), render + loss 51 against 56 ms, with gradients 181 against
-# 183 ms, and with the whole step under XLA (only "tf" can be) 23 and 66 ms. GPUs and TPUs always get "tf".
+# Which backend "auto" picks on a CPU-only machine: "tf" or "tfg". Measured with `python -m pdr_tf.bench --quick
+# --sections rasterizer` on the 2-core CI CPU (64x64 grid meshes, batch 64, views within +-17 degrees), medians:
+# triangle ids alone 24 ms ("tf") against 20 ms ("tfg"), but the rendering path the trainer runs, compiled with XLA
+# (`Renderer.jit_compile`, which only "tf" allows), 41 against 77 ms forward and 104 against 280 ms forward plus
+# backward; uncompiled the two are level (79 / 277 against 77 / 280 ms). GPUs and TPUs always get "tf".
 CPU_BACKEND = "tf"
 
 

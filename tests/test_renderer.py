@@ -123,3 +123,30 @@ def test_invalid_arguments():
     r.warp_depth(tf.ones([1, 9, 9]), tf.zeros([1, 6]))
   with pytest.raises(ValueError):
     r.render(tf.ones([1, 8, 8]), tf.zeros([1, 8, 8, 3]), tf.zeros([1, 3]), tf.zeros([1, 6]))
+
+
+def test_jit_compile_renders_the_same_outputs_and_gradients():
+  scene = [tf.constant(x) for x in _scene(16, batch=2, seed=5)] + [tf.constant([[0.1, -0.2, 0.05, 0.01, 0, 0]] * 2)]
+  eager, compiled = renderer_lib.Renderer(16, backend="tf"), renderer_lib.Renderer(16, backend="tf", jit_compile=True)
+  assert compiled.compiled and not eager.compiled
+  results = []
+  for r in (eager, compiled):
+    with tf.GradientTape() as tape:
+      tape.watch(list(scene))
+      out = r.render(*scene)
+      loss = tf.reduce_mean(out["recon_image"] ** 2) + tf.reduce_mean(out["recon_depth"])
+    results.append((out, tape.gradient(loss, list(scene))))
+  (out_a, grads_a), (out_b, grads_b) = results
+  for key in ("recon_depth", "recon_image", "mask", "canon_image"):
+    np.testing.assert_allclose(out_a[key].numpy(), out_b[key].numpy(), rtol=1e-5, atol=1e-5)
+  for g_a, g_b in zip(grads_a, grads_b):
+    np.testing.assert_allclose(g_a.numpy(), g_b.numpy(), rtol=1e-3, atol=1e-5)
+
+
+def test_jit_compile_is_skipped_for_the_kernel_backend_and_inside_uncompiled():
+  assert not renderer_lib.Renderer(16, backend="tfg", jit_compile=True).compiled  # a custom op: no XLA
+  r = renderer_lib.Renderer(16, backend="tf", jit_compile=True)
+  with r.uncompiled():
+    assert not r.compiled
+    r.render(*_scene(16, batch=1), tf.zeros([1, 6]))
+  assert r.compiled
