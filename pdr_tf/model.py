@@ -27,6 +27,12 @@ OPERATIVE_CONFIG = "operative_config.gin"
 CHECKPOINT_DIR = "checkpoints"
 
 
+def _float32(outputs):
+  """Network outputs in float32: under a mixed-precision policy the networks compute in float16 or bfloat16, while
+  the renderer, the losses and the exported features stay float32."""
+  return tf.nest.map_structure(lambda t: tf.cast(t, tf.float32), outputs)
+
+
 @keras_configurable
 class DeRenderer(keras.Model):
   """Unsup3D-style de-renderer with per-property encoders.
@@ -43,6 +49,9 @@ class DeRenderer(keras.Model):
 
   def __init__(self, nf=64, zdim=256, encoder_nf=32, use_confidence=False, conf_zdim=128, renderer=None,
                ranges=None, name="de_renderer", **kwargs):
+    # The model itself stays float32 (its inputs, the renderer and the outputs); under a mixed-precision global
+    # policy only the property networks built below compute in float16 / bfloat16.
+    kwargs.setdefault("dtype", "float32")
     super().__init__(name=name, **kwargs)
     self.nf, self.zdim, self.encoder_nf = nf, zdim, encoder_nf
     self.use_confidence, self.conf_zdim = use_confidence, conf_zdim
@@ -69,10 +78,10 @@ class DeRenderer(keras.Model):
       features {depth, albedo, light, view} -> [B, D]; and conf_l1 [B,S,S,2], conf_perc [B,S/4,S/4,2] when
       confidence is on.
     """
-    depth = self.depth_net(images, training=training)
-    albedo = self.albedo_net(images, training=training)
-    light = self.light_net(images, training=training)
-    view = self.view_net(images, training=training)
+    depth = _float32(self.depth_net(images, training=training))
+    albedo = _float32(self.albedo_net(images, training=training))
+    light = _float32(self.light_net(images, training=training))
+    view = _float32(self.view_net(images, training=training))
     out = {
         "depth": scene.depth_from_raw(depth["output"], self.ranges),
         "albedo": albedo["output"],
@@ -82,7 +91,7 @@ class DeRenderer(keras.Model):
                      "view": view["features"]},
     }
     if self.conf_net is not None:
-      out.update(self.conf_net(images, training=training))
+      out.update(_float32(self.conf_net(images, training=training)))
     return out
 
   def encode(self, images, training=False) -> Dict[str, tf.Tensor]:
@@ -91,7 +100,7 @@ class DeRenderer(keras.Model):
     albedo = self.albedo_net(images, training=training)["features"]
     light = self.light_net(images, training=training)["features"]
     view = self.view_net(images, training=training)["features"]
-    return {"depth": depth, "albedo": albedo, "light": light, "view": view}
+    return _float32({"depth": depth, "albedo": albedo, "light": light, "view": view})
 
   def call(self, images, training=False):
     """Predicts the scene and renders it and its mirror.

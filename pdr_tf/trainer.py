@@ -8,6 +8,7 @@ with the saved optimizer state. A non-finite loss stops the run with `NonFiniteL
 so the last checkpoint stays the last good one.
 """
 
+import contextlib
 import logging
 import os
 import shutil
@@ -24,12 +25,25 @@ from pdr_tf import datasets
 from pdr_tf import input_pipeline
 from pdr_tf import model as model_lib
 from pdr_tf import objective as objective_lib
+from pdr_tf import rasterizer
 from pdr_tf import strategies
 from pdr_tf import summaries
 
 logger = logging.getLogger(__name__)
 
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 _SCALARS = ("total", "recon", "l1", "l1_flip", "perc", "perc_flip", "smooth", "loocc", "loocc_accuracy")
+
+
+@contextlib.contextmanager
+def precision_policy(name: str):
+  """Sets Keras' global dtype policy to `name` inside the block and restores the previous one after."""
+  previous = keras.mixed_precision.global_policy()
+  keras.mixed_precision.set_global_policy(name)
+  try:
+    yield
+  finally:
+    keras.mixed_precision.set_global_policy(previous)
 
 
 class NonFiniteLossError(RuntimeError):
@@ -54,7 +68,12 @@ class Trainer:
     summary_every: steps between scalar summaries; image_summary_every: between image grids (0: never).
     strategy, devices, tpu: see `strategies.make_strategy`.
     seed: base seed for initialisation, data order and LOOCC draws.
-    jit_compile: compile the training step with XLA (needs an XLA-capable rasterizer backend).
+    jit_compile: compile the whole forward and backward pass with XLA (needs an XLA-capable rasterizer backend,
+      "tf" or "auto"). To compile only the renderer, set `Renderer.jit_compile` instead (faster on CPUs, where
+      XLA's convolutions are slower than oneDNN's; see docs/performance.md).
+    precision: "float32", or a Keras mixed-precision policy for the networks: "mixed_float16" (GPUs; the loss is
+      scaled dynamically by a LossScaleOptimizer) or "mixed_bfloat16" (GPUs and TPUs, and CPUs with bf16
+      instructions). The renderer, the losses and the variables stay float32.
     export_at_end: write a SavedModel into <workdir>/export when training ends.
     inject_nan_at_step: testing hook: makes the loss NaN from this step on, to exercise the failure path.
     progress: show a tqdm progress bar.
@@ -64,9 +83,12 @@ class Trainer:
                train_steps=1000, global_batch_size=64, learning_rate=1e-4, weight_decay=5e-4, steps_per_loop=10,
                checkpoint_every=500, keep_checkpoints=3, summary_every=10, image_summary_every=500,
                strategy="auto", devices: Optional[Sequence[str]] = None, tpu: Optional[str] = None, seed=0,
-               jit_compile=False, export_at_end=True, inject_nan_at_step: Optional[int] = None, progress=True):
+               jit_compile=False, precision="float32", export_at_end=True, inject_nan_at_step: Optional[int] = None,
+               progress=True):
     if train_steps < 1 or global_batch_size < 1 or steps_per_loop < 1:
       raise ValueError("train_steps, global_batch_size and steps_per_loop must be positive")
+    if precision not in PRECISIONS:
+      raise ValueError(f"Trainer.precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     self.workdir, self.data_dir, self.synthetic_world = workdir, data_dir, synthetic_world
     self.train_steps, self.global_batch_size = int(train_steps), int(global_batch_size)
     self.learning_rate, self.weight_decay = learning_rate, weight_decay
@@ -76,6 +98,7 @@ class Trainer:
     self.strategy_name, self.devices, self.tpu, self.seed = strategy, devices, tpu, int(seed)
     self.jit_compile, self.export_at_end, self.progress = jit_compile, export_at_end, progress
     self.inject_nan_at_step = inject_nan_at_step
+    self.precision = precision
 
   # ------------------------------------------------------------------------------------------------ begin
   def begin(self) -> None:
@@ -90,10 +113,16 @@ class Trainer:
                 self.strategy.num_replicas_in_sync, "" if self.chief else " (non-chief worker)")
     keras.utils.set_random_seed(self.seed)
     with self.strategy.scope():
-      self.model = model_lib.DeRenderer()
-      self.model.build_for_inference()
+      with precision_policy(self.precision):  # layers keep the policy they were built under
+        self.model = model_lib.DeRenderer()
+        self.model.build_for_inference()
+      if self.jit_compile and not rasterizer.supports_xla(self.model.renderer.backend):
+        raise ValueError(f"Trainer.jit_compile needs an XLA-capable rasterizer backend, but Renderer.backend is "
+                         f"{self.model.renderer.backend!r}; set Renderer.backend = 'tf' (or 'auto').")
       self.objective = objective_lib.Objective()
       self.optimizer = keras.optimizers.AdamW(learning_rate=self.learning_rate, weight_decay=self.weight_decay)
+      if self.precision == "mixed_float16":
+        self.optimizer = keras.optimizers.LossScaleOptimizer(self.optimizer)
       self.optimizer.build(self.model.trainable_variables)
       self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
     self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, step=self.step)
@@ -142,6 +171,7 @@ class Trainer:
         # Added, not selected with tf.where: the unselected NaN branch would poison the gradients of good steps.
         per_example += tf.where(step >= self.inject_nan_at_step, np.nan, 0.0)
       loss = tf.nn.compute_average_loss(per_example, global_batch_size=self.global_batch_size)
+      loss = self.optimizer.scale_loss(loss)  # the loss scale under mixed_float16 (apply_gradients unscales)
     grads = tape.gradient(loss, self.model.trainable_variables)
     # Per-example terms summed here and divided by the global batch after the cross-replica sum.
     sums = {key: tf.reduce_sum(result[key]) for key in _SCALARS if key in result}

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -55,17 +56,53 @@ def test_train_main_writes_every_artifact(tmp_path, data_dir):
     assert tag in tags, tag
 
 
-@pytest.mark.slow
-def test_tiny_run_loss_falls(tmp_path, data_dir):
-  trainer = _trainer(tmp_path / "work", data_dir, "Trainer.train_steps=40", "Trainer.steps_per_loop=5",
-                     "Trainer.learning_rate=1e-3", "Trainer.export_at_end=False", "Trainer.checkpoint_every=100",
-                     "Trainer.image_summary_every=0", "LooccConfig.mode='none'")
+def _losses(trainer):
+  """Begins `trainer` and runs it to the end in loops of 5 steps; the mean total loss of each loop."""
   trainer.begin()
   losses = []
   while int(trainer.step.numpy()) < trainer.train_steps:
     losses.append(float(trainer._train_loop(trainer.iterator, tf.constant(5))["total"]))
   assert np.isfinite(losses).all()
+  return losses
+
+
+_FAST_FIT = ("Trainer.steps_per_loop=5", "Trainer.learning_rate=1e-3", "Trainer.export_at_end=False",
+             "Trainer.checkpoint_every=100", "Trainer.image_summary_every=0", "LooccConfig.mode='none'")
+
+
+@pytest.mark.slow
+def test_tiny_run_loss_falls(tmp_path, data_dir):
+  losses = _losses(_trainer(tmp_path / "work", data_dir, "Trainer.train_steps=40", *_FAST_FIT))
   assert np.mean(losses[-2:]) < 0.8 * np.mean(losses[:2]), losses
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("switches", [
+    ("Renderer.backend='tf'", "Renderer.jit_compile=True"),
+    ("Renderer.backend='tf'", "Trainer.jit_compile=True"),
+    ("Renderer.backend='tf'", "Renderer.jit_compile=True", "Trainer.precision='mixed_bfloat16'"),
+    ("Trainer.precision='mixed_float16'",),
+], ids=["renderer_xla", "step_xla", "mixed_bfloat16", "mixed_float16"])
+def test_performance_switches_train(tmp_path, data_dir, switches):
+  trainer = _trainer(tmp_path / "work", data_dir, "Trainer.train_steps=20", *_FAST_FIT, *switches)
+  losses = _losses(trainer)
+  assert np.mean(losses[-2:]) < 0.8 * np.mean(losses[:2]), losses
+  precision = trainer.precision
+  assert trainer.model.depth_net.dtype_policy.name == precision  # the networks compute in the policy's dtype
+  assert trainer.model.dtype_policy.name == "float32"  # the model's inputs, renderer and outputs do not
+  assert all(v.dtype == tf.float32 for v in trainer.model.trainable_variables)
+  assert keras.mixed_precision.global_policy().name == "float32"  # restored after building
+  assert isinstance(trainer.optimizer, keras.optimizers.LossScaleOptimizer) == (precision == "mixed_float16")
+  out = trainer.model.encode(tf.zeros([1, 64, 64, 3]))
+  assert all(v.dtype == tf.float32 for v in out.values())
+
+
+def test_switch_errors_name_the_setting(tmp_path, data_dir):
+  with pytest.raises(ValueError, match="Trainer.precision"):
+    _trainer(tmp_path / "a", data_dir, "Trainer.precision='float16'")
+  trainer = _trainer(tmp_path / "b", data_dir, "Trainer.jit_compile=True", "Renderer.backend='tfg'")
+  with pytest.raises(ValueError, match="Renderer.backend = 'tf'"):
+    trainer.begin()
 
 
 def test_restart_resumes_at_saved_step_with_optimizer_state(tmp_path, data_dir):
@@ -90,12 +127,16 @@ def test_killed_run_resumes_at_its_saved_step(tmp_path, data_dir):
                "Trainer.image_summary_every=0")
   proc = subprocess.Popen([sys.executable, "-m", "pdr_tf.train"] + argv, cwd=REPO, stdout=subprocess.DEVNULL,
                           stderr=subprocess.DEVNULL, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+  def latest_step():  # the checkpoint state file names a checkpoint only once its files are complete
+    latest = tf.train.latest_checkpoint(str(workdir / "checkpoints"))
+    return int(latest.rsplit("-", 1)[1]) if latest else 0
+
   deadline = time.monotonic() + 240
-  while time.monotonic() < deadline and not glob.glob(str(workdir / "checkpoints" / "ckpt-4.index")):
+  while time.monotonic() < deadline and latest_step() < 4:
     time.sleep(0.5)
   proc.send_signal(signal.SIGKILL)
   proc.wait()
-  saved = int(tf.train.latest_checkpoint(str(workdir / "checkpoints")).rsplit("-", 1)[1])
+  saved = latest_step()
   assert 4 <= saved < 400
   resumed = _trainer(workdir, data_dir, "Trainer.train_steps=400")
   resumed.begin()
