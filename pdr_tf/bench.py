@@ -14,22 +14,22 @@ import json
 import logging
 import os
 import platform
-import statistics
 import sys
 import tempfile
 import time
 import traceback
-from typing import Callable, Dict, Optional
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 
+from pdr_tf.benchmarks.timing import ms as _ms, time_call, time_interleaved  # noqa: F401  (re-exported)
+from pdr_tf.benchmarks.training import PAPER_MODEL, QUICK_MODEL, TARGET_STEP_RATIO  # noqa: F401
+from pdr_tf.formats import IMAGE_SIZE
+
 logger = logging.getLogger(__name__)
 
-TARGET_STEP_RATIO = 1.5  # a training step at most 1.5x the networks' forward plus backward alone
 TARGET_PIPELINE_RATIO = 5.0  # the input pipeline at least 5x faster than training
-QUICK_MODEL = {"nf": 16, "zdim": 64, "encoder_nf": 16}  # gin/quick.gin
-PAPER_MODEL = {"nf": 64, "zdim": 256, "encoder_nf": 32}
-IMAGE_SIZE = 64
+TRAINING_VIEW_DEGREES = 17.0  # the rasterizer section's views rotate within +-17 degrees (0.3 rad) per axis
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,54 +48,18 @@ class Settings:
     beam_images: int
     beam_startup: bool
     paper_model: bool
+    training_modes: Tuple[str, ...]  # benchmarks.training.MODES, the headline mode first
 
 
+_ALL_MODES = ("tf_xla_render", "tf_xla_step", "tfg", "tf_xla_render_raw_init")
 PRESETS = {
-    "full": Settings("full", 10, 64, 16, 512, 40, 2048, 32, 64, 64, 200, True, True),
-    "quick": Settings("quick", 7, 64, 16, 256, 30, 1024, 16, 64, 64, 60, False, False),
-    "smoke": Settings("smoke", 1, 2, 2, 8, 2, 128, 1, 8, 2, 3, False, False),
+    "full": Settings("full", 10, 64, 16, 512, 40, 2048, 32, 64, 64, 200, True, True, _ALL_MODES),
+    "quick": Settings("quick", 7, 64, 16, 256, 30, 1024, 16, 64, 64, 60, False, False, _ALL_MODES),
+    "smoke": Settings("smoke", 1, 2, 2, 8, 2, 128, 1, 8, 2, 3, False, False, ("tf_xla_render", "tfg")),
 }
 
 
 # --------------------------------------------------------------------------------------------------- helpers
-def _force(value):
-    """Waits for a result: pulls every tensor in `value` to the host (GPU ops are asynchronous)."""
-    import tensorflow as tf  # pylint: disable=import-outside-toplevel
-    for t in tf.nest.flatten(value):
-        if hasattr(t, "numpy"):
-            t.numpy()
-
-
-def time_call(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
-    """Median wall time of `fn()` in seconds over `repeats` calls, after `warmup` untimed calls (tracing)."""
-    for _ in range(warmup):
-        _force(fn())
-    times = []
-    for _ in range(max(1, repeats)):
-        start = time.perf_counter()
-        _force(fn())
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def time_interleaved(fns: Dict[str, Callable[[], object]], repeats: int) -> Dict[str, Dict[str, float]]:
-    """Times several callables in alternation (one warm-up each, then `repeats` rounds a, b, a, b, ...), so that a
-    ratio between them is taken under the same machine load; returns {name: {"median": s, "min": s}}."""
-    for fn in fns.values():
-        _force(fn())
-    times = {name: [] for name in fns}
-    for _ in range(max(1, repeats)):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            _force(fn())
-            times[name].append(time.perf_counter() - start)
-    return {name: {"median": statistics.median(t), "min": min(t)} for name, t in times.items()}
-
-
-def _ms(seconds):
-    return round(1000.0 * seconds, 2)
-
-
 def machine_info() -> Dict[str, object]:
     """CPU count, platform, Python and TF versions, GPU names, load average and a UTC timestamp."""
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
@@ -109,254 +73,37 @@ def machine_info() -> Dict[str, object]:
             "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
 
 
-def grid_scene(batch, size=IMAGE_SIZE, seed=0):
-    """A batch of smooth random scenes: depth [B,S,S] in [0.95, 1.05], albedo [B,S,S,3], light [B,4], view [B,6]
-    (rotations within +-0.3 rad, small translations), so the 64x64 grid mesh covers most of the image."""
-    import tensorflow as tf  # pylint: disable=import-outside-toplevel
-    rng = np.random.default_rng(seed)
-    ramp = np.linspace(-1, 1, size, dtype=np.float32)
-    phase = rng.uniform(0, np.pi, (batch, 1, 1)).astype(np.float32)
-    depth = 1.0 + 0.05 * np.sin(3 * ramp[None, :, None] + phase) * np.cos(2 * ramp[None, None, :])
-    albedo = np.tanh(rng.normal(0, 1, (batch, size, size, 3))).astype(np.float32)
-    light = np.stack([rng.uniform(0.2, 0.8, batch), rng.uniform(0.5, 1.0, batch), rng.uniform(-0.5, 0.5, batch),
-                      rng.uniform(-0.5, 0.5, batch)], -1).astype(np.float32)
-    view = np.concatenate([rng.uniform(-0.3, 0.3, (batch, 3)), rng.uniform(-0.05, 0.05, (batch, 2)),
-                           np.zeros((batch, 1))], -1).astype(np.float32)
-    return tuple(tf.constant(x, tf.float32) for x in (depth, albedo, light, view))
-
-
-def _available_backends():
-    """Registered rasterizer backends, plus the pure-TF one from `rasterizer_tf` when it exists but is not yet
-    registered (registered in this process only)."""
-    from pdr_tf import rasterizer  # pylint: disable=import-outside-toplevel
-    if "tf" not in rasterizer.backends():
-        try:
-            from pdr_tf import rasterizer_tf  # pylint: disable=import-outside-toplevel
-            rasterizer.register_backend("tf", rasterizer_tf.triangle_ids)
-        except (ImportError, AttributeError) as e:
-            logger.info("pure-TF rasterizer backend not available: %s", e)
-    return rasterizer.backends()
-
-
 # --------------------------------------------------------------------------------------------------- sections
-def bench_rasterizer_backend(backend: str, batch: int, repeats: int) -> Dict[str, object]:
-    """One backend on the 64x64 grid mesh (7,938 triangles per image): rasterize alone, the full rendering path
-    forward, and the rendering path forward plus backward (gradients to depth, albedo, light and view).
+def bench_rasterizers(settings: Settings) -> Dict[str, object]:
+    """Every rasterizer configuration on the 64x64 grid mesh (`benchmarks.rasterizer.run`, views within
+    +-TRAINING_VIEW_DEGREES): triangle ids alone, the rendering path forward, and forward plus backward.
 
     Returns:
-      Dict: rasterize_ms, render_forward_ms, render_forward_backward_ms (per batch), coverage (covered fraction).
+      {"tf": ..., "tf+xla": ..., "tfg": ...}, each with batch, triangle_ids_ms, render_forward_ms,
+      render_forward_backward_ms (medians per batch); "agreement": the fraction of equal ids of "tf" and "tfg".
     """
-    import tensorflow as tf  # pylint: disable=import-outside-toplevel
-    from pdr_tf import geometry, rasterizer, renderer  # pylint: disable=import-outside-toplevel
-    r = renderer.Renderer(image_size=IMAGE_SIZE, backend=backend)
-    depth, albedo, light, view = grid_scene(batch)
-
-    @tf.function
-    def raster(d, v):
-        points = tf.reshape(geometry.depth_to_points(d, r.intrinsics), [tf.shape(d)[0], -1, 3])
-        points = geometry.transform_points(points, v, r.rotation_center)
-        frags = rasterizer.rasterize(points, r.faces, r.intrinsics, (IMAGE_SIZE, IMAGE_SIZE), backend=backend,
-                                     background_depth=r.far_depth)
-        return tf.reduce_mean(frags.mask)
-
-    @tf.function
-    def forward(d, a, l, v):
-        return tf.reduce_mean(r.render(d, a, l, v)["recon_image"])
-
-    @tf.function
-    def forward_backward(d, a, l, v):
-        with tf.GradientTape() as tape:
-            tape.watch([d, a, l, v])
-            loss = tf.reduce_mean(r.render(d, a, l, v)["recon_image"])
-        return tf.linalg.global_norm(tape.gradient(loss, [d, a, l, v]))
-
-    return {"backend": backend, "batch": batch, "triangles_per_image": int(r.faces.shape[0]),
-            "coverage": round(float(raster(depth, view)), 4),
-            "rasterize_ms": _ms(time_call(lambda: raster(depth, view), repeats)),
-            "render_forward_ms": _ms(time_call(lambda: forward(depth, albedo, light, view), repeats)),
-            "render_forward_backward_ms": _ms(time_call(lambda: forward_backward(depth, albedo, light, view),
-                                                        repeats))}
+    from pdr_tf import rasterizer  # pylint: disable=import-outside-toplevel
+    from pdr_tf.benchmarks import rasterizer as raster_bench  # pylint: disable=import-outside-toplevel
+    results, agreement = raster_bench.run(batch=settings.raster_batch, size=IMAGE_SIZE, repeats=settings.repeats,
+                                          backends=rasterizer.backends(), max_angle=TRAINING_VIEW_DEGREES,
+                                          progress=False)
+    keys = {"ids": "triangle_ids_ms", "forward": "render_forward_ms", "forward_backward": "render_forward_backward_ms"}
+    sections = {}
+    for r in results:
+        name = r["backend"] + ("+xla" if r["jit_compile"] else "")
+        sections.setdefault(name, {"backend": r["backend"], "xla": r["jit_compile"], "batch": r["batch"]})
+        sections[name][keys[r["kind"]]] = r["median_ms"]
+    if agreement:
+        sections["agreement"] = agreement
+    return sections
 
 
-def bench_rasterizers(settings: Settings) -> Dict[str, object]:
-    """Every available rasterizer backend side by side; a backend that fails gets {"error": ...}."""
-    results = {}
-    for backend in _available_backends():
-        results[backend] = _guarded(f"rasterizer[{backend}]", lambda b=backend: bench_rasterizer_backend(
-            b, settings.raster_batch, settings.repeats))
-    return results
-
-
-def build_training(model_size: Dict[str, int], backend: str = "tfg", seed: int = 0):
-    """The quick-preset (or paper-size) cars model with LOOCC light_view, its objective and AdamW."""
-    import keras  # pylint: disable=import-outside-toplevel
-    from pdr_tf import losses, loocc, model, objective, renderer  # pylint: disable=import-outside-toplevel
-    keras.utils.set_random_seed(seed)
-    net = model.DeRenderer(**model_size, renderer=renderer.Renderer(image_size=IMAGE_SIZE, backend=backend))
-    net.build_for_inference()
-    obj = objective.Objective(weights=losses.ReconstructionWeights.cars(),
-                              loocc_config=loocc.LooccConfig(mode="light_view"))
-    optimizer = keras.optimizers.AdamW(learning_rate=1e-4, weight_decay=5e-4)
-    optimizer.build(net.trainable_variables)
-    return net, obj, optimizer
-
-
-def training_functions(net, obj, optimizer):
-    """tf.functions of (a) the full training step and (b) the networks' forward plus backward alone.
-
-    (a) train_step(images, seed): the objective (the networks, the render of the scene and its mirror, the LOOCC
-        re-render of x_aug and its encoding by the four encoders, the losses), its gradients and the AdamW update.
-    (b) networks_step(images, images_aug): `predict_scene(images)` (depth, albedo, light and view networks, plus
-        the confidence network when the model has one) and `encode(images_aug)` (the cycle's second encoder pass,
-        on a stand-in for x_aug without gradient), every output into a trivial sum-of-squares loss, and the
-        gradients. No rendering, no real loss, no optimizer update.
-    Both return a scalar that depends on every gradient, so nothing is pruned.
-    """
-    import tensorflow as tf  # pylint: disable=import-outside-toplevel
-    variables = net.trainable_variables
-
-    @tf.function
-    def train_step(images, seed):
-        with tf.GradientTape() as tape:
-            loss = tf.reduce_mean(obj(net, images, seed, training=True)["total"])
-        grads = tape.gradient(loss, variables)
-        optimizer.apply_gradients(zip(grads, variables))
-        return loss
-
-    @tf.function
-    def networks_step(images, images_aug):
-        with tf.GradientTape() as tape:
-            out = net.predict_scene(images, training=True)
-            out = {k: v for k, v in out.items()}
-            out["features_aug"] = net.encode(images_aug, training=True)
-            loss = tf.add_n([tf.reduce_mean(tf.square(t)) for t in tf.nest.flatten(out)])
-        return tf.linalg.global_norm(tape.gradient(loss, variables))
-
-    return train_step, networks_step
-
-
-def _random_images(batch, seed=0):
-    import tensorflow as tf  # pylint: disable=import-outside-toplevel
-    return tf.random.stateless_uniform([batch, IMAGE_SIZE, IMAGE_SIZE, 3], [seed, 1], -1.0, 1.0)
-
-
-def render_parts(r, scene, repeats) -> Dict[str, float]:
-    """Forward plus backward (ms) of each stage of `Renderer.render` on `scene` (depth, albedo, light, view):
-    shading, the depth warp (mesh, rasterization, barycentric depth) and the inverse warp with bilinear sampling."""
-    import tensorflow as tf  # pylint: disable=import-outside-toplevel
-    from pdr_tf import geometry  # pylint: disable=import-outside-toplevel
-    depth, albedo, light, view = scene
-    recon_depth = r.warp_depth(depth, view)
-    canon_image = r.shade(depth, albedo, light)["image"]
-    stages = {
-        "shade": (lambda d, a, l, v: r.shade(d, a, l)["image"], [depth, albedo, light, view]),
-        "warp_depth": (lambda d, a, l, v: r.warp_depth(d, v), [depth, albedo, light, view]),
-        "inverse_warp_sample": (lambda d, a, l, v: geometry.bilinear_sample(a, r.inverse_warp_grid(d, v)),
-                                [recon_depth, canon_image, light, view]),
-    }
-    result = {}
-    for name, (fn, args) in stages.items():
-        @tf.function
-        def fwd_bwd(*xs, fn=fn):
-            with tf.GradientTape() as tape:
-                tape.watch(xs)
-                loss = tf.reduce_mean(fn(*xs))
-            return tf.linalg.global_norm([g for g in tape.gradient(loss, xs) if g is not None])
-        result[f"render_{name}_fwd_bwd_2b_ms"] = _ms(time_call(lambda f=fwd_bwd, a=args: f(*a), repeats))
-    return result
-
-
-def step_breakdown(net, obj, optimizer, images, repeats) -> Dict[str, float]:
-    """Times the training step's parts separately (ms): the rendering path forward and forward plus backward on the
-    2B batch of the scene and its mirror, the LOOCC re-render (B, no gradient), the losses (reconstruction terms and
-    NT-Xent on fixed tensors) and the AdamW update. Used as the profile when the 1.5x target is missed."""
-    import tensorflow as tf  # pylint: disable=import-outside-toplevel
-    from pdr_tf import loocc, renderer  # pylint: disable=import-outside-toplevel
-    out = net(images, training=False)
-    scene = renderer.flip_pair(out["depth"], out["albedo"], out["light"], out["view"])
-    r = net.renderer
-
-    @tf.function
-    def render_forward(d, a, l, v):
-        return tf.reduce_mean(r.render(d, a, l, v)["recon_image"])
-
-    @tf.function
-    def render_forward_backward(d, a, l, v):
-        with tf.GradientTape() as tape:
-            tape.watch([d, a, l, v])
-            loss = tf.reduce_mean(r.render(d, a, l, v)["recon_image"])
-        return tf.linalg.global_norm(tape.gradient(loss, [d, a, l, v]))
-
-    @tf.function
-    def loocc_render(seed):
-        return tf.reduce_mean(obj.augment(net, images, out, seed)["image"])
-
-    @tf.function
-    def losses_only():
-        terms = obj.reconstruction_terms(images, out)
-        feats = {k: tf.stop_gradient(v) for k, v in out["features"].items()}
-        contrast = loocc.nt_xent(loocc.leave_one_out_features(feats, False),
-                                 loocc.leave_one_out_features(feats, False), obj.loocc.temperature)
-        return tf.add_n([tf.reduce_mean(t) for t in terms.values()]) + tf.reduce_mean(contrast["per_example_loss"])
-
-    grads = [tf.zeros_like(v) for v in net.trainable_variables]
-
-    @tf.function
-    def update():
-        optimizer.apply_gradients(zip(grads, net.trainable_variables))
-        return tf.constant(0.0)
-
-    seed = tf.constant([0, 1], tf.int64)
-    return {**render_parts(r, scene, repeats),
-            "render_forward_2b_ms": _ms(time_call(lambda: render_forward(*scene), repeats)),
-            "render_forward_backward_2b_ms": _ms(time_call(lambda: render_forward_backward(*scene), repeats)),
-            "loocc_rerender_ms": _ms(time_call(lambda: loocc_render(seed), repeats)),
-            "losses_ms": _ms(time_call(losses_only, repeats)),
-            "optimizer_update_ms": _ms(time_call(update, repeats))}
-
-
-def bench_training_step(settings: Settings, model_size=None, breakdown=True) -> Dict[str, object]:
-    """(a) the full training step against (b) the networks alone, same batch and model (see
-    `training_functions`); the ratio a/b against TARGET_STEP_RATIO, and a breakdown of the rest."""
-    import tensorflow as tf  # pylint: disable=import-outside-toplevel
-    model_size = model_size or QUICK_MODEL
-    net, obj, optimizer = build_training(model_size)
-    train_step, networks_step = training_functions(net, obj, optimizer)
-    batch = settings.train_batch
-    images = _random_images(batch)
-    images_aug = tf.reverse(images, axis=[2])  # stand-in for x_aug: same cost, a different input
-    counter = [0]
-
-    def one_train_step():
-        counter[0] += 1
-        return train_step(images, tf.constant([0, counter[0]], tf.int64))
-
-    # Interleaved, because the CPU may be shared: both see the same load; the ratio of the medians is reported and
-    # the ratio of the minima (the least-disturbed runs) is kept beside it.
-    timed = time_interleaved({"step": one_train_step, "nets": lambda: networks_step(images, images_aug)},
-                             settings.repeats)
-    step_s, nets_s = timed["step"]["median"], timed["nets"]["median"]
-    ratio = step_s / nets_s
-    result = {"model": dict(model_size), "batch": batch, "backend": net.renderer.backend,
-              "networks": [n.name for n in (net.depth_net, net.albedo_net, net.light_net, net.view_net,
-                                             net.conf_net) if n is not None],
-              "train_step_ms": _ms(step_s), "networks_fwd_bwd_ms": _ms(nets_s), "ratio": round(ratio, 3),
-              "train_step_min_ms": _ms(timed["step"]["min"]), "networks_fwd_bwd_min_ms": _ms(timed["nets"]["min"]),
-              "ratio_of_minima": round(timed["step"]["min"] / timed["nets"]["min"], 3),
-              "target_ratio": TARGET_STEP_RATIO, "pass": bool(ratio <= TARGET_STEP_RATIO),
-              "train_images_per_s": round(batch / step_s, 1),
-              "_functions": (train_step, networks_step, images, images_aug)}
-    if breakdown:
-        parts = step_breakdown(net, obj, optimizer, images, settings.repeats)
-        parts["networks_fwd_bwd_ms"] = result["networks_fwd_bwd_ms"]
-        accounted = (parts["networks_fwd_bwd_ms"] + parts["render_forward_backward_2b_ms"] +
-                     parts["loocc_rerender_ms"] + parts["losses_ms"] + parts["optimizer_update_ms"])
-        parts["unaccounted_ms"] = round(result["train_step_ms"] - accounted, 2)
-        # The networks-alone cost has no optimizer update; this ratio shows how much of the gap the update is.
-        parts["ratio_excluding_update"] = round(
-            (result["train_step_ms"] - parts["optimizer_update_ms"]) / result["networks_fwd_bwd_ms"], 3)
-        result["breakdown"] = parts
-    return result
+def bench_training(settings: Settings, model_size=None, breakdown=True) -> Dict[str, object]:
+    """The training step of every mode in `settings.training_modes` against the networks alone
+    (`benchmarks.training.bench_training_step`)."""
+    from pdr_tf.benchmarks import training  # pylint: disable=import-outside-toplevel
+    return training.bench_training_step(settings.train_batch, settings.repeats, model_size,
+                                        settings.training_modes, breakdown)
 
 
 def bench_flops(settings: Settings, training: Optional[Dict[str, object]]) -> Dict[str, object]:
@@ -458,7 +205,8 @@ def bench_beam_workers(settings: Settings) -> Dict[str, object]:
 
 def bench_paper_model(settings: Settings) -> Dict[str, object]:
     """Training images/s of the paper-size model (nf=64, zdim=256, encoder_nf=32) at the training batch."""
-    result = bench_training_step(settings, model_size=PAPER_MODEL, breakdown=False)
+    result = bench_training(dataclasses.replace(settings, training_modes=settings.training_modes[:1]),
+                            model_size=PAPER_MODEL, breakdown=False)
     return {k: v for k, v in result.items() if k in ("model", "batch", "train_step_ms", "networks_fwd_bwd_ms",
                                                       "ratio", "train_images_per_s", "_functions")}
 
@@ -499,16 +247,22 @@ def _rows(sections):
         if backend == "error":
             add("rasterizer", "all backends", sections["rasterizer"], "")
             break
+        if backend == "agreement":
+            add("rasterizer", "tf vs tfg equal ids", r, "equal_ids", "fraction of pixels")
+            continue
         batch = f"batch {r.get('batch', '?')}, 64x64 grid mesh"
-        add("rasterizer", f"{backend}: rasterize ms", r, "rasterize_ms", batch)
+        add("rasterizer", f"{backend}: triangle ids ms", r, "triangle_ids_ms", batch)
         add("rasterizer", f"{backend}: render fwd ms", r, "render_forward_ms", batch)
         add("rasterizer", f"{backend}: render fwd+bwd ms", r, "render_forward_backward_ms", batch)
     t = sections.get("training_step", {})
-    add("training", "full step ms", t, "train_step_ms", f"batch {t.get('batch', '?')}, LOOCC light_view")
+    mode = f"mode {t.get('mode', '?')}"
+    add("training", "full step ms", t, "train_step_ms", f"batch {t.get('batch', '?')}, LOOCC light_view, {mode}")
     add("training", "networks fwd+bwd ms", t, "networks_fwd_bwd_ms", "networks + cycle encode, trivial loss")
     add("training", "ratio step / networks", t, "ratio", f"target <= {TARGET_STEP_RATIO}")
     add("training", "ratio of minima", t, "ratio_of_minima", "least-disturbed runs")
     add("training", "ratio target", t, "pass", "on the ratio of medians")
+    for name, m in (t.get("modes") or {}).items():
+        add("training", f"  mode {name}: step ms", m, "train_step_ms", f"ratio {_fmt(m.get('ratio', '?'))}")
     for key, value in (t.get("breakdown") or {}).items():
         rows.append(("training", f"  breakdown: {key}", _fmt(value), "profile"))
     p = sections.get("input_pipeline", {})
@@ -557,7 +311,7 @@ def run_all(settings: Settings, sections=None) -> Dict[str, object]:
     results = {}
     functions = {
         "rasterizer": lambda: bench_rasterizers(settings),
-        "training_step": lambda: bench_training_step(settings),
+        "training_step": lambda: bench_training(settings),
         "input_pipeline": lambda: bench_input_pipeline_vs_training(settings, results.get("training_step")),
         "flops": lambda: bench_flops(settings, results.get("training_step")),
         "serving": lambda: bench_serving(settings),

@@ -52,18 +52,21 @@ def test_guarded_records_errors_and_passes_results():
 
 def test_table_shows_values_targets_and_errors():
   sections = {
-      "rasterizer": {"tfg": {"batch": 64, "rasterize_ms": 12.5, "render_forward_ms": 20.0,
-                             "render_forward_backward_ms": 60.0}, "tf": {"error": "XlaError: nope"}},
-      "training_step": {"batch": 16, "train_step_ms": 300.0, "networks_fwd_bwd_ms": 100.0, "ratio": 3.0,
-                        "pass": False, "breakdown": {"losses_ms": 1.5}},
+      "rasterizer": {"tfg": {"batch": 64, "triangle_ids_ms": 12.5, "render_forward_ms": 20.0,
+                             "render_forward_backward_ms": 60.0}, "tf": {"error": "XlaError: nope"},
+                     "agreement": {"equal_ids": 0.9999}},
+      "training_step": {"batch": 16, "mode": "tf_xla_render", "train_step_ms": 300.0, "networks_fwd_bwd_ms": 100.0,
+                        "ratio": 3.0, "pass": False, "breakdown": {"losses_ms": 1.5},
+                        "modes": {"tfg": {"train_step_ms": 400.0, "ratio": 4.0}}},
       "input_pipeline": {"pipeline_images_per_s": 2000.0, "train_images_per_s": 50.0, "ratio": 40.0, "pass": True},
       "flops": {"error": "ValueError: x"},
       "serving": {"serving_default_batch1_ms": 4.0},
       "beam": {"workers_1": {"images_per_s": 10.0, "written": 5}},
   }
   table = bench.format_table(sections)
-  assert "tfg: rasterize ms" in table and "12.50" in table
-  assert "tf: rasterize ms" in table and "XlaError: nope" in table
+  assert "tfg: triangle ids ms" in table and "12.50" in table
+  assert "tf: triangle ids ms" in table and "XlaError: nope" in table
+  assert "tf vs tfg equal ids" in table and "mode tf_xla_render" in table and "mode tfg: step ms" in table
   assert "FAIL" in table and "PASS" in table
   assert "breakdown: losses_ms" in table
   assert "ValueError: x" in table
@@ -80,13 +83,6 @@ def test_flops_section_without_training_measures_the_machine():
   assert "model_error" in result
 
 
-def test_grid_scene_shapes_and_ranges():
-  depth, albedo, light, view = bench.grid_scene(3)
-  assert depth.shape == (3, 64, 64) and albedo.shape == (3, 64, 64, 3)
-  assert light.shape == (3, 4) and view.shape == (3, 6)
-  assert 0.94 < float(np.min(depth)) and float(np.max(depth)) < 1.06
-
-
 @pytest.mark.slow
 def test_smoke_run_writes_every_section(tmp_path):
   out = tmp_path / "bench.json"
@@ -100,10 +96,12 @@ def test_smoke_run_writes_every_section(tmp_path):
   assert report["settings"]["preset"] == "smoke"
   sections = report["sections"]
   assert set(SECTIONS) <= set(sections)
-  assert "tfg" in sections["rasterizer"]
+  assert {"tf", "tf+xla", "tfg"} <= set(sections["rasterizer"])
+  assert sections["rasterizer"]["agreement"]["equal_ids"] > 0.99
   for backend, data in sections["rasterizer"].items():
-    _check_section(f"rasterizer[{backend}]", data,
-                   ("rasterize_ms", "render_forward_ms", "render_forward_backward_ms"))
+    if backend != "agreement":
+      _check_section(f"rasterizer[{backend}]", data,
+                     ("triangle_ids_ms", "render_forward_ms", "render_forward_backward_ms"))
   training = sections["training_step"]
   _check_section("training_step", training, ("train_step_ms", "networks_fwd_bwd_ms", "ratio",
                                              "train_images_per_s"))
@@ -112,6 +110,8 @@ def test_smoke_run_writes_every_section(tmp_path):
                                               rel=0.01)
     assert training["pass"] == (training["ratio"] <= bench.TARGET_STEP_RATIO)
     assert all(_numeric(v) for v in training["breakdown"].values())
+    assert training["mode"] == "tf_xla_render" and set(training["modes"]) == {"tf_xla_render", "tfg"}
+    assert all(m["train_step_ms"] > 0 for m in training["modes"].values())
   _check_section("input_pipeline", sections["input_pipeline"], ("pipeline_images_per_s", "ratio"))
   _check_section("flops", sections["flops"], ("machine_matmul_gflops", "machine_conv2d_gflops",
                                               "train_step_gflop_per_image", "model_train_step_gflops"))

@@ -1,0 +1,247 @@
+"""The training-step benchmark: a full LOOCC training step against the networks' forward plus backward alone.
+
+Used by `python -m pdr_tf.bench` (section training_step). Each mode is one way to run the step (MODES); all are
+timed against the same networks-alone baseline (uncompiled: on CPUs XLA's convolutions are slower than oneDNN's),
+interleaved so that machine load hits both alike, and the headline mode (the gin configs' default) gets a
+breakdown of where the rest of the step goes.
+"""
+
+import dataclasses
+from typing import Dict, Optional, Sequence
+
+from pdr_tf.benchmarks import timing
+from pdr_tf.formats import IMAGE_SIZE
+
+TARGET_STEP_RATIO = 1.5  # a training step at most 1.5x the networks' forward plus backward alone
+QUICK_MODEL = {"nf": 16, "zdim": 64, "encoder_nf": 16}  # gin/quick.gin
+PAPER_MODEL = {"nf": 64, "zdim": 256, "encoder_nf": 32}
+
+
+# Randomly initialised depth networks predict depth noise (neighbouring pixels ~0.05 apart in a 0.2 range); under
+# LOOCC's view perturbation (yaw up to 22.5 degrees) its grid mesh turns into slivers tens of pixels long, and the
+# re-render tests ~12x more candidate pixels than a smooth surface (3.0M against 0.24M at batch 16). Training smooths
+# depth within its first steps, so the benchmark scales the depth network's output layer by this factor: neighbouring
+# depths ~0.009 apart, and the perturbed re-render as costly as the unperturbed one. Modes ending in "_raw_init"
+# keep the raw initialisation, to show the cost of those first steps.
+SMOOTH_DEPTH_SCALE = 0.1
+
+
+@dataclasses.dataclass(frozen=True)
+class Mode:
+    """How the training step runs: rasterizer backend, the renderer compiled with XLA (`Renderer.jit_compile`),
+    the whole loss and gradients compiled with XLA (`Trainer.jit_compile`), and whether the depth network's
+    output layer is scaled to predict smooth depth (SMOOTH_DEPTH_SCALE)."""
+    backend: str
+    render_xla: bool
+    step_xla: bool
+    smooth_depth: bool = True
+
+
+MODES = {
+    "tf_xla_render": Mode("tf", render_xla=True, step_xla=False),  # gin/pieces/model_paper.gin's default
+    "tf_xla_step": Mode("tf", render_xla=False, step_xla=True),
+    "tfg": Mode("tfg", render_xla=False, step_xla=False),  # the TF-Graphics kernel, nothing compiled
+    "tf_xla_render_raw_init": Mode("tf", render_xla=True, step_xla=False, smooth_depth=False),
+}
+DEFAULT_MODE = "tf_xla_render"
+
+
+def _random_images(batch, seed=0):
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    return tf.random.stateless_uniform([batch, IMAGE_SIZE, IMAGE_SIZE, 3], [seed, 1], -1.0, 1.0)
+
+
+def build_training(model_size: Dict[str, int], mode: str = DEFAULT_MODE, seed: int = 0):
+    """The quick-preset (or paper-size) cars model with LOOCC light_view, its objective and AdamW, with the
+    renderer of `mode` (see MODES)."""
+    import keras  # pylint: disable=import-outside-toplevel
+    from pdr_tf import losses, loocc, model, objective, renderer  # pylint: disable=import-outside-toplevel
+    keras.utils.set_random_seed(seed)
+    backend, render_xla = MODES[mode].backend, MODES[mode].render_xla
+    net = model.DeRenderer(**model_size, renderer=renderer.Renderer(image_size=IMAGE_SIZE, backend=backend,
+                                                                      jit_compile=render_xla))
+    net.build_for_inference()
+    if MODES[mode].smooth_depth:
+        kernel = net.depth_net.out_conv.kernel
+        kernel.assign(kernel * SMOOTH_DEPTH_SCALE)
+    obj = objective.Objective(weights=losses.ReconstructionWeights.cars(),
+                              loocc_config=loocc.LooccConfig(mode="light_view"))
+    optimizer = keras.optimizers.AdamW(learning_rate=1e-4, weight_decay=5e-4)
+    optimizer.build(net.trainable_variables)
+    return net, obj, optimizer
+
+
+def training_functions(net, obj, optimizer, step_xla=False):
+    """tf.functions of (a) the full training step and (b) the networks' forward plus backward alone.
+
+    (a) train_step(images, seed): the objective (the networks, the render of the scene and its mirror, the LOOCC
+        re-render of x_aug and its encoding by the four encoders, the losses), its gradients and the AdamW update;
+        with `step_xla` the loss and gradients are compiled with XLA (as `Trainer.jit_compile` does), the update
+        is not.
+    (b) networks_step(images, images_aug): `predict_scene(images)` (depth, albedo, light and view networks, plus
+        the confidence network when the model has one) and `encode(images_aug)` (the cycle's second encoder pass,
+        on a stand-in for x_aug without gradient), every output into a trivial sum-of-squares loss, and the
+        gradients. No rendering, no real loss, no optimizer update.
+    Both return a scalar that depends on every gradient, so nothing is pruned.
+    """
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    variables = net.trainable_variables
+
+    def gradients(images, seed):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(obj(net, images, seed, training=True)["total"])
+        return loss, tape.gradient(loss, variables)
+
+    compiled_gradients = tf.function(gradients, jit_compile=True) if step_xla else gradients
+
+    @tf.function
+    def train_step(images, seed):
+        loss, grads = compiled_gradients(images, seed)
+        optimizer.apply_gradients(zip(grads, variables))
+        return loss
+
+    @tf.function
+    def networks_step(images, images_aug):
+        with tf.GradientTape() as tape:
+            out = net.predict_scene(images, training=True)
+            out = {k: v for k, v in out.items()}
+            out["features_aug"] = net.encode(images_aug, training=True)
+            loss = tf.add_n([tf.reduce_mean(tf.square(t)) for t in tf.nest.flatten(out)])
+        return tf.linalg.global_norm(tape.gradient(loss, variables))
+
+    return train_step, networks_step
+
+
+def render_parts(r, scene, repeats) -> Dict[str, float]:
+    """Forward plus backward (ms) of each stage of `Renderer.render` on `scene` (depth, albedo, light, view):
+    shading, the depth warp (mesh, rasterization, barycentric depth) and the inverse warp with bilinear sampling."""
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    from pdr_tf import geometry  # pylint: disable=import-outside-toplevel
+    depth, albedo, light, view = scene
+    recon_depth = r.warp_depth(depth, view)
+    canon_image = r.shade(depth, albedo, light)["image"]
+    stages = {
+        "shade": (lambda d, a, l, v: r.shade(d, a, l)["image"], [depth, albedo, light, view]),
+        "warp_depth": (lambda d, a, l, v: r.warp_depth(d, v), [depth, albedo, light, view]),
+        "inverse_warp_sample": (lambda d, a, l, v: geometry.bilinear_sample(a, r.inverse_warp_grid(d, v)),
+                                [recon_depth, canon_image, light, view]),
+    }
+    result = {}
+    for name, (fn, args) in stages.items():
+        def fwd_bwd(*xs, fn=fn):
+            with tf.GradientTape() as tape:
+                tape.watch(xs)
+                loss = tf.reduce_mean(fn(*xs))
+            return tf.linalg.global_norm([g for g in tape.gradient(loss, xs) if g is not None])
+        fwd_bwd = tf.function(fwd_bwd, jit_compile=r.compiled)  # each stage compiled as `render` is
+        result[f"render_{name}_fwd_bwd_2b_ms"] = timing.ms(timing.time_call(lambda f=fwd_bwd, a=args: f(*a), repeats))
+    return result
+
+
+def step_breakdown(net, obj, optimizer, images, repeats) -> Dict[str, float]:
+    """Times the training step's parts separately (ms): the rendering path forward and forward plus backward on the
+    2B batch of the scene and its mirror, the LOOCC re-render (B, no gradient), the losses (reconstruction terms and
+    NT-Xent on fixed tensors) and the AdamW update. Used as the profile when the 1.5x target is missed."""
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    from pdr_tf import loocc, renderer  # pylint: disable=import-outside-toplevel
+    out = net(images, training=False)
+    scene = renderer.flip_pair(out["depth"], out["albedo"], out["light"], out["view"])
+    r = net.renderer
+
+    @tf.function
+    def render_forward(d, a, l, v):
+        return tf.reduce_mean(r.render(d, a, l, v)["recon_image"])
+
+    @tf.function
+    def render_forward_backward(d, a, l, v):
+        with tf.GradientTape() as tape:
+            tape.watch([d, a, l, v])
+            loss = tf.reduce_mean(r.render(d, a, l, v)["recon_image"])
+        return tf.linalg.global_norm(tape.gradient(loss, [d, a, l, v]))
+
+    @tf.function
+    def loocc_render(seed):
+        return tf.reduce_mean(obj.augment(net, images, out, seed)["image"])
+
+    @tf.function
+    def losses_only():
+        terms = obj.reconstruction_terms(images, out)
+        feats = {k: tf.stop_gradient(v) for k, v in out["features"].items()}
+        contrast = loocc.nt_xent(loocc.leave_one_out_features(feats, False),
+                                 loocc.leave_one_out_features(feats, False), obj.loocc.temperature)
+        return tf.add_n([tf.reduce_mean(t) for t in terms.values()]) + tf.reduce_mean(contrast["per_example_loss"])
+
+    grads = [tf.zeros_like(v) for v in net.trainable_variables]
+
+    @tf.function
+    def update():
+        optimizer.apply_gradients(zip(grads, net.trainable_variables))
+        return tf.constant(0.0)
+
+    seed = tf.constant([0, 1], tf.int64)
+    return {**render_parts(r, scene, repeats),
+            "render_forward_2b_ms": timing.ms(timing.time_call(lambda: render_forward(*scene), repeats)),
+            "render_forward_backward_2b_ms": timing.ms(timing.time_call(lambda: render_forward_backward(*scene), repeats)),
+            "loocc_rerender_ms": timing.ms(timing.time_call(lambda: loocc_render(seed), repeats)),
+            "losses_ms": timing.ms(timing.time_call(losses_only, repeats)),
+            "optimizer_update_ms": timing.ms(timing.time_call(update, repeats))}
+
+
+def time_mode(mode: str, model_size: Dict[str, int], batch: int, repeats: int) -> Dict[str, object]:
+    """One mode's full step against the networks alone (same model, batch and load); see `training_functions`."""
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    net, obj, optimizer = build_training(model_size, mode)
+    train_step, networks_step = training_functions(net, obj, optimizer, step_xla=MODES[mode].step_xla)
+    images = _random_images(batch)
+    images_aug = tf.reverse(images, axis=[2])  # stand-in for x_aug: same cost, a different input
+    counter = [0]
+
+    def one_train_step():
+        counter[0] += 1
+        return train_step(images, tf.constant([0, counter[0]], tf.int64))
+
+    # Interleaved, because the CPU may be shared: both see the same load; the ratio of the medians is reported and
+    # the ratio of the minima (the least-disturbed runs) is kept beside it.
+    timed = timing.time_interleaved({"step": one_train_step, "nets": lambda: networks_step(images, images_aug)},
+                                    repeats)
+    step_s, nets_s = timed["step"]["median"], timed["nets"]["median"]
+    return {"mode": mode, **dataclasses.asdict(MODES[mode]), "batch": batch,
+            "train_step_ms": timing.ms(step_s), "networks_fwd_bwd_ms": timing.ms(nets_s),
+            "ratio": round(step_s / nets_s, 3), "train_step_min_ms": timing.ms(timed["step"]["min"]),
+            "networks_fwd_bwd_min_ms": timing.ms(timed["nets"]["min"]),
+            "ratio_of_minima": round(timed["step"]["min"] / timed["nets"]["min"], 3),
+            "train_images_per_s": round(batch / step_s, 1),
+            "_objects": (net, obj, optimizer, train_step, networks_step, images, images_aug)}
+
+
+def bench_training_step(batch: int, repeats: int, model_size=None, modes: Sequence[str] = tuple(MODES),
+                        breakdown=True) -> Dict[str, object]:
+    """Every mode's step against the networks alone; the headline numbers are those of the first mode.
+
+    Returns:
+      The first mode's results (train_step_ms, networks_fwd_bwd_ms, ratio, ratio_of_minima, train_images_per_s,
+      pass against TARGET_STEP_RATIO), "modes" with every mode's, "breakdown" (the first mode's step in parts,
+      when asked) and "_functions" (tf.functions of a mode without XLA, whose graphs the FLOP count can read).
+    """
+    model_size = model_size or QUICK_MODEL
+    runs = {mode: time_mode(mode, model_size, batch, repeats) for mode in modes}
+    head = runs[modes[0]]
+    net, obj, optimizer = head["_objects"][:3]
+    plain = next((r for r in runs.values() if not (r["render_xla"] or r["step_xla"])), head)
+    result = {"model": dict(model_size), **{k: v for k, v in head.items() if k != "_objects"},
+              "networks": [n.name for n in (net.depth_net, net.albedo_net, net.light_net, net.view_net,
+                                             net.conf_net) if n is not None],
+              "target_ratio": TARGET_STEP_RATIO, "pass": bool(head["ratio"] <= TARGET_STEP_RATIO),
+              "modes": {m: {k: v for k, v in r.items() if k not in ("_objects", "mode")} for m, r in runs.items()},
+              "_functions": plain["_objects"][3:]}
+    if breakdown:
+        parts = step_breakdown(net, obj, optimizer, head["_objects"][5], repeats)
+        parts["networks_fwd_bwd_ms"] = result["networks_fwd_bwd_ms"]
+        accounted = (parts["networks_fwd_bwd_ms"] + parts["render_forward_backward_2b_ms"] +
+                     parts["loocc_rerender_ms"] + parts["losses_ms"] + parts["optimizer_update_ms"])
+        parts["unaccounted_ms"] = round(result["train_step_ms"] - accounted, 2)
+        # The networks-alone cost has no optimizer update; this ratio shows how much of the gap the update is.
+        parts["ratio_excluding_update"] = round(
+            (result["train_step_ms"] - parts["optimizer_update_ms"]) / result["networks_fwd_bwd_ms"], 3)
+        result["breakdown"] = parts
+    return result
