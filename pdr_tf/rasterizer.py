@@ -2,8 +2,9 @@
 
 A backend only decides *which* triangle covers each pixel centre (nearest along +z). Everything differentiable is
 computed here, the same for every backend: perspective-correct barycentrics are recomputed from the covering
-triangle's clip-space vertices with TF-Graphics' `barycentrics` module, so depth and any interpolated attribute carry
-gradients to the vertex positions.
+triangle's clip-space vertices with TF-Graphics' `barycentrics` module, so any interpolated attribute carries
+gradients to the vertex positions; depth is the covering triangle's plane met by the pixel-centre ray (the same
+value, computed more cheaply).
 
 Backends:
   "tfg"  TF-Graphics' C++ CPU kernel, compiled at first use from the installed wheel's sources (`kernel_build`).
@@ -172,12 +173,35 @@ def rasterize(vertices, faces, intrinsics, image_size, backend="tfg", near=DEFAU
     clip = clip_space(vertices, intrinsics, (height, width), near, far)
     triangle_id = _BACKENDS[backend](clip, faces, height, width)
     bary = _perspective_barycentrics(clip, faces, triangle_id, height, width)
-    mask = tf.cast(triangle_id >= 0, tf.float32)
-    fragments = Fragments(triangle_id=triangle_id, barycentrics=bary, mask=mask, depth=mask)
-    z = interpolate(tf.convert_to_tensor(vertices, tf.float32)[..., 2:3], faces, fragments)[..., 0]
     background = far if background_depth is None else background_depth
-    fragments.depth = z * mask + background * (1.0 - mask)
-    return fragments
+    depth = _plane_depth(vertices, faces, triangle_id, intrinsics, background)
+    return Fragments(triangle_id=triangle_id, barycentrics=bary, mask=tf.cast(triangle_id >= 0, tf.float32),
+                     depth=depth)
+
+
+def _plane_depth(vertices, faces, triangle_id, intrinsics, background):
+  """[B, H, W] camera-space z where each pixel centre's ray meets its covering triangle's plane; `background` where
+  none covers it. Differentiable w.r.t. `vertices`.
+
+  The same value as perspective-correct interpolation of the corners' z (the plane through the corners, seen along
+  the ray through the pixel centre (x/z, y/z) = ((u - cx) / fx, (v - cy) / fy)): z = (n . p0) / (n . ray) with
+  n = (p1 - p0) x (p2 - p0). One gather of the corners and a cross product instead of the barycentric matrices and a
+  second gather, so the depth warp and its gradient cost about half as much.
+  """
+  height, width = triangle_id.shape[1], triangle_id.shape[2]
+  fx, fy, cx, cy = tf.unstack(tf.convert_to_tensor(intrinsics, tf.float32))
+  corners = tf.gather(tf.convert_to_tensor(vertices, tf.float32), tf.gather(faces, tf.maximum(triangle_id, 0)),
+                      batch_dims=1)  # [B, H, W, 3, 3]
+  p0, p1, p2 = tf.unstack(corners, axis=-2)
+  normal = tf.linalg.cross(p1 - p0, p2 - p0)
+  ray_x = (tf.range(width, dtype=tf.float32) - cx) / fx
+  ray_y = (tf.range(height, dtype=tf.float32) - cy) / fy
+  ray = tf.stack([tf.broadcast_to(ray_x[None, :], [height, width]), tf.broadcast_to(ray_y[:, None], [height, width]),
+                  tf.ones([height, width])], axis=-1)  # [H, W, 3]
+  covered = triangle_id >= 0
+  denominator = tf.where(covered, tf.reduce_sum(normal * ray, -1), tf.ones_like(normal[..., 0]))
+  z = tf.math.divide_no_nan(tf.reduce_sum(normal * p0, -1), denominator)
+  return tf.where(covered, z, tf.cast(background, tf.float32))
 
 
 # The pure-TensorFlow backend "tf" (rasterizer_tf does not import this module, so there is no import cycle).
