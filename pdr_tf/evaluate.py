@@ -19,8 +19,8 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from pdr_tf import clustering, derender_metrics, disentanglement, export, formats, geometry, input_pipeline
-from pdr_tf import metrics, plots, report
+from pdr_tf import clustering, derender_metrics, disentanglement, export, formats, geometry, gin_config
+from pdr_tf import input_pipeline, metrics, plots, report
 
 _LOG = logging.getLogger(__name__)
 
@@ -370,13 +370,9 @@ def main(argv=None):
                         help="gin binding such as evaluate.method='kmeans' (repeatable; applied after the files)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    missing = [f for f in args.gin_file if not os.path.isfile(f)]
-    if missing:
-        _LOG.error("gin file(s) not found: %s", missing)
-        return 2
     try:
-        parse_gin(args.gin_file, args.gin_param)
-    except ValueError as e:
+        gin_config.parse(args.gin_file, args.gin_param)
+    except gin_config.GinConfigError as e:
         _LOG.error("%s", e)
         return 2
     try:
@@ -390,15 +386,6 @@ def main(argv=None):
         f.write(gin.operative_config_str())
     _LOG.info("Done. Outputs: %s", ", ".join(list(results["outputs"].values()) + [config_path]))
     return 0
-
-
-def parse_gin(files, bindings):
-    """Parses gin files and bindings (afresh), raising ValueError that names the bad binding or file."""
-    gin.clear_config()
-    try:
-        gin.parse_config_files_and_bindings(list(files), list(bindings))
-    except (ValueError, KeyError, NameError, SyntaxError, TypeError) as e:
-        raise ValueError(f"bad gin configuration (files {list(files)}, bindings {list(bindings)}): {e}") from e
 
 
 if __name__ == "__main__":

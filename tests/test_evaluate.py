@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from pdr_tf import evaluate as ev
-from pdr_tf import export, feature_spec
+from pdr_tf import export, feature_spec, gin_config
 from test_export import StandInModel, encode_png  # pylint: disable=wrong-import-order  (tests/ is on sys.path)
 
 SIZE = 64
@@ -198,7 +198,7 @@ def test_eval_gin_files_run_with_paths_overridden(gin_name, grouped, n, saved_mo
 def test_unknown_gin_binding_is_named(caplog):
     try:
         with pytest.raises(ValueError, match="bogus_parameter"):
-            ev.parse_gin([], ["evaluate.bogus_parameter = 1"])
+            gin_config.parse([], ["evaluate.bogus_parameter = 1"])
         assert ev.main(["--gin_param=evaluate.bogus_parameter = 1"]) == 2
         assert "bogus_parameter" in caplog.text
         assert ev.main(["--gin_file=/no/such/file.gin"]) == 2
