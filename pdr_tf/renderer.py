@@ -45,6 +45,7 @@ class Renderer:
     self.jit_compile = bool(jit_compile)
     self.faces = tf.constant(geometry.grid_faces(self.image_size, self.image_size))
     self._compiled_render = tf.function(self._render, jit_compile=True)
+    self._compiled_relight = tf.function(self._relight, jit_compile=True)
 
   @property
   def compiled(self) -> bool:
@@ -157,6 +158,26 @@ class Renderer:
         "recon_image": recon_image,
         "mask": self.valid_mask(recon_depth),
     }
+
+
+  def relight(self, canon_depth, canon_albedo, light, view, recon_depth) -> tf.Tensor:
+    """`render(...)["recon_image"]` for a scene whose geometry was already rendered: `recon_depth` is
+    `render`'s output for the same canon_depth and view, so only shading and sampling run (no rasterization).
+
+    Args:
+      canon_depth, canon_albedo, light, view: as in `render`.
+      recon_depth: [B, S, S] `render(canon_depth, ..., view)["recon_depth"]`.
+
+    Returns:
+      [B, S, S, 3] the reconstructed image under `light`; `render`'s mask for the same geometry still applies.
+    """
+    if self.compiled:
+      return self._compiled_relight(canon_depth, canon_albedo, light, view, recon_depth)
+    return self._relight(canon_depth, canon_albedo, light, view, recon_depth)
+
+  def _relight(self, canon_depth, canon_albedo, light, view, recon_depth) -> tf.Tensor:
+    image = self.shade(canon_depth, canon_albedo, light)["image"]
+    return geometry.bilinear_sample(image, self.inverse_warp_grid(recon_depth, view))
 
 
 def flip_pair(canon_depth, canon_albedo, light, view):

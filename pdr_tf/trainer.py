@@ -68,9 +68,10 @@ class Trainer:
     summary_every: steps between scalar summaries; image_summary_every: between image grids (0: never).
     strategy, devices, tpu: see `strategies.make_strategy`.
     seed: base seed for initialisation, data order and LOOCC draws.
-    jit_compile: compile the whole forward and backward pass with XLA (needs an XLA-capable rasterizer backend,
-      "tf" or "auto"). To compile only the renderer, set `Renderer.jit_compile` instead (faster on CPUs, where
-      XLA's convolutions are slower than oneDNN's; see docs/performance.md).
+    jit_compile: compile the loss and its gradients with XLA, networks and renderer together. Needs an
+      XLA-capable rasterizer backend ("tf" or "auto") and one device (no distribution strategy: LOOCC's all-gather
+      and the gradient all-reduce cannot run inside XLA); otherwise a warning says why and the step runs
+      uncompiled, with only the renderer compiled when `Renderer.jit_compile` is on (docs/performance.md).
     precision: "float32", or a Keras mixed-precision policy for the networks: "mixed_float16" (GPUs; the loss is
       scaled dynamically by a LossScaleOptimizer) or "mixed_bfloat16" (GPUs and TPUs, and CPUs with bf16
       instructions). The renderer, the losses and the variables stay float32.
@@ -116,9 +117,6 @@ class Trainer:
       with precision_policy(self.precision):  # layers keep the policy they were built under
         self.model = model_lib.DeRenderer()
         self.model.build_for_inference()
-      if self.jit_compile and not rasterizer.supports_xla(self.model.renderer.backend):
-        raise ValueError(f"Trainer.jit_compile needs an XLA-capable rasterizer backend, but Renderer.backend is "
-                         f"{self.model.renderer.backend!r}; set Renderer.backend = 'tf' (or 'auto').")
       self.objective = objective_lib.Objective()
       self.optimizer = keras.optimizers.AdamW(learning_rate=self.learning_rate, weight_decay=self.weight_decay)
       if self.precision == "mixed_float16":
@@ -145,8 +143,31 @@ class Trainer:
                                                            self.global_batch_size, training=True, seed=self.seed)
     self.iterator = iter(self.dataset)
     # XLA compiles the forward and backward pass; the optimizer update stays outside it.
-    self._compute_gradients = tf.function(self._gradients, jit_compile=True) if self.jit_compile else self._gradients
+    # Without tf.distribute (one device) the optimizer update is compiled with XLA: Keras applies AdamW variable by
+    # variable, ~10 small ops each, and fused it costs a third (docs/performance.md). Under a distribution strategy
+    # the step holds cross-replica collectives (the gradient all-reduce, LOOCC's all-gather), which cannot run
+    # inside an XLA-compiled function, so neither the update nor the whole step is compiled there.
+    one_device = self.strategy is tf.distribute.get_strategy()
+    self.compiled_update = one_device
+    self.compiled_step = self.jit_compile and self._check_step_compilable(one_device)
+    self._compute_gradients = (tf.function(self._uncompiled_renderer_gradients, jit_compile=True)
+                               if self.compiled_step else self._gradients)
+    self._apply_update = tf.function(self._update, jit_compile=True) if self.compiled_update else self._update
     self._train_loop = self._make_train_loop()
+
+  def _check_step_compilable(self, one_device) -> bool:
+    """Whether `jit_compile` can compile the loss and gradients here; if not, says why (the renderer alone is then
+    compiled when `Renderer.jit_compile` is on)."""
+    backend = self.model.renderer.backend
+    if not rasterizer.supports_xla(backend):
+      reason = f"Renderer.backend {backend!r} is a custom op XLA cannot compile (use 'tf' or 'auto')"
+    elif not one_device:
+      reason = (f"{type(self.strategy).__name__} puts cross-replica collectives in the step, which cannot run "
+                "inside an XLA-compiled function")
+    else:
+      return True
+    logger.warning("Trainer.jit_compile is on, but the step runs uncompiled: %s.", reason)
+    return False
 
   def _write_operative_config(self) -> None:
     if self.chief:
@@ -159,8 +180,16 @@ class Trainer:
 
   def _replica_step(self, batch, seed, step):
     grads, sums = self._compute_gradients(batch["image"], seed, step)
-    self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
+    self._apply_update(grads)
     return sums
+
+  def _update(self, grads):
+    self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
+
+  def _uncompiled_renderer_gradients(self, images, seed, step):
+    # Inside the compiled step the renderer is traced inline: the gradient of a nested XLA function does not compile.
+    with self.model.renderer.uncompiled():
+      return self._gradients(images, seed, step)
 
   def _gradients(self, images, seed, step):
     """Per-replica gradients of the once-scaled loss, and the per-replica sums of every scalar term."""

@@ -2,6 +2,7 @@
 
 import math
 
+import gin
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -17,6 +18,7 @@ RANGES = scene.SceneRanges()
 
 @pytest.fixture(scope="module")
 def tiny_model():
+  gin.clear_config()  # the defaults, whatever gin files other tests in this worker parsed
   tf.keras.utils.set_random_seed(0)
   m = model_lib.DeRenderer(nf=8, zdim=16, encoder_nf=8, use_confidence=True, conf_zdim=16)
   m.build_for_inference()
@@ -109,6 +111,21 @@ def test_light_mode_perturbs_only_light(tiny_model, images):
   np.testing.assert_array_equal(aug["view"], out["view"])
   assert np.abs(aug["light"] - out["light"]).max() > 1e-3
   assert aug["image"].shape == images.shape
+
+
+@pytest.mark.parametrize("mode", ["light", "light_view"])
+def test_augmented_image_equals_a_full_rerender(tiny_model, images, mode):
+  """x_aug under a perturbed light reuses the original render's geometry (Renderer.relight); under a perturbed view
+  it is re-rasterized. Either way it equals rendering the perturbed scene from scratch."""
+  objective = _objective(mode)
+  out = tiny_model(images)
+  for i in range(4):
+    aug = objective.augment(tiny_model, images, out, tf.constant([i, 7]))
+    rendered = tiny_model.render(out["depth"], out["albedo"], aug["light"], aug["view"])
+    mask = rendered["mask"][..., None]
+    expected = rendered["recon_image"] * mask + images * (1.0 - mask)
+    np.testing.assert_allclose(aug["mask"], rendered["mask"])
+    np.testing.assert_allclose(aug["image"], expected, atol=1e-5)
 
 
 def test_light_view_mode_picks_each_parameter(tiny_model, images):

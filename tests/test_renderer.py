@@ -150,3 +150,14 @@ def test_jit_compile_is_skipped_for_the_kernel_backend_and_inside_uncompiled():
     assert not r.compiled
     r.render(*_scene(16, batch=1), tf.zeros([1, 6]))
   assert r.compiled
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_relight_equals_render_with_the_new_light(jit_compile):
+  r = renderer_lib.Renderer(16, backend="tf", jit_compile=jit_compile)
+  depth, albedo, light = (tf.constant(x) for x in _scene(16, batch=2, seed=2))
+  view = tf.constant([[0.1, -0.2, 0.05, 0.01, 0, 0]] * 2)
+  new_light = light + tf.constant([[0.2, -0.1, 0.3, 0.2]])
+  recon_depth = r.render(depth, albedo, light, view)["recon_depth"]
+  np.testing.assert_allclose(r.relight(depth, albedo, new_light, view, recon_depth),
+                             r.render(depth, albedo, new_light, view)["recon_image"], atol=1e-5)

@@ -38,12 +38,12 @@ class Mode:
 
 
 MODES = {
-    "tf_xla_render": Mode("tf", render_xla=True, step_xla=False),  # gin/pieces/model_paper.gin's default
-    "tf_xla_step": Mode("tf", render_xla=False, step_xla=True),
+    "tf_xla_step": Mode("tf", render_xla=True, step_xla=True),  # the shipped gin configs on one device
+    "tf_xla_render": Mode("tf", render_xla=True, step_xla=False),  # ... under a distribution strategy
     "tfg": Mode("tfg", render_xla=False, step_xla=False),  # the TF-Graphics kernel, nothing compiled
-    "tf_xla_render_raw_init": Mode("tf", render_xla=True, step_xla=False, smooth_depth=False),
+    "tf_xla_step_raw_init": Mode("tf", render_xla=True, step_xla=True, smooth_depth=False),
 }
-DEFAULT_MODE = "tf_xla_render"
+DEFAULT_MODE = "tf_xla_step"
 
 
 def _random_images(batch, seed=0):
@@ -71,13 +71,19 @@ def build_training(model_size: Dict[str, int], mode: str = DEFAULT_MODE, seed: i
     return net, obj, optimizer
 
 
+def compiled_update(optimizer, variables):
+    """The AdamW update compiled with XLA, as `Trainer` runs it without tf.distribute."""
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    return tf.function(lambda grads: optimizer.apply_gradients(zip(grads, variables)), jit_compile=True)
+
+
 def training_functions(net, obj, optimizer, step_xla=False):
     """tf.functions of (a) the full training step and (b) the networks' forward plus backward alone.
 
     (a) train_step(images, seed): the objective (the networks, the render of the scene and its mirror, the LOOCC
-        re-render of x_aug and its encoding by the four encoders, the losses), its gradients and the AdamW update;
-        with `step_xla` the loss and gradients are compiled with XLA (as `Trainer.jit_compile` does), the update
-        is not.
+        re-render of x_aug and its encoding by the four encoders, the losses), its gradients and the AdamW update
+        (XLA-compiled, as `Trainer` runs it on one device); with `step_xla` the loss and gradients are compiled
+        with XLA too (as `Trainer.jit_compile` does).
     (b) networks_step(images, images_aug): `predict_scene(images)` (depth, albedo, light and view networks, plus
         the confidence network when the model has one) and `encode(images_aug)` (the cycle's second encoder pass,
         on a stand-in for x_aug without gradient), every output into a trivial sum-of-squares loss, and the
@@ -92,12 +98,17 @@ def training_functions(net, obj, optimizer, step_xla=False):
             loss = tf.reduce_mean(obj(net, images, seed, training=True)["total"])
         return loss, tape.gradient(loss, variables)
 
-    compiled_gradients = tf.function(gradients, jit_compile=True) if step_xla else gradients
+    def inline_renderer_gradients(images, seed):  # as Trainer does: the renderer traced inline in the XLA step
+        with net.renderer.uncompiled():
+            return gradients(images, seed)
+
+    compiled_gradients = tf.function(inline_renderer_gradients, jit_compile=True) if step_xla else gradients
+    update = compiled_update(optimizer, variables)
 
     @tf.function
     def train_step(images, seed):
         loss, grads = compiled_gradients(images, seed)
-        optimizer.apply_gradients(zip(grads, variables))
+        update(grads)
         return loss
 
     @tf.function
@@ -173,9 +184,11 @@ def step_breakdown(net, obj, optimizer, images, repeats) -> Dict[str, float]:
 
     grads = [tf.zeros_like(v) for v in net.trainable_variables]
 
+    apply_update = compiled_update(optimizer, net.trainable_variables)
+
     @tf.function
     def update():
-        optimizer.apply_gradients(zip(grads, net.trainable_variables))
+        apply_update(grads)
         return tf.constant(0.0)
 
     seed = tf.constant([0, 1], tf.int64)
