@@ -51,11 +51,11 @@ class Settings:
     training_modes: Tuple[str, ...]  # benchmarks.training.MODES, the headline mode first
 
 
-_ALL_MODES = ("tf_xla_step", "tf_xla_render", "tfg", "tf_xla_step_raw_init")
+_ALL_MODES = ("tf_xla_render", "tf_xla_step", "tfg", "tf_xla_render_raw_init")
 PRESETS = {
     "full": Settings("full", 10, 64, 16, 512, 40, 2048, 32, 64, 64, 200, True, True, _ALL_MODES),
     "quick": Settings("quick", 7, 64, 16, 256, 30, 1024, 16, 64, 64, 60, False, False, _ALL_MODES),
-    "smoke": Settings("smoke", 1, 2, 2, 8, 2, 128, 1, 8, 2, 3, False, False, ("tf_xla_step", "tfg")),
+    "smoke": Settings("smoke", 1, 2, 2, 8, 2, 128, 1, 8, 2, 3, False, False, ("tf_xla_render", "tfg")),
 }
 
 

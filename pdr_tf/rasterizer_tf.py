@@ -374,9 +374,9 @@ def triangle_ids(clip, faces, height, width, chunk=DEFAULT_CHUNK, jit_compile=Tr
 
 # Which backend "auto" picks on a CPU-only machine: "tf" or "tfg". Measured with `python -m pdr_tf.bench --quick
 # --sections rasterizer` on the 2-core CI CPU (64x64 grid meshes, batch 64, views within +-17 degrees), medians:
-# triangle ids alone 24 ms ("tf") against 20 ms ("tfg"), but the rendering path the trainer runs, compiled with XLA
-# (`Renderer.jit_compile`, which only "tf" allows), 41 against 77 ms forward and 104 against 280 ms forward plus
-# backward; uncompiled the two are level (79 / 277 against 77 / 280 ms). GPUs and TPUs always get "tf".
+# triangle ids alone 23 ms ("tf") against 21 ms ("tfg"), but the rendering path the trainer runs, compiled with XLA
+# (`Renderer.jit_compile`, which only "tf" allows), 30 against 65 ms forward and 74 against 153 ms forward plus
+# backward; uncompiled the two are level (67 / 157 against 65 / 153 ms). GPUs and TPUs always get "tf".
 CPU_BACKEND = "tf"
 
 

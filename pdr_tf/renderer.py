@@ -30,7 +30,7 @@ class Renderer:
     backend: rasterizer backend, see `rasterizer.backends()`, or "auto" (the fastest one here).
     jit_compile: run `render` (forward and backward) compiled with XLA when the backend allows it (the pure-TF
       "tf" backend; the "tfg" kernel is a custom op and always runs uncompiled). On the 2-core CPU the rendering
-      path then runs ~2.7x faster than with the kernel (docs/performance.md); each new batch size compiles once.
+      path then runs ~2x faster than with the kernel (docs/performance.md); each new batch size compiles once.
   """
 
   def __init__(self, image_size=64, fov=10.0, rotation_center_depth=1.0, min_depth=0.9, max_depth=1.1,

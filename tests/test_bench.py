@@ -110,7 +110,7 @@ def test_smoke_run_writes_every_section(tmp_path):
                                               rel=0.01)
     assert training["pass"] == (training["ratio"] <= bench.TARGET_STEP_RATIO)
     assert all(_numeric(v) for v in training["breakdown"].values())
-    assert training["mode"] == "tf_xla_step" and set(training["modes"]) == {"tf_xla_step", "tfg"}
+    assert training["mode"] == "tf_xla_render" and set(training["modes"]) == {"tf_xla_render", "tfg"}
     assert all(m["train_step_ms"] > 0 for m in training["modes"].values())
   _check_section("input_pipeline", sections["input_pipeline"], ("pipeline_images_per_s", "ratio"))
   _check_section("flops", sections["flops"], ("machine_matmul_gflops", "machine_conv2d_gflops",

@@ -79,7 +79,7 @@ def test_tiny_run_loss_falls(tmp_path, data_dir):
 @pytest.mark.slow
 @pytest.mark.parametrize("switches", [
     ("Renderer.backend='tf'", "Renderer.jit_compile=True"),
-    ("Renderer.backend='tf'", "Renderer.jit_compile=True", "Trainer.jit_compile=True"),  # the shipped default
+    ("Renderer.backend='tf'", "Renderer.jit_compile=True", "Trainer.jit_compile=True"),
     ("Renderer.backend='tf'", "Renderer.jit_compile=True", "Trainer.precision='mixed_bfloat16'"),
     ("Trainer.precision='mixed_float16'",),
 ], ids=["renderer_xla", "step_xla", "mixed_bfloat16", "mixed_float16"])

@@ -38,12 +38,12 @@ class Mode:
 
 
 MODES = {
-    "tf_xla_step": Mode("tf", render_xla=True, step_xla=True),  # the shipped gin configs on one device
-    "tf_xla_render": Mode("tf", render_xla=True, step_xla=False),  # ... under a distribution strategy
+    "tf_xla_render": Mode("tf", render_xla=True, step_xla=False),  # the shipped gin configs
+    "tf_xla_step": Mode("tf", render_xla=True, step_xla=True),  # Trainer.jit_compile = True (one device)
     "tfg": Mode("tfg", render_xla=False, step_xla=False),  # the TF-Graphics kernel, nothing compiled
-    "tf_xla_step_raw_init": Mode("tf", render_xla=True, step_xla=True, smooth_depth=False),
+    "tf_xla_render_raw_init": Mode("tf", render_xla=True, step_xla=False, smooth_depth=False),
 }
-DEFAULT_MODE = "tf_xla_step"
+DEFAULT_MODE = "tf_xla_render"
 
 
 def _random_images(batch, seed=0):
