@@ -256,12 +256,13 @@ def export_model(model, output_dir, image_size=formats.IMAGE_SIZE, version=None,
     os.makedirs(output_dir, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=output_dir)
     try:
-        # Traced without XLA, so that servers without an XLA JIT (stock TF Serving) run the de_render signature.
+        # Traced (here and again by save) without XLA: TF Serving runs no XLA on CPU unless started with
+        # --xla_cpu_compilation_enabled, so the de_render signature must not need it.
         renderer = getattr(model, "renderer", None)
         with renderer.uncompiled() if hasattr(renderer, "uncompiled") else contextlib.nullcontext():
             concrete = {name: fn.get_concrete_function() for name, fn in signatures.items()}
-        module.track_variables(concrete.values())
-        tf.saved_model.save(module, staging, signatures=concrete)
+            module.track_variables(concrete.values())
+            tf.saved_model.save(module, staging, signatures=concrete)
         custom_ops = sorted(t for t in saved_model_op_types(staging) if not hasattr(tf.raw_ops, t))
         info = {
             "format": "pdr_tf SavedModel",

@@ -36,6 +36,7 @@ graph that is not compiled, and inside an XLA-compiled caller it is inlined. Wit
 times slower than the kernel on CPU (many small ops; TensorFlow's scatter-min is single-threaded).
 """
 
+import contextlib
 import functools
 import logging
 
@@ -342,7 +343,22 @@ def _compiled(height, width, chunk):
                      jit_compile=True)  # XLA compiles per shape anyway; static shapes size the chunks
 
 
-def triangle_ids(clip, faces, height, width, chunk=DEFAULT_CHUNK, jit_compile=True):
+_XLA = {"enabled": True}  # the default of `triangle_ids(jit_compile=None)`; see `xla_disabled`
+
+
+@contextlib.contextmanager
+def xla_disabled():
+  """Within this block `triangle_ids` traces without its own XLA compilation (unless asked for explicitly): for
+  exports that servers without an XLA JIT must run (TF Serving disables XLA on CPU by default), and for callers
+  that compile the whole computation themselves."""
+  saved, _XLA["enabled"] = _XLA["enabled"], False
+  try:
+    yield
+  finally:
+    _XLA["enabled"] = saved
+
+
+def triangle_ids(clip, faces, height, width, chunk=DEFAULT_CHUNK, jit_compile=None):
   """Nearest covering triangle at each pixel centre, decided as TF-Graphics' kernel does, in TensorFlow ops.
 
   Args:
@@ -351,7 +367,8 @@ def triangle_ids(clip, faces, height, width, chunk=DEFAULT_CHUNK, jit_compile=Tr
     height, width: image size in pixels.
     chunk: candidate fragments (pixel centres in triangles' boxes) per loop iteration, about 200 bytes of memory
       each; any value gives the same ids. Small scenes use a smaller chunk automatically.
-    jit_compile: compile with XLA (recommended; inside an XLA-compiled caller it is inlined either way).
+    jit_compile: compile with XLA (None: yes, except inside `xla_disabled()`; inside an XLA-compiled caller it is
+      inlined either way).
 
   Returns:
     [B, H, W] int32 triangle ids, -1 where no triangle covers the pixel centre.
@@ -367,7 +384,7 @@ def triangle_ids(clip, faces, height, width, chunk=DEFAULT_CHUNK, jit_compile=Tr
     raise ValueError(f"clip must have shape [B, V, 4], got {clip.shape}")
   if faces.shape.rank != 2 or faces.shape[-1] != 3:
     raise ValueError(f"faces must have shape [F, 3], got {faces.shape}")
-  if jit_compile:
+  if jit_compile or (jit_compile is None and _XLA["enabled"]):
     return _compiled(height, width, chunk)(clip, faces)
   return _triangle_ids(clip, faces, height, width, chunk)
 

@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from pdr_tf import geometry
 from pdr_tf import rasterizer
+from pdr_tf import rasterizer_tf
 
 
 @gin.configurable
@@ -54,10 +55,12 @@ class Renderer:
 
   @contextlib.contextmanager
   def uncompiled(self):
-    """Within this block `render` runs (and traces) without XLA: for exports that servers without XLA must run."""
+    """Within this block `render` runs (and traces) without XLA, the "tf" rasterizer's own compilation included:
+    for exports that servers without an XLA JIT must run, and for callers that compile everything themselves."""
     saved, self.jit_compile = self.jit_compile, False
     try:
-      yield self
+      with rasterizer_tf.xla_disabled():
+        yield self
     finally:
       self.jit_compile = saved
 

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
+from tensorflow.core.protobuf import saved_model_pb2
 
 from pdr_tf import export
 
@@ -266,3 +267,26 @@ def test_export_from_workdir_uses_restore_and_default_output(tmp_path, monkeypat
     info = json.loads((version_dir / export.INFO_FILENAME).read_text())
     assert info["source"]["workdir"] == str(workdir) and info["source"]["step"] is None
     assert export.main(["--workdir", str(tmp_path / "absent")]) == 1
+
+
+def test_de_render_of_a_compiled_renderer_exports_standard_ops_without_xla(tmp_path):
+    """The shipped configuration (tf backend, Renderer.jit_compile) exports de_render traced without XLA and with
+    no custom op, so stock TF Serving can run every signature."""
+    from pdr_tf import model, renderer  # pylint: disable=import-outside-toplevel
+    net = model.DeRenderer(nf=8, zdim=16, encoder_nf=8,
+                           renderer=renderer.Renderer(backend="tf", jit_compile=True))
+    net.build_for_inference()
+    version_dir = export.export_model(net, str(tmp_path))
+    info = json.loads(open(os.path.join(version_dir, export.INFO_FILENAME), encoding="utf-8").read())
+    assert info["custom_ops"] == [] and "de_render" in info["signatures"]
+    assert net.renderer.compiled  # restored after the export
+    proto = saved_model_pb2.SavedModel()
+    with open(os.path.join(version_dir, "saved_model.pb"), "rb") as f:
+        proto.ParseFromString(f.read())
+    library = proto.meta_graphs[0].graph_def.library.function
+    must_compile = [f.signature.name for f in library if f.attr["_XlaMustCompile"].b] + [
+        n.name for f in library for n in f.node_def if n.attr["_XlaMustCompile"].b]
+    assert not must_compile  # no XLA needed to serve (TF Serving disables it on CPU by default)
+    loaded = tf.saved_model.load(version_dir)
+    out = loaded.signatures["de_render"](images=tf.fill([1, 64, 64, 3], 0.5))
+    assert np.all(np.isfinite(out["recon_image"].numpy()))
