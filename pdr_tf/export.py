@@ -211,9 +211,10 @@ def export_model(model, output_dir, image_size=formats.IMAGE_SIZE, version=None,
         image_size: S, the model's input side in pixels.
         version: integer version; None picks the next free one. An existing version is never overwritten.
         workdir: training work dir the model came from, recorded (with its latest checkpoint) in export_info.json.
-        include_de_render: export the de_render signature. Leave it out for stock TF Serving when the renderer
-            uses a custom op (the TF-Graphics rasterization kernel; listed as custom_ops in export_info.json),
-            which a server without that op cannot load.
+        include_de_render: export the de_render signature. A `renderer.Renderer` is traced through its
+            `portable()` mode (the pure-TF rasterizer, no XLA), so stock TF Serving runs it whatever backend the
+            model trains with; leave it out for models whose de_render needs custom ops (listed as custom_ops in
+            export_info.json), which a server without those ops cannot load.
 
     Returns:
         The version folder path (str).
@@ -256,10 +257,10 @@ def export_model(model, output_dir, image_size=formats.IMAGE_SIZE, version=None,
     os.makedirs(output_dir, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=output_dir)
     try:
-        # Traced (here and again by save) without XLA: TF Serving runs no XLA on CPU unless started with
-        # --xla_cpu_compilation_enabled, so the de_render signature must not need it.
+        # Traced (here and again by save) with standard ops and no XLA: stock TF Serving has no rasterizer kernel
+        # and runs no XLA on CPU unless started with --xla_cpu_compilation_enabled.
         renderer = getattr(model, "renderer", None)
-        with renderer.uncompiled() if hasattr(renderer, "uncompiled") else contextlib.nullcontext():
+        with renderer.portable() if hasattr(renderer, "portable") else contextlib.nullcontext():
             concrete = {name: fn.get_concrete_function() for name, fn in signatures.items()}
             module.track_variables(concrete.values())
             tf.saved_model.save(module, staging, signatures=concrete)
@@ -376,8 +377,7 @@ def main(argv=None):
     parser.add_argument("--version", type=int, default=None, help="version number (default: next free integer)")
     parser.add_argument("--image_size", type=int, default=formats.IMAGE_SIZE, help="model input side in pixels")
     parser.add_argument("--no_de_render", action="store_true",
-                        help="leave out the de_render signature (for stock TF Serving when the renderer uses the "
-                             "custom rasterization op)")
+                        help="leave out the de_render signature (only the embedding signatures)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

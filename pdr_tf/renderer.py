@@ -54,6 +54,19 @@ class Renderer:
     return self.jit_compile and rasterizer.supports_xla(self.backend)
 
   @contextlib.contextmanager
+  def portable(self):
+    """Within this block `render` traces with standard TensorFlow ops only and no XLA: the pure-TF "tf" rasterizer
+    (the same triangle ids as the "tfg" kernel) uncompiled. For exports: stock TF Serving has neither the kernel's
+    custom op nor, on CPU, an XLA JIT."""
+    saved = self.backend
+    self.backend = "tf"
+    try:
+      with self.uncompiled():
+        yield self
+    finally:
+      self.backend = saved
+
+  @contextlib.contextmanager
   def uncompiled(self):
     """Within this block `render` runs (and traces) without XLA, the "tf" rasterizer's own compilation included:
     for exports that servers without an XLA JIT must run, and for callers that compile everything themselves."""

@@ -269,17 +269,18 @@ def test_export_from_workdir_uses_restore_and_default_output(tmp_path, monkeypat
     assert export.main(["--workdir", str(tmp_path / "absent")]) == 1
 
 
-def test_de_render_of_a_compiled_renderer_exports_standard_ops_without_xla(tmp_path):
-    """The shipped configuration (tf backend, Renderer.jit_compile) exports de_render traced without XLA and with
-    no custom op, so stock TF Serving can run every signature."""
+@pytest.mark.parametrize("backend", ["tf", "tfg"])
+def test_de_render_exports_standard_ops_without_xla(tmp_path, backend):
+    """Whatever the renderer trains with (the kernel's custom op, or XLA), de_render is exported with the pure-TF
+    rasterizer uncompiled, so stock TF Serving can run every signature."""
     from pdr_tf import model, renderer  # pylint: disable=import-outside-toplevel
     net = model.DeRenderer(nf=8, zdim=16, encoder_nf=8,
-                           renderer=renderer.Renderer(backend="tf", jit_compile=True))
+                           renderer=renderer.Renderer(backend=backend, jit_compile=True))
     net.build_for_inference()
     version_dir = export.export_model(net, str(tmp_path))
     info = json.loads(open(os.path.join(version_dir, export.INFO_FILENAME), encoding="utf-8").read())
     assert info["custom_ops"] == [] and "de_render" in info["signatures"]
-    assert net.renderer.compiled  # restored after the export
+    assert net.renderer.backend == backend and net.renderer.jit_compile  # restored after the export
     proto = saved_model_pb2.SavedModel()
     with open(os.path.join(version_dir, "saved_model.pb"), "rb") as f:
         proto.ParseFromString(f.read())
