@@ -48,13 +48,12 @@ class Settings:
     beam_images: int
     beam_startup: bool
     paper_model: bool
-    training_modes: Tuple[str, ...]  # benchmarks.training.MODES, the headline mode first
+    training_modes: Optional[Tuple[str, ...]]  # benchmarks.training.MODES, headline first (None: default_modes())
 
 
-_ALL_MODES = ("tf_xla_render", "tf_xla_step", "tfg", "tf_xla_render_raw_init")
 PRESETS = {
-    "full": Settings("full", 10, 64, 16, 512, 40, 2048, 32, 64, 64, 200, True, True, _ALL_MODES),
-    "quick": Settings("quick", 7, 64, 16, 256, 30, 1024, 16, 64, 64, 60, False, False, _ALL_MODES),
+    "full": Settings("full", 10, 64, 16, 512, 40, 2048, 32, 64, 64, 200, True, True, None),
+    "quick": Settings("quick", 7, 64, 16, 256, 30, 1024, 16, 64, 64, 60, False, False, None),
     "smoke": Settings("smoke", 1, 2, 2, 8, 2, 128, 1, 8, 2, 3, False, False, ("tf_xla_render", "tfg")),
 }
 
@@ -103,7 +102,7 @@ def bench_training(settings: Settings, model_size=None, breakdown=True) -> Dict[
     (`benchmarks.training.bench_training_step`)."""
     from pdr_tf.benchmarks import training  # pylint: disable=import-outside-toplevel
     return training.bench_training_step(settings.train_batch, settings.repeats, model_size,
-                                        settings.training_modes, breakdown)
+                                        settings.training_modes or training.default_modes(), breakdown)
 
 
 def bench_flops(settings: Settings, training: Optional[Dict[str, object]]) -> Dict[str, object]:
@@ -205,7 +204,9 @@ def bench_beam_workers(settings: Settings) -> Dict[str, object]:
 
 def bench_paper_model(settings: Settings) -> Dict[str, object]:
     """Training images/s of the paper-size model (nf=64, zdim=256, encoder_nf=32) at the training batch."""
-    result = bench_training(dataclasses.replace(settings, training_modes=settings.training_modes[:1]),
+    from pdr_tf.benchmarks import training  # pylint: disable=import-outside-toplevel
+    modes = settings.training_modes or training.default_modes()
+    result = bench_training(dataclasses.replace(settings, training_modes=modes[:1]),
                             model_size=PAPER_MODEL, breakdown=False)
     return {k: v for k, v in result.items() if k in ("model", "batch", "train_step_ms", "networks_fwd_bwd_ms",
                                                       "ratio", "train_images_per_s", "_functions")}

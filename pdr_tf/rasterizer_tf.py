@@ -389,12 +389,15 @@ def triangle_ids(clip, faces, height, width, chunk=DEFAULT_CHUNK, jit_compile=No
   return _triangle_ids(clip, faces, height, width, chunk)
 
 
-# Which backend "auto" picks on a CPU-only machine: "tf" or "tfg". Measured with `python -m pdr_tf.bench --quick
-# --sections rasterizer` on the 2-core CI CPU (64x64 grid meshes, batch 64, views within +-17 degrees), medians:
-# triangle ids alone 23 ms ("tf") against 21 ms ("tfg"), but the rendering path the trainer runs, compiled with XLA
-# (`Renderer.jit_compile`, which only "tf" allows), 30 against 65 ms forward and 74 against 153 ms forward plus
-# backward; uncompiled the two are level (67 / 157 against 65 / 153 ms). GPUs and TPUs always get "tf".
-CPU_BACKEND = "tf"
+# Which backend "auto" picks on a CPU-only machine: "tf" or "tfg". Measured with `python -m pdr_tf.bench --quick` on
+# the 2-core CI CPU: on smooth scenes (64x64 grid meshes, batch 64, views within +-17 degrees) the triangle ids alone
+# take 23 ms ("tf") against 21 ms ("tfg"), and the rendering path compiled with XLA (`Renderer.jit_compile`, which
+# only "tf" allows) 30 against 65 ms forward, 74 against 153 ms forward plus backward. But training reaches noisy
+# depth seen edge-on within its first steps (the quick cars run: views near -60 degrees about every axis, ~950k
+# candidate pixels per image against ~5k), where cost follows the triangles' box areas: there the quick-preset step
+# takes 3.9 s with "tf" + XLA against 0.74 s with the kernel, which scans a box far more cheaply. So CPUs get the
+# kernel; GPUs and TPUs (and CPUs that cannot build it) get "tf".
+CPU_BACKEND = "tfg"
 
 
 @functools.lru_cache(maxsize=None)
