@@ -31,9 +31,9 @@ rotated 64x64 grid mesh about 60% of the triangles hold no pixel centre), and th
 the cumulative areas: a `tf.while_loop` takes `chunk` candidates per iteration from at most chunk / 2 consecutive
 instances, sets those up once and tests every candidate. Nothing is ragged, so the backend compiles under XLA
 (`jit_compile=True`) and runs on CPU, GPU and TPU (it uses int64 arithmetic, which XLA emulates on TPU). It is meant
-to run compiled: `triangle_ids(..., jit_compile=True)`, the default, compiles it even when called eagerly or from a
-graph that is not compiled, and inside an XLA-compiled caller it is inlined. Without XLA it is correct but several
-times slower than the kernel on CPU (many small ops; TensorFlow's scatter-min is single-threaded).
+to run compiled: `triangle_ids` compiles it by default even when called eagerly or from a graph that is not
+compiled (not inside `xla_disabled()`), and inside an XLA-compiled caller it is inlined. Without XLA it is correct
+but several times slower than the kernel on CPU (many small ops; TensorFlow's scatter-min is single-threaded).
 """
 
 import contextlib

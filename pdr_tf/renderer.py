@@ -69,7 +69,8 @@ class Renderer:
   @contextlib.contextmanager
   def uncompiled(self):
     """Within this block `render` runs (and traces) without XLA, the "tf" rasterizer's own compilation included:
-    for exports that servers without an XLA JIT must run, and for callers that compile everything themselves."""
+    for callers that compile everything themselves (a nested XLA function's gradient does not compile) and for
+    `portable`."""
     saved, self.jit_compile = self.jit_compile, False
     try:
       with rasterizer_tf.xla_disabled():
@@ -174,7 +175,6 @@ class Renderer:
         "recon_image": recon_image,
         "mask": self.valid_mask(recon_depth),
     }
-
 
   def relight(self, canon_depth, canon_albedo, light, view, recon_depth) -> tf.Tensor:
     """`render(...)["recon_image"]` for a scene whose geometry was already rendered: `recon_depth` is

@@ -69,9 +69,10 @@ class Trainer:
     strategy, devices, tpu: see `strategies.make_strategy`.
     seed: base seed for initialisation, data order and LOOCC draws.
     jit_compile: compile the loss and its gradients with XLA, networks and renderer together. Needs an
-      XLA-capable rasterizer backend ("tf" or "auto") and one device (no distribution strategy: LOOCC's all-gather
-      and the gradient all-reduce cannot run inside XLA); otherwise a warning says why and the step runs
-      uncompiled, with only the renderer compiled when `Renderer.jit_compile` is on (docs/performance.md).
+      XLA-capable rasterizer backend ("tf"; "auto" is "tf" on GPUs and TPUs, the "tfg" kernel on CPUs) and one
+      device (no distribution strategy: LOOCC's all-gather and the gradient all-reduce cannot run inside XLA);
+      otherwise a warning says why and the step runs uncompiled, with only the renderer compiled when
+      `Renderer.jit_compile` is on (docs/performance.md).
     precision: "float32", or a Keras mixed-precision policy for the networks: "mixed_float16" (GPUs; the loss is
       scaled dynamically by a LossScaleOptimizer) or "mixed_bfloat16" (GPUs and TPUs, and CPUs with bf16
       instructions). The renderer, the losses and the variables stay float32.
@@ -142,7 +143,6 @@ class Trainer:
     self.dataset = input_pipeline.make_distributed_dataset(self.strategy, self.data_dir, "train",
                                                            self.global_batch_size, training=True, seed=self.seed)
     self.iterator = iter(self.dataset)
-    # XLA compiles the forward and backward pass; the optimizer update stays outside it.
     # Without tf.distribute (one device) the optimizer update is compiled with XLA: Keras applies AdamW variable by
     # variable, ~10 small ops each, and fused it costs a third (docs/performance.md). Under a distribution strategy
     # the step holds cross-replica collectives (the gradient all-reduce, LOOCC's all-gather), which cannot run
@@ -160,7 +160,8 @@ class Trainer:
     compiled when `Renderer.jit_compile` is on)."""
     backend = self.model.renderer.backend
     if not rasterizer.supports_xla(backend):
-      reason = f"Renderer.backend {backend!r} is a custom op XLA cannot compile (use 'tf' or 'auto')"
+      reason = (f"Renderer.backend {backend!r} is (or resolves to) the 'tfg' custom op, which XLA cannot compile; "
+                "set Renderer.backend = 'tf'")
     elif not one_device:
       reason = (f"{type(self.strategy).__name__} puts cross-replica collectives in the step, which cannot run "
                 "inside an XLA-compiled function")

@@ -2,8 +2,8 @@
 
 Used by `python -m pdr_tf.bench` (section training_step). Each mode is one way to run the step (MODES); all are
 timed against the same networks-alone baseline (uncompiled: on CPUs XLA's convolutions are slower than oneDNN's),
-interleaved so that machine load hits both alike, and the headline mode (the gin configs' default) gets a
-breakdown of where the rest of the step goes.
+interleaved so that machine load hits both alike, and the headline mode (the gin configs' default on this machine,
+`default_modes()`) gets a breakdown of where the rest of the step goes.
 """
 
 import dataclasses
@@ -40,9 +40,9 @@ class Mode:
 
 
 MODES = {
-    "tf_xla_render": Mode("tf", render_xla=True, step_xla=False),  # the shipped gin configs
+    "tf_xla_render": Mode("tf", render_xla=True, step_xla=False),  # the shipped gin configs on GPUs / TPUs
     "tf_xla_step": Mode("tf", render_xla=True, step_xla=True),  # Trainer.jit_compile = True (one device)
-    "tfg": Mode("tfg", render_xla=False, step_xla=False),  # the TF-Graphics kernel, nothing compiled
+    "tfg": Mode("tfg", render_xla=False, step_xla=False),  # the kernel: the shipped gin configs on CPUs
     "tfg_edge_on": Mode("tfg", render_xla=False, step_xla=False, scene="edge_on"),
     "tf_xla_render_edge_on": Mode("tf", render_xla=True, step_xla=False, scene="edge_on"),
 }
@@ -140,7 +140,7 @@ def training_functions(net, obj, optimizer, step_xla=False):
 
 def render_parts(r, scene, repeats) -> Dict[str, float]:
     """Forward plus backward (ms) of each stage of `Renderer.render` on `scene` (depth, albedo, light, view):
-    shading, the depth warp (mesh, rasterization, barycentric depth) and the inverse warp with bilinear sampling."""
+    shading, the depth warp (mesh, rasterization, plane depth) and the inverse warp with bilinear sampling."""
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
     from pdr_tf import geometry  # pylint: disable=import-outside-toplevel
     depth, albedo, light, view = scene
@@ -207,12 +207,13 @@ def step_breakdown(net, obj, optimizer, images, repeats) -> Dict[str, float]:
         return tf.constant(0.0)
 
     seed = tf.constant([0, 1], tf.int64)
+    parts = {"render_forward_2b_ms": lambda: render_forward(*scene),
+             "render_forward_backward_2b_ms": lambda: render_forward_backward(*scene),
+             "loocc_rerender_ms": lambda: loocc_render(seed),
+             "losses_ms": losses_only,
+             "optimizer_update_ms": update}
     return {**render_parts(r, scene, repeats),
-            "render_forward_2b_ms": timing.ms(timing.time_call(lambda: render_forward(*scene), repeats)),
-            "render_forward_backward_2b_ms": timing.ms(timing.time_call(lambda: render_forward_backward(*scene), repeats)),
-            "loocc_rerender_ms": timing.ms(timing.time_call(lambda: loocc_render(seed), repeats)),
-            "losses_ms": timing.ms(timing.time_call(losses_only, repeats)),
-            "optimizer_update_ms": timing.ms(timing.time_call(update, repeats))}
+            **{name: timing.ms(timing.time_call(fn, repeats)) for name, fn in parts.items()}}
 
 
 def time_mode(mode: str, model_size: Dict[str, int], batch: int, repeats: int) -> Dict[str, object]:
