@@ -119,3 +119,12 @@ def test_smoke_run_writes_every_section(tmp_path):
   for workers in (1, 2):
     _check_section(f"beam[{workers}]", sections["beam"].get(f"workers_{workers}", sections["beam"]),
                    ("images_per_s",))
+
+
+def test_default_modes_put_the_shipped_backend_first(monkeypatch):
+  from pdr_tf import rasterizer  # pylint: disable=import-outside-toplevel
+  from pdr_tf.benchmarks import training  # pylint: disable=import-outside-toplevel
+  for resolved, headline in (("tfg", "tfg"), ("tf", "tf_xla_render")):
+    monkeypatch.setattr(rasterizer, "resolve_backend", lambda name, r=resolved: r)
+    modes = training.default_modes()
+    assert modes[0] == headline and sorted(modes) == sorted(training.MODES)

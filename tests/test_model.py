@@ -2,7 +2,6 @@
 
 import math
 
-import gin
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -18,7 +17,6 @@ RANGES = scene.SceneRanges()
 
 @pytest.fixture(scope="module")
 def tiny_model():
-  gin.clear_config()  # the defaults, whatever gin files other tests in this worker parsed
   tf.keras.utils.set_random_seed(0)
   m = model_lib.DeRenderer(nf=8, zdim=16, encoder_nf=8, use_confidence=True, conf_zdim=16)
   m.build_for_inference()

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+import types
 
 import keras
 import numpy as np
@@ -198,3 +199,12 @@ def test_every_experiment_gin_file_parses():
 def test_help_text():
   out = subprocess.run([sys.executable, "-m", "pdr_tf.train", "--help"], capture_output=True, text=True, cwd=REPO)
   assert out.returncode == 0 and "--gin_file" in out.stdout and "cars_light_view.gin" in out.stdout
+
+
+def test_jit_compile_falls_back_under_a_distribution_strategy(tmp_path, data_dir, caplog):
+  trainer = _trainer(tmp_path / "c", data_dir, "Trainer.jit_compile=True", "Renderer.backend='tf'")
+  trainer.model = types.SimpleNamespace(renderer=types.SimpleNamespace(backend="tf"))
+  trainer.strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+  assert trainer._check_step_compilable(one_device=True)
+  assert not trainer._check_step_compilable(one_device=False)
+  assert "MirroredStrategy puts cross-replica collectives in the step" in caplog.text
