@@ -1,9 +1,9 @@
-"""The synthetic car world: five procedurally varied car classes seen from above, written like Unsup3D's syncar.
+"""The synthetic car world: five procedurally varied car classes seen from random top views, written like syncar.
 
 Object frame: x to the car's right, y forward, z up, ground at z = 0 before centring; units are scene units (a
 typical car is about 0.15 long, so that it fills most of the model's 10-degree view at depth 1). Every car is
 symmetric about x = 0 in geometry and paint. `sample_params`/`car_mesh`/`car_paint` define the classes;
-`sample_views` the turntable views and lights; `generate` writes the dataset.
+`sample_views` the top views and lights; `generate` writes the dataset.
 """
 
 import csv
@@ -26,9 +26,11 @@ DEFAULT_SIZES = {
     "images_per_model": 8,
 }
 CAMERA = render.Camera.for_crop(formats.SYNCAR_RAW_SIZE, formats.SYNCAR_CROP, supersample=2)
-CANONICAL_ELEVATION = np.radians(40.0)  # the canonical view looks at the car's front from 40 degrees above
-YAW_RANGE = np.radians(60.0)  # turntable yaw about the car's up axis, uniform in +-YAW_RANGE
-ELEVATION_RANGE = np.radians(15.0)  # camera elevation = CANONICAL_ELEVATION +- ELEVATION_RANGE
+# Viewpoints follow syncar (docs/synthetic.md): "random viewpoints from the top, where the cars are primarily oriented
+# vertically". The canonical view looks straight down on the car with its front at the top of the image; each image
+# turns the car in the image plane (azimuth, rz) and tilts the camera away from the zenith (rx, ry).
+AZIMUTH_RANGE = np.radians(30.0)  # rz uniform in +-AZIMUTH_RANGE: cars stay primarily vertical
+TILT_RANGE = np.radians(20.0)  # rx and ry uniform in +-TILT_RANGE: views from the top
 TRANSLATION_RANGE = 0.004  # tx, ty uniform in +-TRANSLATION_RANGE (scene units); tz = 0
 AMBIENT_RANGE = (0.25, 0.55)
 DIFFUSE_RANGE = (0.5, 0.9)
@@ -36,10 +38,10 @@ DIRECTION_RANGE = 0.9  # lx, ly uniform in +-DIRECTION_RANGE
 BACKGROUND_RANGE = (0.85, 1.0)  # plain light grey to white, one level per image
 LENGTH_SCALE = 1.15  # scene units per "class length unit": frames a car to fill most of the syncar crop
 
-# Object frame (x right, y forward, z up) -> camera axes for a car facing the camera: right -> -x, forward -> -z
-# (towards the camera), up -> -y (up in the image).
-_FACING_CAMERA = np.array([[-1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, -1.0, 0.0]])
-TO_CANONICAL = render.axis_rotation("x", CANONICAL_ELEVATION) @ _FACING_CAMERA
+# Object frame (x right, y forward, z up) -> the canonical camera frame (x right, y down, z forward) of a car seen from
+# straight above with its front at the top of the image: right -> x, forward -> -y (up in the image), up -> -z
+# (towards the camera). A rotation by 180 degrees about x.
+TO_CANONICAL = np.array([[1.0, 0.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, -1.0]])
 
 BODY, CABIN, WHEEL, LIGHTBAR, BOX, SPARE, SPOILER = range(7)  # part ids
 GENERIC_CAR_LEMMAS = ("car", "auto", "automobile", "machine", "motorcar")
@@ -274,26 +276,21 @@ def model_id(seed: int, split: str, class_name: str, index: int) -> str:
 
 
 def sample_views(rng: np.random.RandomState, count: int):
-  """Random turntable views and lights.
+  """Random top views and lights.
 
   Returns:
-    views [count, 6] (Unsup3D view relative to the canonical frame), lights [count, 4] and backgrounds [count]
-    (grey levels).
+    views [count, 6] (the Unsup3D view relative to the canonical top view: rx, ry tilts, rz azimuth, radians; tx, ty
+    jitter), lights [count, 4] (ka, kd, lx, ly; direction in the canonical frame) and backgrounds [count] (grey
+    levels).
   """
-  yaw = rng.uniform(-YAW_RANGE, YAW_RANGE, count)
-  elevation = CANONICAL_ELEVATION + rng.uniform(-ELEVATION_RANGE, ELEVATION_RANGE, count)
-  translation = rng.uniform(-TRANSLATION_RANGE, TRANSLATION_RANGE, (count, 2))
+  views = np.zeros((count, 6))
+  views[:, 0:2] = rng.uniform(-TILT_RANGE, TILT_RANGE, (count, 2))
+  views[:, 2] = rng.uniform(-AZIMUTH_RANGE, AZIMUTH_RANGE, count)
+  views[:, 3:5] = rng.uniform(-TRANSLATION_RANGE, TRANSLATION_RANGE, (count, 2))
   lights = np.stack([rng.uniform(*AMBIENT_RANGE, count), rng.uniform(*DIFFUSE_RANGE, count),
                      rng.uniform(-DIRECTION_RANGE, DIRECTION_RANGE, count),
                      rng.uniform(-DIRECTION_RANGE, DIRECTION_RANGE, count)], -1)
   backgrounds = rng.uniform(*BACKGROUND_RANGE, count)
-  # Camera rotation of each image, then expressed relative to the canonical frame: R = R_image R_canonical^T.
-  zeros = np.zeros(count)
-  image_rotation = (render.rotation_matrices(np.stack([elevation, zeros, zeros], -1)) @ _FACING_CAMERA @
-                    render.rotation_matrices(np.stack([zeros, zeros, yaw], -1)))
-  views = np.zeros((count, 6))
-  views[:, :3] = render.euler_from_matrix(image_rotation @ TO_CANONICAL.T)
-  views[:, 3:5] = translation
   return views, lights, backgrounds
 
 

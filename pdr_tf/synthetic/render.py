@@ -1,8 +1,9 @@
 """Renders a mesh in a batch of views with the project's rasterizer, plus the writers for images and ground truth.
 
-Image formation matches the model's renderer (REFERENCE.md section 2): image = albedo * (ka + kd * max(0, n . l)),
-l = normalize([lx, ly, 1]), with n the surface normal flipped to point away from the camera on the visible side (the
-convention of `geometry.normals_from_depth`). Views move the object, given in its canonical frame around
+Image formation matches the model's renderer (Unsup3D): image = albedo * (ka + kd * max(0, n . l)),
+l = normalize([lx, ly, 1]), with n the surface normal *in the canonical frame*, flipped to point away from the camera
+(the convention of `geometry.normals_from_depth`): the object is shaded in its canonical pose and the view then moves
+the shaded surface, so a light (ka, kd, lx, ly) means the same to the world and to the model. Views move the object, given in its canonical frame around
 c = (0, 0, 1), by P' = R (P - c) + c + t with R = Rz Ry Rx (`geometry.transform_points`). `rasterizer.rasterize`
 decides which triangle each pixel centre sees; the surface point is then found exactly by intersecting the pixel's
 ray with that triangle. Images are rendered at `supersample` times the raw resolution and area-downsampled;
@@ -213,12 +214,12 @@ def render_views(mesh, views: np.ndarray, lights: np.ndarray, paint: PaintFn, ca
   points, normals = values[:, :3], values[:, 3:]
   normals /= np.maximum(np.linalg.norm(normals, axis=-1, keepdims=True), 1e-12)
   albedo = paint(points, normals, mesh.part[triangle_id])
-  # Camera normals are the rotated object normals, flipped to point away from the camera (normals_from_depth);
-  # n_cam . l = -(R n) . l = -n . (R^T l), so rotate each image's light into the object frame instead.
+  # Shading happens in the canonical frame, as in the model (Unsup3D): the canonical normal is the object normal taken
+  # to the canonical frame and flipped to point away from the camera (normals_from_depth); the view then moves the
+  # shaded surface. n_canon . l = -(C n) . l = -n . (C^T l), so each light is taken into the object frame instead.
   direction = np.concatenate([lights[:, 2:4], np.ones((batch, 1))], -1)
   direction /= np.linalg.norm(direction, axis=-1, keepdims=True)
-  rotation = rotation_matrices(views[:, :3]) @ to_canonical
-  light_in_object = -np.einsum("bji,bj->bi", rotation, direction).astype(np.float32)
+  light_in_object = -(direction @ to_canonical).astype(np.float32)
   b_idx = np.nonzero(covered)[0]
   diffuse = np.maximum(np.einsum("ni,ni->n", normals, light_in_object[b_idx]), 0.0)
   shading = lights[b_idx, 0] + lights[b_idx, 1] * diffuse
