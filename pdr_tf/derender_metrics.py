@@ -1,9 +1,17 @@
-"""De-rendering accuracy against ground truth (as in Unsup3D): SIDE, MAD, mask erosion, light and view errors.
+"""De-rendering accuracy against ground truth (as in Unsup3D), each beside a trivial predictor's: pure numpy.
 
 Depth, normal and mask inputs are numpy arrays in the input view, batched [N, H, W] (a single [H, W] image is
 treated as N = 1). The caller builds the evaluation mask the Unsup3D way: the ground-truth object mask and the
 predicted reconstruction mask, each eroded by one pixel (`erode_mask`), combined with logical and. Normals come
 from the renderer (`normals_from_depth` lives there); this module only compares them.
+
+Every error comes with the same error of a predictor that ignores the image, on the same images and pixels, and
+their ratio (model / trivial; below 1 is better than trivial):
+- view: geodesic rotation error after aligning the model's learnt canonical frame to the world's by the best fixed
+  rotation A (R_gt = R_pred A); trivial: the best constant rotation. Both fits minimise the mean geodesic error.
+- light: angle between light directions in one frame (the world's direction taken into the model's frame by A);
+  trivial: the best constant direction. ka / kd: mean absolute error; trivial: the median.
+- normals (MAD) and depth (SIDE): trivial is flat depth (a fronto-parallel plane: normals (0, 0, 1)).
 """
 
 import logging
@@ -11,6 +19,7 @@ import logging
 import numpy as np
 
 from pdr_tf import formats
+from pdr_tf import rotations
 
 _LOG = logging.getLogger(__name__)
 
@@ -180,40 +189,74 @@ def light_direction(lxy):
     return v / np.linalg.norm(v, axis=-1, keepdims=True)
 
 
-def light_error(pred, gt):
-    """Light errors: mean absolute error per component and mean angle between light directions.
+def ratio(model, trivial):
+    """model / trivial, or NaN when the trivial error is 0 (nothing to beat)."""
+    return float(model / trivial) if trivial > 0 else float("nan")
 
-    Args:
-        pred: [N, 4] predicted (ka, kd, lx, ly), the `formats.GT_KEYS` light convention.
-        gt: [N, 4] ground truth.
 
-    Returns:
-        dict with ka_mae, kd_mae, lx_mae, ly_mae (input units) and direction_deg (mean angle, degrees, between
-        normalize([lx, ly, 1]) of pred and gt).
-    """
-    pred, gt = _check_params(pred, gt, formats.GT_LIGHT_DIM, "light")
-    out = {f"{key}_mae": float(v) for key, v in zip(LIGHT_KEYS, np.abs(pred - gt).mean(axis=0))}
-    out["direction_deg"] = float(angle_between(light_direction(pred[:, 2:4]), light_direction(gt[:, 2:4])).mean())
+def _comparison(model, trivial, **extra):
+    out = {"model": float(model), "trivial": float(trivial), "ratio": ratio(model, trivial)}
+    out.update(extra)
     return out
 
 
-def view_error(pred, gt, rotation_unit="radians"):
-    """View errors: mean absolute error per component.
+def view_report(pred, gt):
+    """View errors with the learnt canonical frame aligned, beside the best constant rotation.
 
     Args:
-        pred: [N, 6] predicted (rx, ry, rz, tx, ty, tz); the `formats` ground truth uses radians.
-        gt: [N, 6] ground truth in the same units.
-        rotation_unit: "radians" or "degrees", the unit of rx, ry, rz in both inputs.
+        pred: [N, 6] predicted views (rx, ry, rz radians, tx, ty, tz).
+        gt: [N, 6] ground-truth views, same convention.
 
     Returns:
-        dict with rx_mae ... tz_mae (input units) and rotation_mae_deg (the mean of the three rotation MAEs, in
-        degrees). Angles are compared without wrapping: Unsup3D views stay within +-60 degrees.
+        dict: geodesic_deg {model, trivial, ratio} (mean geodesic error, degrees); alignment {matrix [3, 3],
+        euler_deg [3], angle_deg}: A with R_gt ~ R_pred A, i.e. the rotation from the world's canonical frame to the
+        model's; constant_euler_deg: the trivial predictor; raw_euler_mae_deg: the unaligned per-axis mean absolute
+        Euler-angle error (rx, ry, rz), for reference only.
     """
-    if rotation_unit not in ("radians", "degrees"):
-        raise ValueError(f"rotation_unit must be 'radians' or 'degrees', got {rotation_unit!r}")
     pred, gt = _check_params(pred, gt, formats.GT_VIEW_DIM, "view")
-    errors = np.abs(pred - gt).mean(axis=0)
-    out = {f"{key}_mae": float(v) for key, v in zip(VIEW_KEYS, errors)}
-    rotation = errors[:3].mean()
-    out["rotation_mae_deg"] = float(np.degrees(rotation) if rotation_unit == "radians" else rotation)
+    r_pred, r_gt = rotations.euler_to_matrix(pred[:, :3]), rotations.euler_to_matrix(gt[:, :3])
+    alignment = rotations.rotation_median(np.swapaxes(r_pred, 1, 2) @ r_gt)
+    model = rotations.geodesic_deg(r_pred @ alignment, r_gt).mean()
+    constant = rotations.rotation_median(r_gt)
+    trivial = rotations.geodesic_deg(np.broadcast_to(constant, r_gt.shape), r_gt).mean()
+    return {
+        "geodesic_deg": _comparison(model, trivial),
+        "alignment": {"matrix": alignment.tolist(),
+                      "euler_deg": np.degrees(rotations.matrix_to_euler(alignment)).tolist(),
+                      "angle_deg": float(rotations.geodesic_deg(np.eye(3), alignment))},
+        "constant_euler_deg": np.degrees(rotations.matrix_to_euler(constant)).tolist(),
+        "raw_euler_mae_deg": np.degrees(np.abs(pred[:, :3] - gt[:, :3]).mean(0)).tolist(),
+    }
+
+
+def light_report(pred, gt, alignment=None):
+    """Light errors in one frame, beside constant predictors.
+
+    Args:
+        pred: [N, 4] predicted (ka, kd, lx, ly) in the model's canonical frame.
+        gt: [N, 4] ground truth in the world's canonical frame.
+        alignment: [3, 3] rotation from the world's canonical frame to the model's (`view_report`'s
+            alignment matrix); identity when None.
+
+    Returns:
+        dict: direction_deg {model, trivial, ratio} (mean angle between directions, the ground truth taken into the
+        model's frame; trivial: the best constant direction), ka_mae and kd_mae {model, trivial (the median), ratio}.
+    """
+    pred, gt = _check_params(pred, gt, formats.GT_LIGHT_DIM, "light")
+    alignment = np.eye(3) if alignment is None else np.asarray(alignment, np.float64)
+    d_pred = light_direction(pred[:, 2:4])
+    d_gt = light_direction(gt[:, 2:4]) @ alignment.T
+    constant = rotations.direction_median(d_gt)
+    out = {"direction_deg": _comparison(rotations.angle_deg(d_pred, d_gt).mean(),
+                                        rotations.angle_deg(constant[None], d_gt).mean())}
+    for index, key in enumerate(("ka", "kd")):
+        out[f"{key}_mae"] = _comparison(np.abs(pred[:, index] - gt[:, index]).mean(),
+                                        np.abs(np.median(gt[:, index]) - gt[:, index]).mean())
+    return out
+
+
+def flat_normals(shape):
+    """[N, H, W, 3] normals of flat (fronto-parallel) depth, the trivial depth predictor: (0, 0, 1) everywhere."""
+    out = np.zeros(tuple(shape) + (3,), np.float64)
+    out[..., 2] = 1.0
     return out

@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from pdr_tf import clustering, derender_metrics, disentanglement, export, formats, geometry, gin_config
+from pdr_tf import clustering, derender_eval, disentanglement, export, formats, gin_config
 from pdr_tf import input_pipeline, metrics, plots, report
 
 _LOG = logging.getLogger(__name__)
@@ -35,7 +35,6 @@ FEATURE_SETS = {
 }
 # label field -> class names by index (None: names come from the records' label/name).
 LABEL_FIELDS = {"label_id": None, "gender": formats.UTKFACE_GENDERS, "race": formats.UTKFACE_RACES}
-EROSION_PIXELS = 1
 
 
 def _check_features(features):
@@ -202,42 +201,6 @@ def _label_names(batch, label_field, keep):
     return [names[v] if 0 <= v < len(names) else str(v) for v in values]
 
 
-class _DerenderAccumulator:
-    """Per-image SIDE / MAD and stacked light / view predictions of the records with ground truth."""
-
-    def __init__(self, image_size):
-        self.intrinsics = geometry.intrinsics_from_fov(image_size)
-        self.side, self.mad, self.light, self.view = [], [], [], []
-
-    def add(self, scene, gt_depth, gt_light, gt_view):
-        depth = scene["recon_depth"].numpy()
-        mask = derender_metrics.erode_mask(gt_depth > 0, EROSION_PIXELS) & \
-            derender_metrics.erode_mask(scene["mask"].numpy() > 0.5, EROSION_PIXELS)
-        normals_pred = geometry.normals_from_depth(tf.constant(depth), self.intrinsics).numpy()
-        normals_gt = geometry.normals_from_depth(tf.constant(gt_depth, tf.float32), self.intrinsics).numpy()
-        self.side.append(derender_metrics.side_per_image(depth, gt_depth, mask))
-        self.mad.append(derender_metrics.mad_per_image(normals_pred, normals_gt, mask))
-        self.light.append((scene["light"].numpy(), gt_light))
-        self.view.append((scene["view"].numpy(), gt_view))
-
-    def result(self):
-        if not self.side:
-            return None
-        side, mad = np.concatenate(self.side), np.concatenate(self.mad)
-        valid = np.isfinite(side) & np.isfinite(mad)
-        if not np.any(valid):
-            raise ValueError("de-rendering metrics: every image with ground truth has an empty evaluation mask")
-        out = {"n_images": int(side.size), "empty_masks": int((~valid).sum()),
-               "side": float(side[valid].mean()), "side_std": float(side[valid].std()),
-               "mad_deg": float(mad[valid].mean()), "mad_deg_std": float(mad[valid].std()),
-               "erosion_pixels": EROSION_PIXELS}
-        out["light"] = derender_metrics.light_error(np.concatenate([p for p, _ in self.light]),
-                                                    np.concatenate([g for _, g in self.light]))
-        out["view"] = derender_metrics.view_error(np.concatenate([p for p, _ in self.view]),
-                                                  np.concatenate([g for _, g in self.view]), "radians")
-        return out
-
-
 def embed_dataset(loaded, data_dir, split="test", label_field="label_id", batch_size=64, max_examples=None,
                   derender_metrics_on=True, saved_model_dir="SavedModel", image_size=formats.IMAGE_SIZE):
     """Runs an exported model over a split: features of labelled records and de-rendering metrics.
@@ -263,7 +226,7 @@ def embed_dataset(loaded, data_dir, split="test", label_field="label_id", batch_
         total = min(total, int(max_examples))
     dataset = input_pipeline.make_dataset(data_dir, split, batch_size, training=False)
     embed = loaded.signatures["embed_images"]
-    derender = _DerenderAccumulator(image_size)
+    derender = derender_eval.DerenderScorer(image_size)
     chunks = {name: [] for name in FEATURE_NAMES}
     labels, tracks, read = [], [], 0
     with tqdm(total=total, desc=f"embedding {split}", unit="img", disable=None) as progress:
@@ -289,8 +252,9 @@ def embed_dataset(loaded, data_dir, split="test", label_field="label_id", batch_
                     raise ValueError(f"SavedModel {saved_model_dir} has no de_render signature but {data_dir} has "
                                      "ground truth; re-export it or set evaluate.derender_metrics = False")
                 scene = loaded.signatures["de_render"](images=tf.constant(images[has_gt]))
-                derender.add(scene, batch["gt_depth"].numpy()[has_gt], batch["gt_light"].numpy()[has_gt],
-                             batch["gt_view"].numpy()[has_gt])
+                derender.add(scene["recon_depth"].numpy(), scene["mask"].numpy(), scene["light"].numpy(),
+                             scene["view"].numpy(), batch["gt_depth"].numpy()[has_gt],
+                             batch["gt_light"].numpy()[has_gt], batch["gt_view"].numpy()[has_gt])
     features = {name: (np.concatenate(c) if c else np.zeros((0, 1), np.float32)) for name, c in chunks.items()}
     return features, np.asarray(labels, dtype=str), np.asarray(tracks, dtype=str), read, derender.result()
 

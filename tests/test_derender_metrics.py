@@ -6,7 +6,11 @@ import math
 import numpy as np
 import pytest
 
+from scipy.spatial.transform import Rotation
+
 from pdr_tf import derender_metrics as dm
+from pdr_tf import geometry
+from pdr_tf import rotations
 
 
 def _depth(seed=0, n=2, size=6):
@@ -124,41 +128,110 @@ def test_erode_mask():
         dm.erode_mask(mask, pixels=-1)
 
 
-def test_light_error():
-    pred = np.array([[0.5, 0.5, 0.0, 0.0], [0.2, 0.4, 0.0, 0.0]])
-    gt = np.array([[0.5, 0.7, 1.0, 0.0], [0.4, 0.4, 0.0, 0.0]])
-    err = dm.light_error(pred, gt)
-    assert err["ka_mae"] == pytest.approx(0.1)
-    assert err["kd_mae"] == pytest.approx(0.1)
-    assert err["lx_mae"] == pytest.approx(0.5)
-    assert err["ly_mae"] == pytest.approx(0.0)
-    # [0, 0, 1] vs normalize([1, 0, 1]): 45 degrees; the second sample 0 degrees.
-    assert err["direction_deg"] == pytest.approx(22.5)
+def test_light_direction():
     np.testing.assert_allclose(dm.light_direction([[3.0, 4.0]]), [[3 / math.sqrt(26), 4 / math.sqrt(26),
                                                                     1 / math.sqrt(26)]])
 
 
-def test_view_error_units():
-    gt = np.zeros((2, 6))
-    pred = np.array([[math.radians(10), 0, 0, 0.1, 0, 0], [0, math.radians(-20), math.radians(30), 0, 0.3, 0]])
-    err = dm.view_error(pred, gt)
-    assert err["rx_mae"] == pytest.approx(math.radians(5))
-    assert err["tx_mae"] == pytest.approx(0.05)
-    assert err["ty_mae"] == pytest.approx(0.15)
-    # (5 + 10 + 15) / 3 degrees.
-    assert err["rotation_mae_deg"] == pytest.approx(10.0)
-    pred_deg = np.concatenate([np.degrees(pred[:, :3]), pred[:, 3:]], axis=1)
-    deg = dm.view_error(pred_deg, gt, rotation_unit="degrees")
-    assert deg["rx_mae"] == pytest.approx(5.0)
-    assert deg["rotation_mae_deg"] == pytest.approx(10.0)
-
-
 def test_param_errors():
     with pytest.raises(ValueError, match=r"light_pred must have shape \[N, 4\]"):
-        dm.light_error(np.zeros((2, 3)), np.zeros((2, 4)))
+        dm.light_report(np.zeros((2, 3)), np.zeros((2, 4)))
     with pytest.raises(ValueError, match="differ in shape"):
-        dm.view_error(np.zeros((2, 6)), np.zeros((3, 6)))
+        dm.view_report(np.zeros((2, 6)), np.zeros((3, 6)))
     with pytest.raises(ValueError, match="non-finite"):
-        dm.view_error(np.full((1, 6), np.nan), np.zeros((1, 6)))
-    with pytest.raises(ValueError, match="rotation_unit"):
-        dm.view_error(np.zeros((1, 6)), np.zeros((1, 6)), rotation_unit="turns")
+        dm.view_report(np.full((1, 6), np.nan), np.zeros((1, 6)))
+
+
+# ----------------------------------------------------------------------------------- views and lights vs trivial
+
+
+def _random_views(n, seed=0, tilt=20.0, azimuth=30.0):
+    rng = np.random.default_rng(seed)
+    views = np.zeros((n, 6))
+    views[:, :2] = np.radians(rng.uniform(-tilt, tilt, (n, 2)))
+    views[:, 2] = np.radians(rng.uniform(-azimuth, azimuth, n))
+    return views
+
+
+def test_a_fixed_frame_rotation_gives_zero_view_error_and_is_reported():
+    gt = _random_views(200)
+    frame = rotations.euler_to_matrix(np.radians([10.0, -25.0, 40.0]))  # world canonical -> model canonical
+    # A model whose canonical frame is rotated by `frame`: R_gt = R_pred frame, so R_pred = R_gt frame^T.
+    r_pred = rotations.euler_to_matrix(gt[:, :3]) @ frame.T
+    pred = np.concatenate([rotations.matrix_to_euler(r_pred), gt[:, 3:]], axis=1)
+    report = dm.view_report(pred, gt)
+    assert report["geodesic_deg"]["model"] == pytest.approx(0.0, abs=1e-5)
+    np.testing.assert_allclose(report["alignment"]["matrix"], frame, atol=1e-7)
+    np.testing.assert_allclose(report["alignment"]["euler_deg"], [10.0, -25.0, 40.0], atol=1e-5)
+    assert report["geodesic_deg"]["trivial"] > 10.0  # the views vary: a constant cannot match them
+    assert report["geodesic_deg"]["ratio"] == pytest.approx(0.0, abs=1e-6)
+    # The raw Euler-angle error (the old metric) calls this model badly wrong.
+    assert max(report["raw_euler_mae_deg"]) > 10.0
+
+
+def test_a_constant_view_scores_the_trivial_error_and_the_trivial_fit_is_the_best_constant():
+    gt = _random_views(300, seed=1)
+    pred = np.zeros_like(gt)
+    pred[:, :3] = np.radians([5.0, 50.0, -20.0])  # any constant: alignment absorbs it
+    report = dm.view_report(pred, gt)
+    assert report["geodesic_deg"]["ratio"] == pytest.approx(1.0, abs=1e-6)
+    # The fitted constant beats other constants, e.g. the identity and the chordal mean.
+    r_gt = rotations.euler_to_matrix(gt[:, :3])
+    identity_error = rotations.geodesic_deg(np.broadcast_to(np.eye(3), r_gt.shape), r_gt).mean()
+    assert report["geodesic_deg"]["trivial"] <= identity_error + 1e-9
+
+
+def test_geodesic_and_euler_conventions_match_the_renderer():
+    angles = np.radians([[30.0, 0.0, 0.0], [0.0, 0.0, 45.0], [12.0, -40.0, 75.0]])
+    matrices = rotations.euler_to_matrix(angles)
+    np.testing.assert_allclose(matrices, geometry.rotation_matrix(angles.astype(np.float32)).numpy(), atol=1e-6)
+    np.testing.assert_allclose(rotations.matrix_to_euler(matrices), angles, atol=1e-9)
+    np.testing.assert_allclose(rotations.geodesic_deg(np.eye(3), matrices[:2]), [30.0, 45.0], atol=1e-9)
+    np.testing.assert_allclose(rotations.geodesic_deg(matrices, matrices), 0.0, atol=1e-6)
+
+
+def test_rotation_median_minimises_the_mean_geodesic_error():
+    centre = rotations.euler_to_matrix(np.radians([20.0, -10.0, 5.0]))
+    spread = rotations.euler_to_matrix(_random_views(101, seed=2)[:, :3])
+    data = centre @ spread
+    data[:20] = rotations.euler_to_matrix(np.radians([[170.0, 0.0, 0.0]] * 20))  # far outliers
+    median = rotations.rotation_median(data)
+    chordal = rotations.rotation_median(data, iterations=0)
+    cost = lambda x: rotations.geodesic_deg(np.broadcast_to(x, data.shape), data).mean()
+    assert cost(median) < cost(chordal)
+    for axis in np.eye(3):  # a local minimum: small perturbations do not improve it
+        for sign in (1, -1):
+            nudge = Rotation.from_rotvec(sign * np.radians(0.5) * axis).as_matrix()
+            assert cost(median) <= cost(median @ nudge) + 1e-9
+
+
+def test_direction_median():
+    rng = np.random.default_rng(3)
+    centre = np.array([0.3, -0.2, 1.0]) / np.linalg.norm([0.3, -0.2, 1.0])
+    # Directions symmetric about the centre: the median is the centre.
+    tangent = np.cross(centre, [1.0, 0.0, 0.0])
+    tangent /= np.linalg.norm(tangent)
+    angles = np.radians(rng.uniform(5, 40, 50))
+    pairs = [np.cos(a) * centre + s * np.sin(a) * tangent for a in angles for s in (1, -1)]
+    np.testing.assert_allclose(rotations.direction_median(np.array(pairs)), centre, atol=1e-6)
+    with pytest.raises(ValueError, match="zero-length"):
+        rotations.direction_median(np.zeros((2, 3)))
+
+
+def test_light_report_in_one_frame():
+    rng = np.random.default_rng(4)
+    gt = np.stack([rng.uniform(0.25, 0.55, 100), rng.uniform(0.5, 0.9, 100), rng.uniform(-0.9, 0.9, 100),
+                   rng.uniform(-0.9, 0.9, 100)], -1)
+    frame = rotations.euler_to_matrix(np.radians([0.0, 0.0, 30.0]))
+    # The model's light directions live in its frame: d_model = frame d_world, written as (lx, ly) with z = 1.
+    d_model = dm.light_direction(gt[:, 2:]) @ frame.T
+    pred = gt.copy()
+    pred[:, 2:] = d_model[:, :2] / d_model[:, 2:]
+    report = dm.light_report(pred, gt, alignment=frame)
+    assert report["direction_deg"]["model"] == pytest.approx(0.0, abs=1e-6)
+    assert report["ka_mae"]["model"] == pytest.approx(0.0) and report["kd_mae"]["ratio"] == pytest.approx(0.0)
+    # Without the alignment the same prediction is wrong, and a constant prediction is no better than trivial.
+    assert dm.light_report(pred, gt)["direction_deg"]["model"] > 5.0
+    constant = np.tile([0.4, 0.7, 0.0, 0.0], (100, 1))
+    assert dm.light_report(constant, gt)["direction_deg"]["ratio"] >= 1.0 - 1e-9
+    assert dm.light_report(constant, gt)["ka_mae"]["ratio"] >= 1.0 - 1e-9
