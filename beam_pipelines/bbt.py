@@ -1,11 +1,13 @@
 """Converts BBT S01E01 face tracks to pdr_tf TFRecords (one "test" split; label and track id on every frame).
 
-Input: <input_dir>/tracks/<track id>/<frame index>.jpg (optional <name>.gt.npz beside a frame) and
+Input: <input_dir>/tracks/<track id>/<frame index>.jpg (any image extension; optional <name>.gt.npz beside a
+frame) and
 <input_dir>/tracklabels.ids: the header line CVHCI_TRACKLABELS_V1, then one `trackid name` line per track.
 Names are lower-cased; the five main identities (pdr_tf.formats.BBT_IDENTITIES) get label/id 0-4, any other
 labelled name is written with label/id -1 and its name. Each frame is centre-cropped
 (formats.FACE_CENTER_CROP of the shorter side) and resized to 64x64. Frames of tracks without a label, badly
-named files, files outside a track folder and unusable images are listed in rejects.jsonl.
+named files, files outside a track folder (directly in tracks/ or deeper than a track folder) and unusable images
+are listed in rejects.jsonl. Track and frame numbers are ASCII digits.
 """
 
 import sys
@@ -23,9 +25,10 @@ REASON_NO_TRACK = "file outside a track folder"
 
 
 def track_key(track_id):
-    """Key matching track folders and label lines: numeric ids compare as numbers ("0007" == "7")."""
+    """Key matching track folders and label lines: ASCII-numeric ids compare as numbers ("0007" == "7"); any other
+    id (e.g. "²", which str.isdigit accepts but int() does not) is compared as text."""
     track_id = track_id.strip()
-    return str(int(track_id)) if track_id.isdigit() else track_id
+    return str(int(track_id)) if formats.BBT_TRACK_ID.match(track_id) else track_id
 
 
 def parse_track_labels(text, path="<labels>"):
@@ -60,11 +63,12 @@ def parse_track_labels(text, path="<labels>"):
     return labels
 
 
-def read_track_labels(path):
-    """parse_track_labels of a file; ValueError naming the path when it does not exist."""
+def read_track_labels(path, encoding="utf-8-sig"):
+    """parse_track_labels of a file; ValueError naming the path when it does not exist or is not `encoding` text."""
     if not FileSystems.exists(path):
         raise ValueError(f"BBT track labels file {path} does not exist")
-    return parse_track_labels(common.read_bytes(path).decode("utf-8-sig"), path)
+    return parse_track_labels(common.decode_text(common.read_bytes(path), path, encoding, flag="--labels_encoding"),
+                              path)
 
 
 class ParseBbtPath(common.RejectingDoFn):
@@ -77,7 +81,7 @@ class ParseBbtPath(common.RejectingDoFn):
 
     def process(self, item):
         path = item["path"]
-        relative = path[len(self._tracks_dir):].strip("/").split("/") if path.startswith(self._tracks_dir) else []
+        relative = common.relative_parts(path, self._tracks_dir)
         if len(relative) != 2:
             yield self.reject(path, REASON_NO_TRACK)
             return
@@ -95,14 +99,9 @@ class ParseBbtPath(common.RejectingDoFn):
                                  "label/name": name, "split": SPLIT})
 
 
-def input_patterns(input_dir):
-    """Glob patterns of the inputs: files in track folders and files directly in the tracks folder."""
-    tracks_dir = FileSystems.join(input_dir, formats.BBT_TRACKS_DIRNAME)
-    return [FileSystems.join(tracks_dir, "*"), FileSystems.join(tracks_dir, "*", "*")]
-
-
 def list_inputs(input_dir):
-    """Input items: files in track folders and files directly in the tracks folder (rejected later).
+    """Input items: every file below the tracks folder, at any depth (only <track>/<frame> ones are converted; files
+    directly in the tracks folder or deeper than a track folder are rejected later).
 
     Raises:
       ValueError: the tracks folder does not exist or holds no file.
@@ -110,15 +109,14 @@ def list_inputs(input_dir):
     tracks_dir = FileSystems.join(input_dir, formats.BBT_TRACKS_DIRNAME)
     if not FileSystems.exists(tracks_dir):
         raise ValueError(f"BBT tracks folder {tracks_dir} does not exist")
-    paths = [path for pattern in input_patterns(input_dir) for path in common.match_files(pattern)]
-    items = common.pair_ground_truth(sorted(paths))
+    items = common.pair_ground_truth(common.match_files(common.recursive_pattern(tracks_dir)))
     if not items:
         raise ValueError(f"BBT tracks folder {tracks_dir} holds no files")
     return items
 
 
 def build_pipeline(pipeline, input_dir, output_dir, labels_file=None, strict=False, num_shards=0,
-                   images_per_shard=runner.DEFAULT_IMAGES_PER_SHARD, args=None):
+                   images_per_shard=runner.DEFAULT_IMAGES_PER_SHARD, args=None, labels_encoding="utf-8-sig"):
     """Adds the BBT conversion to `pipeline` (lists inputs to size the shards and reads the labels now).
 
     Args:
@@ -127,15 +125,17 @@ def build_pipeline(pipeline, input_dir, output_dir, labels_file=None, strict=Fal
       output_dir: output directory.
       labels_file: tracklabels.ids; default <input_dir>/formats.BBT_LABELS_FILENAME.
       strict, num_shards, images_per_shard, args: as in utkface.build_pipeline.
+      labels_encoding: text encoding of the labels file.
 
     Returns:
       Dict of PCollections (see common.build_conversion).
     """
     items = list_inputs(input_dir)
-    labels = read_track_labels(labels_file or FileSystems.join(input_dir, formats.BBT_LABELS_FILENAME))
+    labels = read_track_labels(labels_file or FileSystems.join(input_dir, formats.BBT_LABELS_FILENAME),
+                               labels_encoding)
     tracks_dir = FileSystems.join(input_dir, formats.BBT_TRACKS_DIRNAME)
     return common.build_conversion(
-        pipeline, dataset=DATASET, patterns=input_patterns(input_dir),
+        pipeline, dataset=DATASET, patterns=[common.recursive_pattern(tracks_dir)],
         parse_fn=ParseBbtPath(labels, tracks_dir, strict), box_fn=common.center_box, output_dir=output_dir,
         split_shards={SPLIT: common.shards_for(len(items), num_shards, images_per_shard)}, strict=strict,
         args=args)
@@ -146,13 +146,15 @@ def main(argv=None):
     parser = runner.make_parser(DATASET, __doc__)
     parser.add_argument("--labels_file", default=None,
                         help=f"track labels (default <input_dir>/{formats.BBT_LABELS_FILENAME})")
+    parser.add_argument("--labels_encoding", default="utf-8-sig",
+                        help="text encoding of the labels file (default UTF-8, with or without a byte-order mark)")
     args, beam_args = parser.parse_known_args(argv)
     runner.setup_logging(args.log_level)
 
-    def build(pipeline):
-        build_pipeline(pipeline, args.input_dir, args.output_dir, labels_file=args.labels_file, strict=args.strict,
+    def build(pipeline, output_dir):
+        build_pipeline(pipeline, args.input_dir, output_dir, labels_file=args.labels_file, strict=args.strict,
                        num_shards=args.num_shards, images_per_shard=args.images_per_shard,
-                       args=runner.manifest_args(args, beam_args))
+                       args=runner.manifest_args(args, beam_args), labels_encoding=args.labels_encoding)
 
     return runner.run_job(DATASET, build, args, beam_args)
 

@@ -12,6 +12,7 @@ import json
 import logging
 import math
 import os
+import struct
 
 import apache_beam as beam
 import numpy as np
@@ -40,6 +41,7 @@ REASON_BAD_GT = "invalid ground truth"
 _IMAGE_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*",
                      b"RIFF")
 _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+_JPEG_SOF_MARKERS = set(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # start-of-frame markers (not DHT, JPG, DAC)
 _ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 
 
@@ -57,6 +59,35 @@ class RejectedInputError(ValueError):
 
 # ---------------------------------------------------------------------------------------------------------------
 # Images.
+
+def header_size(data):
+    """(width, height) declared in a PNG, GIF, BMP or JPEG header, or None when the header says nothing.
+
+    Pillow refuses to open some images whose header declares a zero width or height (a PNG with width 0 fails as
+    a broken file), so their size is read here first to reject them as zero-size, not corrupt.
+    """
+    if data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) >= 24 and data[12:16] == b"IHDR":
+        return struct.unpack(">II", data[16:24])
+    if data[:6] in (b"GIF87a", b"GIF89a") and len(data) >= 10:
+        return struct.unpack("<HH", data[6:10])
+    if data.startswith(b"BM") and len(data) >= 26:
+        width, height = struct.unpack("<ii", data[18:26])
+        return abs(width), abs(height)
+    if data.startswith(b"\xff\xd8"):
+        pos = 2
+        while pos + 9 <= len(data):
+            if data[pos] != 0xFF:
+                return None
+            marker = data[pos + 1]
+            if marker in _JPEG_SOF_MARKERS:
+                height, width = struct.unpack(">HH", data[pos + 5:pos + 9])
+                return width, height
+            if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # markers without a length
+                pos += 2
+                continue
+            pos += 2 + struct.unpack(">H", data[pos + 2:pos + 4])[0]
+    return None
+
 
 def decode_image(data):
     """Decodes image bytes to RGB uint8, converting what can be converted.
@@ -78,6 +109,9 @@ def decode_image(data):
     """
     if not data:
         raise Reject(REASON_EMPTY)
+    declared = header_size(data)
+    if declared is not None and 0 in declared:
+        raise Reject(REASON_ZERO_SIZE)
     try:
         image = Image.open(io.BytesIO(data))
     except UnidentifiedImageError as e:
@@ -153,12 +187,16 @@ def crop_resize(image, box, size=formats.IMAGE_SIZE):
 
 
 def crop_resize_depth(depth, box, size=formats.IMAGE_SIZE):
-    """Applies the image's crop and resize to a depth map with nearest-neighbour sampling.
+    """Applies the image's crop and resize to a depth map, resampled like the image on the object's interior.
 
-    Nearest keeps background zeros zero and never blends object and background depths.
+    Depth is filtered with the image's own (bilinear, antialiased) filter, normalised by the filtered object mask, and
+    kept only where every contributing raw pixel is on the object; elsewhere it is 0 (background). So each output
+    pixel's depth is the surface depth at that pixel's centre (to second order), which the ground-truth normals
+    need: nearest-neighbour picks raw pixels up to half a raw pixel off the output grid, and with a 10-degree field
+    of view such offsets turn into normal errors of tens of degrees.
 
     Args:
-      depth: float [H, W] in the raw image's pixels.
+      depth: float [H, W] in the raw image's pixels, 0 where no object.
       box: the image's crop box (left, top, right, bottom); rounded as in crop_resize.
       size: output side in pixels.
 
@@ -166,8 +204,18 @@ def crop_resize_depth(depth, box, size=formats.IMAGE_SIZE):
       float32 [size, size].
     """
     height, width = depth.shape
-    cropped = Image.fromarray(np.asarray(depth, dtype=np.float32)).crop(pixel_box(box, width, height))
-    return np.asarray(cropped.resize((size, size), Image.Resampling.NEAREST), dtype=np.float32)
+    depth = np.asarray(depth, dtype=np.float32)
+    mask = (depth > 0).astype(np.float32)
+    crop = pixel_box(box, width, height)
+
+    def resample(values):
+        cropped = Image.fromarray(values).crop(crop)
+        return np.asarray(cropped.resize((size, size), Image.Resampling.BILINEAR), dtype=np.float32)
+
+    coverage = resample(mask)
+    weighted = resample(depth * mask)
+    inside = coverage > 1.0 - 1e-4
+    return np.where(inside, weighted / np.where(inside, coverage, 1.0), 0.0).astype(np.float32)
 
 
 def encode_png(image):
@@ -213,19 +261,67 @@ def read_bytes(path):
         return f.read()
 
 
+def decode_text(data, path, encoding="utf-8-sig", flag=None):
+    """Decodes a text file's bytes, with an error naming the file, the line and the byte when that fails.
+
+    Args:
+      data: the bytes.
+      path: the file (for the message).
+      encoding: codec name ("utf-8-sig": UTF-8 with or without a byte-order mark).
+      flag: the command-line flag that sets the encoding, suggested in the message.
+
+    Raises:
+      ValueError: the bytes are not valid in `encoding`, or the encoding is unknown.
+    """
+    try:
+        return data.decode(encoding)
+    except LookupError as e:
+        raise ValueError(f"{path}: unknown text encoding {encoding!r}") from e
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        column = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        hint = f"; if the file is in another encoding, pass it with {flag} (e.g. {flag}=latin-1)" if flag else ""
+        raise ValueError(f"{path}:{line}:{column}: byte 0x{data[e.start]:02x} is not valid {encoding} text "
+                         f"({e.reason}){hint}") from e
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Driver-side listing.
 
-def is_input_candidate(path, exclude_names=()):
-    """Whether a listed file may be an input: not hidden (".name") and not one of `exclude_names`."""
+def is_input_candidate(path, exclude_names=(), root=None, root_images_only=False):
+    """Whether a listed file may be an input.
+
+    Hidden files (".name") and `exclude_names` never are. With `root_images_only`, a file directly in `root` is a
+    candidate only when its name is an image name (formats.is_image_name): the dataset root also holds metadata
+    (CSV files, summaries) that are not inputs, while every file below it is one, whatever its depth, so that a
+    file at an unexpected depth is rejected with a reason rather than lost.
+    """
     name = path.rstrip("/").split("/")[-1]
-    return not name.startswith(".") and name not in exclude_names
+    if name.startswith(".") or name in exclude_names:
+        return False
+    if root_images_only and root is not None and relative_parts(path, root) == [name]:
+        return formats.is_image_name(name)
+    return True
 
 
-def match_files(pattern, exclude_names=()):
+def relative_parts(path, root):
+    """The components of `path` below `root` (e.g. ["train", "x.png"]), or [] when path is not below root."""
+    root = root.rstrip("/")
+    if not path.startswith(root + "/"):
+        return []
+    return [part for part in path[len(root) + 1:].split("/") if part]
+
+
+def recursive_pattern(root):
+    """Glob pattern of every file below `root`, at any depth (Beam's FileSystems expand "**")."""
+    return FileSystems.join(root, "**")
+
+
+def match_files(pattern, exclude_names=(), root=None, root_images_only=False):
     """Sorted files matching a glob pattern through Beam's FileSystems that pass `is_input_candidate`."""
     result = FileSystems.match([pattern])[0]
-    return sorted(m.path for m in result.metadata_list if is_input_candidate(m.path, exclude_names))
+    return sorted(m.path for m in result.metadata_list
+                  if is_input_candidate(m.path, exclude_names, root, root_images_only))
 
 
 def pair_ground_truth(paths):
@@ -276,17 +372,18 @@ class ListInputs(beam.PTransform):
     the pipeline keeps the job graph small whatever the number of files (a Create of every path would not).
     """
 
-    def __init__(self, patterns, exclude_names=()):
+    def __init__(self, patterns, exclude_names=(), root=None, root_images_only=False):
         super().__init__()
         self._patterns = list(patterns)
         self._exclude = tuple(exclude_names)
+        self._root, self._root_images_only = root, root_images_only
 
     def expand(self, pbegin):
         return (pbegin
                 | "Patterns" >> beam.Create(self._patterns)
                 | "Match" >> fileio.MatchAll()
                 | "Paths" >> beam.Map(lambda metadata: metadata.path)
-                | "Candidates" >> beam.Filter(is_input_candidate, self._exclude)
+                | "Candidates" >> beam.Filter(is_input_candidate, self._exclude, self._root, self._root_images_only)
                 | "ByStem" >> beam.Map(_stem_entry)
                 | "GroupStems" >> beam.GroupByKey()
                 | "Items" >> beam.FlatMapTuple(_items_of_stem))
@@ -396,7 +493,7 @@ def write_manifest(_, split_class_counts, reject_reasons, inputs, shard_files, r
 
 
 def build_conversion(pipeline, *, dataset, patterns, parse_fn, box_fn, output_dir, split_shards, exclude_names=(),
-                     strict=False, args=None):
+                     root=None, root_images_only=False, strict=False, args=None):
     """Adds a conversion to `pipeline`: list, parse, process, encode, write shards, rejects and manifest.
 
     Args:
@@ -408,6 +505,7 @@ def build_conversion(pipeline, *, dataset, patterns, parse_fn, box_fn, output_di
       output_dir: where shards, rejects.jsonl and manifest.json go.
       split_shards: ordered dict split -> number of shards; every record's split must be a key.
       exclude_names: file names that are never inputs (besides hidden files and sidecars).
+      root, root_images_only: see `is_input_candidate`.
       strict: fail on the first reject.
       args: JSON-serialisable dict stored in the manifest.
 
@@ -415,7 +513,7 @@ def build_conversion(pipeline, *, dataset, patterns, parse_fn, box_fn, output_di
       Dict of the main PCollections: records, rejects, manifest (its path).
     """
     splits = list(split_shards)
-    inputs = pipeline | "ListInputs" >> ListInputs(patterns, exclude_names)
+    inputs = pipeline | "ListInputs" >> ListInputs(patterns, exclude_names, root, root_images_only)
     parsed = inputs | "ParseLabels" >> beam.ParDo(parse_fn).with_outputs(REJECTS_TAG, main="ok")
     processed = parsed.ok | "DecodeCropResize" >> beam.ParDo(ProcessImage(box_fn, strict)).with_outputs(
         REJECTS_TAG, main="ok")

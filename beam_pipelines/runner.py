@@ -3,7 +3,9 @@
 import argparse
 import json
 import logging
+import os
 import re
+import shutil
 import time
 
 import apache_beam as beam
@@ -13,6 +15,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from beam_pipelines import common
 from pdr_tf import feature_spec
+from pdr_tf import locks
 
 DEFAULT_NUM_WORKERS = 2
 DEFAULT_IMAGES_PER_SHARD = 2000
@@ -89,26 +92,79 @@ def manifest_args(args, beam_args):
     return out
 
 
-def prepare_output_dir(output_dir, overwrite=False):
-    """Creates the output directory, refusing (or with `overwrite`, deleting) a converted dataset already there.
+def is_local(path):
+    """Whether a path is on the local file system (no scheme such as gs:// or s3://)."""
+    return re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", path) is None
+
+
+def _entries(output_dir):
+    """Every file below output_dir, relative to it (local: also empty folders)."""
+    if is_local(output_dir):
+        found = []
+        for folder, dirs, files in os.walk(output_dir):
+            rel = os.path.relpath(folder, output_dir)
+            found += [os.path.normpath(os.path.join(rel, name)) for name in files]
+            if not dirs and not files and rel != ".":
+                found.append(rel + "/")
+        return sorted(found)
+    prefix = output_dir.rstrip("/") + "/"
+    return sorted(m.path[len(prefix):] for m in FileSystems.match([prefix + "**"])[0].metadata_list)
+
+
+def dataset_files(output_dir):
+    """The files of the pdr_tf dataset in output_dir (manifest, rejects, the manifest's shards), or None when the
+    folder holds no pdr_tf manifest."""
+    try:
+        manifest = read_manifest(output_dir)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(manifest, dict) or "schema_version" not in manifest:
+        return None
+    shards = [name for names in (manifest.get("shards") or {}).values() for name in names]
+    return sorted(set(shards) | {feature_spec.MANIFEST_FILENAME, feature_spec.REJECTS_FILENAME})
+
+
+def check_output_dir(output_dir, overwrite=False):
+    """Refuses an output folder that a job must not write into; returns the old dataset's files to replace.
+
+    A job writes only into a folder that does not exist, is empty, or (with `overwrite`) holds nothing but a
+    dataset that a pdr_tf job wrote (its manifest.json, rejects.jsonl and the shards the manifest lists). pdr_tf
+    never deletes or overwrites files it did not write.
+
+    Returns:
+      The relative paths of the previous pdr_tf dataset (empty when there is none).
 
     Raises:
-      ValueError: the directory holds shards, a manifest or a rejects file and overwrite is False.
+      ValueError: the folder holds other files, or a dataset and `overwrite` is False.
     """
-    existing = [m.path for pattern in (feature_spec.shard_pattern(output_dir, "*"),
-                                       FileSystems.join(output_dir, feature_spec.MANIFEST_FILENAME),
-                                       FileSystems.join(output_dir, feature_spec.REJECTS_FILENAME))
-                for m in FileSystems.match([pattern])[0].metadata_list]
-    if existing and not overwrite:
-        raise ValueError(f"{output_dir} already holds a converted dataset ({len(existing)} files, e.g. "
-                         f"{existing[0]}); pass --overwrite or choose another --output_dir")
-    if existing:
-        logging.info("--overwrite: deleting %d files of the previous dataset in %s", len(existing), output_dir)
-        FileSystems.delete(existing)
-    try:
-        FileSystems.mkdirs(output_dir)
-    except OSError:  # already exists (local) or the file system has no directories (object stores)
-        pass
+    if not FileSystems.exists(output_dir):
+        return []
+    entries = _entries(output_dir)
+    if not entries:
+        return []
+    known = dataset_files(output_dir)
+    if known is None:
+        raise ValueError(f"{output_dir} is not empty ({len(entries)} entries, e.g. {entries[:3]}) and holds no pdr_tf "
+                         f"dataset (no {feature_spec.MANIFEST_FILENAME}): pdr_tf never deletes or overwrites data it "
+                         "did not write. Choose a new or empty --output_dir.")
+    foreign = [e for e in entries if e not in known]
+    if foreign:
+        raise ValueError(f"{output_dir} holds a pdr_tf dataset and {len(foreign)} other entries that pdr_tf did not "
+                         f"write (e.g. {foreign[:3]}); move them away or choose another --output_dir")
+    if not overwrite:
+        raise ValueError(f"{output_dir} already holds a converted dataset ({len(entries)} files, e.g. "
+                         f"{entries[0]}); pass --overwrite to replace it or choose another --output_dir")
+    return [e for e in entries if e in known]
+
+
+def _sibling(output_dir, tag):
+    parent, name = os.path.split(os.path.normpath(os.path.abspath(output_dir)))
+    return os.path.join(parent, f".{name}.pdr_tf-{tag}")
+
+
+def lock_path(output_dir):
+    """The lock file of a local output folder: a hidden sibling, so that it exists before the folder does."""
+    return _sibling(output_dir, "lock")
 
 
 def read_manifest(output_dir):
@@ -133,9 +189,15 @@ def _log_counters(result):
 def run_job(dataset, build, args, beam_args):
     """Builds, runs and checks one conversion job; the shared body of every job's main().
 
+    One output folder, one writer: on the local file system the job holds a lock beside --output_dir (a second
+    job on the same folder stops with an error naming the first), writes into a hidden staging folder beside it
+    and moves that into place only when everything succeeded, so a failed job leaves neither a half-written
+    dataset nor Beam's temporary folders. On object stores (gs://, ...) it writes in place after the same checks.
+
     Args:
       dataset: job name.
-      build: function(pipeline) adding the job's transforms (may raise ValueError for bad input).
+      build: function(pipeline, output_dir) adding the job's transforms, writing to output_dir (may raise
+        ValueError for bad input).
       args: our parsed arguments (input_dir, output_dir, num_workers, strict, overwrite).
       beam_args: flags for Beam.
 
@@ -144,13 +206,35 @@ def run_job(dataset, build, args, beam_args):
     """
     options = PipelineOptions(beam_argv(beam_args, args.num_workers))
     start = time.time()
+    local = is_local(args.output_dir)
+    lock = locks.FolderLock(lock_path(args.output_dir), f"beam_pipelines.{dataset} -> {args.output_dir}") \
+        if local else None
     try:
+        if lock is not None:
+            os.makedirs(os.path.dirname(lock.path), exist_ok=True)
+            lock.acquire()
+        old_files = check_output_dir(args.output_dir, args.overwrite)
+        target = _sibling(args.output_dir, f"staging-{os.getpid()}") if local else args.output_dir
         pipeline = beam.Pipeline(options=options)
-        build(pipeline)  # lists and checks the inputs first: a bad --input_dir leaves no output behind
-        prepare_output_dir(args.output_dir, args.overwrite)
-    except ValueError as e:
+        build(pipeline, target)  # lists and checks the inputs first: a bad --input_dir leaves no output behind
+    except (ValueError, locks.LockHeldError) as e:
         logging.error("%s: %s", dataset, e)
+        if lock is not None:
+            lock.release()
         return 1
+    try:
+        return _run_and_commit(dataset, pipeline, args, target, old_files, start)
+    finally:
+        if local and os.path.isdir(target):  # not moved into place: the job failed
+            shutil.rmtree(target, ignore_errors=True)
+        if lock is not None:
+            lock.release()
+
+
+def _run_and_commit(dataset, pipeline, args, target, old_files, start):
+    if old_files:
+        logging.info("--overwrite: the previous dataset in %s (%d files) is replaced when the job succeeds",
+                     args.output_dir, len(old_files))
     logging.info("%s: converting %s -> %s", dataset, args.input_dir, args.output_dir)
     try:
         result = pipeline.run()
@@ -164,10 +248,16 @@ def run_job(dataset, build, args, beam_args):
             logging.error("%s: the pipeline failed: %s", dataset, message[-4000:])
         return 1
     _log_counters(result)
-    manifest = read_manifest(args.output_dir)
+    manifest = read_manifest(target)
     logging.info("%s: %d inputs -> %d written %s, %d rejected %s in %.1f s", dataset, manifest["inputs"],
                  manifest["written"], manifest["splits"], manifest["rejected"], manifest["reject_reasons"],
                  time.time() - start)
+    if target != args.output_dir:
+        _move_into_place(target, args.output_dir, old_files)
+    elif old_files:
+        stale = [f for f in old_files if f not in dataset_files(args.output_dir)]
+        if stale:
+            FileSystems.delete([FileSystems.join(args.output_dir, f) for f in stale])
     if manifest["written"] == 0:
         logging.error("%s: nothing could be written: all %d inputs were rejected; reasons in %s", dataset,
                       manifest["inputs"], FileSystems.join(args.output_dir, feature_spec.REJECTS_FILENAME))
@@ -176,6 +266,26 @@ def run_job(dataset, build, args, beam_args):
                  feature_spec.shard_pattern("", "<split>"), feature_spec.MANIFEST_FILENAME,
                  feature_spec.REJECTS_FILENAME)
     return 0
+
+
+def _move_into_place(staging, output_dir, old_files):
+    """Replaces output_dir (absent, empty, or the previous pdr_tf dataset `old_files`) with the staging folder."""
+    old = None
+    if os.path.isdir(output_dir):
+        old = _sibling(output_dir, f"old-{os.getpid()}")
+        os.rename(output_dir, old)
+    else:
+        os.makedirs(os.path.dirname(os.path.abspath(output_dir)), exist_ok=True)
+    os.rename(staging, output_dir)
+    if old is not None:
+        for name in old_files:
+            path = os.path.join(old, name)
+            if os.path.isfile(path):
+                os.remove(path)
+        try:
+            os.rmdir(old)  # empty unless something appeared there during the job: then it is kept
+        except OSError:
+            logging.warning("Kept %s: files appeared in the old output folder during the job", old)
 
 
 def setup_logging(level):

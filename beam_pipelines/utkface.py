@@ -1,9 +1,11 @@
 """Converts UTKFace aligned face crops to pdr_tf TFRecords (train/val/test 80/10/10 by a stable file-name hash).
 
-Input: <input_dir>/<age>_<gender>_<race>_<YYYYMMDDHHMMSSFFF>.jpg (also ".jpg.chip.jpg"), flat; optional
+Input: <input_dir>/<age>_<gender>_<race>_<YYYYMMDDHHMMSSFFF>.jpg (any image extension, also ".jpg.chip.jpg"),
+flat; optional
 ground-truth sidecars <name without extension>.gt.npz. Each face is centre-cropped (pdr_tf.formats.FACE_CENTER_CROP
 of the shorter side) and resized to 64x64. Age, gender and race come from the file name; label/id is -1.
-Malformed names (the real download has some), stray files and unusable images are listed in rejects.jsonl.
+Malformed names (the real download has some), stray files, files in subfolders and unusable images are listed in
+rejects.jsonl.
 """
 
 import hashlib
@@ -16,6 +18,7 @@ from pdr_tf import formats
 
 DATASET = "utkface"
 REASON_BAD_NAME = "malformed UTKFace file name"
+REASON_OUTSIDE = "file outside the image folder"
 EXCLUDE_NAMES = (formats.SYNTHETIC_LABELS_FILENAME,)
 
 
@@ -52,9 +55,16 @@ def parse_name(filename):
 
 
 class ParseUtkfacePath(common.RejectingDoFn):
-    """Item {"path", "gt_path"} -> item with "record" (labels, split), or a reject for a malformed name."""
+    """Item {"path", "gt_path"} -> item with "record" (labels, split), or a reject (malformed name, subfolder)."""
+
+    def __init__(self, root, strict=False):
+        super().__init__(strict)
+        self._root = root
 
     def process(self, item):
+        if len(common.relative_parts(item["path"], self._root)) != 1:
+            yield self.reject(item["path"], REASON_OUTSIDE)
+            return
         labels = parse_name(item["path"])
         if labels is None:
             yield self.reject(item["path"], REASON_BAD_NAME)
@@ -66,15 +76,16 @@ class ParseUtkfacePath(common.RejectingDoFn):
 def list_inputs(input_dir):
     """Input items of a UTKFace directory.
 
-    Every non-hidden file directly in the directory is an input, except ground-truth sidecars and the synthetic
-    worlds' label file (formats.SYNTHETIC_LABELS_FILENAME); a stray file is rejected, not skipped.
+    Every non-hidden file below the directory is an input, except ground-truth sidecars and the synthetic worlds'
+    label file (formats.SYNTHETIC_LABELS_FILENAME); a stray file is rejected, not skipped, and so is a file in a
+    subfolder (UTKFace is flat).
 
     Raises:
       ValueError: the directory does not exist or holds no file.
     """
     if not FileSystems.exists(input_dir):
         raise ValueError(f"UTKFace input directory {input_dir} does not exist")
-    items = common.pair_ground_truth(common.match_files(FileSystems.join(input_dir, "*"), EXCLUDE_NAMES))
+    items = common.pair_ground_truth(common.match_files(common.recursive_pattern(input_dir), EXCLUDE_NAMES))
     if not items:
         raise ValueError(f"UTKFace input directory {input_dir} holds no files")
     return items
@@ -99,11 +110,12 @@ def build_pipeline(pipeline, input_dir, output_dir, strict=False, num_shards=0,
     items = list_inputs(input_dir)
     expected = {split: 0 for split, _ in formats.UTKFACE_SPLITS}
     for item in items:
-        expected[split_of(item["path"])] += 1
+        if len(common.relative_parts(item["path"], input_dir)) == 1:
+            expected[split_of(item["path"])] += 1
     split_shards = {split: common.shards_for(n, num_shards, images_per_shard) for split, n in expected.items()}
     return common.build_conversion(
-        pipeline, dataset=DATASET, patterns=[FileSystems.join(input_dir, "*")], exclude_names=EXCLUDE_NAMES,
-        parse_fn=ParseUtkfacePath(strict), box_fn=common.center_box, output_dir=output_dir,
+        pipeline, dataset=DATASET, patterns=[common.recursive_pattern(input_dir)], exclude_names=EXCLUDE_NAMES,
+        parse_fn=ParseUtkfacePath(input_dir, strict), box_fn=common.center_box, output_dir=output_dir,
         split_shards=split_shards, strict=strict, args=args)
 
 
@@ -113,8 +125,8 @@ def main(argv=None):
     args, beam_args = parser.parse_known_args(argv)
     runner.setup_logging(args.log_level)
 
-    def build(pipeline):
-        build_pipeline(pipeline, args.input_dir, args.output_dir, strict=args.strict, num_shards=args.num_shards,
+    def build(pipeline, output_dir):
+        build_pipeline(pipeline, args.input_dir, output_dir, strict=args.strict, num_shards=args.num_shards,
                        images_per_shard=args.images_per_shard, args=runner.manifest_args(args, beam_args))
 
     return runner.run_job(DATASET, build, args, beam_args)

@@ -9,13 +9,23 @@ import re
 # Every model input is a square RGB image of this size (pixels), stored in TFRecords already cropped and resized.
 IMAGE_SIZE = 64
 
+# File names with one of these extensions (any case) are images; the image type itself comes from the bytes. Ids
+# and numbers in file names are ASCII digits only ([0-9], never other Unicode digits such as "²" or "١٢٣").
+IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "bmp", "webp", "gif", "tif", "tiff")
+_IMAGE_EXTENSION = r"(?i:" + "|".join(IMAGE_EXTENSIONS) + r")"
+
+
+def is_image_name(name: str) -> bool:
+  """Whether a file name ends in one of IMAGE_EXTENSIONS (case-insensitive)."""
+  return "." in name and name.rsplit(".", 1)[1].lower() in IMAGE_EXTENSIONS
+
 # ---------------------------------------------------------------------------------------------------------------
 # ShapeNet cars rendered for Unsup3D ("syncar"): <root>/{train,val,test}/<32-hex model id>_<index>.png
 # plus a ShapeNet metadata CSV naming each model.
 SYNCAR_SPLITS = ("train", "val", "test")
 SYNCAR_RAW_SIZE = 128  # side of the raw syncar PNGs (pixels)
 SYNCAR_CROP = (8, 14, 100, 100)  # (y0, x0, height, width) in raw pixels, as in Unsup3D's syncar config
-SYNCAR_FILENAME = re.compile(r"^(?P<model_id>[0-9a-f]{32})_(?P<index>\d+)\.png$")
+SYNCAR_FILENAME = re.compile(r"^(?P<model_id>[0-9a-f]{32})_(?P<index>[0-9]+)\." + _IMAGE_EXTENSION + r"$")
 SHAPENET_CAR_SYNSET = "02958343"
 SHAPENET_METADATA_COLUMNS = ("fullId", "wnsynset", "wnlemmas", "up", "front", "name", "tags")
 SHAPENET_METADATA_FILENAME = "metadata.csv"
@@ -32,10 +42,10 @@ CAR_CLASS_LEMMAS = {
 
 # ---------------------------------------------------------------------------------------------------------------
 # UTKFace aligned crops: <root>/<age>_<gender>_<race>_<YYYYMMDDHHMMSSFFF>.jpg (the real download also has
-# ".jpg.chip.jpg" names). Some real names are malformed: they are rejected with a reason, never crash a job.
+# ".jpg.chip.jpg" names; any image extension is accepted). Some real names are malformed: they are rejected with a reason, never crash a job.
 UTKFACE_RAW_SIZE = 200
-UTKFACE_FILENAME = re.compile(
-    r"^(?P<age>\d{1,3})_(?P<gender>[01])_(?P<race>[0-4])_(?P<timestamp>\d{17})\.jpg(?:\.chip\.jpg)?$")
+UTKFACE_FILENAME = re.compile(r"^(?P<age>[0-9]{1,3})_(?P<gender>[01])_(?P<race>[0-4])_(?P<timestamp>[0-9]{17})\."
+                              + _IMAGE_EXTENSION + r"(?:\.chip\." + _IMAGE_EXTENSION + r")?$")
 UTKFACE_GENDERS = ("male", "female")
 UTKFACE_RACES = ("White", "Black", "Asian", "Indian", "Others")
 UTKFACE_SPLITS = (("train", 0.8), ("val", 0.1), ("test", 0.1))  # by a stable hash of the file name
@@ -49,7 +59,8 @@ BBT_LABELS_FILENAME = "tracklabels.ids"
 BBT_LABELS_HEADER = "CVHCI_TRACKLABELS_V1"
 BBT_IDENTITIES = ("leonard", "sheldon", "penny", "howard", "raj")
 BBT_TRACK_COUNTS = {"leonard": 253, "sheldon": 211, "penny": 111, "howard": 42, "raj": 26}
-BBT_FRAME_FILENAME = re.compile(r"^(?P<frame>\d+)\.jpg$")
+BBT_FRAME_FILENAME = re.compile(r"^(?P<frame>[0-9]+)\." + _IMAGE_EXTENSION + r"$")
+BBT_TRACK_ID = re.compile(r"^[0-9]+$")  # numeric track ids compare as numbers ("0007" == "7")
 
 # ---------------------------------------------------------------------------------------------------------------
 # Ground truth written by the synthetic worlds beside each image: <image path without extension>.gt.npz with

@@ -31,6 +31,12 @@ FILES = {
     ("0003", "000300.jpg"): (-1, "kurt"),
     ("0004", "000400.jpg"): bbt.REASON_NO_LABEL, ("0004", "000401.jpg"): bbt.REASON_NO_LABEL,
     (None, "stray.jpg"): bbt.REASON_NO_TRACK,
+    # Every input is counted: a file one folder too deep is a reject, not lost.
+    ("0001/extra", "000510.jpg"): bbt.REASON_NO_TRACK,
+    # Other common image extensions are images (the bytes decide the type); ids are ASCII digits only.
+    ("0001", "000103.JPG"): (0, "leonard"), ("0002", "000202.jpeg"): (2, "penny"),
+    ("\u00b2", "000500.jpg"): bbt.REASON_NO_LABEL,  # "²": str.isdigit() says yes, int() does not
+    ("0003", "\u0661\u0662\u0663.jpg"): bbt.REASON_BAD_NAME,  # Arabic-Indic digits
 }
 
 
@@ -43,7 +49,7 @@ def make_bbt(root, files=FILES, labels=LABELS):
         shape = (90, 70) if name == "000102.jpg" else (90, 70, 3)
         buffer = io.BytesIO()
         Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8)).save(buffer, format="JPEG")
-        data = b"\x00garbage" if expected in (common.REASON_NOT_IMAGE, bbt.REASON_BAD_NAME) else buffer.getvalue()
+        data = b"\x00garbage" if expected == common.REASON_NOT_IMAGE or name == "thumbs.db" else buffer.getvalue()
         with open(os.path.join(folder, name), "wb") as f:
             f.write(data)
     with open(os.path.join(root, formats.BBT_LABELS_FILENAME), "w") as f:
@@ -54,6 +60,7 @@ def make_bbt(root, files=FILES, labels=LABELS):
 def test_parse_track_labels():
     assert bbt.parse_track_labels(LABELS) == {"1": "leonard", "2": "penny", "3": "kurt"}
     assert bbt.track_key("0007") == "7" and bbt.track_key("t07") == "t07"
+    assert bbt.track_key("\u00b2") == "\u00b2"  # not a number: compared as text, never int()
     for text, message in (("1 leonard\n", "first line"),
                           (f"{formats.BBT_LABELS_HEADER}\n1\n", "expected 'trackid name'"),
                           (f"{formats.BBT_LABELS_HEADER}\n1 raj\n01 howard\n", "labelled both")):
@@ -70,7 +77,10 @@ def test_parse_dofn():
     assert out["record"]["label/id"] == -1 and out["record"]["label/name"] == "kurt"
     for path, reason in (("/r/tracks/9/000001.jpg", bbt.REASON_NO_LABEL),
                          ("/r/tracks/1/frame.png", bbt.REASON_BAD_NAME),
-                         ("/r/tracks/000001.jpg", bbt.REASON_NO_TRACK)):
+                         ("/r/tracks/000001.jpg", bbt.REASON_NO_TRACK),
+                         ("/r/tracks/1/extra/000510.jpg", bbt.REASON_NO_TRACK),
+                         ("/r/tracks/\u00b2/000001.jpg", bbt.REASON_NO_LABEL),
+                         ("/r/tracks/1/\u0661\u0662\u0663.jpg", bbt.REASON_BAD_NAME)):
         (out,) = list(fn.process({"path": path, "gt_path": None}))
         assert isinstance(out, pvalue.TaggedOutput) and out.value == {"path": path, "reason": reason}
     with pytest.raises(common.RejectedInputError, match="tracks/9/000001.jpg: track has no label"):
@@ -86,9 +96,9 @@ def test_job_end_to_end(tmp_path):
     bad = {k: v for k, v in FILES.items() if isinstance(v, str)}
     assert (manifest["inputs"], manifest["written"], manifest["rejected"]) == (len(FILES), len(good), len(bad))
     assert manifest["splits"] == {"test": len(good)}
-    assert manifest["counts"] == {"test": {"kurt": 1, "leonard": 3, "penny": 1}}
-    assert manifest["reject_reasons"] == {bbt.REASON_NO_LABEL: 2, bbt.REASON_BAD_NAME: 1,
-                                          bbt.REASON_NO_TRACK: 1, common.REASON_NOT_IMAGE: 1}
+    assert manifest["counts"] == {"test": {"kurt": 1, "leonard": 4, "penny": 2}}
+    assert manifest["reject_reasons"] == {bbt.REASON_NO_LABEL: 3, bbt.REASON_BAD_NAME: 2,
+                                          bbt.REASON_NO_TRACK: 2, common.REASON_NOT_IMAGE: 1}
     rejects = [json.loads(line) for line in open(os.path.join(out, "rejects.jsonl"))]
     tracks = os.path.join(root, formats.BBT_TRACKS_DIRNAME)
     assert sorted((r["path"], r["reason"]) for r in rejects) == sorted(
@@ -101,7 +111,7 @@ def test_job_end_to_end(tmp_path):
         track, name = r["source/path"].decode().split("/")[-2:]
         label_id, label_name = good[(track, name)]
         assert (r["label/id"], r["label/name"].decode()) == (label_id, label_name)
-        assert r["track/id"].decode() == track and r["track/frame"] == int(name[:-4])
+        assert r["track/id"].decode() == track and r["track/frame"] == int(name.split(".")[0])
         assert r["split"] == b"test" and r["model/id"] == b"" and r["label/age"] == -1
         assert tf.io.decode_png(r["image/encoded"]).shape == (64, 64, 3)
 

@@ -1,6 +1,8 @@
 """Tests of beam_pipelines.common and beam_pipelines.runner: image conversion, crops, DoFns, options."""
 
 import io
+import json
+import struct
 import os
 
 import numpy as np
@@ -116,11 +118,23 @@ def test_truncated_images_are_rejected(fmt):
 
 
 def test_zero_size_images_are_rejected(monkeypatch):
-    # Pillow refuses to open zero-size PNGs (corrupt); other decoders may hand one over: that is "zero-size image".
+    # Pillow refuses to open a PNG whose header says width 0: the header is read first, so it is "zero-size image"
+    # (as docs/data.md says), not "truncated or corrupt image".
     header = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + b"\x00" * 4 + b"\x00\x00\x00\x05\x08\x02\x00\x00\x00"
     with pytest.raises(common.Reject) as info:
         common.decode_image(header)
-    assert info.value.reason == common.REASON_CORRUPT
+    assert info.value.reason == common.REASON_ZERO_SIZE
+    gif = b"GIF89a" + struct.pack("<HH", 7, 0) + b"\x00" * 10
+    bmp = b"BM" + b"\x00" * 16 + struct.pack("<ii", 0, 4) + b"\x00" * 30
+    jpeg = b"\xff\xd8\xff\xe0" + struct.pack(">H", 4) + b"\x00\x00" + b"\xff\xc0" + struct.pack(">HBHH", 11, 8, 0, 9)
+    for data in (gif, bmp, jpeg):
+        assert common.header_size(data) is not None and 0 in common.header_size(data)
+        with pytest.raises(common.Reject) as info:
+            common.decode_image(data)
+        assert info.value.reason == common.REASON_ZERO_SIZE
+    buffer = io.BytesIO()
+    Image.fromarray(_rgb(6, 5)).save(buffer, format="JPEG")
+    assert common.header_size(buffer.getvalue()) == (5, 6)  # (width, height) of a real file
     monkeypatch.setattr(common.Image, "open", lambda _: Image.new("RGB", (0, 5)))
     with pytest.raises(common.Reject) as info:
         common.decode_image(b"anything")
@@ -164,19 +178,31 @@ def test_crop_resize_output_and_content():
     np.testing.assert_array_equal(common.crop_resize(constant, common.center_box(53, 37)), 77)
 
 
-def test_crop_resize_depth_is_nearest_and_keeps_background_zero():
+def test_crop_resize_depth_samples_the_surface_at_output_pixel_centres_and_keeps_background_zero():
+    # A plane z = a + b u (raw pixels) on a square object; after the crop and resize each output pixel must hold the
+    # plane's depth at that pixel's centre, mapped back to raw coordinates: nearest-neighbour would be up to half a
+    # raw pixel off.
     depth = np.zeros((128, 128), np.float32)
-    depth[40:90, 40:90] = np.linspace(1.0, 1.1, 50, dtype=np.float32)[None, :]
-    out = common.crop_resize_depth(depth, (14, 8, 114, 108), size=64)
+    u = np.arange(128, dtype=np.float32)
+    depth[30:100, 30:100] = (1.0 + 0.002 * u)[None, 30:100]
+    box = (14, 8, 114, 108)
+    out = common.crop_resize_depth(depth, box, size=64)
     assert out.shape == (64, 64) and out.dtype == np.float32
-    assert set(np.unique(out)) <= set(np.unique(depth))  # only input values: no blending with background
-    assert out[0, 0] == 0 and out[32, 32] > 1.0
+    assert out[0, 0] == 0 and out[63, 63] == 0  # background stays 0
+    inside = out > 0
+    columns = np.broadcast_to(np.arange(64, dtype=np.float32), (64, 64))
+    raw_u = box[0] + (columns + 0.5) * 100 / 64 - 0.5  # output pixel centre in raw pixels
+    # Within 0.1 raw pixel of the centre (Pillow's filter windows are rounded to whole pixels); nearest is off by
+    # up to 0.5 raw pixel (1e-3 here).
+    np.testing.assert_allclose(out[inside], (1.0 + 0.002 * raw_u)[inside], atol=2e-4)
+    # Never blended with the background: pixels next to the silhouette are either full surface depth or 0.
+    assert out[inside].min() > 1.0
     # The same box on the image maps the object to the same place.
     image = np.zeros((128, 128, 3), np.uint8)
     image[depth > 0] = 255
-    image_out = common.crop_resize(image, (14, 8, 114, 108), size=64)
-    agree = (image_out[..., 0] > 127) == (out > 0)
-    assert agree.mean() > 0.97
+    image_out = common.crop_resize(image, box, size=64)
+    agree = (image_out[..., 0] > 127) == inside
+    assert agree.mean() > 0.95
 
 
 def test_encode_png_round_trips():
@@ -313,14 +339,39 @@ def test_unknown_flags_pass_through_the_parser():
     assert rest == ["--runner=FlinkRunner", "--flink_master=localhost:8081", "--max_num_workers=9"]
 
 
-def test_prepare_output_dir_refuses_an_existing_dataset(tmp_path):
+def _fake_dataset(out, shards=("train.tfrecord-00000-of-00001",)):
+    os.makedirs(out, exist_ok=True)
+    for name in shards:
+        (out / name).write_bytes(b"x")
+    manifest = {"schema_version": feature_spec.SCHEMA_VERSION, "shards": {"train": list(shards)}}
+    (out / feature_spec.MANIFEST_FILENAME).write_text(json.dumps(manifest))
+    (out / feature_spec.REJECTS_FILENAME).write_text("")
+
+
+def test_check_output_dir_replaces_only_a_pdr_tf_dataset(tmp_path):
     out = tmp_path / "out"
-    runner.prepare_output_dir(str(out))
-    assert out.is_dir()
-    (out / "train.tfrecord-00000-of-00001").write_bytes(b"x")
-    (out / feature_spec.MANIFEST_FILENAME).write_text("{}")
-    (out / "keep.txt").write_text("not ours")
+    assert runner.check_output_dir(str(out)) == []  # absent
+    out.mkdir()
+    assert runner.check_output_dir(str(out)) == []  # empty
+    _fake_dataset(out)
     with pytest.raises(ValueError, match="--overwrite"):
-        runner.prepare_output_dir(str(out))
-    runner.prepare_output_dir(str(out), overwrite=True)
-    assert sorted(os.listdir(out)) == ["keep.txt"]
+        runner.check_output_dir(str(out))
+    assert sorted(runner.check_output_dir(str(out), overwrite=True)) == sorted(
+        ["train.tfrecord-00000-of-00001", feature_spec.MANIFEST_FILENAME, feature_spec.REJECTS_FILENAME])
+    (out / "keep.txt").write_text("not ours")
+    with pytest.raises(ValueError, match="did not write") as info:
+        runner.check_output_dir(str(out), overwrite=True)
+    assert "keep.txt" in str(info.value)
+    assert (out / "keep.txt").exists() and (out / "train.tfrecord-00000-of-00001").exists()
+
+
+def test_shards_without_a_manifest_are_never_deleted(tmp_path):
+    # Shards copied by hand (or by an older tool) are somebody's data: refused even with --overwrite.
+    out = tmp_path / "copied"
+    out.mkdir()
+    for i in range(3):
+        (out / f"train.tfrecord-0000{i}-of-00003").write_bytes(b"user data")
+    with pytest.raises(ValueError, match="no manifest.json") as info:
+        runner.check_output_dir(str(out), overwrite=True)
+    assert str(out) in str(info.value)
+    assert len(os.listdir(out)) == 3

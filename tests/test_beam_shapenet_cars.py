@@ -61,6 +61,9 @@ FILES = {
     ("test", f"{AMBULANCE}_3.png"): 1, ("test", f"{JEEP}_1.png"): 3, ("test", f"{POLICE}_2.png"): 0,
     ("test", f"{OTHER}_1.png"): -1,  # 256x256 render: scaled crop box
     ("test", f"{MISSING}_1.png"): shapenet_cars.REASON_NO_MODEL,
+    ("val", f"{JEEP}_2.JPG"): 3,  # PNG bytes behind another image extension: the bytes decide
+    # Every input is counted: images one folder too deep or in the root are rejects, not lost.
+    ("train/more", f"{JEEP}_7.png"): shapenet_cars.REASON_OUTSIDE, ("", f"{JEEP}_9.png"): shapenet_cars.REASON_OUTSIDE,
 }
 
 
@@ -70,6 +73,7 @@ def make_syncar(root):
         os.makedirs(os.path.join(root, split))
     for i, (split, name) in enumerate(FILES):
         path = os.path.join(root, split, name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
         data = _png(_render(i, size=256 if name == f"{OTHER}_1.png" else 128,
                             channels=4 if name == f"{AMBULANCE}_1.png" else 3))
         if FILES[(split, name)] == common.REASON_CORRUPT:
@@ -123,12 +127,16 @@ def test_read_metadata(tmp_path):
 
 
 def test_parse_dofn():
-    fn = shapenet_cars.ParseSyncarPath({AMBULANCE: (1, "ambulance")})
+    fn = shapenet_cars.ParseSyncarPath({AMBULANCE: (1, "ambulance")}, "/r")
     (out,) = list(fn.process({"path": f"/r/val/{AMBULANCE}_7.png", "gt_path": None}))
     assert out["record"] == {"model/id": AMBULANCE, "label/id": 1, "label/name": "ambulance", "split": "val"}
+    (out,) = list(fn.process({"path": f"/r/val/{AMBULANCE}_8.JPG", "gt_path": None}))  # any image extension
+    assert out["record"]["split"] == "val"
     for path, reason in ((f"/r/test/{MISSING}_0.png", shapenet_cars.REASON_NO_MODEL),
                          ("/r/test/car.png", shapenet_cars.REASON_BAD_NAME),
-                         (f"/r/other/{AMBULANCE}_0.png", shapenet_cars.REASON_BAD_NAME)):
+                         (f"/r/other/{AMBULANCE}_0.png", shapenet_cars.REASON_OUTSIDE),
+                         (f"/r/train/more/{AMBULANCE}_7.png", shapenet_cars.REASON_OUTSIDE),
+                         (f"/r/{AMBULANCE}_7.png", shapenet_cars.REASON_OUTSIDE)):
         (out,) = list(fn.process({"path": path, "gt_path": None}))
         assert isinstance(out, pvalue.TaggedOutput) and out.value == {"path": path, "reason": reason}
 
@@ -152,7 +160,7 @@ def test_job_end_to_end(tmp_path):
     assert manifest["counts"] == {
         "test": {"ambulance": 1, "jeep": 1, "police car": 1, "unlabelled": 1},
         "train": {"ambulance": 2, "jeep": 1, "unlabelled": 1},
-        "val": {"ambulance": 1, "police car": 1}}
+        "val": {"ambulance": 1, "jeep": 1, "police car": 1}}
     assert manifest["shards"]["train"] == ["train.tfrecord-00000-of-00002", "train.tfrecord-00001-of-00002"]
     rejects = [json.loads(line) for line in open(os.path.join(out, "rejects.jsonl"))]
     assert sorted((r["path"], r["reason"]) for r in rejects) == sorted(
@@ -191,3 +199,18 @@ def test_missing_metadata_exits_1(tmp_path, caplog):
     assert shapenet_cars.main(["--input_dir", root, "--output_dir", str(tmp_path / "out"), "--metadata_csv",
                                missing] + IN_MEMORY) == 1
     assert missing in caplog.text and "does not exist" in caplog.text
+
+
+def test_metadata_in_another_encoding_names_the_file_and_line_and_can_be_read(tmp_path):
+    path = str(tmp_path / "latin1.csv")
+    rows = [(AMBULANCE, "car,ambulance", "Ambulance"), (JEEP, "car,jeep", "Jeep Citro\u00ebn")]
+    with open(path, "w", newline="", encoding="latin-1") as f:
+        writer = csv.writer(f)
+        writer.writerow(formats.SHAPENET_METADATA_COLUMNS)
+        for model_id, lemmas, name in rows:
+            writer.writerow([formats.SHAPENET_FULLID_PREFIX + model_id, "", lemmas, "", "", name, ""])
+    with pytest.raises(ValueError) as info:
+        shapenet_cars.read_metadata(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}:3:") and "0xeb" in message and "--metadata_encoding" in message
+    assert shapenet_cars.read_metadata(path, encoding="latin-1")[JEEP] == (3, "jeep")

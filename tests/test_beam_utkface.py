@@ -4,6 +4,7 @@ import glob
 import io
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -13,8 +14,9 @@ import tensorflow as tf
 from apache_beam import pvalue
 from PIL import Image
 
-from beam_pipelines import common, utkface
-from pdr_tf import feature_spec, formats
+from beam_pipelines import common, runner, utkface
+import fixtures
+from pdr_tf import feature_spec, formats, locks
 
 IN_MEMORY = ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
 GOOD = [f"{20 + i}_{i % 2}_{i % 5}_2017011617452{5100 + i:04d}.jpg" for i in range(10)]
@@ -78,8 +80,10 @@ def test_parse_name():
     assert utkface.parse_name("/d/26_1_3_20170119180138584.jpg.chip.jpg") == {
         "label/age": 26, "label/gender": 1, "label/race": 3}
     for bad in ("61_1_20170109142408075.jpg", "26_2_0_20170119180138584.jpg", "26_1_0_2017011918013858.jpg",
-                "26_1_0_20170119180138584.png"):
+                "26_1_0_20170119180138584.txt"):
         assert utkface.parse_name(bad) is None
+    # Any common image extension is an image (the bytes decide its type): PNG faces get their labels too.
+    assert utkface.parse_name("26_1_0_20170119180138584.png") == {"label/age": 26, "label/gender": 1, "label/race": 0}
 
 
 def test_split_is_stable_and_close_to_80_10_10():
@@ -95,13 +99,23 @@ def test_split_is_stable_and_close_to_80_10_10():
 
 
 def test_parse_dofn():
-    (out,) = list(utkface.ParseUtkfacePath().process({"path": "/d/" + GOOD[3], "gt_path": None}))
+    (out,) = list(utkface.ParseUtkfacePath("/d").process({"path": "/d/" + GOOD[3], "gt_path": None}))
     assert out["record"] == {"label/age": 23, "label/gender": 1, "label/race": 3, "label/id": -1,
                              "label/name": "", "split": utkface.split_of(GOOD[3])}
     assert out["path"] == "/d/" + GOOD[3]
-    (out,) = list(utkface.ParseUtkfacePath().process({"path": "/d/README.txt", "gt_path": None}))
+    (out,) = list(utkface.ParseUtkfacePath("/d").process({"path": "/d/README.txt", "gt_path": None}))
     assert isinstance(out, pvalue.TaggedOutput) and out.value == {"path": "/d/README.txt",
                                                                    "reason": utkface.REASON_BAD_NAME}
+    # UTKFace is flat: a face one folder down is counted as a reject, not lost.
+    (out,) = list(utkface.ParseUtkfacePath("/d").process({"path": "/d/more/" + GOOD[3], "gt_path": None}))
+    assert out.value == {"path": "/d/more/" + GOOD[3], "reason": utkface.REASON_OUTSIDE}
+
+
+def test_names_with_other_image_extensions_parse_and_unicode_digits_do_not():
+    assert utkface.parse_name("23_1_3_20170109150557335.png")["label/age"] == 23
+    assert utkface.parse_name("23_1_3_20170109150557335.JPEG")["label/race"] == 3
+    assert utkface.parse_name("23_1_3_20170109150557335.jpg.chip.jpg") is not None
+    assert utkface.parse_name("٢٣_1_3_20170109150557335.jpg") is None  # Arabic-Indic digits
 
 
 @pytest.fixture(scope="module")
@@ -151,7 +165,7 @@ def test_job_writes_every_good_image_and_rejects_the_rest(converted):
     assert np.array_equal(gray[..., 0], gray[..., 1]) and np.array_equal(gray[..., 0], gray[..., 2])
     assert by_name[GOOD[0]]["gt/has"] == 1 and by_name[GOOD[1]]["gt/has"] == 0
     depth = by_name[GOOD[0]]["gt/depth"].reshape(64, 64)
-    assert set(np.unique(depth)) == {0.0, 1.0}  # nearest: no blended depths
+    assert set(np.unique(depth)) == {0.0, 1.0}  # never blended with the background
     assert depth[0, 0] == 0 and depth[32, 32] == 1.0
     assert by_name[GOOD[0]]["gt/light"].tolist() == [1, 1, 1, 1]
 
@@ -206,6 +220,69 @@ def test_missing_or_empty_input_exits_1(tmp_path, caplog):
 
 def test_help_shows_options_and_a_dataflow_example():
     result = subprocess.run([sys.executable, "-m", "beam_pipelines.utkface", "--help"], capture_output=True,
-                            text=True, timeout=120, check=True)
+                            text=True, timeout=fixtures.HANG_GUARD_S, check=True)
     assert "--input_dir" in result.stdout and "--strict" in result.stdout
     assert "--runner=DataflowRunner" in result.stdout
+
+
+# --- one output folder, one writer ---------------------------------------------------------------------------------
+
+def _no_leftovers(out):
+    parent = os.path.dirname(out)
+    return [n for n in os.listdir(parent) if ".pdr_tf-" in n or n.startswith("beam-temp")]
+
+
+def test_a_locked_output_folder_is_refused_naming_the_holder(tmp_path, caplog):
+    root = make_utkface(str(tmp_path / "raw"), good=GOOD[:2], converted=False, bad=False)
+    out = str(tmp_path / "out")
+    with locks.FolderLock(runner.lock_path(out), "another conversion"):
+        assert utkface.main(["--input_dir", root, "--output_dir", out] + IN_MEMORY) == 1
+    assert f"pid {os.getpid()}" in caplog.text and "another conversion" in caplog.text
+    assert not os.path.exists(out)
+    assert utkface.main(["--input_dir", root, "--output_dir", out] + IN_MEMORY) == 0  # free again
+
+
+def test_a_stale_lock_of_a_dead_process_is_taken_over(tmp_path, caplog):
+    root = make_utkface(str(tmp_path / "raw"), good=GOOD[:2], converted=False, bad=False)
+    out = str(tmp_path / "out")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    with open(runner.lock_path(out), "w", encoding="utf-8") as f:
+        json.dump({"pid": dead.pid, "host": socket.gethostname(), "started": "earlier"}, f)
+    assert utkface.main(["--input_dir", root, "--output_dir", out] + IN_MEMORY) == 0
+    assert "stale lock" in caplog.text and not os.path.exists(runner.lock_path(out))
+
+
+def test_a_failed_job_leaves_no_half_written_dataset_and_no_beam_temp_folders(tmp_path):
+    root = make_utkface(str(tmp_path / "raw"), good=GOOD[:3], converted=False, bad=False)
+    with open(os.path.join(root, "61_1_20170109142408075.jpg"), "wb") as f:
+        f.write(b"x")
+    out = str(tmp_path / "out")
+    assert utkface.main(["--input_dir", root, "--output_dir", out, "--strict"] + IN_MEMORY) == 1
+    assert not os.path.exists(out) and _no_leftovers(out) == []
+
+
+def test_two_jobs_on_one_output_folder_leave_one_complete_dataset_and_one_refusal(tmp_path):
+    root = make_utkface(str(tmp_path / "raw"), good=GOOD, converted=False, bad=False)
+    out = str(tmp_path / "out")
+    command = [sys.executable, "-m", "beam_pipelines.utkface", "--input_dir", root, "--output_dir", out] + IN_MEMORY
+    jobs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+    results = [(job.wait(), job.stdout.read()) for job in jobs]  # no time limit: a busy machine only makes it slower
+    codes = sorted(code for code, _ in results)
+    assert codes == [0, 1], results
+    refusal = next(log for code, log in results if code == 1)
+    assert "is in use by pid" in refusal or "already holds a converted dataset" in refusal, refusal
+    manifest = json.load(open(os.path.join(out, "manifest.json")))
+    shards = sorted(os.path.basename(p) for p in glob.glob(feature_spec.shard_pattern(out, "*")))
+    assert shards == sorted(name for names in manifest["shards"].values() for name in names)
+    assert sum(len(read_records(out, split)) for split in ("train", "val", "test")) == manifest["written"] == len(GOOD)
+    assert _no_leftovers(out) == []
+
+
+def test_overwrite_replaces_a_previous_dataset_in_place(tmp_path):
+    root = make_utkface(str(tmp_path / "raw"), good=GOOD[:4], converted=False, bad=False)
+    out = str(tmp_path / "out")
+    assert utkface.main(["--input_dir", root, "--output_dir", out] + IN_MEMORY) == 0
+    make_utkface(root, good=GOOD[4:6], converted=False, bad=False)
+    assert utkface.main(["--input_dir", root, "--output_dir", out, "--overwrite"] + IN_MEMORY) == 0
+    assert json.load(open(os.path.join(out, "manifest.json")))["written"] == 6 and _no_leftovers(out) == []

@@ -1,0 +1,124 @@
+"""One writer per folder: a lock file holding its owner's pid, host and start time, with stale locks taken over.
+
+A training work dir and a Beam job's output folder each have one writer. The lock is a small JSON file created
+atomically (O_CREAT | O_EXCL), so of two processes started together exactly one gets it and the other stops with an
+error naming the first (pid, host, start time). A lock left by a process that died on this host is stale: the next
+process takes it over and says so in the log. Locks on another host cannot be checked and are never broken.
+"""
+
+import datetime
+import json
+import logging
+import os
+import socket
+
+logger = logging.getLogger(__name__)
+
+_UNREADABLE_GRACE_S = 60.0  # an unreadable lock file older than this is a crashed writer's, not one being written
+
+
+class LockHeldError(RuntimeError):
+  """The folder is locked by another live process; the message names it."""
+
+
+def _pid_alive(pid: int) -> bool:
+  try:
+    os.kill(pid, 0)
+  except ProcessLookupError:
+    return False
+  except PermissionError:  # exists, owned by someone else
+    return True
+  return True
+
+
+def read_owner(path: str):
+  """The owner dict {pid, host, started, purpose} of a lock file, or None when it is missing or unreadable."""
+  try:
+    with open(path, encoding="utf-8") as f:
+      owner = json.load(f)
+  except (OSError, ValueError):
+    return None
+  return owner if isinstance(owner, dict) else None
+
+
+def describe(owner) -> str:
+  """'pid 123 on host h since 2026-12-01T10:00:00 (purpose)' for messages."""
+  if not owner:
+    return "an unknown process"
+  return (f"pid {owner.get('pid')} on host {owner.get('host')} since {owner.get('started')}"
+          + (f" ({owner['purpose']})" if owner.get("purpose") else ""))
+
+
+class FolderLock:
+  """A lock file at `path` (a context manager); `acquire` raises LockHeldError while another live process holds it.
+
+  Args:
+    path: the lock file, e.g. <workdir>/.pdr_tf_train.lock.
+    purpose: what the owner is doing, shown to whoever is refused.
+  """
+
+  def __init__(self, path: str, purpose: str = ""):
+    self.path = path
+    self.purpose = purpose
+    self.owner = None
+
+  def acquire(self) -> "FolderLock":
+    owner = {"pid": os.getpid(), "host": socket.gethostname(),
+             "started": datetime.datetime.now().isoformat(timespec="seconds"), "purpose": self.purpose}
+    for _ in range(3):  # a stale lock is moved away and creation retried; give up after a few races
+      try:
+        fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+      except FileExistsError:
+        held = read_owner(self.path)
+        if not self._is_stale(held):
+          raise LockHeldError(f"{os.path.dirname(self.path) or '.'} is in use by {describe(held)}; lock file "
+                              f"{self.path}. Wait for it to finish, or use another folder.") from None
+        # Move the stale file away atomically: of two processes doing this, one wins the rename.
+        stale = f"{self.path}.stale-{os.getpid()}"
+        try:
+          os.rename(self.path, stale)
+        except FileNotFoundError:
+          continue
+        if held.get("pid") == os.getpid():
+          logger.debug("Re-taking %s, left by this process", self.path)
+        else:
+          logger.warning("Taking over the stale lock %s of %s, which is no longer running", self.path,
+                         describe(held))
+        os.remove(stale)
+        continue
+      with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(owner, f)
+      self.owner = owner
+      return self
+    raise LockHeldError(f"could not take the lock {self.path}: other processes keep taking it")
+
+  def _is_stale(self, held) -> bool:
+    if held is None:  # unreadable: being written right now, or left half-written by a crash long ago
+      try:
+        return datetime.datetime.now().timestamp() - os.path.getmtime(self.path) > _UNREADABLE_GRACE_S
+      except OSError:
+        return False
+    if held.get("host") != socket.gethostname():
+      return False
+    pid = held.get("pid")
+    # This very process (an abandoned object that never released it, e.g. after an error) may take it back.
+    return isinstance(pid, int) and (pid == os.getpid() or not _pid_alive(pid))
+
+  def release(self) -> None:
+    """Removes the lock file if this process still owns it."""
+    if self.owner is None:
+      return
+    current = read_owner(self.path)
+    if current and current.get("pid") == self.owner["pid"] and current.get("host") == self.owner["host"]:
+      try:
+        os.remove(self.path)
+      except FileNotFoundError:
+        pass
+    self.owner = None
+
+  def __enter__(self):
+    return self.acquire()
+
+  def __exit__(self, *exc):
+    self.release()
+    return False
