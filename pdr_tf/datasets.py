@@ -5,12 +5,14 @@ Layout under a dataset root such as `data/cars/`: `raw/` (the world in the real 
 """
 
 import importlib
+import json
 import logging
 import os
 from typing import Optional
 
 import gin
 
+from pdr_tf import feature_spec
 from pdr_tf import input_pipeline
 
 logger = logging.getLogger(__name__)
@@ -24,14 +26,42 @@ def raw_dir_for(data_dir: str) -> str:
   return os.path.join(os.path.dirname(os.path.normpath(data_dir)), "raw")
 
 
+def default_data_dir(world: str) -> str:
+  """The embedded synthetic world's own location, data/<world>/tfrecords (relative to the working directory): the
+  only folder that is generated when it does not exist."""
+  return os.path.join("data", world, "tfrecords")
+
+
 def has_tfrecords(data_dir: str) -> bool:
-  return os.path.isfile(os.path.join(data_dir, "manifest.json"))
+  return os.path.isfile(os.path.join(data_dir, feature_spec.MANIFEST_FILENAME))
+
+
+def _same_path(a: str, b: str) -> bool:
+  return os.path.normpath(os.path.abspath(a)) == os.path.normpath(os.path.abspath(b))
+
+
+def _conversion_command(world: str, data_dir: str) -> str:
+  return (f"python -m beam_pipelines.{BEAM_JOBS[world]} --input_dir <raw data> --output_dir {data_dir}")
+
+
+def check_dataset_kind(world: str, data_dir: str) -> None:
+  """Raises ValueError when the dataset in data_dir was converted by another job than the world's."""
+  with open(os.path.join(data_dir, feature_spec.MANIFEST_FILENAME), encoding="utf-8") as f:
+    dataset = json.load(f).get("dataset")
+  if dataset not in (BEAM_JOBS[world], None):
+    raise ValueError(f"{data_dir} holds a {dataset!r} dataset, but the configured synthetic world {world!r} is "
+                     f"converted by beam_pipelines.{BEAM_JOBS[world]}: set Trainer.synthetic_world to match the data "
+                     "(or None for real data)")
 
 
 @gin.configurable
 def ensure_synthetic(world: str, data_dir: str, seed: int = 0, sizes: Optional[dict] = None,
-                     num_workers: int = 2) -> str:
+                     num_workers: int = 2, own_dir: Optional[str] = None) -> str:
   """Makes sure `data_dir` holds TFRecords of the embedded synthetic `world`, creating them if needed.
+
+  pdr_tf never deletes or overwrites data it did not create: a converted dataset (with its manifest.json) in
+  data_dir is used as it is; a folder with other files is refused; a missing folder is generated only when it is
+  the world's own location (`own_dir`), so that a misspelled path is an error, not a silently fresh world.
 
   Args:
     world: "cars", "faces" or "bbt".
@@ -39,14 +69,32 @@ def ensure_synthetic(world: str, data_dir: str, seed: int = 0, sizes: Optional[d
     seed: generator seed.
     sizes: size flags passed to `pdr_tf.synthetic.generate` (its defaults when None).
     num_workers: Beam worker processes.
+    own_dir: the world's own location, where generating is allowed (default `default_data_dir(world)`).
 
   Returns:
     data_dir.
+
+  Raises:
+    ValueError: data_dir holds files but no pdr_tf dataset, or a dataset of another kind.
+    FileNotFoundError: data_dir does not exist and is not the world's own location.
   """
   if world not in BEAM_JOBS:
     raise ValueError(f"Unknown synthetic world {world!r}; choose one of {', '.join(BEAM_JOBS)}")
   if has_tfrecords(data_dir):
+    check_dataset_kind(world, data_dir)
     return data_dir
+  if os.path.isdir(data_dir) and os.listdir(data_dir):
+    entries = sorted(os.listdir(data_dir))
+    raise ValueError(f"{data_dir} holds {len(entries)} entries (e.g. {entries[:3]}) but no "
+                     f"{feature_spec.MANIFEST_FILENAME}: it is not a dataset pdr_tf converted, and pdr_tf never "
+                     f"writes the synthetic {world} world over data it did not create. Point Trainer.data_dir at a "
+                     f"converted dataset (convert raw data with `{_conversion_command(world, '<empty folder>')}`) "
+                     "or at an empty folder.")
+  own_dir = own_dir or default_data_dir(world)
+  if not os.path.isdir(data_dir) and not _same_path(data_dir, own_dir):
+    raise FileNotFoundError(f"data dir {data_dir} does not exist. Convert your data into it with "
+                            f"`{_conversion_command(world, data_dir)}`, or leave Trainer.data_dir at the synthetic "
+                            f"{world} world's own location {own_dir}, which is generated on first use.")
   from pdr_tf import synthetic  # pylint: disable=import-outside-toplevel
   raw = raw_dir_for(data_dir)
   if synthetic.is_complete(raw):
@@ -57,9 +105,9 @@ def ensure_synthetic(world: str, data_dir: str, seed: int = 0, sizes: Optional[d
   logger.info("Stage 2/2: converting %s to TFRecords in %s with beam_pipelines.%s", raw, data_dir, BEAM_JOBS[world])
   job = importlib.import_module(f"beam_pipelines.{BEAM_JOBS[world]}")
   code = job.main(["--input_dir", synthetic.dataset_root(world, raw), "--output_dir", data_dir,
-                   "--num_workers", str(num_workers), "--overwrite"])
+                   "--num_workers", str(num_workers)])
   if code != 0 or not has_tfrecords(data_dir):
     raise RuntimeError(f"Converting {raw} with beam_pipelines.{BEAM_JOBS[world]} failed (exit {code}); see the log "
-                       f"above and {os.path.join(data_dir, 'rejects.jsonl')}")
+                       f"above and {os.path.join(data_dir, feature_spec.REJECTS_FILENAME)}")
   input_pipeline.list_shards(data_dir, "train" if world != "bbt" else "test")
   return data_dir

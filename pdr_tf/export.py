@@ -93,6 +93,16 @@ def _checked_images(images, image_size, signature):
     return images * 2.0 - 1.0
 
 
+def _unless_empty(images, compute):
+    """compute(images) for a non-empty batch; for N = 0 the same outputs with zero rows (convolutions fail on an
+    empty batch), taken from compute on one blank image so that every shape and dtype matches."""
+    def empty():
+        blank = tf.zeros(tf.concat([[1], tf.shape(images)[1:]], 0), images.dtype)
+        return tf.nest.map_structure(lambda t: t[:0], compute(blank))
+
+    return tf.cond(tf.shape(images)[0] > 0, lambda: compute(images), empty)
+
+
 class _ExportModule(tf.Module):
     """Holds the signature functions and the variables they capture."""
 
@@ -106,18 +116,19 @@ class _ExportModule(tf.Module):
         self.image_size = image_size
         size = image_size
 
+        def embed(images):  # [N, S, S, 3] in [-1, 1]; an empty batch gives empty outputs, not a conv error
+            return _unless_empty(images, lambda x: _features_to_outputs(model.encode(x, training=False)))
+
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
         def serving_default(image_bytes):
-            return _features_to_outputs(model.encode(self._decode(image_bytes), training=False))
+            return embed(self._decode(image_bytes))
 
         @tf.function(input_signature=[tf.TensorSpec(None, tf.float32, name="images")])
         def embed_images(images):
-            images = _checked_images(images, size, "embed_images")
-            return _features_to_outputs(model.encode(images, training=False))
+            return embed(_checked_images(images, size, "embed_images"))
 
-        @tf.function(input_signature=[tf.TensorSpec(None, tf.float32, name="images")])
-        def de_render(images):
-            scene = model.de_render(_checked_images(images, size, "de_render"), training=False)
+        def scene_outputs(images):
+            scene = model.de_render(images, training=False)
             missing = [key for key in DERENDER_OUTPUTS if key not in scene]
             if missing:
                 raise ValueError(f"model.de_render must return {list(DERENDER_OUTPUTS)}; missing {missing}")
@@ -125,6 +136,11 @@ class _ExportModule(tf.Module):
             for key in ("albedo", "recon_image"):  # [-1, 1] inside the model, [0, 1] at the boundary
                 out[key] = tf.clip_by_value((out[key] + 1.0) / 2.0, 0.0, 1.0)
             return out
+
+        @tf.function(input_signature=[tf.TensorSpec(None, tf.float32, name="images")])
+        def de_render(images):
+            images = _checked_images(images, size, "de_render")
+            return _unless_empty(images, scene_outputs)
 
         self.serving_default = serving_default
         self.embed_images = embed_images
@@ -160,6 +176,17 @@ class _ExportModule(tf.Module):
 
         indices = tf.range(tf.shape(image_bytes)[0])
         return tf.map_fn(decode_one, indices, fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32))
+
+
+def _make_world_readable(folder):
+    """0755 folders and 0644 files: a model server running as another user must be able to read the export
+    (tempfile.mkdtemp creates the staging folder 0700)."""
+    os.chmod(folder, 0o755)
+    for root, dirs, files in os.walk(folder):
+        for name in dirs:
+            os.chmod(os.path.join(root, name), 0o755)
+        for name in files:
+            os.chmod(os.path.join(root, name), 0o644)
 
 
 def next_version(output_dir):
@@ -279,6 +306,7 @@ def export_model(model, output_dir, image_size=formats.IMAGE_SIZE, version=None,
         with open(os.path.join(staging, INFO_FILENAME), "w", encoding="utf-8") as f:
             json.dump(info, f, indent=2)
             f.write("\n")
+        _make_world_readable(staging)
         os.rename(staging, version_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

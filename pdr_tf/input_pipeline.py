@@ -5,7 +5,9 @@ records are parsed with the shared schema and images are scaled from uint8 to [-
 """
 
 import json
+import logging
 import os
+import re
 
 import gin
 import tensorflow as tf
@@ -28,6 +30,50 @@ EVAL_KEYS = {  # output name -> (feature key); the image is decoded separately
     "gt_light": "gt/light",
     "gt_view": "gt/view",
 }
+
+
+class CorruptDataError(RuntimeError):
+    """A shard holds a corrupt record; the message names the shard, the byte offset and how to recover."""
+
+
+_CORRUPT_OFFSET = re.compile(r"corrupted record at (\d+)")
+
+
+def find_corrupt_shards(files):
+    """Reads every record of `files` to find corrupt ones.
+
+    Returns:
+      List of (shard path, byte offset or None, records read before the corruption), one per corrupt shard. A
+      TFRecord reader cannot resynchronise after a corrupt record, so each shard has at most one entry.
+    """
+    found = []
+    for path in files:
+        count = 0
+        try:
+            for _ in tf.data.TFRecordDataset(path):
+                count += 1
+        except tf.errors.DataLossError as e:
+            match = _CORRUPT_OFFSET.search(str(e))
+            found.append((path, int(match.group(1)) if match else None, count))
+    return found
+
+
+def corrupt_data_message(data_dir, split, found):
+    """The error text for corrupt shards: each shard and offset, the command that re-converts the data (from the
+    manifest's own arguments) and the switch that skips corrupt records."""
+    lines = [f"corrupt records in {len(found)} shard(s) of split {split!r} in {data_dir}:"]
+    lines += [f"  {path}: corrupted record at byte {offset} (after {count} good records)"
+              for path, offset, count in found]
+    try:
+        manifest = read_manifest(data_dir)
+        args = manifest.get("args") or {}
+        command = (f"python -m beam_pipelines.{manifest.get('dataset')} --input_dir {args.get('input_dir', 'RAW_DIR')} "
+                   f"--output_dir {data_dir} --overwrite")
+    except (FileNotFoundError, ValueError):
+        command = creation_hint(data_dir)
+    lines.append(f"Re-convert the data: {command}; or skip what follows a corrupt record in each shard with "
+                 "--gin_param='make_dataset.skip_corrupt=True' (the count of records read is logged).")
+    return "\n".join(lines)
 
 
 def creation_hint(data_dir, dataset=None):
@@ -125,7 +171,7 @@ def _evaluation_example(serialized):
 
 @gin.configurable
 def make_dataset(data_dir, split, batch_size, training, shuffle_buffer=1024, seed=None, input_context=None,
-                 drop_remainder=None, repeat=None, cycle_length=4):
+                 drop_remainder=None, repeat=None, cycle_length=4, skip_corrupt=False):
     """Batched dataset of one split.
 
     Training: shard files interleaved in random order, records shuffled, random horizontal flip, repeated.
@@ -143,6 +189,9 @@ def make_dataset(data_dir, split, batch_size, training, shuffle_buffer=1024, see
       drop_remainder: drop the last partial batch; default True for training, False for evaluation.
       repeat: repeat forever; default True for training, False for evaluation.
       cycle_length: shards read in parallel (training).
+      skip_corrupt: keep going after a corrupt record: the rest of that shard is skipped (a TFRecord reader cannot
+        resynchronise) and a warning logged; off by default, when a corrupt record is an error
+        (`CorruptDataError` from the trainer, naming the shard).
 
     Returns:
       tf.data.Dataset of dicts. Training: {"image": float32 [B, 64, 64, 3] in [-1, 1]}. Evaluation: also
@@ -167,11 +216,21 @@ def make_dataset(data_dir, split, batch_size, training, shuffle_buffer=1024, see
         file_ds = file_ds.shard(pipelines, pipeline_id)
     if training and not shard_by_record:  # record sharding needs the same file order in every pipeline
         file_ds = file_ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+    if skip_corrupt:
+        for path, offset, count in find_corrupt_shards(files):
+            logging.getLogger(__name__).warning(
+                "make_dataset.skip_corrupt: %s has a corrupt record at byte %s; only its first %d records are read",
+                path, offset, count)
+
+    def reader(path):
+        records = tf.data.TFRecordDataset(path)
+        return records.ignore_errors(log_warning=True) if skip_corrupt else records
+
     if training:
-        ds = file_ds.interleave(tf.data.TFRecordDataset, cycle_length=max(1, min(cycle_length, len(files))),
+        ds = file_ds.interleave(reader, cycle_length=max(1, min(cycle_length, len(files))),
                                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
     else:
-        ds = file_ds.flat_map(tf.data.TFRecordDataset)
+        ds = file_ds.flat_map(reader)
     if shard_by_record:
         ds = ds.shard(pipelines, pipeline_id)
     if training:

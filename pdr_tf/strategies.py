@@ -68,6 +68,18 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
   return False
 
 
+def is_chief_from_environment() -> bool:
+  """Whether this process is the chief according to TF_CONFIG alone (True without TF_CONFIG), before any strategy
+  exists: the chief, or worker 0 of a cluster without a chief."""
+  config = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}")
+  task = config.get("task") or {}
+  if not task:
+    return True
+  if task.get("type") == "chief":
+    return True
+  return task.get("type") == "worker" and int(task.get("index", 0)) == 0 and "chief" not in config.get("cluster", {})
+
+
 def worker_dir(path: str, strategy: tf.distribute.Strategy) -> str:
   """`path` on the chief; on other workers a fresh private temporary folder (they must write too, then discard).
 

@@ -17,7 +17,15 @@ import sys
 
 import gin
 
+from pdr_tf import config_checks
 from pdr_tf import gin_config
+from pdr_tf import input_pipeline
+from pdr_tf import locks
+from pdr_tf import losses
+from pdr_tf import loocc
+from pdr_tf import model
+from pdr_tf import renderer
+from pdr_tf import scene
 from pdr_tf import trainer as trainer_lib
 from pdr_tf.kernel_build import KernelBuildError
 
@@ -36,6 +44,16 @@ def make_parser() -> argparse.ArgumentParser:
   return parser
 
 
+def validate_configuration() -> None:
+  """Builds the configured objects that cost nothing to build, so that a bad binding (an unknown LOOCC mode, a
+  rasterizer backend, a scene range) stops the run before data generation and start-up, naming the binding."""
+  loocc.LooccConfig()
+  losses.ReconstructionWeights()
+  scene.SceneRanges()
+  renderer.Renderer()
+  model.DeRenderer()
+
+
 def main(argv=None) -> int:
   args = make_parser().parse_args(argv)
   logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -45,15 +63,22 @@ def main(argv=None) -> int:
   try:
     gin_config.parse(args.gin_file, params)
     trainer = trainer_lib.Trainer()
-  except gin_config.GinConfigError as e:
+    validate_configuration()
+  except (gin_config.GinConfigError, config_checks.ConfigError) as e:
     logger.error("%s", e)
     return 2
-  except TypeError as e:  # e.g. Trainer.workdir left unset
-    logger.error("Configuration incomplete: %s", e)
+  except ValueError as e:  # a configurable's own check, e.g. LooccConfig.mode
+    logger.error("Invalid configuration: %s", e)
+    return 2
+  except TypeError as e:
+    if "required" not in str(e):
+      raise
+    logger.error("Configuration incomplete: %s", e)  # e.g. Trainer.workdir left unset
     return 2
   try:
     outputs = trainer.run()
-  except (trainer_lib.NonFiniteLossError, KernelBuildError, FileNotFoundError) as e:
+  except (trainer_lib.NonFiniteLossError, KernelBuildError, FileNotFoundError, locks.LockHeldError,
+          input_pipeline.CorruptDataError) as e:
     logger.error("%s", e)
     return 1
   logger.info("Done. Outputs:")

@@ -7,6 +7,10 @@ from PIL import Image
 
 from pdr_tf import feature_spec
 
+# Subprocesses in tests get this limit only to stop a deadlock from hanging CI: it is no budget. A loaded machine
+# makes a subprocess slower, never wrong, so no test may fail because one took long.
+HANG_GUARD_S = 3600
+
 
 def png_bytes(image: np.ndarray) -> bytes:
   buffer = io.BytesIO()
@@ -25,11 +29,29 @@ def blob_image(rng, size=64, colour=None):
   return np.clip(image, 0, 255).astype(np.uint8)
 
 
-def write_tiny_dataset(path, num_train=16, num_test=10, classes=("a", "b"), seed=0, tracks=False):
-  """Writes train and test splits of blob images; test records carry labels (and track ids when `tracks`)."""
+def blob_ground_truth(rng, size=64):
+  """Ground truth of a blob-like scene: a bump's depth in the input view (0 outside), a light and a small view."""
+  yy, xx = np.mgrid[0:size, 0:size] / (size - 1) * 2 - 1
+  r2 = xx ** 2 + yy ** 2
+  depth = np.where(r2 < 0.5, 1.0 - 0.03 * np.sqrt(np.clip(0.5 - r2, 0, None)), 0.0).astype(np.float32)
+  light = [rng.uniform(0.2, 0.5), rng.uniform(0.5, 0.9), rng.uniform(-0.8, 0.8), rng.uniform(-0.8, 0.8)]
+  view = list(np.radians(rng.uniform(-15, 15, 3))) + [0.0, 0.0, 0.0]
+  return {"gt/has": 1, "gt/depth": depth, "gt/light": light, "gt/view": view}
+
+
+def write_tiny_dataset(path, num_train=16, num_test=10, classes=("a", "b"), seed=0, tracks=False, num_val=0):
+  """Writes train and test splits of blob images; test records carry labels (and track ids when `tracks`).
+
+  With num_val > 0 a "val" split of blob images with (made-up) ground truth is written too, for the trainer's
+  de-rendering validation.
+  """
   rng = np.random.RandomState(seed)
   palette = [(220, 40, 40), (40, 40, 220), (40, 200, 40), (200, 200, 40), (200, 40, 200)]
   records = []
+  for i in range(num_val):
+    record = {"image/encoded": png_bytes(blob_image(rng)), "split": "val", "source/path": f"val/{i}.png"}
+    record.update(blob_ground_truth(rng))
+    records.append(record)
   for split, count in (("train", num_train), ("test", num_test)):
     for i in range(count):
       label = i % len(classes)

@@ -9,6 +9,7 @@ import time
 import numpy as np
 import pytest
 
+import fixtures
 from pdr_tf import bench
 
 SECTIONS = ("rasterizer", "training_step", "input_pipeline", "flops", "serving", "beam")
@@ -88,7 +89,7 @@ def test_smoke_run_writes_every_section(tmp_path):
   out = tmp_path / "bench.json"
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
   proc = subprocess.run([sys.executable, "-m", "pdr_tf.bench", "--smoke", "--json", str(out)], env=env,
-                        capture_output=True, text=True, timeout=600, check=False)
+                        capture_output=True, text=True, timeout=fixtures.HANG_GUARD_S, check=False)
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert "ratio step / networks" in proc.stdout
   report = json.loads(out.read_text())

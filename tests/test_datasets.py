@@ -19,13 +19,15 @@ TINY = {
 @pytest.mark.parametrize("world", ["cars", "faces"])
 def test_ensure_synthetic_generates_and_converts_once(tmp_path, world):
   data_dir = str(tmp_path / world / "tfrecords")
-  assert datasets.ensure_synthetic(world, data_dir, sizes=TINY[world], num_workers=1) == data_dir
+  assert datasets.ensure_synthetic(world, data_dir, sizes=TINY[world], num_workers=1, own_dir=data_dir) == data_dir
   with open(os.path.join(data_dir, "manifest.json")) as f:
     manifest = json.load(f)
   assert manifest["written"] > 0 and manifest["rejected"] == 0
   assert input_pipeline.list_shards(data_dir, "train")
   mtime = os.path.getmtime(os.path.join(data_dir, "manifest.json"))
   datasets.ensure_synthetic(world, data_dir, sizes=TINY[world], num_workers=1)  # second call: nothing to do
+  with pytest.raises(ValueError, match="'shapenet_cars' dataset" if world == "cars" else "'utkface' dataset"):
+    datasets.ensure_synthetic("faces" if world == "cars" else "cars", data_dir)  # another world's data
   assert os.path.getmtime(os.path.join(data_dir, "manifest.json")) == mtime
 
 
@@ -37,3 +39,27 @@ def test_unknown_world_is_refused(tmp_path):
 def test_raw_dir_sits_beside_tfrecords():
   assert datasets.raw_dir_for("data/cars/tfrecords") == os.path.join("data", "cars", "raw")
   assert datasets.raw_dir_for("data/cars/tfrecords/") == os.path.join("data", "cars", "raw")
+
+
+def test_a_folder_with_data_pdr_tf_did_not_write_is_refused_and_kept(tmp_path):
+  # Shards copied by hand, without the manifest a conversion writes: never replaced by a synthetic world.
+  data_dir = tmp_path / "mine"
+  data_dir.mkdir()
+  for i in range(3):
+    (data_dir / f"train.tfrecord-0000{i}-of-00003").write_bytes(b"precious")
+  with pytest.raises(ValueError, match="no manifest.json") as info:
+    datasets.ensure_synthetic("cars", str(data_dir), own_dir=str(data_dir))
+  assert str(data_dir) in str(info.value)
+  assert sorted(os.listdir(data_dir)) == [f"train.tfrecord-0000{i}-of-00003" for i in range(3)]
+  assert all((data_dir / n).read_bytes() == b"precious" for n in os.listdir(data_dir))
+  assert not (tmp_path / "raw").exists()
+
+
+def test_a_missing_data_dir_is_generated_only_at_the_worlds_own_location(tmp_path):
+  typo = str(tmp_path / "data" / "cars" / "tfrecrods")
+  with pytest.raises(FileNotFoundError) as info:
+    datasets.ensure_synthetic("cars", typo, own_dir=str(tmp_path / "data" / "cars" / "tfrecords"))
+  message = str(info.value)
+  assert typo in message and "python -m beam_pipelines.shapenet_cars" in message
+  assert not os.path.exists(typo) and not (tmp_path / "data" / "cars" / "raw").exists()
+  assert datasets.default_data_dir("faces") == os.path.join("data", "faces", "tfrecords")

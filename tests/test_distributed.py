@@ -71,7 +71,7 @@ MIRRORED_SCRIPT = textwrap.dedent("""
 """)
 
 
-def _run_json(script, timeout=600):
+def _run_json(script, timeout=fixtures.HANG_GUARD_S):
   out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=timeout,
                        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
   assert out.returncode == 0, out.stderr[-3000:]
@@ -112,7 +112,7 @@ def test_two_workers_train_and_checkpoint_together(tmp_path):
                TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}))
     procs.append(subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                   text=True))
-  outputs = [p.communicate(timeout=600)[0] for p in procs]
+  outputs = [p.communicate(timeout=fixtures.HANG_GUARD_S)[0] for p in procs]
   logs = "\n".join(f"--- worker {i} (exit {p.returncode}):\n{out[-3000:]}" for i, (p, out) in
                    enumerate(zip(procs, outputs)))
   assert all(p.returncode == 0 for p in procs), logs

@@ -3,6 +3,7 @@
 import io
 import json
 import os
+import stat
 import subprocess
 import sys
 import textwrap
@@ -15,6 +16,7 @@ import tensorflow as tf
 from PIL import Image
 from tensorflow.core.protobuf import saved_model_pb2
 
+import fixtures
 from pdr_tf import export
 
 SIZE = 64
@@ -129,7 +131,7 @@ def test_round_trip_in_fresh_process_matches_in_memory_model(exported, tmp_path)
     outputs = tmp_path / "outputs.npz"
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
     proc = subprocess.run([sys.executable, "-c", _CHILD, version_dir, str(inputs), str(outputs)], env=env,
-                          capture_output=True, text=True, timeout=120, check=False)
+                          capture_output=True, text=True, timeout=fixtures.HANG_GUARD_S, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     got = np.load(outputs)
     assert list(got["signatures"]) == ["de_render", "embed_images", "serving_default"]
@@ -171,6 +173,28 @@ def test_export_info_records_dims_and_signatures(exported):
     assert sorted(info["signatures"]) == sorted(export.SIGNATURES)
     assert info["custom_ops"] == []
     assert not [n for n in os.listdir(os.path.dirname(version_dir)) if n.startswith(".tmp")]
+
+
+def test_export_folders_are_world_readable(exported):
+  # A model server running as another user must read every file (mkdtemp makes its staging folder 0700).
+  _, _, version_dir, _ = exported
+  assert stat.S_IMODE(os.stat(version_dir).st_mode) == 0o755
+  for root, dirs, files in os.walk(version_dir):
+    for name in dirs:
+      assert stat.S_IMODE(os.stat(os.path.join(root, name)).st_mode) == 0o755, name
+    for name in files:
+      assert stat.S_IMODE(os.stat(os.path.join(root, name)).st_mode) == 0o644, name
+
+
+def test_empty_batches_return_empty_outputs(exported):
+  loaded = exported[3]
+  out = loaded.signatures["serving_default"](image_bytes=tf.constant([], tf.string))
+  assert out["embedding"].shape == (0, 9) and out["view_features"].shape == (0, 2)
+  out = loaded.signatures["embed_images"](images=tf.zeros([0, SIZE, SIZE, 3]))
+  assert out["depth_features"].shape == (0, 5)
+  out = loaded.signatures["de_render"](images=tf.zeros([0, SIZE, SIZE, 3]))
+  assert out["depth"].shape == (0, SIZE, SIZE) and out["albedo"].shape == (0, SIZE, SIZE, 3)
+  assert out["light"].shape == (0, 4) and out["mask"].shape == (0, SIZE, SIZE)
 
 
 def test_undecodable_bytes_give_clear_error(exported):

@@ -11,6 +11,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+import fixtures
 from pdr_tf import feature_spec, formats
 
 S = formats.IMAGE_SIZE
@@ -87,7 +88,7 @@ def test_writing_does_not_import_tensorflow():
     code = ("import sys; from pdr_tf import feature_spec; "
             "b = feature_spec.serialize_example({'image/encoded': b'x', 'gt/depth': [0.5]}); "
             "assert len(b) > 4 * 4096, len(b); assert 'tensorflow' not in sys.modules, 'tensorflow imported'")
-    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=fixtures.HANG_GUARD_S)
 
 
 def test_parse_example_scalar_batch_and_subset():

@@ -12,6 +12,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+import fixtures
 from pdr_tf import feature_spec, formats, input_pipeline
 
 S = formats.IMAGE_SIZE
@@ -193,7 +194,7 @@ def test_distributed_per_replica_batches_on_two_cpu_replicas(data_dir):
                                       "frames": frames}}))
     """)
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=240, env=env)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=fixtures.HANG_GUARD_S, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     out = json.loads(result.stdout.split("RESULT")[-1])
     assert out["replicas"] == 2

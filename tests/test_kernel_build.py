@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+import fixtures
 from pdr_tf import kernel_build
 
 _BUILD_SCRIPT = ("import json; from pdr_tf import kernel_build as k; b = k.build_kernel(); k.load_kernel(); "
@@ -19,7 +20,7 @@ def _run_build(env):
 
 
 def _result(proc):
-  out, err = proc.communicate(timeout=300)
+  out, err = proc.communicate(timeout=fixtures.HANG_GUARD_S)
   assert proc.returncode == 0, err[-2000:]
   return json.loads(out.strip().splitlines()[-1])
 
