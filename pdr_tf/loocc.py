@@ -14,12 +14,14 @@ Seeds are [2] int32/int64 tensors (`tf.random.stateless_*` convention). Use the 
 import dataclasses
 import math
 import numbers
-from typing import Mapping, Tuple, Union
+from typing import Mapping, Optional, Tuple, Union
 
 import gin
 import tensorflow as tf
 
 MODES = ("none", "light", "light_view")
+LIGHT_NOISE = ("released", "clipped")  # LooccConfig.light_noise
+RELEASED_BASE_TEMPERATURE = 0.07  # SupConLoss's base_temperature in the released PDR code
 FEATURE_KEYS = ("depth", "albedo", "light", "view")
 _LARGE = 1e9  # subtracted from self-similarity logits so that exp() is exactly 0
 
@@ -30,18 +32,29 @@ class LooccConfig:
   """LOOCC settings. mode "none" is plain Unsup3D; "light" perturbs the light only; "light_view" picks light or view
   with probability 1/2 each step. Deltas are the half-widths of the uniform perturbations.
 
+  The defaults are the released PDR code's (docs/loocc.md): SupConLoss scaling, light noise on (ka, kd) and on all
+  three components of the light direction vector without clipping, gradients through the re-render
+  (`Objective.backprop_through_render`).
+
   Attributes:
     mode: one of MODES.
     weight: λ, the LOOCC loss weight (0.01 in the released code).
     temperature: NT-Xent temperature τ.
-    ka_delta, kd_delta: ambient / diffuse strength perturbation half-widths (then clipped to the caller's ranges).
-    light_dir_delta: half-width added to each light direction component lx, ly (π/8).
+    base_temperature: the released SupConLoss multiplies the NT-Xent mean by temperature / base_temperature
+      (0.5 / 0.07 ~ 7.1); None for the plain mean of the SimCLR paper.
+    light_noise: "released": ka, kd += U(-δ, δ) and the light direction vector (lx, ly, 1) += U(-δ_dir, δ_dir) in
+      each of its three components, nothing clipped; "clipped": ka, kd clipped to the model's ranges and only lx,
+      ly perturbed.
+    ka_delta, kd_delta: ambient / diffuse strength perturbation half-widths.
+    light_dir_delta: half-width added to each light direction component (π/8).
     pitch_delta, yaw_delta: half-widths added to the view rotations rx (π/16) and ry (π/8), radians.
   """
 
   mode: str = "none"
   weight: float = 0.01
   temperature: float = 0.5
+  base_temperature: Optional[float] = RELEASED_BASE_TEMPERATURE
+  light_noise: str = "released"
   ka_delta: float = 0.5
   kd_delta: float = 0.5
   light_dir_delta: float = math.pi / 8
@@ -50,8 +63,15 @@ class LooccConfig:
 
   def __post_init__(self):
     _check_mode(self.mode)
-    if not self.temperature > 0:
-      raise ValueError(f"LooccConfig.temperature must be > 0, got {self.temperature!r}")
+    if not isinstance(self.temperature, (int, float)) or isinstance(self.temperature, bool) or \
+        not self.temperature > 0:
+      raise ValueError(f"LooccConfig.temperature must be a number > 0, got {self.temperature!r}")
+    if self.base_temperature is not None and (not isinstance(self.base_temperature, (int, float)) or
+                                              isinstance(self.base_temperature, bool) or
+                                              not self.base_temperature > 0):
+      raise ValueError(f"LooccConfig.base_temperature must be a number > 0 or None, got {self.base_temperature!r}")
+    if self.light_noise not in LIGHT_NOISE:
+      raise ValueError(f"LooccConfig.light_noise must be one of {LIGHT_NOISE}, got {self.light_noise!r}")
     for field in ("weight", "ka_delta", "kd_delta", "light_dir_delta", "pitch_delta", "yaw_delta"):
       value = getattr(self, field)
       if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value < 0:
@@ -61,10 +81,15 @@ class LooccConfig:
   def enabled(self) -> bool:
     return self.mode != "none"
 
+  @property
+  def loss_scale(self) -> float:
+    """Factor on the NT-Xent mean: temperature / base_temperature (SupConLoss), or 1."""
+    return 1.0 if self.base_temperature is None else self.temperature / self.base_temperature
+
 
 def _check_mode(mode):
   if mode not in MODES:
-    raise ValueError(f"LOOCC mode must be one of {MODES}, got {mode!r}")
+    raise ValueError(f"LooccConfig.mode must be one of {MODES}, got {mode!r}")
 
 
 def _check_seed(seed) -> tf.Tensor:
@@ -117,14 +142,18 @@ def choose_perturbation(mode: str, seed) -> tf.Tensor:
 
 def perturb_light(light, config: LooccConfig, seed, ka_range=(0.0, 1.0), kd_range=(0.0, 1.0),
                   name="perturb_light") -> tf.Tensor:
-  """Perturbs physical lights: ka, kd += U(-δ, δ) then clipped; lx, ly += U(-δ_dir, δ_dir) (not clipped).
+  """Perturbs physical lights as `config.light_noise` says.
+
+  "released": ka, kd += U(-δ, δ); the direction vector (lx, ly, 1) += U(-δ_dir, δ_dir) per component, then written
+  back as (lx, ly) with z = 1 (the same direction); nothing clipped. "clipped": ka, kd += U(-δ, δ) clipped to the
+  ranges; lx, ly += U(-δ_dir, δ_dir).
 
   Args:
     light: [B, 4] (ka, kd, lx, ly), direction normalize([lx, ly, 1]).
-    config: the half-widths (ka_delta, kd_delta, light_dir_delta).
+    config: the half-widths (ka_delta, kd_delta, light_dir_delta) and light_noise.
     seed: [2] int seed.
-    ka_range, kd_range: (low, high) ranges of the model's ambient / diffuse strengths (faces (0, 1) and (0, 1);
-      cars (0, 1) and (0.5, 1)).
+    ka_range, kd_range: (low, high) ranges of the model's ambient / diffuse strengths ("clipped" only; faces
+      (0, 1) and (0, 1), cars (0, 1) and (0.5, 1)).
 
   Returns:
     [B, 4] perturbed light; differentiable in `light` (zero gradient where clipped).
@@ -133,12 +162,16 @@ def perturb_light(light, config: LooccConfig, seed, ka_range=(0.0, 1.0), kd_rang
     light = _check_params(light, "light", 4)
     ka_low, ka_high = _check_range(ka_range, "ka_range")
     kd_low, kd_high = _check_range(kd_range, "kd_range")
-    deltas = tf.constant([config.ka_delta, config.kd_delta, config.light_dir_delta, config.light_dir_delta])
-    noise = tf.random.stateless_uniform(tf.shape(light), seed=_check_seed(seed), minval=-1.0, maxval=1.0) * deltas
-    out = light + noise
-    ka = tf.clip_by_value(out[:, 0:1], ka_low, ka_high)
-    kd = tf.clip_by_value(out[:, 1:2], kd_low, kd_high)
-    return tf.concat([ka, kd, out[:, 2:]], axis=1)
+    deltas = tf.constant([config.ka_delta, config.kd_delta] + [config.light_dir_delta] * 3)
+    shape = tf.stack([tf.shape(light)[0], 5])
+    noise = tf.random.stateless_uniform(shape, seed=_check_seed(seed), minval=-1.0, maxval=1.0) * deltas
+    if config.light_noise == "released":
+      # The direction vector's z component (1) is perturbed too; ~0.6 at worst for delta pi/8, so positive.
+      direction_z = 1.0 + noise[:, 4:5]
+      return tf.concat([light[:, 0:2] + noise[:, 0:2], (light[:, 2:4] + noise[:, 2:4]) / direction_z], axis=1)
+    ka = tf.clip_by_value(light[:, 0:1] + noise[:, 0:1], ka_low, ka_high)
+    kd = tf.clip_by_value(light[:, 1:2] + noise[:, 1:2], kd_low, kd_high)
+    return tf.concat([ka, kd, light[:, 2:4] + noise[:, 2:4]], axis=1)
 
 
 def perturb_view(view, config: LooccConfig, seed, name="perturb_view") -> tf.Tensor:

@@ -105,20 +105,23 @@ def perceptual_nll(feat_recon, feat_target, mask, conf=None, name="perceptual_nl
     return _masked_mean(loss, _map(mask, "mask", feat_recon))
 
 
-def depth_smoothness(depth, name="depth_smoothness") -> tf.Tensor:
-  """Total variation of a canonical depth map: mean |horizontal| plus mean |vertical| first differences.
+def depth_smoothness(depth, depth_range: float = 1.0, name="depth_smoothness") -> tf.Tensor:
+  """Total variation of a canonical depth map in units of the depth range (Unsup3D's syncar term).
 
-  Unsup3D's released code has no smoothness term; the PDR cars setting uses one (λ_smooth 0.1). This is the
-  anisotropic total variation of the whole canonical depth (no mask: the canonical view has no visibility mask).
+  Unsup3D computes it on the canonical depth before the border columns are pinned, divided by
+  (max_depth - min_depth), over the whole map (no mask: the canonical view has no visibility mask).
 
   Args:
-    depth: [B, H, W] canonical depth (scene units).
+    depth: [B, H, W] canonical depth (scene units), before the border columns are set.
+    depth_range: max_depth - min_depth (> 0); differences are divided by it.
 
   Returns:
-    [B] mean_{i,j} |d[i, j+1] - d[i, j]| + mean_{i,j} |d[i+1, j] - d[i, j]| (scene units per pixel).
+    [B] mean_{i,j} |d[i, j+1] - d[i, j]| / range + mean_{i,j} |d[i+1, j] - d[i, j]| / range.
   """
+  if not depth_range > 0:
+    raise ValueError(f"depth_range must be > 0, got {depth_range!r}")
   with tf.name_scope(name):
-    depth = _check(depth, "depth", 3)
+    depth = _check(depth, "depth", 3) / float(depth_range)
     horizontal = tf.reduce_mean(tf.abs(depth[:, :, 1:] - depth[:, :, :-1]), axis=[1, 2])
     vertical = tf.reduce_mean(tf.abs(depth[:, 1:, :] - depth[:, :-1, :]), axis=[1, 2])
     return horizontal + vertical

@@ -39,6 +39,11 @@ class DeRenderer(keras.Model):
 
   Args:
     nf: base width of the depth and albedo encoder-decoders (paper 64).
+    depth_size: resolution the depth network predicts at (64: Unsup3D; 32 or 16: a coarser map, upsampled).
+    initializer: convolution kernel initializer, `networks.INITIALIZERS` ("pytorch": Unsup3D's).
+    flat_depth_init: start the depth network's output convolution at zero, i.e. from flat canonical depth.
+    convex_prior: amplitude (scene units) of a centred convex bump added to the raw depth (`scene.convex_prior`);
+      0 for none (Unsup3D).
     zdim: their bottleneck width, the depth and albedo feature size (paper 256).
     encoder_nf: base width of the light and view encoders (paper 32; features are 8 * encoder_nf wide).
     use_confidence: predict confidence maps (faces) or not (cars).
@@ -47,21 +52,29 @@ class DeRenderer(keras.Model):
     ranges: a `scene.SceneRanges` (gin-configured one by default).
   """
 
-  def __init__(self, nf=64, zdim=256, encoder_nf=32, use_confidence=False, conf_zdim=128, renderer=None,
-               ranges=None, name="de_renderer", **kwargs):
+  def __init__(self, nf=64, zdim=256, encoder_nf=32, use_confidence=False, conf_zdim=128, depth_size=64,
+               initializer="pytorch", flat_depth_init=False, convex_prior=0.0, convex_prior_radius=0.4,
+               convex_prior_aspect=1.0, renderer=None, ranges=None, name="de_renderer", **kwargs):
     # The model itself stays float32 (its inputs, the renderer and the outputs); under a mixed-precision global
     # policy only the property networks built below compute in float16 / bfloat16.
     kwargs.setdefault("dtype", "float32")
     super().__init__(name=name, **kwargs)
     self.nf, self.zdim, self.encoder_nf = nf, zdim, encoder_nf
     self.use_confidence, self.conf_zdim = use_confidence, conf_zdim
+    self.depth_size, self.initializer, self.flat_depth_init = depth_size, initializer, flat_depth_init
+    self.convex_prior = float(convex_prior)
+    self.convex_prior_radius, self.convex_prior_aspect = float(convex_prior_radius), float(convex_prior_aspect)
     self.renderer = renderer if renderer is not None else renderer_lib.Renderer()
     self.ranges = ranges if ranges is not None else scene.SceneRanges()
-    self.depth_net = networks.EncoderDecoder(out_channels=1, activation=None, nf=nf, zdim=zdim, name="depth_net")
-    self.albedo_net = networks.EncoderDecoder(out_channels=3, activation="tanh", nf=nf, zdim=zdim, name="albedo_net")
-    self.light_net = networks.ConvEncoder(out_dim=4, nf=encoder_nf, name="light_net")
-    self.view_net = networks.ConvEncoder(out_dim=6, nf=encoder_nf, name="view_net")
-    self.conf_net = networks.ConfNet(nf=nf, zdim=conf_zdim, name="conf_net") if use_confidence else None
+    init = {"initializer": initializer}
+    self.depth_net = networks.EncoderDecoder(out_channels=1, activation=None, nf=nf, zdim=zdim,
+                                             output_size=depth_size, name="depth_net",
+                                             output_initializer="zeros" if flat_depth_init else None, **init)
+    self.albedo_net = networks.EncoderDecoder(out_channels=3, activation="tanh", nf=nf, zdim=zdim, name="albedo_net",
+                                              **init)
+    self.light_net = networks.ConvEncoder(out_dim=4, nf=encoder_nf, name="light_net", **init)
+    self.view_net = networks.ConvEncoder(out_dim=6, nf=encoder_nf, name="view_net", **init)
+    self.conf_net = networks.ConfNet(nf=nf, zdim=conf_zdim, name="conf_net", **init) if use_confidence else None
 
   @property
   def image_size(self) -> int:
@@ -74,7 +87,8 @@ class DeRenderer(keras.Model):
       images: [B, 64, 64, 3] in [-1, 1].
 
     Returns:
-      dict: depth [B,S,S] canonical depth; albedo [B,S,S,3] in [-1,1]; light [B,4]; view [B,6];
+      dict: depth [B,S,S] canonical depth; depth_before_border [B,S,S] the same before the border columns are
+      pinned (for the smoothness loss); albedo [B,S,S,3] in [-1,1]; light [B,4]; view [B,6];
       features {depth, albedo, light, view} -> [B, D]; and conf_l1 [B,S,S,2], conf_perc [B,S/4,S/4,2] when
       confidence is on.
     """
@@ -82,8 +96,14 @@ class DeRenderer(keras.Model):
     albedo = _float32(self.albedo_net(images, training=training))
     light = _float32(self.light_net(images, training=training))
     view = _float32(self.view_net(images, training=training))
+    raw_depth = depth["output"][..., 0]
+    if self.convex_prior > 0:
+      raw_depth += scene.convex_prior(self.image_size, self.convex_prior, self.ranges, self.convex_prior_radius,
+                                      self.convex_prior_aspect)
+    depth_before_border = scene.depth_from_raw(raw_depth, self.ranges, border=False)
     out = {
-        "depth": scene.depth_from_raw(depth["output"], self.ranges),
+        "depth": scene.with_border(depth_before_border, self.ranges),
+        "depth_before_border": depth_before_border,
         "albedo": albedo["output"],
         "light": scene.light_from_raw(light["output"], self.ranges),
         "view": scene.view_from_raw(view["output"], self.ranges),
@@ -145,7 +165,9 @@ class DeRenderer(keras.Model):
 
   def get_config(self):
     return {"nf": self.nf, "zdim": self.zdim, "encoder_nf": self.encoder_nf, "use_confidence": self.use_confidence,
-            "conf_zdim": self.conf_zdim, "name": self.name}
+            "conf_zdim": self.conf_zdim, "depth_size": self.depth_size, "initializer": self.initializer,
+            "flat_depth_init": self.flat_depth_init, "convex_prior": self.convex_prior,
+            "name": self.name}
 
 
 def normals_for_display(depth, model: DeRenderer) -> tf.Tensor:

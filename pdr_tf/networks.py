@@ -7,8 +7,14 @@ match the released PyTorch networks exactly.
 
 Group normalisation follows Unsup3D: 4 channels per group (GroupNorm(16, 64) etc.), i.e. groups = channels // 4, lowered
 to the nearest divisor of the channel count for tiny widths, and PyTorch's epsilon 1e-5.
+
+Convolution kernels start as in Unsup3D's PyTorch code by default ("pytorch": U(+-1/sqrt(fan_in)), PyTorch's
+kaiming_uniform with a = sqrt(5)), about half the size of Keras' default Glorot-uniform ("glorot") here. The larger
+start makes the initial depth twice as noisy and the first optimizer steps turn the predicted view several times
+further (docs/training.md).
 """
 
+import functools
 from typing import Optional
 
 import keras
@@ -20,6 +26,22 @@ from pdr_tf.gin_utils import keras_configurable
 _INPUT_SHAPE = (formats.IMAGE_SIZE, formats.IMAGE_SIZE, 3)
 _GN_EPSILON = 1e-5  # PyTorch's GroupNorm default; Keras defaults to 1e-3
 _ACTIVATIONS = (None, "tanh", "softplus", "sigmoid")
+INITIALIZERS = ("pytorch", "glorot")
+
+
+def kernel_initializer(name: str):
+  """The Keras kernel initializer for INITIALIZERS `name` (or "zeros").
+
+  "pytorch" is U(-1/sqrt(fan_in), 1/sqrt(fan_in)), i.e. VarianceScaling(1/3, fan_in, uniform): PyTorch's default for
+  Conv2d and ConvTranspose2d (whose fan_in, like Keras', counts the output channels times the kernel area).
+  """
+  if name == "pytorch":
+    return keras.initializers.VarianceScaling(scale=1.0 / 3.0, mode="fan_in", distribution="uniform")
+  if name == "glorot":
+    return keras.initializers.GlorotUniform()
+  if name == "zeros":
+    return keras.initializers.Zeros()
+  raise ValueError(f"initializer must be one of {INITIALIZERS}, got {name!r}")
 
 
 def group_count(channels: int, channels_per_group: int = 4) -> int:
@@ -49,12 +71,14 @@ def _check_widths(**widths) -> None:
       raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
-def _conv(filters, kernel, strides=1, padding="same", name=None):
-  return keras.layers.Conv2D(filters, kernel, strides=strides, padding=padding, use_bias=False, name=name)
+def _conv(filters, kernel, strides=1, padding="same", name=None, init="pytorch"):
+  return keras.layers.Conv2D(filters, kernel, strides=strides, padding=padding, use_bias=False, name=name,
+                             kernel_initializer=kernel_initializer(init))
 
 
-def _deconv(filters, kernel, strides=1, padding="same", name=None):
-  return keras.layers.Conv2DTranspose(filters, kernel, strides=strides, padding=padding, use_bias=False, name=name)
+def _deconv(filters, kernel, strides=1, padding="same", name=None, init="pytorch"):
+  return keras.layers.Conv2DTranspose(filters, kernel, strides=strides, padding=padding, use_bias=False, name=name,
+                                      kernel_initializer=kernel_initializer(init))
 
 
 def _norm(channels, name=None):
@@ -111,17 +135,19 @@ class ConvEncoder(keras.Model):
   pre-activation (the PDR release), the head sees ReLU of it (Unsup3D).
   """
 
-  def __init__(self, out_dim: int = 4, nf: int = 32, name: Optional[str] = None, **kwargs):
-    """Args: out_dim: head outputs (light 4, view 6); nf: base width (paper 32, features 8 nf = 256 wide)."""
+  def __init__(self, out_dim: int = 4, nf: int = 32, initializer: str = "pytorch", name: Optional[str] = None,
+               **kwargs):
+    """Args: out_dim: head outputs (light 4, view 6); nf: base width (paper 32, features 8 nf = 256 wide);
+    initializer: one of INITIALIZERS."""
     super().__init__(name=name, **kwargs)
     _check_widths(out_dim=out_dim, nf=nf)
-    self.out_dim = out_dim
-    self.nf = nf
+    self.out_dim, self.nf, self.initializer = out_dim, nf, initializer
+    conv = functools.partial(_conv, init=initializer)
     widths = (nf, 2 * nf, 4 * nf, 8 * nf)
     self.num_down = _add_blocks(self, "down", [
-        _Block(_conv(w, 4, strides=2, name="conv"), name=f"down{i}") for i, w in enumerate(widths)])  # 64 -> 4
-    self.last = _conv(8 * nf, 4, padding="valid", name="last")  # 4 -> 1
-    self.head = _conv(out_dim, 1, name="head")
+        _Block(conv(w, 4, strides=2, name="conv"), name=f"down{i}") for i, w in enumerate(widths)])  # 64 -> 4
+    self.last = conv(8 * nf, 4, padding="valid", name="last")  # 4 -> 1
+    self.head = conv(out_dim, 1, name="head")
 
   @property
   def feature_dim(self) -> int:
@@ -132,47 +158,63 @@ class ConvEncoder(keras.Model):
     return {"output": _flatten_1x1(tf.tanh(self.head(tf.nn.relu(pre)))), "features": _flatten_1x1(tf.tanh(pre))}
 
   def get_config(self):
-    return {"out_dim": self.out_dim, "nf": self.nf, "name": self.name}
+    return {"out_dim": self.out_dim, "nf": self.nf, "initializer": self.initializer, "name": self.name}
 
 
-def _encoder_blocks(nf: int, zdim: int):
+def _encoder_blocks(nf: int, zdim: int, init: str):
   """Unsup3D's shared downsampling trunk: 64x64 -> 1x1 bottleneck of width zdim (ReLU)."""
-  blocks = [_Block(_conv(w, 4, strides=2, name="conv"), norm=i < 3, activation="leaky_relu", name=f"enc{i}")
+  conv = functools.partial(_conv, init=init)
+  blocks = [_Block(conv(w, 4, strides=2, name="conv"), norm=i < 3, activation="leaky_relu", name=f"enc{i}")
             for i, w in enumerate((nf, 2 * nf, 4 * nf, 8 * nf))]  # no GroupNorm on the 4th conv
-  return blocks + [_Block(_conv(zdim, 4, padding="valid", name="conv"), name="enc4")]  # 4 -> 1
+  return blocks + [_Block(conv(zdim, 4, padding="valid", name="conv"), name="enc4")]  # 4 -> 1
+
+
+OUTPUT_SIZES = (64, 32, 16)  # EncoderDecoder.output_size: the resolution its map is predicted at
 
 
 @keras_configurable
 class EncoderDecoder(keras.Model):
   """Depth / albedo network: Unsup3D's EDDeconv (encoder to a 1x1 bottleneck, decoder back to 64x64).
 
+  With `output_size` 32 or 16 the decoder stops early, its last three convolutions run at that size and the map is
+  upsampled bilinearly to 64x64: a smoother, cheaper map with the same bottleneck (a CPU preset's coarse depth).
+
   Call returns {"output": [B, 64, 64, out_channels], "features": [B, zdim]} (features = the ReLU'd bottleneck).
   """
 
   def __init__(self, out_channels: int = 1, activation: Optional[str] = None, nf: int = 64, zdim: int = 256,
+               output_size: int = 64, initializer: str = "pytorch", output_initializer: Optional[str] = None,
                name: Optional[str] = None, **kwargs):
-    """Args: out_channels: depth 1, albedo 3; activation: None (depth) or "tanh" (albedo); nf, zdim: widths."""
+    """Args: out_channels: depth 1, albedo 3; activation: None (depth) or "tanh" (albedo); nf, zdim: widths;
+    output_size: one of OUTPUT_SIZES (64: Unsup3D); initializer: one of INITIALIZERS; output_initializer: the
+    output convolution's, "zeros" to start from a constant map (None: `initializer`)."""
     super().__init__(name=name, **kwargs)
     _check_widths(out_channels=out_channels, nf=nf, zdim=zdim)
     if activation not in _ACTIVATIONS:
       raise ValueError(f"activation must be one of {_ACTIVATIONS}, got {activation!r}")
+    if output_size not in OUTPUT_SIZES:
+      raise ValueError(f"output_size must be one of {OUTPUT_SIZES}, got {output_size!r}")
     self.out_channels, self.activation, self.nf, self.zdim = out_channels, activation, nf, zdim
-    self.num_enc = _add_blocks(self, "enc", _encoder_blocks(nf, zdim))
+    self.output_size, self.initializer, self.output_initializer = output_size, initializer, output_initializer
+    conv, deconv = functools.partial(_conv, init=initializer), functools.partial(_deconv, init=initializer)
+    self.num_enc = _add_blocks(self, "enc", _encoder_blocks(nf, zdim, initializer))
     # Every decoder block ends in ReLU; comments give the spatial size after each.
-    self.num_dec = _add_blocks(self, "dec", [
-        _Block(_deconv(8 * nf, 4, padding="valid", name="deconv"), name="dec0"),  # 1 -> 4
-        _Block(_conv(8 * nf, 3, name="conv"), name="dec1"),
-        _Block(_deconv(4 * nf, 4, strides=2, name="deconv"), norm=True, name="dec2"),  # 4 -> 8
-        _Block(_conv(4 * nf, 3, name="conv"), norm=True, name="dec3"),
-        _Block(_deconv(2 * nf, 4, strides=2, name="deconv"), norm=True, name="dec4"),  # 8 -> 16
-        _Block(_conv(2 * nf, 3, name="conv"), norm=True, name="dec5"),
-        _Block(_deconv(nf, 4, strides=2, name="deconv"), norm=True, name="dec6"),  # 16 -> 32
-        _Block(_conv(nf, 3, name="conv"), norm=True, name="dec7"),
-    ])
-    self.upsample = keras.layers.UpSampling2D(2, interpolation="nearest", name="upsample")  # 32 -> 64
-    self.num_tail = _add_blocks(self, "tail", [_Block(_conv(nf, 3, name="conv"), norm=True, name="tail0"),
-                                               _Block(_conv(nf, 5, name="conv"), norm=True, name="tail1")])
-    self.out_conv = _conv(out_channels, 5, name="out")
+    decoder = [
+        _Block(deconv(8 * nf, 4, padding="valid", name="deconv"), name="dec0"),  # 1 -> 4
+        _Block(conv(8 * nf, 3, name="conv"), name="dec1"),
+        _Block(deconv(4 * nf, 4, strides=2, name="deconv"), norm=True, name="dec2"),  # 4 -> 8
+        _Block(conv(4 * nf, 3, name="conv"), norm=True, name="dec3"),
+        _Block(deconv(2 * nf, 4, strides=2, name="deconv"), norm=True, name="dec4"),  # 8 -> 16
+        _Block(conv(2 * nf, 3, name="conv"), norm=True, name="dec5"),
+        _Block(deconv(nf, 4, strides=2, name="deconv"), norm=True, name="dec6"),  # 16 -> 32
+        _Block(conv(nf, 3, name="conv"), norm=True, name="dec7"),
+    ]
+    self.num_dec = _add_blocks(self, "dec", decoder if output_size > 16 else decoder[:6])
+    # 64: Unsup3D's nearest 32 -> 64 upsampling before the tail; smaller: the tail at that size, then bilinear.
+    self.upsample = keras.layers.UpSampling2D(2, interpolation="nearest", name="upsample") if output_size == 64 else None
+    self.num_tail = _add_blocks(self, "tail", [_Block(conv(nf, 3, name="conv"), norm=True, name="tail0"),
+                                               _Block(conv(nf, 5, name="conv"), norm=True, name="tail1")])
+    self.out_conv = _conv(out_channels, 5, name="out", init=output_initializer or initializer)
 
   @property
   def feature_dim(self) -> int:
@@ -180,15 +222,20 @@ class EncoderDecoder(keras.Model):
 
   def call(self, images, training=None):
     z = _run_blocks(self, "enc", self.num_enc, _check_image(images, self.name))
-    x = self.upsample(_run_blocks(self, "dec", self.num_dec, z))
+    x = _run_blocks(self, "dec", self.num_dec, z)
+    if self.upsample is not None:
+      x = self.upsample(x)
     x = self.out_conv(_run_blocks(self, "tail", self.num_tail, x))
+    if self.output_size != _INPUT_SHAPE[0]:
+      x = tf.image.resize(x, _INPUT_SHAPE[:2], method="bilinear")
     if self.activation is not None:
       x = keras.activations.get(self.activation)(x)
     return {"output": x, "features": _flatten_1x1(z)}
 
   def get_config(self):
     return {"out_channels": self.out_channels, "activation": self.activation, "nf": self.nf, "zdim": self.zdim,
-            "name": self.name}
+            "output_size": self.output_size, "initializer": self.initializer,
+            "output_initializer": self.output_initializer, "name": self.name}
 
 
 @keras_configurable
@@ -199,22 +246,24 @@ class ConfNet(keras.Model):
   reconstruction, channel 1 for the flipped one. All values are positive.
   """
 
-  def __init__(self, nf: int = 64, zdim: int = 128, name: Optional[str] = None, **kwargs):
+  def __init__(self, nf: int = 64, zdim: int = 128, initializer: str = "pytorch", name: Optional[str] = None,
+               **kwargs):
     super().__init__(name=name, **kwargs)
     _check_widths(nf=nf, zdim=zdim)
-    self.nf, self.zdim = nf, zdim
-    self.num_enc = _add_blocks(self, "enc", _encoder_blocks(nf, zdim))
+    self.nf, self.zdim, self.initializer = nf, zdim, initializer
+    conv, deconv = functools.partial(_conv, init=initializer), functools.partial(_deconv, init=initializer)
+    self.num_enc = _add_blocks(self, "enc", _encoder_blocks(nf, zdim, initializer))
     self.num_dec = _add_blocks(self, "dec", [
-        _Block(_deconv(8 * nf, 4, padding="valid", name="deconv"), name="dec0"),  # 1 -> 4
-        _Block(_deconv(4 * nf, 4, strides=2, name="deconv"), norm=True, name="dec1"),  # 4 -> 8
-        _Block(_deconv(2 * nf, 4, strides=2, name="deconv"), norm=True, name="dec2"),  # 8 -> 16
+        _Block(deconv(8 * nf, 4, padding="valid", name="deconv"), name="dec0"),  # 1 -> 4
+        _Block(deconv(4 * nf, 4, strides=2, name="deconv"), norm=True, name="dec1"),  # 4 -> 8
+        _Block(deconv(2 * nf, 4, strides=2, name="deconv"), norm=True, name="dec2"),  # 8 -> 16
     ])
     self.num_l1 = _add_blocks(self, "l1_", [
-        _Block(_deconv(nf, 4, strides=2, name="deconv"), norm=True, name="l1_0"),  # 16 -> 32
-        _Block(_deconv(nf, 4, strides=2, name="deconv"), norm=True, name="l1_1"),  # 32 -> 64
+        _Block(deconv(nf, 4, strides=2, name="deconv"), norm=True, name="l1_0"),  # 16 -> 32
+        _Block(deconv(nf, 4, strides=2, name="deconv"), norm=True, name="l1_1"),  # 32 -> 64
     ])
-    self.l1_out = _conv(2, 5, name="l1_out")
-    self.perc_out = _conv(2, 3, name="perc_out")
+    self.l1_out = conv(2, 5, name="l1_out")
+    self.perc_out = conv(2, 3, name="perc_out")
 
   def call(self, images, training=None):
     x = _run_blocks(self, "dec", self.num_dec, _run_blocks(self, "enc", self.num_enc, _check_image(images, self.name)))
@@ -222,4 +271,4 @@ class ConfNet(keras.Model):
     return {"conf_l1": tf.nn.softplus(self.l1_out(y)), "conf_perc": tf.nn.softplus(self.perc_out(x))}
 
   def get_config(self):
-    return {"nf": self.nf, "zdim": self.zdim, "name": self.name}
+    return {"nf": self.nf, "zdim": self.zdim, "initializer": self.initializer, "name": self.name}

@@ -7,8 +7,9 @@ from all replicas through `loocc.nt_xent`.
 LOOCC step (REFERENCE.md section 4): perturb the predicted light or view (one choice per step, the same on every
 replica), re-render x_aug with every other parameter kept, encode x_aug with all encoders, and contrast the
 unchanged properties' features of x and x_aug. Pixels the re-render does not cover keep the input image, so only
-the perturbed property changes. By default x_aug is treated as data (no gradient through the re-render), so LOOCC
-trains the encoders; `backprop_through_render=True` also lets it move the predicted scene.
+the perturbed property changes. As in the released code the cycle's gradients flow through the re-render into the
+predicted scene and the decoders; `backprop_through_render=False` treats x_aug as data, so LOOCC trains only the
+encoders.
 """
 
 import dataclasses
@@ -34,10 +35,11 @@ class Objective:
     loocc_config: LOOCC settings (gin: LooccConfig).
     perceptual_features: a `perceptual.PerceptualFeatures`; disabled (and λ_perc forced to 0) when it has no
       weights file.
-    backprop_through_render: let LOOCC gradients flow through the re-rendered x_aug into the predicted scene.
+    backprop_through_render: let LOOCC gradients flow through the re-rendered x_aug into the predicted scene (the
+      released code's behaviour).
   """
 
-  def __init__(self, weights=None, loocc_config=None, perceptual_features=None, backprop_through_render=False):
+  def __init__(self, weights=None, loocc_config=None, perceptual_features=None, backprop_through_render=True):
     self.weights = weights if weights is not None else losses.ReconstructionWeights()
     self.loocc = loocc_config if loocc_config is not None else loocc.LooccConfig()
     self.perceptual = perceptual_features if perceptual_features is not None else perceptual.PerceptualFeatures()
@@ -47,7 +49,7 @@ class Objective:
       self.weights = dataclasses.replace(self.weights, lambda_perc=0.0)
     self.backprop_through_render = backprop_through_render
 
-  def reconstruction_terms(self, images, out) -> Dict[str, tf.Tensor]:
+  def reconstruction_terms(self, model, images, out) -> Dict[str, tf.Tensor]:
     """Per-example reconstruction terms: l1, l1_flip, and perc, perc_flip, smooth where their weight is non-zero."""
     mask = out["mask_both"]
     conf = self.weights.use_confidence and "conf_l1" in out
@@ -64,7 +66,8 @@ class Objective:
       terms["perc_flip"] = losses.perceptual_nll(self.perceptual(out["recon_image_flip"]), target, mask,
                                                  out["conf_perc"][..., 1:2] if conf_perc else None)
     if self.weights.lambda_smooth > 0:
-      terms["smooth"] = losses.depth_smoothness(out["depth"])
+      terms["smooth"] = losses.depth_smoothness(out["depth_before_border"], model.ranges.max_depth -
+                                                model.ranges.min_depth)
     return terms
 
   def augment(self, model, images, out, seed) -> Dict[str, tf.Tensor]:
@@ -117,7 +120,7 @@ class Objective:
       "outputs" (the model's dict) and "augmented" (x_aug's dict) for summaries.
     """
     out = model(images, training=training)
-    terms = self.reconstruction_terms(images, out)
+    terms = self.reconstruction_terms(model, images, out)
     recon = losses.reconstruction_loss(terms, self.weights)
     result = dict(terms)
     result.update({"recon": recon, "total": recon, "outputs": out})
@@ -129,6 +132,6 @@ class Objective:
       contrast = loocc.nt_xent(z_a, z_b, self.loocc.temperature)
       result["loocc"] = contrast["per_example_loss"]
       result["loocc_accuracy"] = contrast["accuracy"]
-      result["total"] = recon + self.loocc.weight * contrast["per_example_loss"]
+      result["total"] = recon + self.loocc.weight * self.loocc.loss_scale * contrast["per_example_loss"]
       result["augmented"] = augmented
     return result

@@ -12,6 +12,7 @@ from typing import Dict
 import gin
 import tensorflow as tf
 
+from pdr_tf import config_checks
 from pdr_tf import geometry
 from pdr_tf import rasterizer
 from pdr_tf import rasterizer_tf
@@ -38,6 +39,9 @@ class Renderer:
                margin=0.1, backend="tfg", jit_compile=False):
     if not 0 < min_depth < max_depth:
       raise ValueError(f"need 0 < min_depth < max_depth, got {min_depth}, {max_depth}")
+    config_checks.choice("Renderer.backend", backend, rasterizer.backends() + ("auto",))
+    config_checks.integer("Renderer.image_size", image_size, 2)
+    config_checks.boolean("Renderer.jit_compile", jit_compile)
     self.image_size = int(image_size)
     self.intrinsics = geometry.intrinsics_from_fov(self.image_size, fov)
     self.rotation_center = (0.0, 0.0, float(rotation_center_depth))

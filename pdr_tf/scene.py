@@ -53,15 +53,17 @@ def map_range(x, low, high):
   return low + (x + 1.0) / 2.0 * (high - low)
 
 
-def depth_from_raw(raw, ranges: SceneRanges, name="depth_from_raw") -> tf.Tensor:
+def depth_from_raw(raw, ranges: SceneRanges, border: bool = True, name="depth_from_raw") -> tf.Tensor:
   """Canonical depth from the depth network's raw output.
 
   Args:
     raw: [B, H, W, 1] or [B, H, W] unbounded.
     ranges: scene ranges.
+    border: pin the two left and right border columns to `ranges.border_depth` (Unsup3D); False gives the depth
+      before that, on which the smoothness loss is computed.
 
   Returns:
-    [B, H, W] depth in [min_depth, max_depth], border columns at border_depth.
+    [B, H, W] depth in [min_depth, max_depth] (border columns at border_depth when `border`).
   """
   with tf.name_scope(name):
     raw = tf.convert_to_tensor(raw, tf.float32)
@@ -71,9 +73,14 @@ def depth_from_raw(raw, ranges: SceneRanges, name="depth_from_raw") -> tf.Tensor
       raise ValueError(f"raw depth must be [B, H, W] or [B, H, W, 1], got {raw.shape}")
     depth = tf.tanh(raw - tf.reduce_mean(raw, axis=[1, 2], keepdims=True))
     depth = map_range(depth, ranges.min_depth, ranges.max_depth)
-    width = raw.shape[2]
-    border = tf.constant([1.0] * 2 + [0.0] * (width - 4) + [1.0] * 2, tf.float32)
-    return depth * (1.0 - border) + ranges.border_depth * border
+    return with_border(depth, ranges) if border else depth
+
+
+def with_border(depth, ranges: SceneRanges) -> tf.Tensor:
+  """[B, H, W] depth with its two left and right border columns set to `ranges.border_depth`."""
+  width = depth.shape[2]
+  border = tf.constant([1.0] * 2 + [0.0] * (width - 4) + [1.0] * 2, tf.float32)
+  return depth * (1.0 - border) + ranges.border_depth * border
 
 
 def light_from_raw(raw, ranges: SceneRanges, name="light_from_raw") -> tf.Tensor:
@@ -92,3 +99,32 @@ def view_from_raw(raw, ranges: SceneRanges, name="view_from_raw") -> tf.Tensor:
     scale = tf.constant([math.radians(ranges.rotation_range_degrees)] * 3 +
                         [ranges.xy_translation_range] * 2 + [ranges.z_translation_range], tf.float32)
     return raw * scale
+
+
+def convex_prior(size: int, amplitude: float, ranges: SceneRanges, radius: float = 0.4,
+                 aspect: float = 1.0) -> tf.Tensor:
+  """A raw-depth offset that makes the canonical depth a centred spherical cap `amplitude` nearer than its rim.
+
+  Added to the depth network's raw output, it starts the canonical depth as a convex bump instead of a plane: a
+  shape prior (as GAN2Shape's ellipsoid) that breaks shape from shading's convex / concave ambiguity, which a
+  flat start leaves to chance. The network can learn any other shape from there.
+
+  Args:
+    size: side S of the depth map.
+    amplitude: depth difference between the cap's rim and its centre (scene units, >= 0).
+    ranges: scene ranges (the raw -> depth mapping).
+    radius: cap radius across (x) as a fraction of S.
+    aspect: the cap's extent along y over its extent along x (a symmetric object's canonical symmetry axis is
+      vertical, which is where elongated objects such as cars are long).
+
+  Returns:
+    [S, S] float32 raw offset (0 outside the cap).
+  """
+  half_range = (ranges.max_depth - ranges.min_depth) / 2.0
+  if not 0 <= amplitude < half_range:
+    raise ValueError(f"convex prior amplitude must be in [0, {half_range}), got {amplitude!r}")
+  centre = (size - 1) / 2.0
+  grid = tf.range(size, dtype=tf.float32) - centre
+  r2 = ((grid[:, None] / aspect) ** 2 + grid[None, :] ** 2) / (radius * size) ** 2
+  cap = tf.sqrt(tf.nn.relu(1.0 - r2))
+  return -tf.atanh(amplitude / half_range) * cap

@@ -9,6 +9,7 @@ so the last checkpoint stays the last good one.
 """
 
 import contextlib
+import json
 import logging
 import os
 import shutil
@@ -21,10 +22,14 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
+from pdr_tf import config_checks
 from pdr_tf import datasets
+from pdr_tf import derender_eval
 from pdr_tf import input_pipeline
+from pdr_tf import locks
 from pdr_tf import model as model_lib
 from pdr_tf import objective as objective_lib
+from pdr_tf import optimizers
 from pdr_tf import rasterizer
 from pdr_tf import strategies
 from pdr_tf import summaries
@@ -32,6 +37,8 @@ from pdr_tf import summaries
 logger = logging.getLogger(__name__)
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+VALIDATION_LOG = "validation.jsonl"  # one JSON line per de-rendering validation, in the workdir
+TRAIN_LOCK = ".pdr_tf_train.lock"  # held by the training process (the chief under multi-worker) in the workdir
 _SCALARS = ("total", "recon", "l1", "l1_flip", "perc", "perc_flip", "smooth", "loocc", "loocc_accuracy")
 
 
@@ -44,6 +51,11 @@ def precision_policy(name: str):
     yield
   finally:
     keras.mixed_precision.set_global_policy(previous)
+
+
+def _crossed(every: int, step_before: int, step: int) -> bool:
+  """Whether a multiple of `every` (> 0) lies in (step_before, step]."""
+  return every > 0 and (step // every) > (step_before // every)
 
 
 class NonFiniteLossError(RuntimeError):
@@ -61,7 +73,8 @@ class Trainer:
       generated and converted there first; when None, missing data is an error naming the command that creates it.
     train_steps: total optimizer steps.
     global_batch_size: images per step over all replicas.
-    learning_rate, weight_decay: AdamW settings.
+    learning_rate, weight_decay, adam_epsilon: AdamW settings (epsilon 1e-8: PyTorch's Adam, as Unsup3D).
+    lr_multipliers: per-network learning-rate multipliers, e.g. {"depth_net": 0.1} (`optimizers.ScaledAdamW`).
     steps_per_loop: steps per tf.function call (and per progress/NaN check).
     checkpoint_every: steps between checkpoints (rounded to loops).
     keep_checkpoints: how many checkpoints to keep.
@@ -76,36 +89,61 @@ class Trainer:
     precision: "float32", or a Keras mixed-precision policy for the networks: "mixed_float16" (GPUs; the loss is
       scaled dynamically by a LossScaleOptimizer) or "mixed_bfloat16" (GPUs and TPUs, and CPUs with bf16
       instructions). The renderer, the losses and the variables stay float32.
+    validation_every: steps between de-rendering checks against ground truth (0: never): a fixed batch of
+      `validation_size` records with ground truth from `validation_split` is de-rendered, and its view, light,
+      normal and depth errors are logged beside the trivial predictors' (best constant view, constant light, flat
+      depth), to TensorBoard (validation/*), the progress bar, the log and <workdir>/validation.jsonl. Data without
+      ground truth (real datasets) logs once that the check is off.
+    validation_split, validation_size: where the fixed validation batch comes from and how many images it holds.
     export_at_end: write a SavedModel into <workdir>/export when training ends.
     inject_nan_at_step: testing hook: makes the loss NaN from this step on, to exercise the failure path.
     progress: show a tqdm progress bar.
   """
 
   def __init__(self, workdir, data_dir="data/cars/tfrecords", synthetic_world: Optional[str] = "cars",
-               train_steps=1000, global_batch_size=64, learning_rate=1e-4, weight_decay=5e-4, steps_per_loop=10,
+               train_steps=1000, global_batch_size=64, learning_rate=1e-4, weight_decay=5e-4, adam_epsilon=1e-8,
+               lr_multipliers=None, steps_per_loop=10,
                checkpoint_every=500, keep_checkpoints=3, summary_every=10, image_summary_every=500,
                strategy="auto", devices: Optional[Sequence[str]] = None, tpu: Optional[str] = None, seed=0,
-               jit_compile=False, precision="float32", export_at_end=True, inject_nan_at_step: Optional[int] = None,
-               progress=True):
-    if train_steps < 1 or global_batch_size < 1 or steps_per_loop < 1:
-      raise ValueError("train_steps, global_batch_size and steps_per_loop must be positive")
-    if precision not in PRECISIONS:
-      raise ValueError(f"Trainer.precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    self.workdir, self.data_dir, self.synthetic_world = workdir, data_dir, synthetic_world
-    self.train_steps, self.global_batch_size = int(train_steps), int(global_batch_size)
-    self.learning_rate, self.weight_decay = learning_rate, weight_decay
-    self.steps_per_loop = int(steps_per_loop)
-    self.checkpoint_every, self.keep_checkpoints = int(checkpoint_every), int(keep_checkpoints)
-    self.summary_every, self.image_summary_every = int(summary_every), int(image_summary_every)
-    self.strategy_name, self.devices, self.tpu, self.seed = strategy, devices, tpu, int(seed)
-    self.jit_compile, self.export_at_end, self.progress = jit_compile, export_at_end, progress
+               jit_compile=False, precision="float32", validation_every=0, validation_split="val", validation_size=64,
+               export_at_end=True, inject_nan_at_step: Optional[int] = None, progress=True):
+    check = config_checks
+    self.workdir = check.text("Trainer.workdir", workdir)
+    self.data_dir = check.text("Trainer.data_dir", data_dir)
+    self.synthetic_world = synthetic_world and check.choice("Trainer.synthetic_world", synthetic_world,
+                                                            datasets.BEAM_JOBS)
+    self.train_steps = check.integer("Trainer.train_steps", train_steps, 1)
+    self.global_batch_size = check.integer("Trainer.global_batch_size", global_batch_size, 1)
+    self.learning_rate = check.number("Trainer.learning_rate", learning_rate, positive=True)
+    self.weight_decay = check.number("Trainer.weight_decay", weight_decay, 0.0)
+    self.adam_epsilon = check.number("Trainer.adam_epsilon", adam_epsilon, positive=True)
+    self.lr_multipliers = dict(lr_multipliers or {})
+    for name, value in self.lr_multipliers.items():
+      check.number(f"Trainer.lr_multipliers[{name!r}]", value, positive=True)
+    self.steps_per_loop = check.integer("Trainer.steps_per_loop", steps_per_loop, 1)
+    self.checkpoint_every = check.integer("Trainer.checkpoint_every", checkpoint_every, 1)
+    self.keep_checkpoints = check.integer("Trainer.keep_checkpoints", keep_checkpoints, 1)
+    self.summary_every = check.integer("Trainer.summary_every", summary_every, 0)
+    self.image_summary_every = check.integer("Trainer.image_summary_every", image_summary_every, 0)
+    self.strategy_name = check.choice("Trainer.strategy", strategy, strategies.STRATEGIES)
+    self.devices, self.tpu = devices, tpu
+    self.seed = check.integer("Trainer.seed", seed)
+    self.jit_compile = check.boolean("Trainer.jit_compile", jit_compile)
+    self.export_at_end = check.boolean("Trainer.export_at_end", export_at_end)
+    self.progress = check.boolean("Trainer.progress", progress)
     self.inject_nan_at_step = inject_nan_at_step
-    self.precision = precision
+    self.precision = check.choice("Trainer.precision", precision, PRECISIONS)
+    self.validation_every = check.integer("Trainer.validation_every", validation_every, 0)
+    self.validation_split = check.text("Trainer.validation_split", validation_split)
+    self.validation_size = check.integer("Trainer.validation_size", validation_size, 1)
+    self.last_validation = None
+    self._lock = None
 
   # ------------------------------------------------------------------------------------------------ begin
   def begin(self) -> None:
     """Prepares data, builds strategy, model, optimizer and checkpoints, and restores the latest checkpoint."""
     os.makedirs(self.workdir, exist_ok=True)
+    self._take_workdir_lock()
     if self.synthetic_world:
       datasets.ensure_synthetic(self.synthetic_world, self.data_dir)
     input_pipeline.list_shards(self.data_dir, "train")  # clear error naming the path and the command
@@ -119,7 +157,8 @@ class Trainer:
         self.model = model_lib.DeRenderer()
         self.model.build_for_inference()
       self.objective = objective_lib.Objective()
-      self.optimizer = keras.optimizers.AdamW(learning_rate=self.learning_rate, weight_decay=self.weight_decay)
+      self.optimizer = optimizers.ScaledAdamW(learning_rate=self.learning_rate, weight_decay=self.weight_decay,
+                                              epsilon=self.adam_epsilon, lr_multipliers=self.lr_multipliers)
       if self.precision == "mixed_float16":
         self.optimizer = keras.optimizers.LossScaleOptimizer(self.optimizer)
       self.optimizer.build(self.model.trainable_variables)
@@ -154,6 +193,48 @@ class Trainer:
                                if self.compiled_step else self._gradients)
     self._apply_update = tf.function(self._update, jit_compile=True) if self.compiled_update else self._update
     self._train_loop = self._make_train_loop()
+    self._validation_batch = self._load_validation_batch() if self.validation_every > 0 and self.chief else None
+
+  def _take_workdir_lock(self) -> None:
+    """One workdir, one trainer: the chief (or the only process) holds <workdir>/TRAIN_LOCK while it trains."""
+    if not strategies.is_chief_from_environment():
+      return
+    self._lock = locks.FolderLock(os.path.join(self.workdir, TRAIN_LOCK), f"pdr_tf training in {self.workdir}")
+    self._lock.acquire()
+
+  def release_workdir(self) -> None:
+    """Releases the workdir lock (also done by `end` and when `run` fails)."""
+    if self._lock is not None:
+      self._lock.release()
+      self._lock = None
+
+  def _load_validation_batch(self):
+    """The fixed validation batch (records with ground truth), or None (logged) when the split has none."""
+    try:
+      dataset = input_pipeline.make_dataset(self.data_dir, self.validation_split, self.validation_size, training=False)
+    except FileNotFoundError:
+      logger.info("De-rendering validation off: %s has no %r split", self.data_dir, self.validation_split)
+      return None
+    batch = next(iter(dataset.unbatch().filter(lambda r: r["gt_has"] == 1).batch(self.validation_size)), None)
+    if batch is None:
+      logger.info("De-rendering validation off: split %r of %s has no ground truth", self.validation_split,
+                  self.data_dir)
+      return None
+    logger.info("De-rendering validation every %d steps on %d %r images with ground truth", self.validation_every,
+                int(batch["image"].shape[0]), self.validation_split)
+    self._validation_fn = tf.function(lambda images: self.model.de_render(images, training=False))
+    return {key: batch[key] for key in ("image", "gt_depth", "gt_light", "gt_view")}
+
+  def validate(self) -> Optional[dict]:
+    """De-renders the fixed validation batch and scores it against ground truth (None when there is none)."""
+    if self._validation_batch is None:
+      return None
+    batch = self._validation_batch
+    scene = {k: v.numpy() for k, v in self._validation_fn(batch["image"]).items()}
+    scorer = derender_eval.DerenderScorer(self.model.image_size)
+    scorer.add(scene["recon_depth"], scene["mask"], scene["light"], scene["view"], batch["gt_depth"].numpy(),
+               batch["gt_light"].numpy(), batch["gt_view"].numpy())
+    return scorer.result()
 
   def _check_step_compilable(self, one_device) -> bool:
     """Whether `jit_compile` can compile the loss and gradients here; if not, says why (the renderer alone is then
@@ -240,7 +321,14 @@ class Trainer:
       step_before = int(self.step.numpy())
       num_steps = min(self.steps_per_loop, self.train_steps - step_before)
       tick = time.monotonic()
-      scalars = {k: float(v) for k, v in self._train_loop(self.iterator, tf.constant(num_steps)).items()}
+      try:
+        scalars = {k: float(v) for k, v in self._train_loop(self.iterator, tf.constant(num_steps)).items()}
+      except tf.errors.DataLossError as e:
+        bar.close()
+        found = input_pipeline.find_corrupt_shards(input_pipeline.list_shards(self.data_dir, "train"))
+        raise input_pipeline.CorruptDataError(
+            input_pipeline.corrupt_data_message(self.data_dir, "train", found) if found else
+            f"corrupt training data in {self.data_dir}: {e.message}") from None
       seconds = time.monotonic() - tick
       step = int(self.step.numpy())
       if not np.isfinite(scalars["total"]):
@@ -251,9 +339,11 @@ class Trainer:
             f"Last good checkpoint: {latest or 'none'}. Lower the learning rate or check the input data.")
       scalars["images_per_second"] = num_steps * self.global_batch_size / max(seconds, 1e-9)
       scalars["learning_rate"] = float(self.learning_rate)
-      bar.set_postfix(loss=f"{scalars['total']:.4f}", img_s=f"{scalars['images_per_second']:.1f}", refresh=False)
-      bar.update(step - step_before)
       self._summaries(step_before, step, scalars)
+      self._maybe_validate(step_before, step)
+      bar.set_postfix(loss=f"{scalars['total']:.4f}", img_s=f"{scalars['images_per_second']:.1f}",
+                      **self._validation_postfix(), refresh=False)
+      bar.update(step - step_before)
       if self.preemption is not None:
         self.preemption.save_checkpoint_if_preempted()
       if step - last_saved >= self.checkpoint_every or step >= self.train_steps:
@@ -262,8 +352,29 @@ class Trainer:
     bar.close()
     return scalars
 
+  def _validation_postfix(self) -> Dict[str, str]:
+    if self.last_validation is None:
+      return {}
+    ratios = self.last_validation["ratios"]
+    return {"val_view_light_normals": f"{ratios['view']:.2f}/{ratios['light']:.2f}/{ratios['normals']:.2f}x"}
+
+  def _maybe_validate(self, step_before, step) -> None:
+    if self._validation_batch is None or not (_crossed(self.validation_every, step_before, step) or
+                                              step >= self.train_steps):
+      return
+    report = self.validate()
+    self.last_validation = dict(report, step=step)
+    logger.info("step %d validation: %s", step, derender_eval.summary_line(report))
+    ratios = report["ratios"]
+    with self.writer.as_default(step=step):
+      for key, value in derender_eval.scalars(report).items():
+        tf.summary.scalar(f"validation/{key}", value)
+    self.writer.flush()
+    with open(os.path.join(self.workdir, VALIDATION_LOG), "a", encoding="utf-8") as f:
+      f.write(json.dumps({"step": step, "ratios": ratios, **derender_eval.scalars(report)}) + "\n")
+
   def _summaries(self, step_before, step, scalars) -> None:
-    crossed = lambda every: every > 0 and (step // every) > (step_before // every)
+    crossed = lambda every: _crossed(every, step_before, step)
     with self.writer.as_default(step=step):
       if crossed(self.summary_every) or step >= self.train_steps:
         for key, value in scalars.items():
@@ -295,12 +406,16 @@ class Trainer:
       from pdr_tf import export  # pylint: disable=import-outside-toplevel
       outputs["saved_model"] = export.export_model(self.model, os.path.join(self.workdir, "export"),
                                                    image_size=self.model.image_size, workdir=self.workdir)
+    self.release_workdir()
     return outputs
 
   def run(self) -> Dict[str, str]:
-    """begin, train, end."""
-    self.begin()
-    scalars = self.train()
-    if scalars:
-      logger.info("Final loop: %s", ", ".join(f"{k}={v:.4g}" for k, v in sorted(scalars.items())))
-    return self.end()
+    """begin, train, end (the workdir lock is released whatever happens)."""
+    try:
+      self.begin()
+      scalars = self.train()
+      if scalars:
+        logger.info("Final loop: %s", ", ".join(f"{k}={v:.4g}" for k, v in sorted(scalars.items())))
+      return self.end()
+    finally:
+      self.release_workdir()

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import fixtures
 from pdr_tf import loocc
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -99,8 +100,8 @@ def test_leave_one_out_errors():
     loocc.leave_one_out_features(uneven, tf.constant(True))
 
 
-def test_perturb_light_stays_in_range_and_is_deterministic():
-  cfg = loocc.LooccConfig(mode="light")
+def test_perturb_light_clipped_stays_in_range_and_is_deterministic():
+  cfg = loocc.LooccConfig(mode="light", light_noise="clipped")
   light = np.tile(np.array([[0.5, 0.75, 0.1, -0.2]], np.float32), (500, 1))
   out = loocc.perturb_light(light, cfg, [3, 4], ka_range=(0.0, 1.0), kd_range=(0.5, 1.0)).numpy()
   assert out.shape == (500, 4)
@@ -114,6 +115,36 @@ def test_perturb_light_stays_in_range_and_is_deterministic():
     loocc.perturb_light(light, cfg, [3, 4], ka_range=(1.0, 0.0))
   with pytest.raises(ValueError, match="light"):
     loocc.perturb_light(light[:, :3], cfg, [3, 4])
+
+
+def test_perturb_light_released_perturbs_the_direction_vector_and_clips_nothing():
+  cfg = loocc.LooccConfig(mode="light")  # the released default
+  assert cfg.light_noise == "released"
+  light = np.tile(np.array([[0.9, 0.95, 0.1, -0.2]], np.float32), (2000, 1))
+  out = loocc.perturb_light(light, cfg, [5, 6], ka_range=(0.0, 1.0), kd_range=(0.5, 1.0)).numpy()
+  assert out[:, 0].max() > 1.2 and out[:, 1].max() > 1.2  # not clipped to the model's ranges
+  assert np.all(np.abs(out[:, :2] - light[:, :2]) <= 0.5 + 1e-6)
+  # The direction vector (lx, ly, 1) got noise in all three components and is written back as (lx', ly', 1):
+  # (lx', ly') = (lx + n_x, ly + n_y) / (1 + n_z), so no (lx', ly') lies outside that family.
+  direction = np.concatenate([light[:, 2:], np.ones((2000, 1))], 1)
+  scale = np.linspace(1 - math.pi / 8, 1 + math.pi / 8, 201)
+  reachable_x = (light[0, 2] + np.array([-math.pi / 8, math.pi / 8]))[:, None] / scale[None]
+  assert reachable_x.min() - 1e-6 <= out[:, 2].min() and out[:, 2].max() <= reachable_x.max() + 1e-6
+  before = direction / np.linalg.norm(direction, axis=1, keepdims=True)
+  after = np.concatenate([out[:, 2:], np.ones((2000, 1))], 1)
+  after /= np.linalg.norm(after, axis=1, keepdims=True)
+  angle = np.degrees(np.arccos(np.clip((before * after).sum(1), -1, 1)))
+  assert angle.max() > 15.0 and angle.min() < 2.0
+  np.testing.assert_array_equal(out, loocc.perturb_light(light, cfg, [5, 6], (0.0, 1.0), (0.5, 1.0)).numpy())
+
+
+def test_released_loss_scale_is_supcon():
+  assert loocc.LooccConfig().loss_scale == pytest.approx(0.5 / 0.07)
+  assert loocc.LooccConfig(base_temperature=None).loss_scale == 1.0
+  with pytest.raises(ValueError, match="base_temperature"):
+    loocc.LooccConfig(base_temperature=0.0)
+  with pytest.raises(ValueError, match="light_noise"):
+    loocc.LooccConfig(light_noise="gaussian")
 
 
 def test_perturb_view_changes_only_pitch_and_yaw():
@@ -208,7 +239,7 @@ _MIRRORED_SCRIPT = textwrap.dedent("""
 def test_mirrored_strategy_matches_single_device():
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
   proc = subprocess.run([sys.executable, "-c", _MIRRORED_SCRIPT], capture_output=True, text=True, env=env, cwd=REPO,
-                        timeout=300)
+                        timeout=fixtures.HANG_GUARD_S)
   assert proc.returncode == 0, proc.stderr[-3000:]
   line = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")][-1]
   result = json.loads(line[len("RESULT "):])

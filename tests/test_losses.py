@@ -84,6 +84,10 @@ def test_depth_smoothness_is_total_variation():
   # A ramp of slope s along x has horizontal TV s and no vertical TV.
   ramp = np.tile(np.arange(5, dtype=np.float32) * 0.01, (1, 4, 1))
   np.testing.assert_allclose(losses.depth_smoothness(ramp).numpy(), [0.01], rtol=1e-5)
+  # Unsup3D divides the differences by the depth range (max_depth - min_depth = 0.2 for cars): 5x larger.
+  np.testing.assert_allclose(losses.depth_smoothness(ramp, depth_range=0.2).numpy(), [0.05], rtol=1e-5)
+  with pytest.raises(ValueError, match="depth_range"):
+    losses.depth_smoothness(ramp, depth_range=0.0)
 
 
 def test_reconstruction_loss_combines_terms_with_weights():

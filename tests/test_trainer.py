@@ -1,8 +1,11 @@
 """Tests for pdr_tf.trainer and the train entry point on tiny data with gin/debug.gin."""
 
 import glob
+import json
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -15,6 +18,7 @@ import tensorflow as tf
 
 import fixtures
 from pdr_tf import gin_config
+from pdr_tf import input_pipeline
 from pdr_tf import train
 from pdr_tf import trainer as trainer_lib
 
@@ -69,6 +73,35 @@ def _losses(trainer):
 
 _FAST_FIT = ("Trainer.steps_per_loop=5", "Trainer.learning_rate=1e-3", "Trainer.export_at_end=False",
              "Trainer.checkpoint_every=100", "Trainer.image_summary_every=0", "LooccConfig.mode='none'")
+
+
+@pytest.mark.slow
+def test_validation_scores_a_fixed_batch_against_ground_truth_and_trivial_predictors(tmp_path):
+  data = fixtures.write_tiny_dataset(tmp_path / "data", num_train=8, num_test=2, num_val=6)
+  workdir = tmp_path / "work"
+  trainer = _trainer(workdir, data, "Trainer.validation_every=2", "Trainer.validation_size=4",
+                     "Trainer.export_at_end=False", "LooccConfig.mode='none'")
+  trainer.run()
+  lines = (workdir / trainer_lib.VALIDATION_LOG).read_text().splitlines()
+  assert len(lines) == 2  # steps 2 and 4
+  entry = json.loads(lines[-1])
+  assert entry["step"] == 4 and set(entry["ratios"]) == {"view", "light", "normals", "depth"}
+  for name in ("view", "light", "normals", "depth"):
+    assert entry[f"{name}_trivial"] > 0 and np.isfinite(entry[f"{name}_ratio"]), name
+  assert trainer.last_validation["n_images"] == 4 and trainer.last_validation["step"] == 4
+  tags = set()
+  for event_file in glob.glob(str(workdir / "logs" / "train" / "events.out.tfevents.*")):
+    for event in tf.compat.v1.train.summary_iterator(event_file):
+      tags.update(v.tag for v in event.summary.value)
+  assert {"validation/view_ratio", "validation/normals_trivial", "validation/light_error"} <= tags
+
+
+def test_validation_is_off_without_ground_truth(tmp_path, data_dir, caplog):
+  trainer = _trainer(tmp_path / "work", data_dir, "Trainer.validation_every=2", "Trainer.validation_split='test'")
+  with caplog.at_level("INFO"):
+    trainer.begin()
+  assert trainer.validate() is None
+  assert "De-rendering validation off" in caplog.text
 
 
 @pytest.mark.slow
@@ -208,3 +241,75 @@ def test_jit_compile_falls_back_under_a_distribution_strategy(tmp_path, data_dir
   assert trainer._check_step_compilable(one_device=True)
   assert not trainer._check_step_compilable(one_device=False)
   assert "MirroredStrategy puts cross-replica collectives in the step" in caplog.text
+
+
+# --- one workdir, one trainer; bad data and bad configuration are named ---------------------------------------------
+
+def test_a_workdir_in_use_by_another_live_process_is_refused(tmp_path, data_dir, caplog):
+  workdir = tmp_path / "work"
+  workdir.mkdir()
+  other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+  try:
+    with open(workdir / trainer_lib.TRAIN_LOCK, "w", encoding="utf-8") as f:
+      json.dump({"pid": other.pid, "host": socket.gethostname(), "started": "now", "purpose": "the other run"}, f)
+    assert train.main(_argv(workdir, data_dir)) == 1
+    assert f"pid {other.pid}" in caplog.text and "the other run" in caplog.text
+    assert not (workdir / "checkpoints").exists()  # nothing written
+  finally:
+    other.kill()
+    other.wait()
+
+
+def test_a_stale_workdir_lock_is_taken_over_with_a_log_line(tmp_path, data_dir, caplog):
+  workdir = tmp_path / "work"
+  workdir.mkdir()
+  dead = subprocess.Popen([sys.executable, "-c", "pass"])
+  dead.wait()
+  with open(workdir / trainer_lib.TRAIN_LOCK, "w", encoding="utf-8") as f:
+    json.dump({"pid": dead.pid, "host": socket.gethostname(), "started": "earlier"}, f)
+  trainer = _trainer(workdir, data_dir, "Trainer.export_at_end=False", "Trainer.train_steps=2")
+  trainer.run()
+  assert "stale lock" in caplog.text and not (workdir / trainer_lib.TRAIN_LOCK).exists()
+
+
+def _corrupt_copy(data_dir, tmp_path):
+  copy = tmp_path / "corrupt_data"
+  shutil.copytree(data_dir, copy)
+  shard = sorted(glob.glob(str(copy / "train.tfrecord-*")))[0]
+  data = bytearray(open(shard, "rb").read())
+  middle = len(data) // 2
+  data[middle:middle + 16] = b"\x00" * 16
+  with open(shard, "wb") as f:
+    f.write(bytes(data))
+  return copy, shard
+
+
+def test_a_corrupt_shard_is_named_with_its_offset_and_the_recovery(tmp_path, data_dir):
+  copy, shard = _corrupt_copy(data_dir, tmp_path)
+  trainer = _trainer(tmp_path / "work", copy, "Trainer.export_at_end=False", "Trainer.train_steps=40")
+  with pytest.raises(input_pipeline.CorruptDataError) as info:
+    trainer.run()
+  message = str(info.value)
+  assert shard in message and "corrupted record at byte" in message
+  assert "--overwrite" in message and "make_dataset.skip_corrupt=True" in message
+  # With the switch on, training goes on past the corrupt record and says what it skipped.
+  trainer = _trainer(tmp_path / "work2", copy, "Trainer.export_at_end=False", "Trainer.train_steps=4",
+                     "make_dataset.skip_corrupt=True")
+  trainer.run()
+  assert int(trainer.step.numpy()) == 4
+
+
+@pytest.mark.parametrize("binding, expected", [
+    ("Trainer.global_batch_size='4'", "Trainer.global_batch_size must be an integer >= 1, got '4' (str)"),
+    ("LooccConfig.mode='lights'", "LooccConfig.mode must be one of"),
+    ("Trainer.strategy='mirored'", "Trainer.strategy must be one of"),
+    ("Renderer.backend='kernel'", "Renderer.backend must be one of"),
+])
+def test_configuration_errors_name_the_binding_before_any_work(tmp_path, binding, expected, caplog):
+  workdir = tmp_path / "work"
+  missing_data = tmp_path / "data" / "cars" / "tfrecords"
+  argv = [f"--gin_file={GIN}/cars_light_view.gin", f"--gin_file={GIN}/debug.gin", f"--workdir={workdir}",
+          f"--gin_param=Trainer.data_dir={str(missing_data)!r}", f"--gin_param={binding}"]
+  assert train.main(argv) == 2
+  assert expected in caplog.text
+  assert not workdir.exists() and not missing_data.exists()  # stopped before start-up and data generation

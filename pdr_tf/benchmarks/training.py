@@ -191,7 +191,7 @@ def step_breakdown(net, obj, optimizer, images, repeats) -> Dict[str, float]:
 
     @tf.function
     def losses_only():
-        terms = obj.reconstruction_terms(images, out)
+        terms = obj.reconstruction_terms(net, images, out)
         feats = {k: tf.stop_gradient(v) for k, v in out["features"].items()}
         contrast = loocc.nt_xent(loocc.leave_one_out_features(feats, False),
                                  loocc.leave_one_out_features(feats, False), obj.loocc.temperature)

@@ -1,0 +1,53 @@
+"""The trainer's optimizer: AdamW with a learning-rate multiplier per property network.
+
+Unsup3D trains each network with its own Adam optimizer. One step of Adam moves every weight by about the learning
+rate whatever the gradient's size, so networks whose outputs the image is very sensitive to change the image much
+faster than others: with a 10-degree field of view, a canonical depth change of 0.0028 between neighbouring pixels
+tilts a normal by 45 degrees, so one step moves the shading of a depth map tens of times further than the same step
+moves the albedo. A multiplier per network (e.g. {"depth_net": 0.1}) rebalances that (docs/training.md).
+"""
+
+from typing import Mapping, Optional
+
+import keras
+
+
+def _network_of(variable) -> Optional[str]:
+  """The property network a model variable belongs to: the path component ending in "_net" (e.g. "depth_net")."""
+  for part in variable.path.split("/"):
+    if part.endswith("_net"):
+      return part
+  return None
+
+
+class ScaledAdamW(keras.optimizers.AdamW):
+  """AdamW whose step for the variables of network `name` uses learning_rate * lr_multipliers[name].
+
+  Args:
+    lr_multipliers: {network name ("depth_net", "albedo_net", "light_net", "view_net", "conf_net"): multiplier > 0};
+      networks not listed use 1.
+    **kwargs: `keras.optimizers.AdamW` arguments (learning_rate, weight_decay, epsilon, ...).
+  """
+
+  def __init__(self, lr_multipliers: Optional[Mapping[str, float]] = None, **kwargs):
+    super().__init__(**kwargs)
+    self.lr_multipliers = dict(lr_multipliers or {})
+    for name, value in self.lr_multipliers.items():
+      if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
+        raise ValueError(f"learning-rate multiplier for {name!r} must be a number > 0, got {value!r}")
+
+  def build(self, variables):
+    super().build(variables)
+    # update_step sees the backend's variables, which have no Keras path: key the multipliers by variable id.
+    self._multiplier_by_key = {self._var_key(v): self.lr_multipliers.get(_network_of(v), 1.0) for v in variables}
+
+  def update_step(self, gradient, variable, learning_rate):
+    scale = self._multiplier_by_key.get(self._var_key(variable), 1.0)
+    if scale != 1.0:
+      learning_rate = learning_rate * scale
+    return super().update_step(gradient, variable, learning_rate)
+
+  def get_config(self):
+    config = super().get_config()
+    config["lr_multipliers"] = dict(self.lr_multipliers)
+    return config
