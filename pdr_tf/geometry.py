@@ -30,6 +30,14 @@ def _check(tensor, name, rank=None, last_dims=None, dtype=tf.float32):
   return tensor
 
 
+def check_fov(image_size: int, fov_degrees: float) -> None:
+  """Raises ValueError unless a square pinhole camera of this size and field of view exists."""
+  if image_size < 2:
+    raise ValueError(f"image_size must be at least 2, got {image_size}")
+  if not 0.0 < fov_degrees < 180.0:
+    raise ValueError(f"fov_degrees must be in (0, 180), got {fov_degrees}")
+
+
 def intrinsics_from_fov(image_size: int, fov_degrees: float = 10.0) -> tf.Tensor:
   """Pinhole intrinsics of a square image with the given field of view.
 
@@ -40,10 +48,7 @@ def intrinsics_from_fov(image_size: int, fov_degrees: float = 10.0) -> tf.Tensor
   Returns:
     [4] float32 (fx, fy, cx, cy) with fx = fy = ((S-1)/2) / tan(fov/2) and cx = cy = (S-1)/2 (pixels).
   """
-  if image_size < 2:
-    raise ValueError(f"image_size must be at least 2, got {image_size}")
-  if not 0.0 < fov_degrees < 180.0:
-    raise ValueError(f"fov_degrees must be in (0, 180), got {fov_degrees}")
+  check_fov(image_size, fov_degrees)
   centre = (image_size - 1) / 2.0
   focal = centre / math.tan(math.radians(fov_degrees) / 2.0)
   return tf.constant([focal, focal, centre, centre], tf.float32)

@@ -11,10 +11,14 @@ import json
 import logging
 import os
 import socket
+import weakref
 
 logger = logging.getLogger(__name__)
 
 _UNREADABLE_GRACE_S = 60.0  # an unreadable lock file older than this is a crashed writer's, not one being written
+# The locks this process holds (absolute path -> weak reference to the FolderLock). A lock file carrying this
+# process's pid is held while its FolderLock lives; one left by an object that is gone (never released) is stale.
+_HELD_HERE = {}
 
 
 class LockHeldError(RuntimeError):
@@ -89,6 +93,7 @@ class FolderLock:
       with os.fdopen(fd, "w", encoding="utf-8") as f:
         json.dump(owner, f)
       self.owner = owner
+      _HELD_HERE[os.path.abspath(self.path)] = weakref.ref(self)
       return self
     raise LockHeldError(f"could not take the lock {self.path}: other processes keep taking it")
 
@@ -101,13 +106,16 @@ class FolderLock:
     if held.get("host") != socket.gethostname():
       return False
     pid = held.get("pid")
-    # This very process (an abandoned object that never released it, e.g. after an error) may take it back.
-    return isinstance(pid, int) and (pid == os.getpid() or not _pid_alive(pid))
+    if pid == os.getpid():  # this process: stale unless a live FolderLock here still holds it
+      holder = _HELD_HERE.get(os.path.abspath(self.path))
+      return holder is None or holder() is None
+    return isinstance(pid, int) and not _pid_alive(pid)
 
   def release(self) -> None:
     """Removes the lock file if this process still owns it."""
     if self.owner is None:
       return
+    _HELD_HERE.pop(os.path.abspath(self.path), None)
     current = read_owner(self.path)
     if current and current.get("pid") == self.owner["pid"] and current.get("host") == self.owner["host"]:
       try:

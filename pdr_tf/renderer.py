@@ -7,6 +7,7 @@ sampled bilinearly. Only depth is rasterized, never the image; gradients reach d
 """
 
 import contextlib
+import functools
 from typing import Dict
 
 import gin
@@ -43,14 +44,26 @@ class Renderer:
     config_checks.integer("Renderer.image_size", image_size, 2)
     config_checks.boolean("Renderer.jit_compile", jit_compile)
     self.image_size = int(image_size)
-    self.intrinsics = geometry.intrinsics_from_fov(self.image_size, fov)
+    geometry.check_fov(self.image_size, fov)
+    self.fov = float(fov)
     self.rotation_center = (0.0, 0.0, float(rotation_center_depth))
     self.min_depth, self.max_depth, self.margin = float(min_depth), float(max_depth), float(margin)
     self.backend = backend
     self.jit_compile = bool(jit_compile)
-    self.faces = tf.constant(geometry.grid_faces(self.image_size, self.image_size))
     self._compiled_render = tf.function(self._render, jit_compile=True)
     self._compiled_relight = tf.function(self._relight, jit_compile=True)
+
+  # The mesh and the camera are built on first use: constructing a Renderer must not start the TF runtime, because
+  # multi-worker collectives can be configured only before it starts and `train` checks the configuration first.
+  @functools.cached_property
+  def intrinsics(self) -> tf.Tensor:
+    with tf.init_scope():  # an eager constant even when first used while tracing a tf.function
+      return geometry.intrinsics_from_fov(self.image_size, self.fov)
+
+  @functools.cached_property
+  def faces(self) -> tf.Tensor:
+    with tf.init_scope():
+      return tf.constant(geometry.grid_faces(self.image_size, self.image_size))
 
   @property
   def compiled(self) -> bool:

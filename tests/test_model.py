@@ -82,16 +82,19 @@ def test_encode_and_de_render_agree_with_forward(tiny_model, images):
   assert set(de) == {"depth", "albedo", "light", "view", "recon_image", "recon_depth", "mask"}
 
 
-def _objective(mode, **kwargs):
+def _objective(mode, backprop_through_render=True, **kwargs):
   return objective_lib.Objective(weights=losses.ReconstructionWeights.cars(),
-                                 loocc_config=loocc.LooccConfig(mode=mode, **kwargs))
+                                 loocc_config=loocc.LooccConfig(mode=mode, **kwargs),
+                                 backprop_through_render=backprop_through_render)
 
 
 def test_objective_terms_are_per_example(tiny_model, images):
   result = _objective("light_view")(tiny_model, images, tf.constant([0, 1]))
   for key in ("total", "recon", "l1", "l1_flip", "smooth", "loocc", "loocc_accuracy"):
     assert result[key].shape == (2,), key
-  np.testing.assert_allclose(result["total"], result["recon"] + 0.01 * result["loocc"], rtol=1e-6)
+  # The released SupConLoss scales the NT-Xent mean by temperature / base_temperature = 0.5 / 0.07.
+  scale = 0.5 / 0.07
+  np.testing.assert_allclose(result["total"], result["recon"] + 0.01 * scale * result["loocc"], rtol=1e-6)
   assert "perc" not in result  # no VGG16 weights configured: the perceptual term is off
 
 
@@ -151,14 +154,25 @@ def _loocc_gradient_by_network(model, objective, images, seed):
   return bool(result["augmented"]["perturb_view"]), by_net
 
 
-def test_loocc_gradients_reach_the_encoders_of_unchanged_properties(tiny_model, images):
-  objective = _objective("light_view")
+def _loocc_gradients_for_both_perturbations(model, objective, images):
   seen = {}
   for i in range(12):
-    perturb_view, by_net = _loocc_gradient_by_network(tiny_model, objective, images, tf.constant([i, 0]))
+    perturb_view, by_net = _loocc_gradient_by_network(model, objective, images, tf.constant([i, 0]))
     seen.setdefault(perturb_view, by_net)
   assert set(seen) == {True, False}
-  light_step, view_step = seen[False], seen[True]
+  return seen[False], seen[True]
+
+
+def test_loocc_through_the_rerender_reaches_every_encoder(tiny_model, images):
+  """As released: x_aug keeps its gradient, so the perturbed property's encoder is trained through the re-render."""
+  light_step, view_step = _loocc_gradients_for_both_perturbations(tiny_model, _objective("light_view"), images)
+  for name in ("depth_net", "albedo_net", "light_net", "view_net"):
+    assert light_step[name] > 0 and view_step[name] > 0, (name, light_step, view_step)
+
+
+def test_loocc_gradients_reach_the_encoders_of_unchanged_properties(tiny_model, images):
+  objective = _objective("light_view", backprop_through_render=False)
+  light_step, view_step = _loocc_gradients_for_both_perturbations(tiny_model, objective, images)
   # Light perturbed: depth, albedo and view features are contrasted; view perturbed: depth, albedo and light.
   for name in ("depth_net", "albedo_net", "view_net"):
     assert light_step[name] > 0, (name, light_step)
