@@ -34,264 +34,303 @@ or (with --strict) on the first rejected input.
 
 
 def make_parser(dataset, description):
-    """Argument parser of a job: the common options; callers add dataset options.
+  """Argument parser of a job: the common options; callers add dataset options.
 
-    Args:
-      dataset: job name as in `python -m beam_pipelines.<dataset>`.
-      description: --help text (the job module's docstring).
-    """
-    parser = argparse.ArgumentParser(
-        prog=f"python -m beam_pipelines.{dataset}", description=description,
-        epilog=_EPILOG.format(dataset=dataset), formatter_class=argparse.RawDescriptionHelpFormatter,
-        allow_abbrev=False)  # never swallow a Beam flag that starts like one of ours
-    parser.add_argument("--input_dir", required=True, help="raw dataset root (local path or gs://...)")
-    parser.add_argument("--output_dir", required=True, help="where the TFRecord shards, manifest and rejects go")
-    parser.add_argument("--num_workers", type=int, default=None,
-                        help=f"local worker processes (default {DEFAULT_NUM_WORKERS}); also passed to Beam, "
-                             "where Dataflow reads it as its initial worker count")
-    parser.add_argument("--num_shards", type=int, default=0,
-                        help="shards per split; 0 picks ceil(images / --images_per_shard)")
-    parser.add_argument("--images_per_shard", type=int, default=DEFAULT_IMAGES_PER_SHARD,
-                        help="target records per shard when --num_shards is 0")
-    parser.add_argument("--strict", action="store_true", help="fail on the first rejected input")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace a converted dataset already in --output_dir")
-    parser.add_argument("--log_level", default="INFO", help="Python logging level")
-    return parser
+  Args:
+    dataset: job name as in `python -m beam_pipelines.<dataset>`.
+    description: --help text (the job module's docstring).
+  """
+  parser = argparse.ArgumentParser(
+    prog=f"python -m beam_pipelines.{dataset}",
+    description=description,
+    epilog=_EPILOG.format(dataset=dataset),
+    formatter_class=argparse.RawDescriptionHelpFormatter,
+    allow_abbrev=False,
+  )  # never swallow a Beam flag that starts like one of ours
+  parser.add_argument("--input_dir", required=True, help="raw dataset root (local path or gs://...)")
+  parser.add_argument("--output_dir", required=True, help="where the TFRecord shards, manifest and rejects go")
+  parser.add_argument(
+    "--num_workers",
+    type=int,
+    default=None,
+    help=f"local worker processes (default {DEFAULT_NUM_WORKERS}); also passed to Beam, "
+    "where Dataflow reads it as its initial worker count",
+  )
+  parser.add_argument(
+    "--num_shards", type=int, default=0, help="shards per split; 0 picks ceil(images / --images_per_shard)"
+  )
+  parser.add_argument(
+    "--images_per_shard",
+    type=int,
+    default=DEFAULT_IMAGES_PER_SHARD,
+    help="target records per shard when --num_shards is 0",
+  )
+  parser.add_argument("--strict", action="store_true", help="fail on the first rejected input")
+  parser.add_argument("--overwrite", action="store_true", help="replace a converted dataset already in --output_dir")
+  parser.add_argument("--log_level", default="INFO", help="Python logging level")
+  return parser
 
 
 def beam_argv(beam_args, num_workers=None):
-    """Beam flags: the user's, untouched, plus local FnApiRunner defaults when no --runner was given.
+  """Beam flags: the user's, untouched, plus local FnApiRunner defaults when no --runner was given.
 
-    Args:
-      beam_args: flags our parser did not know.
-      num_workers: --num_workers if the user gave it, else None.
+  Args:
+    beam_args: flags our parser did not know.
+    num_workers: --num_workers if the user gave it, else None.
 
-    Returns:
-      List of flags for PipelineOptions.
-    """
-    def given(flag):
-        return any(a == flag or a.startswith(flag + "=") for a in beam_args)
+  Returns:
+    List of flags for PipelineOptions.
+  """
 
-    out = list(beam_args)
-    if num_workers is not None:
-        out.append(f"--num_workers={num_workers}")
-    if not given("--runner"):
-        out.append("--runner=FnApiRunner")
-        if not given("--direct_num_workers"):
-            out.append(f"--direct_num_workers={num_workers or DEFAULT_NUM_WORKERS}")
-        if not given("--direct_running_mode"):
-            out.append("--direct_running_mode=multi_processing")
-    return out
+  def given(flag):
+    return any(a == flag or a.startswith(flag + "=") for a in beam_args)
+
+  out = list(beam_args)
+  if num_workers is not None:
+    out.append(f"--num_workers={num_workers}")
+  if not given("--runner"):
+    out.append("--runner=FnApiRunner")
+    if not given("--direct_num_workers"):
+      out.append(f"--direct_num_workers={num_workers or DEFAULT_NUM_WORKERS}")
+    if not given("--direct_running_mode"):
+      out.append("--direct_running_mode=multi_processing")
+  return out
 
 
 def manifest_args(args, beam_args):
-    """The job's arguments as stored in the manifest (ours by name, Beam's as given)."""
-    out = {k: v for k, v in sorted(vars(args).items())}
-    out["beam_args"] = list(beam_args)
-    return out
+  """The job's arguments as stored in the manifest (ours by name, Beam's as given)."""
+  out = {k: v for k, v in sorted(vars(args).items())}
+  out["beam_args"] = list(beam_args)
+  return out
 
 
 def is_local(path):
-    """Whether a path is on the local file system (no scheme such as gs:// or s3://)."""
-    return re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", path) is None
+  """Whether a path is on the local file system (no scheme such as gs:// or s3://)."""
+  return re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", path) is None
 
 
 def _entries(output_dir):
-    """Every file below output_dir, relative to it (local: also empty folders)."""
-    if is_local(output_dir):
-        found = []
-        for folder, dirs, files in os.walk(output_dir):
-            rel = os.path.relpath(folder, output_dir)
-            found += [os.path.normpath(os.path.join(rel, name)) for name in files]
-            if not dirs and not files and rel != ".":
-                found.append(rel + "/")
-        return sorted(found)
-    prefix = output_dir.rstrip("/") + "/"
-    return sorted(m.path[len(prefix):] for m in FileSystems.match([prefix + "**"])[0].metadata_list)
+  """Every file below output_dir, relative to it (local: also empty folders)."""
+  if is_local(output_dir):
+    found = []
+    for folder, dirs, files in os.walk(output_dir):
+      rel = os.path.relpath(folder, output_dir)
+      found += [os.path.normpath(os.path.join(rel, name)) for name in files]
+      if not dirs and not files and rel != ".":
+        found.append(rel + "/")
+    return sorted(found)
+  prefix = output_dir.rstrip("/") + "/"
+  return sorted(m.path[len(prefix) :] for m in FileSystems.match([prefix + "**"])[0].metadata_list)
 
 
 def dataset_files(output_dir):
-    """The files of the pdr_tf dataset in output_dir (manifest, rejects, the manifest's shards), or None when the
-    folder holds no pdr_tf manifest."""
-    try:
-        manifest = read_manifest(output_dir)
-    except (OSError, ValueError):
-        return None
-    if not isinstance(manifest, dict) or "schema_version" not in manifest:
-        return None
-    shards = [name for names in (manifest.get("shards") or {}).values() for name in names]
-    return sorted(set(shards) | {feature_spec.MANIFEST_FILENAME, feature_spec.REJECTS_FILENAME})
+  """The files of the pdr_tf dataset in output_dir (manifest, rejects, the manifest's shards), or None when the
+  folder holds no pdr_tf manifest."""
+  try:
+    manifest = read_manifest(output_dir)
+  except (OSError, ValueError):
+    return None
+  if not isinstance(manifest, dict) or "schema_version" not in manifest:
+    return None
+  shards = [name for names in (manifest.get("shards") or {}).values() for name in names]
+  return sorted(set(shards) | {feature_spec.MANIFEST_FILENAME, feature_spec.REJECTS_FILENAME})
 
 
 def check_output_dir(output_dir, overwrite=False):
-    """Refuses an output folder that a job must not write into; returns the old dataset's files to replace.
+  """Refuses an output folder that a job must not write into; returns the old dataset's files to replace.
 
-    A job writes only into a folder that does not exist, is empty, or (with `overwrite`) holds nothing but a
-    dataset that a pdr_tf job wrote (its manifest.json, rejects.jsonl and the shards the manifest lists). pdr_tf
-    never deletes or overwrites files it did not write.
+  A job writes only into a folder that does not exist, is empty, or (with `overwrite`) holds nothing but a
+  dataset that a pdr_tf job wrote (its manifest.json, rejects.jsonl and the shards the manifest lists). pdr_tf
+  never deletes or overwrites files it did not write.
 
-    Returns:
-      The relative paths of the previous pdr_tf dataset (empty when there is none).
+  Returns:
+    The relative paths of the previous pdr_tf dataset (empty when there is none).
 
-    Raises:
-      ValueError: the folder holds other files, or a dataset and `overwrite` is False.
-    """
-    if not FileSystems.exists(output_dir):
-        return []
-    entries = _entries(output_dir)
-    if not entries:
-        return []
-    known = dataset_files(output_dir)
-    if known is None:
-        raise ValueError(f"{output_dir} is not empty ({len(entries)} entries, e.g. {entries[:3]}) and holds no pdr_tf "
-                         f"dataset (no {feature_spec.MANIFEST_FILENAME}): pdr_tf never deletes or overwrites data it "
-                         "did not write. Choose a new or empty --output_dir.")
-    foreign = [e for e in entries if e not in known]
-    if foreign:
-        raise ValueError(f"{output_dir} holds a pdr_tf dataset and {len(foreign)} other entries that pdr_tf did not "
-                         f"write (e.g. {foreign[:3]}); move them away or choose another --output_dir")
-    if not overwrite:
-        raise ValueError(f"{output_dir} already holds a converted dataset ({len(entries)} files, e.g. "
-                         f"{entries[0]}); pass --overwrite to replace it or choose another --output_dir")
-    return [e for e in entries if e in known]
+  Raises:
+    ValueError: the folder holds other files, or a dataset and `overwrite` is False.
+  """
+  if not FileSystems.exists(output_dir):
+    return []
+  entries = _entries(output_dir)
+  if not entries:
+    return []
+  known = dataset_files(output_dir)
+  if known is None:
+    raise ValueError(
+      f"{output_dir} is not empty ({len(entries)} entries, e.g. {entries[:3]}) and holds no pdr_tf "
+      f"dataset (no {feature_spec.MANIFEST_FILENAME}): pdr_tf never deletes or overwrites data it "
+      "did not write. Choose a new or empty --output_dir."
+    )
+  foreign = [e for e in entries if e not in known]
+  if foreign:
+    raise ValueError(
+      f"{output_dir} holds a pdr_tf dataset and {len(foreign)} other entries that pdr_tf did not "
+      f"write (e.g. {foreign[:3]}); move them away or choose another --output_dir"
+    )
+  if not overwrite:
+    raise ValueError(
+      f"{output_dir} already holds a converted dataset ({len(entries)} files, e.g. "
+      f"{entries[0]}); pass --overwrite to replace it or choose another --output_dir"
+    )
+  return [e for e in entries if e in known]
 
 
 def _sibling(output_dir, tag):
-    parent, name = os.path.split(os.path.normpath(os.path.abspath(output_dir)))
-    return os.path.join(parent, f".{name}.pdr_tf-{tag}")
+  parent, name = os.path.split(os.path.normpath(os.path.abspath(output_dir)))
+  return os.path.join(parent, f".{name}.pdr_tf-{tag}")
 
 
 def lock_path(output_dir):
-    """The lock file of a local output folder: a hidden sibling, so that it exists before the folder does."""
-    return _sibling(output_dir, "lock")
+  """The lock file of a local output folder: a hidden sibling, so that it exists before the folder does."""
+  return _sibling(output_dir, "lock")
 
 
 def read_manifest(output_dir):
-    """The manifest dict written by a job."""
-    with FileSystems.open(FileSystems.join(output_dir, feature_spec.MANIFEST_FILENAME)) as f:
-        return json.loads(f.read().decode("utf-8"))
+  """The manifest dict written by a job."""
+  with FileSystems.open(FileSystems.join(output_dir, feature_spec.MANIFEST_FILENAME)) as f:
+    return json.loads(f.read().decode("utf-8"))
 
 
 def _log_counters(result):
-    try:
-        counters = result.metrics().query(MetricsFilter().with_namespace(common.NAMESPACE))["counters"]
-    except Exception:  # some runners do not report metrics; the manifest has the counts anyway
-        return
-    totals = {}  # a counter of the same name in several steps is reported once, summed
-    for counter in counters:
-        value = counter.committed if counter.committed is not None else counter.attempted
-        totals[counter.key.metric.name] = totals.get(counter.key.metric.name, 0) + (value or 0)
-    for name, value in sorted(totals.items()):
-        logging.info("counter %s = %s", name, value)
+  try:
+    counters = result.metrics().query(MetricsFilter().with_namespace(common.NAMESPACE))["counters"]
+  except Exception:  # some runners do not report metrics; the manifest has the counts anyway
+    return
+  totals = {}  # a counter of the same name in several steps is reported once, summed
+  for counter in counters:
+    value = counter.committed if counter.committed is not None else counter.attempted
+    totals[counter.key.metric.name] = totals.get(counter.key.metric.name, 0) + (value or 0)
+  for name, value in sorted(totals.items()):
+    logging.info("counter %s = %s", name, value)
 
 
 def run_job(dataset, build, args, beam_args):
-    """Builds, runs and checks one conversion job; the shared body of every job's main().
+  """Builds, runs and checks one conversion job; the shared body of every job's main().
 
-    One output folder, one writer: on the local file system the job holds a lock beside --output_dir (a second
-    job on the same folder stops with an error naming the first), writes into a hidden staging folder beside it
-    and moves that into place only when everything succeeded, so a failed job leaves neither a half-written
-    dataset nor Beam's temporary folders. On object stores (gs://, ...) it writes in place after the same checks.
+  One output folder, one writer: on the local file system the job holds a lock beside --output_dir (a second
+  job on the same folder stops with an error naming the first), writes into a hidden staging folder beside it
+  and moves that into place only when everything succeeded, so a failed job leaves neither a half-written
+  dataset nor Beam's temporary folders. On object stores (gs://, ...) it writes in place after the same checks.
 
-    Args:
-      dataset: job name.
-      build: function(pipeline, output_dir) adding the job's transforms, writing to output_dir (may raise
-        ValueError for bad input).
-      args: our parsed arguments (input_dir, output_dir, num_workers, strict, overwrite).
-      beam_args: flags for Beam.
+  Args:
+    dataset: job name.
+    build: function(pipeline, output_dir) adding the job's transforms, writing to output_dir (may raise
+      ValueError for bad input).
+    args: our parsed arguments (input_dir, output_dir, num_workers, strict, overwrite).
+    beam_args: flags for Beam.
 
-    Returns:
-      Exit status: 0 when records were written, 1 otherwise (reason logged).
-    """
-    options = PipelineOptions(beam_argv(beam_args, args.num_workers))
-    start = time.time()
-    local = is_local(args.output_dir)
-    lock = locks.FolderLock(lock_path(args.output_dir), f"beam_pipelines.{dataset} -> {args.output_dir}") \
-        if local else None
-    try:
-        if lock is not None:
-            os.makedirs(os.path.dirname(lock.path), exist_ok=True)
-            lock.acquire()
-        old_files = check_output_dir(args.output_dir, args.overwrite)
-        target = _sibling(args.output_dir, f"staging-{os.getpid()}") if local else args.output_dir
-        pipeline = beam.Pipeline(options=options)
-        build(pipeline, target)  # lists and checks the inputs first: a bad --input_dir leaves no output behind
-    except (ValueError, locks.LockHeldError) as e:
-        logging.error("%s: %s", dataset, e)
-        if lock is not None:
-            lock.release()
-        return 1
-    try:
-        return _run_and_commit(dataset, pipeline, args, target, old_files, start)
-    finally:
-        if local and os.path.isdir(target):  # not moved into place: the job failed
-            shutil.rmtree(target, ignore_errors=True)
-        if lock is not None:
-            lock.release()
+  Returns:
+    Exit status: 0 when records were written, 1 otherwise (reason logged).
+  """
+  options = PipelineOptions(beam_argv(beam_args, args.num_workers))
+  start = time.time()
+  local = is_local(args.output_dir)
+  lock = (
+    locks.FolderLock(lock_path(args.output_dir), f"beam_pipelines.{dataset} -> {args.output_dir}") if local else None
+  )
+  try:
+    if lock is not None:
+      os.makedirs(os.path.dirname(lock.path), exist_ok=True)
+      lock.acquire()
+    old_files = check_output_dir(args.output_dir, args.overwrite)
+    target = _sibling(args.output_dir, f"staging-{os.getpid()}") if local else args.output_dir
+    pipeline = beam.Pipeline(options=options)
+    build(pipeline, target)  # lists and checks the inputs first: a bad --input_dir leaves no output behind
+  except (ValueError, locks.LockHeldError) as e:
+    logging.error("%s: %s", dataset, e)
+    if lock is not None:
+      lock.release()
+    return 1
+  try:
+    return _run_and_commit(dataset, pipeline, args, target, old_files, start)
+  finally:
+    if local and os.path.isdir(target):  # not moved into place: the job failed
+      shutil.rmtree(target, ignore_errors=True)
+    if lock is not None:
+      lock.release()
 
 
 def _run_and_commit(dataset, pipeline, args, target, old_files, start):
-    if old_files:
-        logging.info("--overwrite: the previous dataset in %s (%d files) is replaced when the job succeeds",
-                     args.output_dir, len(old_files))
-    logging.info("%s: converting %s -> %s", dataset, args.input_dir, args.output_dir)
-    try:
-        result = pipeline.run()
-        result.wait_until_finish()
-    except Exception as e:  # runner errors wrap the worker's exception; report it and exit non-zero
-        message = str(e)
-        strict = re.search(re.escape(common.STRICT_MARKER) + r" ([^\n'\"]*)", message)
-        if strict:
-            logging.error("%s: --strict: rejected input %s", dataset, strict.group(1))
-        else:
-            logging.error("%s: the pipeline failed: %s", dataset, message[-4000:])
-        return 1
-    _log_counters(result)
-    manifest = read_manifest(target)
-    logging.info("%s: %d inputs -> %d written %s, %d rejected %s in %.1f s", dataset, manifest["inputs"],
-                 manifest["written"], manifest["splits"], manifest["rejected"], manifest["reject_reasons"],
-                 time.time() - start)
-    if target != args.output_dir:
-        _move_into_place(target, args.output_dir, old_files)
-    elif old_files:
-        stale = [f for f in old_files if f not in dataset_files(args.output_dir)]
-        if stale:
-            FileSystems.delete([FileSystems.join(args.output_dir, f) for f in stale])
-    if manifest["written"] == 0:
-        logging.error("%s: nothing could be written: all %d inputs were rejected; reasons in %s", dataset,
-                      manifest["inputs"], FileSystems.join(args.output_dir, feature_spec.REJECTS_FILENAME))
-        return 1
-    logging.info("%s: outputs in %s (shards %s, %s, %s)", dataset, args.output_dir,
-                 feature_spec.shard_pattern("", "<split>"), feature_spec.MANIFEST_FILENAME,
-                 feature_spec.REJECTS_FILENAME)
-    return 0
+  if old_files:
+    logging.info(
+      "--overwrite: the previous dataset in %s (%d files) is replaced when the job succeeds",
+      args.output_dir,
+      len(old_files),
+    )
+  logging.info("%s: converting %s -> %s", dataset, args.input_dir, args.output_dir)
+  try:
+    result = pipeline.run()
+    result.wait_until_finish()
+  except Exception as e:  # runner errors wrap the worker's exception; report it and exit non-zero
+    message = str(e)
+    strict = re.search(re.escape(common.STRICT_MARKER) + r" ([^\n'\"]*)", message)
+    if strict:
+      logging.error("%s: --strict: rejected input %s", dataset, strict.group(1))
+    else:
+      logging.error("%s: the pipeline failed: %s", dataset, message[-4000:])
+    return 1
+  _log_counters(result)
+  manifest = read_manifest(target)
+  logging.info(
+    "%s: %d inputs -> %d written %s, %d rejected %s in %.1f s",
+    dataset,
+    manifest["inputs"],
+    manifest["written"],
+    manifest["splits"],
+    manifest["rejected"],
+    manifest["reject_reasons"],
+    time.time() - start,
+  )
+  if target != args.output_dir:
+    _move_into_place(target, args.output_dir, old_files)
+  elif old_files:
+    stale = [f for f in old_files if f not in dataset_files(args.output_dir)]
+    if stale:
+      FileSystems.delete([FileSystems.join(args.output_dir, f) for f in stale])
+  if manifest["written"] == 0:
+    logging.error(
+      "%s: nothing could be written: all %d inputs were rejected; reasons in %s",
+      dataset,
+      manifest["inputs"],
+      FileSystems.join(args.output_dir, feature_spec.REJECTS_FILENAME),
+    )
+    return 1
+  logging.info(
+    "%s: outputs in %s (shards %s, %s, %s)",
+    dataset,
+    args.output_dir,
+    feature_spec.shard_pattern("", "<split>"),
+    feature_spec.MANIFEST_FILENAME,
+    feature_spec.REJECTS_FILENAME,
+  )
+  return 0
 
 
 def _move_into_place(staging, output_dir, old_files):
-    """Replaces output_dir (absent, empty, or the previous pdr_tf dataset `old_files`) with the staging folder."""
-    old = None
-    if os.path.isdir(output_dir):
-        old = _sibling(output_dir, f"old-{os.getpid()}")
-        os.rename(output_dir, old)
-    else:
-        os.makedirs(os.path.dirname(os.path.abspath(output_dir)), exist_ok=True)
-    os.rename(staging, output_dir)
-    if old is not None:
-        for name in old_files:
-            path = os.path.join(old, name)
-            if os.path.isfile(path):
-                os.remove(path)
-        try:
-            os.rmdir(old)  # empty unless something appeared there during the job: then it is kept
-        except OSError:
-            logging.warning("Kept %s: files appeared in the old output folder during the job", old)
+  """Replaces output_dir (absent, empty, or the previous pdr_tf dataset `old_files`) with the staging folder."""
+  old = None
+  if os.path.isdir(output_dir):
+    old = _sibling(output_dir, f"old-{os.getpid()}")
+    os.rename(output_dir, old)
+  else:
+    os.makedirs(os.path.dirname(os.path.abspath(output_dir)), exist_ok=True)
+  os.rename(staging, output_dir)
+  if old is not None:
+    for name in old_files:
+      path = os.path.join(old, name)
+      if os.path.isfile(path):
+        os.remove(path)
+    try:
+      os.rmdir(old)  # empty unless something appeared there during the job: then it is kept
+    except OSError:
+      logging.warning("Kept %s: files appeared in the old output folder during the job", old)
 
 
 def setup_logging(level):
-    """Plain stdlib logging for a job's main()."""
-    logging.basicConfig(level=getattr(logging, str(level).upper(), logging.INFO),
-                        format="%(asctime)s %(levelname)s %(message)s")
-    logging.getLogger().setLevel(getattr(logging, str(level).upper(), logging.INFO))
-    # Beam's portable runner relays every worker's start-up chatter at INFO; keep the job's own log readable.
-    logging.getLogger("apache_beam").setLevel(max(logging.WARNING, logging.getLogger().level))
+  """Plain stdlib logging for a job's main()."""
+  logging.basicConfig(
+    level=getattr(logging, str(level).upper(), logging.INFO), format="%(asctime)s %(levelname)s %(message)s"
+  )
+  logging.getLogger().setLevel(getattr(logging, str(level).upper(), logging.INFO))
+  # Beam's portable runner relays every worker's start-up chatter at INFO; keep the job's own log readable.
+  logging.getLogger("apache_beam").setLevel(max(logging.WARNING, logging.getLogger().level))

@@ -41,7 +41,7 @@ def _same_path(a: str, b: str) -> bool:
 
 
 def _conversion_command(world: str, data_dir: str) -> str:
-  return (f"python -m beam_pipelines.{BEAM_JOBS[world]} --input_dir <raw data> --output_dir {data_dir}")
+  return f"python -m beam_pipelines.{BEAM_JOBS[world]} --input_dir <raw data> --output_dir {data_dir}"
 
 
 def check_dataset_kind(world: str, data_dir: str) -> None:
@@ -49,14 +49,22 @@ def check_dataset_kind(world: str, data_dir: str) -> None:
   with open(os.path.join(data_dir, feature_spec.MANIFEST_FILENAME), encoding="utf-8") as f:
     dataset = json.load(f).get("dataset")
   if dataset not in (BEAM_JOBS[world], None):
-    raise ValueError(f"{data_dir} holds a {dataset!r} dataset, but the configured synthetic world {world!r} is "
-                     f"converted by beam_pipelines.{BEAM_JOBS[world]}: set Trainer.synthetic_world to match the data "
-                     "(or None for real data)")
+    raise ValueError(
+      f"{data_dir} holds a {dataset!r} dataset, but the configured synthetic world {world!r} is "
+      f"converted by beam_pipelines.{BEAM_JOBS[world]}: set Trainer.synthetic_world to match the data "
+      "(or None for real data)"
+    )
 
 
 @gin.configurable
-def ensure_synthetic(world: str, data_dir: str, seed: int = 0, sizes: Optional[dict] = None,
-                     num_workers: int = 2, own_dir: Optional[str] = None) -> str:
+def ensure_synthetic(
+  world: str,
+  data_dir: str,
+  seed: int = 0,
+  sizes: Optional[dict] = None,
+  num_workers: int = 2,
+  own_dir: Optional[str] = None,
+) -> str:
   """Makes sure `data_dir` holds TFRecords of the embedded synthetic `world`, creating them if needed.
 
   pdr_tf never deletes or overwrites data it did not create: a converted dataset (with its manifest.json) in
@@ -85,17 +93,22 @@ def ensure_synthetic(world: str, data_dir: str, seed: int = 0, sizes: Optional[d
     return data_dir
   if os.path.isdir(data_dir) and os.listdir(data_dir):
     entries = sorted(os.listdir(data_dir))
-    raise ValueError(f"{data_dir} holds {len(entries)} entries (e.g. {entries[:3]}) but no "
-                     f"{feature_spec.MANIFEST_FILENAME}: it is not a dataset pdr_tf converted, and pdr_tf never "
-                     f"writes the synthetic {world} world over data it did not create. Point Trainer.data_dir at a "
-                     f"converted dataset (convert raw data with `{_conversion_command(world, '<empty folder>')}`) "
-                     "or at an empty folder.")
+    raise ValueError(
+      f"{data_dir} holds {len(entries)} entries (e.g. {entries[:3]}) but no "
+      f"{feature_spec.MANIFEST_FILENAME}: it is not a dataset pdr_tf converted, and pdr_tf never "
+      f"writes the synthetic {world} world over data it did not create. Point Trainer.data_dir at a "
+      f"converted dataset (convert raw data with `{_conversion_command(world, '<empty folder>')}`) "
+      "or at an empty folder."
+    )
   own_dir = own_dir or default_data_dir(world)
   if not os.path.isdir(data_dir) and not _same_path(data_dir, own_dir):
-    raise FileNotFoundError(f"data dir {data_dir} does not exist. Convert your data into it with "
-                            f"`{_conversion_command(world, data_dir)}`, or leave Trainer.data_dir at the synthetic "
-                            f"{world} world's own location {own_dir}, which is generated on first use.")
+    raise FileNotFoundError(
+      f"data dir {data_dir} does not exist. Convert your data into it with "
+      f"`{_conversion_command(world, data_dir)}`, or leave Trainer.data_dir at the synthetic "
+      f"{world} world's own location {own_dir}, which is generated on first use."
+    )
   from pdr_tf import synthetic  # pylint: disable=import-outside-toplevel
+
   raw = raw_dir_for(data_dir)
   if synthetic.is_complete(raw):
     logger.info("Synthetic %s world already generated in %s", world, raw)
@@ -104,10 +117,13 @@ def ensure_synthetic(world: str, data_dir: str, seed: int = 0, sizes: Optional[d
     synthetic.generate(world, raw, seed=seed, **(sizes or {}))
   logger.info("Stage 2/2: converting %s to TFRecords in %s with beam_pipelines.%s", raw, data_dir, BEAM_JOBS[world])
   job = importlib.import_module(f"beam_pipelines.{BEAM_JOBS[world]}")
-  code = job.main(["--input_dir", synthetic.dataset_root(world, raw), "--output_dir", data_dir,
-                   "--num_workers", str(num_workers)])
+  code = job.main(
+    ["--input_dir", synthetic.dataset_root(world, raw), "--output_dir", data_dir, "--num_workers", str(num_workers)]
+  )
   if code != 0 or not has_tfrecords(data_dir):
-    raise RuntimeError(f"Converting {raw} with beam_pipelines.{BEAM_JOBS[world]} failed (exit {code}); see the log "
-                       f"above and {os.path.join(data_dir, feature_spec.REJECTS_FILENAME)}")
+    raise RuntimeError(
+      f"Converting {raw} with beam_pipelines.{BEAM_JOBS[world]} failed (exit {code}); see the log "
+      f"above and {os.path.join(data_dir, feature_spec.REJECTS_FILENAME)}"
+    )
   input_pipeline.list_shards(data_dir, "train" if world != "bbt" else "test")
   return data_dir

@@ -15,8 +15,12 @@ from pdr_tf import geometry
 
 EROSION_PIXELS = 1
 # The headline ratio of each property (model error / trivial error) and where it sits in the report.
-RATIO_KEYS = {"view": ("view", "geodesic_deg"), "light": ("light", "direction_deg"),
-              "normals": ("normals_mad_deg",), "depth": ("side",)}
+RATIO_KEYS = {
+  "view": ("view", "geodesic_deg"),
+  "light": ("light", "direction_deg"),
+  "normals": ("normals_mad_deg",),
+  "depth": ("side",),
+}
 
 
 class DerenderScorer:
@@ -52,8 +56,9 @@ class DerenderScorer:
     self._side.append(derender_metrics.side_per_image(recon_depth, gt_depth, pixels))
     self._side_flat.append(derender_metrics.side_per_image(flat_depth, gt_depth, pixels))
     self._mad.append(derender_metrics.mad_per_image(normals_pred, normals_gt, pixels))
-    self._mad_flat.append(derender_metrics.mad_per_image(derender_metrics.flat_normals(gt_depth.shape), normals_gt,
-                                                         pixels))
+    self._mad_flat.append(
+      derender_metrics.mad_per_image(derender_metrics.flat_normals(gt_depth.shape), normals_gt, pixels)
+    )
     self._light.append((np.asarray(light), np.asarray(gt_light)))
     self._view.append((np.asarray(view), np.asarray(gt_view)))
 
@@ -79,17 +84,28 @@ class DerenderScorer:
     valid = np.isfinite(side) & np.isfinite(mad)
     if not np.any(valid):
       raise ValueError("de-rendering metrics: every image with ground truth has an empty evaluation mask")
-    view = derender_metrics.view_report(np.concatenate([p for p, _ in self._view]),
-                                        np.concatenate([g for _, g in self._view]))
-    light = derender_metrics.light_report(np.concatenate([p for p, _ in self._light]),
-                                          np.concatenate([g for _, g in self._light]),
-                                          alignment=view["alignment"]["matrix"])
-    out = {"n_images": int(side.size), "empty_masks": int((~valid).sum()), "erosion_pixels": self.erosion_pixels,
-           "view": view, "light": light}
+    view = derender_metrics.view_report(
+      np.concatenate([p for p, _ in self._view]), np.concatenate([g for _, g in self._view])
+    )
+    light = derender_metrics.light_report(
+      np.concatenate([p for p, _ in self._light]),
+      np.concatenate([g for _, g in self._light]),
+      alignment=view["alignment"]["matrix"],
+    )
+    out = {
+      "n_images": int(side.size),
+      "empty_masks": int((~valid).sum()),
+      "erosion_pixels": self.erosion_pixels,
+      "view": view,
+      "light": light,
+    }
     for key, model, trivial in (("normals_mad_deg", mad, mad_flat), ("side", side, side_flat)):
-      out[key] = {"model": float(model[valid].mean()), "trivial": float(trivial[valid].mean()),
-                  "ratio": derender_metrics.ratio(model[valid].mean(), trivial[valid].mean()),
-                  "model_std": float(model[valid].std())}
+      out[key] = {
+        "model": float(model[valid].mean()),
+        "trivial": float(trivial[valid].mean()),
+        "ratio": derender_metrics.ratio(model[valid].mean(), trivial[valid].mean()),
+        "model_std": float(model[valid].std()),
+      }
     out["ratios"] = {name: _lookup(out, path)["ratio"] for name, path in RATIO_KEYS.items()}
     return out
 

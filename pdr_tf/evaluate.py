@@ -26,331 +26,442 @@ _LOG = logging.getLogger(__name__)
 
 FEATURE_NAMES = export.FEATURE_NAMES
 FEATURE_SETS = {
-    "depth_albedo": ("depth", "albedo"),  # the paper's PDR
-    "all": FEATURE_NAMES,
-    "depth": ("depth",),
-    "albedo": ("albedo",),
-    "light": ("light",),
-    "view": ("view",),
+  "depth_albedo": ("depth", "albedo"),  # the paper's PDR
+  "all": FEATURE_NAMES,
+  "depth": ("depth",),
+  "albedo": ("albedo",),
+  "light": ("light",),
+  "view": ("view",),
 }
 # label field -> class names by index (None: names come from the records' label/name).
 LABEL_FIELDS = {"label_id": None, "gender": formats.UTKFACE_GENDERS, "race": formats.UTKFACE_RACES}
 
 
 def _check_features(features):
-    if not isinstance(features, dict) or not features:
-        raise ValueError("features must be a non-empty dict of block name -> [N, D] array")
-    out = {}
-    for name, block in features.items():
-        block = np.asarray(block)
-        if block.ndim != 2 or block.shape[1] == 0:
-            raise ValueError(f"feature block {name!r} must have shape [N, D] with D >= 1, got {block.shape}")
-        out[name] = block
-    sizes = {name: block.shape[0] for name, block in out.items()}
-    if len(set(sizes.values())) != 1:
-        raise ValueError(f"feature blocks differ in their number of samples: {sizes}")
-    return out
+  if not isinstance(features, dict) or not features:
+    raise ValueError("features must be a non-empty dict of block name -> [N, D] array")
+  out = {}
+  for name, block in features.items():
+    block = np.asarray(block)
+    if block.ndim != 2 or block.shape[1] == 0:
+      raise ValueError(f"feature block {name!r} must have shape [N, D] with D >= 1, got {block.shape}")
+    out[name] = block
+  sizes = {name: block.shape[0] for name, block in out.items()}
+  if len(set(sizes.values())) != 1:
+    raise ValueError(f"feature blocks differ in their number of samples: {sizes}")
+  return out
 
 
 def _select_blocks(features, feature_set):
-    if feature_set is None:
-        return list(features)
-    if isinstance(feature_set, str):
-        if feature_set not in FEATURE_SETS:
-            raise ValueError(f"unknown feature_set {feature_set!r}; expected one of {sorted(FEATURE_SETS)} or a "
-                             "list of block names")
-        names = list(FEATURE_SETS[feature_set])
-    else:
-        names = list(feature_set)
-    missing = [n for n in names if n not in features]
-    if not names or missing:
-        raise ValueError(f"feature_set {feature_set!r} needs blocks {missing or names} but the features have "
-                         f"{list(features)}")
-    return names
+  if feature_set is None:
+    return list(features)
+  if isinstance(feature_set, str):
+    if feature_set not in FEATURE_SETS:
+      raise ValueError(
+        f"unknown feature_set {feature_set!r}; expected one of {sorted(FEATURE_SETS)} or a list of block names"
+      )
+    names = list(FEATURE_SETS[feature_set])
+  else:
+    names = list(feature_set)
+  missing = [n for n in names if n not in features]
+  if not names or missing:
+    raise ValueError(
+      f"feature_set {feature_set!r} needs blocks {missing or names} but the features have {list(features)}"
+    )
+  return names
 
 
-def evaluate_features(features, labels, group_ids=None, feature_set=None, method="ward", l2_normalize=False,
-                      num_clusters=None, seed=0, output_dir=None, name="evaluation", extra=None):
-    """Clusters precomputed features and scores the clusters against labels (and writes the report).
+def evaluate_features(
+  features,
+  labels,
+  group_ids=None,
+  feature_set=None,
+  method="ward",
+  l2_normalize=False,
+  num_clusters=None,
+  seed=0,
+  output_dir=None,
+  name="evaluation",
+  extra=None,
+):
+  """Clusters precomputed features and scores the clusters against labels (and writes the report).
 
-    Args:
-        features: dict block name -> [N, D_block] array, e.g. {"depth": ..., "albedo": ..., "light": ...,
-            "view": ...} or {"vqvae": ...} for a baseline. With two or more blocks the disentanglement score
-            between all of them is reported.
-        labels: [N] class of each sample (ints or strings); every sample must be labelled.
-        group_ids: optional [N] group (face track) of each sample; features are then averaged per group and each
-            group is one sample with its (single) label.
-        feature_set: which blocks are concatenated for clustering: a FEATURE_SETS key, a list of block names, or
-            None for all blocks.
-        method: "ward" or "kmeans" (see `clustering.cluster`).
-        l2_normalize: scale each concatenated feature vector to unit norm before clustering.
-        num_clusters: k; default the number of distinct labels.
-        seed: KMeans seed.
-        output_dir: when set, writes `<name>.json`, `<name>.md`, `<name>_assignments.csv` and the PNG plots there.
-        name: base name of the output files.
-        extra: dict merged into the results before writing (e.g. the config and de-rendering metrics).
+  Args:
+      features: dict block name -> [N, D_block] array, e.g. {"depth": ..., "albedo": ..., "light": ...,
+          "view": ...} or {"vqvae": ...} for a baseline. With two or more blocks the disentanglement score
+          between all of them is reported.
+      labels: [N] class of each sample (ints or strings); every sample must be labelled.
+      group_ids: optional [N] group (face track) of each sample; features are then averaged per group and each
+          group is one sample with its (single) label.
+      feature_set: which blocks are concatenated for clustering: a FEATURE_SETS key, a list of block names, or
+          None for all blocks.
+      method: "ward" or "kmeans" (see `clustering.cluster`).
+      l2_normalize: scale each concatenated feature vector to unit norm before clustering.
+      num_clusters: k; default the number of distinct labels.
+      seed: KMeans seed.
+      output_dir: when set, writes `<name>.json`, `<name>.md`, `<name>_assignments.csv` and the PNG plots there.
+      name: base name of the output files.
+      extra: dict merged into the results before writing (e.g. the config and de-rendering metrics).
 
-    Returns:
-        dict with n_samples, n_classes, k, class_counts, feature_set, blocks, dims, method, l2_normalize,
-        grouped, clustering (metrics.clustering_report), accuracy / f1 (the paper's Table 1 pair: WCP and the
-        majority-mapped weighted F1), disentanglement (or None with one block) and outputs (paths, when written).
+  Returns:
+      dict with n_samples, n_classes, k, class_counts, feature_set, blocks, dims, method, l2_normalize,
+      grouped, clustering (metrics.clustering_report), accuracy / f1 (the paper's Table 1 pair: WCP and the
+      majority-mapped weighted F1), disentanglement (or None with one block) and outputs (paths, when written).
 
-    Raises:
-        ValueError: no samples, a single class, k larger than the number of samples, or inconsistent inputs.
-    """
-    features = _check_features(features)
-    labels = np.asarray(labels)
-    n = next(iter(features.values())).shape[0]
-    if labels.ndim != 1 or labels.shape[0] != n:
-        raise ValueError(f"labels must have shape [{n}] to match the features, got {labels.shape}")
-    if n == 0:
-        raise ValueError("no labelled samples to evaluate (every label is missing or the input is empty)")
-    blocks = _select_blocks(features, feature_set)
-    grouped = group_ids is not None
-    if grouped:
-        averaged = {}
-        for block_name, block in features.items():
-            averaged[block_name], ids = clustering.average_by_group(block, group_ids)
-        labels, _ = clustering.labels_by_group(labels, group_ids)
-        features, group_ids = averaged, ids
-        n = labels.shape[0]
-    classes, counts = np.unique(labels, return_counts=True)
-    unit = "groups" if grouped else "samples"
-    if classes.size < 2:
-        raise ValueError(f"only one class ({classes[0]!r}) among the {n} labelled {unit}: clustering scores need "
-                         "at least two classes")
-    k = int(classes.size if num_clusters is None else num_clusters)
-    if k > n:
-        raise ValueError(f"k={k} clusters is larger than the number of {unit} N={n}")
-    x = np.concatenate([np.asarray(features[b], np.float64) for b in blocks], axis=1)
-    predicted = clustering.cluster(x, k, method=method, seed=seed, l2_normalize=l2_normalize)
-    scores = metrics.clustering_report(labels, predicted)
-    disentangle = None
-    if len(features) >= 2:
-        try:
-            disentangle = disentanglement.disentanglement_report(features)
-        except ValueError as e:  # e.g. a block with no varying dimension: reported, not fatal
-            _LOG.warning("disentanglement score not computed: %s", e)
-            disentangle = {"error": str(e)}
-    results = {
-        "n_samples": int(n), "n_classes": int(classes.size), "k": k,
-        "class_counts": {str(c): int(m) for c, m in zip(classes, counts)},
-        "feature_set": feature_set if isinstance(feature_set, str) or feature_set is None else list(feature_set),
-        "blocks": blocks, "dims": {b: int(features[b].shape[1]) for b in features},
-        "method": method, "l2_normalize": bool(l2_normalize), "grouped": grouped,
-        "accuracy": scores["wcp"], "f1": scores["weighted_f1"], "clustering": scores,
-        "disentanglement": disentangle,
-    }
-    results.update(extra or {})
-    if output_dir:
-        if l2_normalize:
-            x = clustering.l2_normalize_rows(x)
-        results["outputs"] = _write_outputs(results, x, labels, predicted, group_ids, features, output_dir, name)
-    return results
+  Raises:
+      ValueError: no samples, a single class, k larger than the number of samples, or inconsistent inputs.
+  """
+  features = _check_features(features)
+  labels = np.asarray(labels)
+  n = next(iter(features.values())).shape[0]
+  if labels.ndim != 1 or labels.shape[0] != n:
+    raise ValueError(f"labels must have shape [{n}] to match the features, got {labels.shape}")
+  if n == 0:
+    raise ValueError("no labelled samples to evaluate (every label is missing or the input is empty)")
+  blocks = _select_blocks(features, feature_set)
+  grouped = group_ids is not None
+  if grouped:
+    averaged = {}
+    for block_name, block in features.items():
+      averaged[block_name], ids = clustering.average_by_group(block, group_ids)
+    labels, _ = clustering.labels_by_group(labels, group_ids)
+    features, group_ids = averaged, ids
+    n = labels.shape[0]
+  classes, counts = np.unique(labels, return_counts=True)
+  unit = "groups" if grouped else "samples"
+  if classes.size < 2:
+    raise ValueError(
+      f"only one class ({classes[0]!r}) among the {n} labelled {unit}: clustering scores need at least two classes"
+    )
+  k = int(classes.size if num_clusters is None else num_clusters)
+  if k > n:
+    raise ValueError(f"k={k} clusters is larger than the number of {unit} N={n}")
+  x = np.concatenate([np.asarray(features[b], np.float64) for b in blocks], axis=1)
+  predicted = clustering.cluster(x, k, method=method, seed=seed, l2_normalize=l2_normalize)
+  scores = metrics.clustering_report(labels, predicted)
+  disentangle = None
+  if len(features) >= 2:
+    try:
+      disentangle = disentanglement.disentanglement_report(features)
+    except ValueError as e:  # e.g. a block with no varying dimension: reported, not fatal
+      _LOG.warning("disentanglement score not computed: %s", e)
+      disentangle = {"error": str(e)}
+  results = {
+    "n_samples": int(n),
+    "n_classes": int(classes.size),
+    "k": k,
+    "class_counts": {str(c): int(m) for c, m in zip(classes, counts)},
+    "feature_set": feature_set if isinstance(feature_set, str) or feature_set is None else list(feature_set),
+    "blocks": blocks,
+    "dims": {b: int(features[b].shape[1]) for b in features},
+    "method": method,
+    "l2_normalize": bool(l2_normalize),
+    "grouped": grouped,
+    "accuracy": scores["wcp"],
+    "f1": scores["weighted_f1"],
+    "clustering": scores,
+    "disentanglement": disentangle,
+  }
+  results.update(extra or {})
+  if output_dir:
+    if l2_normalize:
+      x = clustering.l2_normalize_rows(x)
+    results["outputs"] = _write_outputs(results, x, labels, predicted, group_ids, features, output_dir, name)
+  return results
 
 
 def _summary_table(results):
-    scores = results["clustering"]
-    rows = [{"metric": "cluster accuracy (WCP)", "value": scores["wcp"]},
-            {"metric": "Hungarian accuracy", "value": scores["hungarian_accuracy"]},
-            {"metric": "NMI", "value": scores["nmi"]}, {"metric": "ARI", "value": scores["ari"]},
-            {"metric": "pairwise F1", "value": scores["pairwise_f1"]},
-            {"metric": "BCubed F1", "value": scores["bcubed_f1"]},
-            {"metric": "weighted F1 (majority-mapped, released code)", "value": scores["weighted_f1"]}]
-    disentangle = results.get("disentanglement") or {}
-    if "mean_pcc" in disentangle:
-        rows.append({"metric": f"mean PCC ({', '.join(disentangle['names'])})", "value": disentangle["mean_pcc"]})
-    return report.format_table(rows, [("metric", "Metric"), ("value", "Value")])
+  scores = results["clustering"]
+  rows = [
+    {"metric": "cluster accuracy (WCP)", "value": scores["wcp"]},
+    {"metric": "Hungarian accuracy", "value": scores["hungarian_accuracy"]},
+    {"metric": "NMI", "value": scores["nmi"]},
+    {"metric": "ARI", "value": scores["ari"]},
+    {"metric": "pairwise F1", "value": scores["pairwise_f1"]},
+    {"metric": "BCubed F1", "value": scores["bcubed_f1"]},
+    {"metric": "weighted F1 (majority-mapped, released code)", "value": scores["weighted_f1"]},
+  ]
+  disentangle = results.get("disentanglement") or {}
+  if "mean_pcc" in disentangle:
+    rows.append({"metric": f"mean PCC ({', '.join(disentangle['names'])})", "value": disentangle["mean_pcc"]})
+  return report.format_table(rows, [("metric", "Metric"), ("value", "Value")])
 
 
 def _write_outputs(results, x, labels, predicted, group_ids, features, output_dir, name):
-    os.makedirs(output_dir, exist_ok=True)
-    paths = {}
-    title = f"{name}: {'+'.join(results['blocks'])} features (PCA)"
-    paths["embedding_png"] = plots.embedding_scatter(x, labels, os.path.join(output_dir, f"{name}_embedding.png"),
-                                                     title=title)
-    paths["confusion_png"] = plots.confusion_matrix_plot(labels, predicted,
-                                                         os.path.join(output_dir, f"{name}_confusion.png"))
-    disentangle = results.get("disentanglement") or {}
-    if "matrix" in disentangle:
-        paths["correlation_png"] = plots.correlation_heatmap(
-            disentangle["names"], np.asarray(disentangle["matrix"], dtype=np.float64),
-            os.path.join(output_dir, f"{name}_correlation.png"),
-            title=f"Mean |PCC| between features (mean {disentangle['mean_pcc']:.3f}, N={disentangle['n_samples']})")
-    paths["assignments_csv"] = os.path.join(output_dir, f"{name}_assignments.csv")
-    ids = group_ids if group_ids is not None else np.arange(labels.shape[0])
-    with open(paths["assignments_csv"], "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(["group_id" if group_ids is not None else "index", "label", "cluster"])
-        for row in zip(ids, labels, predicted):
-            writer.writerow([str(v) for v in row])
-    results["outputs"] = dict(paths, json=os.path.join(output_dir, f"{name}.json"),
-                              markdown=os.path.join(output_dir, f"{name}.md"))
-    paths.update(report.write_report(results, output_dir, name, tables={"Clustering": _summary_table(results)}))
-    _LOG.info("Wrote %s (JSON), %s (markdown), plots and cluster assignments in %s", paths["json"],
-              paths["markdown"], output_dir)
-    return paths
+  os.makedirs(output_dir, exist_ok=True)
+  paths = {}
+  title = f"{name}: {'+'.join(results['blocks'])} features (PCA)"
+  paths["embedding_png"] = plots.embedding_scatter(
+    x, labels, os.path.join(output_dir, f"{name}_embedding.png"), title=title
+  )
+  paths["confusion_png"] = plots.confusion_matrix_plot(
+    labels, predicted, os.path.join(output_dir, f"{name}_confusion.png")
+  )
+  disentangle = results.get("disentanglement") or {}
+  if "matrix" in disentangle:
+    paths["correlation_png"] = plots.correlation_heatmap(
+      disentangle["names"],
+      np.asarray(disentangle["matrix"], dtype=np.float64),
+      os.path.join(output_dir, f"{name}_correlation.png"),
+      title=f"Mean |PCC| between features (mean {disentangle['mean_pcc']:.3f}, N={disentangle['n_samples']})",
+    )
+  paths["assignments_csv"] = os.path.join(output_dir, f"{name}_assignments.csv")
+  ids = group_ids if group_ids is not None else np.arange(labels.shape[0])
+  with open(paths["assignments_csv"], "w", newline="", encoding="utf-8") as f:
+    writer = csv.writer(f)
+    writer.writerow(["group_id" if group_ids is not None else "index", "label", "cluster"])
+    for row in zip(ids, labels, predicted):
+      writer.writerow([str(v) for v in row])
+  results["outputs"] = dict(
+    paths, json=os.path.join(output_dir, f"{name}.json"), markdown=os.path.join(output_dir, f"{name}.md")
+  )
+  paths.update(report.write_report(results, output_dir, name, tables={"Clustering": _summary_table(results)}))
+  _LOG.info(
+    "Wrote %s (JSON), %s (markdown), plots and cluster assignments in %s", paths["json"], paths["markdown"], output_dir
+  )
+  return paths
 
 
 def _label_names(batch, label_field, keep):
-    values = batch[label_field].numpy()[keep]
-    names = LABEL_FIELDS[label_field]
-    if names is None:
-        raw = batch["label_name"].numpy()[keep]
-        return [r.decode("utf-8") or str(v) for r, v in zip(raw, values)]
-    return [names[v] if 0 <= v < len(names) else str(v) for v in values]
+  values = batch[label_field].numpy()[keep]
+  names = LABEL_FIELDS[label_field]
+  if names is None:
+    raw = batch["label_name"].numpy()[keep]
+    return [r.decode("utf-8") or str(v) for r, v in zip(raw, values)]
+  return [names[v] if 0 <= v < len(names) else str(v) for v in values]
 
 
-def embed_dataset(loaded, data_dir, split="test", label_field="label_id", batch_size=64, max_examples=None,
-                  derender_metrics_on=True, saved_model_dir="SavedModel", image_size=formats.IMAGE_SIZE):
-    """Runs an exported model over a split: features of labelled records and de-rendering metrics.
+def embed_dataset(
+  loaded,
+  data_dir,
+  split="test",
+  label_field="label_id",
+  batch_size=64,
+  max_examples=None,
+  derender_metrics_on=True,
+  saved_model_dir="SavedModel",
+  image_size=formats.IMAGE_SIZE,
+):
+  """Runs an exported model over a split: features of labelled records and de-rendering metrics.
 
-    Args:
-        loaded: the object returned by `export.load_export` (needs the embed_images signature; de_render when a
-            record has ground truth and derender_metrics_on).
-        data_dir, split: a converted dataset and split (pdr_tf.input_pipeline).
-        label_field: "label_id", "gender" or "race"; records with -1 there are not clustered.
-        batch_size: records per signature call.
-        max_examples: read at most this many records (labelled or not); None for all.
-        derender_metrics_on: compute de-rendering metrics on records with gt/has = 1.
-        saved_model_dir: path for error messages.
-        image_size: model input side.
+  Args:
+      loaded: the object returned by `export.load_export` (needs the embed_images signature; de_render when a
+          record has ground truth and derender_metrics_on).
+      data_dir, split: a converted dataset and split (pdr_tf.input_pipeline).
+      label_field: "label_id", "gender" or "race"; records with -1 there are not clustered.
+      batch_size: records per signature call.
+      max_examples: read at most this many records (labelled or not); None for all.
+      derender_metrics_on: compute de-rendering metrics on records with gt/has = 1.
+      saved_model_dir: path for error messages.
+      image_size: model input side.
 
-    Returns:
-        (features {name: [N, D]}, labels [N] str, track_ids [N] str, records_read, derender result or None).
-    """
-    if label_field not in LABEL_FIELDS:
-        raise ValueError(f"unknown label_field {label_field!r}; expected one of {sorted(LABEL_FIELDS)}")
-    total = input_pipeline.num_examples(data_dir, split)
-    if max_examples is not None:
-        total = min(total, int(max_examples))
-    dataset = input_pipeline.make_dataset(data_dir, split, batch_size, training=False)
-    embed = loaded.signatures["embed_images"]
-    derender = derender_eval.DerenderScorer(image_size)
-    chunks = {name: [] for name in FEATURE_NAMES}
-    labels, tracks, read = [], [], 0
-    with tqdm(total=total, desc=f"embedding {split}", unit="img", disable=None) as progress:
-        for batch in dataset:
-            take = batch["image"].shape[0] if max_examples is None else min(batch["image"].shape[0],
-                                                                            int(max_examples) - read)
-            if take <= 0:
-                break
-            batch = {key: value[:take] for key, value in batch.items()}
-            read += take
-            progress.update(take)
-            images = np.clip((batch["image"].numpy() + 1.0) / 2.0, 0.0, 1.0)
-            keep = batch[label_field].numpy() >= 0
-            if np.any(keep):
-                out = embed(images=tf.constant(images[keep]))
-                for name in FEATURE_NAMES:
-                    chunks[name].append(out[f"{name}_features"].numpy())
-                labels += _label_names(batch, label_field, keep)
-                tracks += [t.decode("utf-8") for t in batch["track_id"].numpy()[keep]]
-            has_gt = batch["gt_has"].numpy() == 1
-            if derender_metrics_on and np.any(has_gt):
-                if "de_render" not in loaded.signatures:
-                    raise ValueError(f"SavedModel {saved_model_dir} has no de_render signature but {data_dir} has "
-                                     "ground truth; re-export it or set evaluate.derender_metrics = False")
-                scene = loaded.signatures["de_render"](images=tf.constant(images[has_gt]))
-                derender.add(scene["recon_depth"].numpy(), scene["mask"].numpy(), scene["light"].numpy(),
-                             scene["view"].numpy(), batch["gt_depth"].numpy()[has_gt],
-                             batch["gt_light"].numpy()[has_gt], batch["gt_view"].numpy()[has_gt])
-    features = {name: (np.concatenate(c) if c else np.zeros((0, 1), np.float32)) for name, c in chunks.items()}
-    return features, np.asarray(labels, dtype=str), np.asarray(tracks, dtype=str), read, derender.result()
+  Returns:
+      (features {name: [N, D]}, labels [N] str, track_ids [N] str, records_read, derender result or None).
+  """
+  if label_field not in LABEL_FIELDS:
+    raise ValueError(f"unknown label_field {label_field!r}; expected one of {sorted(LABEL_FIELDS)}")
+  total = input_pipeline.num_examples(data_dir, split)
+  if max_examples is not None:
+    total = min(total, int(max_examples))
+  dataset = input_pipeline.make_dataset(data_dir, split, batch_size, training=False)
+  embed = loaded.signatures["embed_images"]
+  derender = derender_eval.DerenderScorer(image_size)
+  chunks = {name: [] for name in FEATURE_NAMES}
+  labels, tracks, read = [], [], 0
+  with tqdm(total=total, desc=f"embedding {split}", unit="img", disable=None) as progress:
+    for batch in dataset:
+      take = batch["image"].shape[0] if max_examples is None else min(batch["image"].shape[0], int(max_examples) - read)
+      if take <= 0:
+        break
+      batch = {key: value[:take] for key, value in batch.items()}
+      read += take
+      progress.update(take)
+      images = np.clip((batch["image"].numpy() + 1.0) / 2.0, 0.0, 1.0)
+      keep = batch[label_field].numpy() >= 0
+      if np.any(keep):
+        out = embed(images=tf.constant(images[keep]))
+        for name in FEATURE_NAMES:
+          chunks[name].append(out[f"{name}_features"].numpy())
+        labels += _label_names(batch, label_field, keep)
+        tracks += [t.decode("utf-8") for t in batch["track_id"].numpy()[keep]]
+      has_gt = batch["gt_has"].numpy() == 1
+      if derender_metrics_on and np.any(has_gt):
+        if "de_render" not in loaded.signatures:
+          raise ValueError(
+            f"SavedModel {saved_model_dir} has no de_render signature but {data_dir} has "
+            "ground truth; re-export it or set evaluate.derender_metrics = False"
+          )
+        scene = loaded.signatures["de_render"](images=tf.constant(images[has_gt]))
+        derender.add(
+          scene["recon_depth"].numpy(),
+          scene["mask"].numpy(),
+          scene["light"].numpy(),
+          scene["view"].numpy(),
+          batch["gt_depth"].numpy()[has_gt],
+          batch["gt_light"].numpy()[has_gt],
+          batch["gt_view"].numpy()[has_gt],
+        )
+  features = {name: (np.concatenate(c) if c else np.zeros((0, 1), np.float32)) for name, c in chunks.items()}
+  return features, np.asarray(labels, dtype=str), np.asarray(tracks, dtype=str), read, derender.result()
 
 
 @gin.configurable(module="pdr_tf")
-def evaluate(saved_model_dir=None, data_dir=None, split="test", feature_set="depth_albedo", method="ward",
-             l2_normalize=False, average_tracks=False, label_field="label_id", num_clusters=None,
-             derender_metrics=True, output_dir=None, name="evaluation", batch_size=64, max_examples=None, seed=0):
-    """Evaluates an exported model on a converted split and writes JSON, markdown and PNG plots.
+def evaluate(
+  saved_model_dir=None,
+  data_dir=None,
+  split="test",
+  feature_set="depth_albedo",
+  method="ward",
+  l2_normalize=False,
+  average_tracks=False,
+  label_field="label_id",
+  num_clusters=None,
+  derender_metrics=True,
+  output_dir=None,
+  name="evaluation",
+  batch_size=64,
+  max_examples=None,
+  seed=0,
+):
+  """Evaluates an exported model on a converted split and writes JSON, markdown and PNG plots.
 
-    Args:
-        saved_model_dir: SavedModel version folder (or export base folder: its highest version is used).
-        data_dir: converted TFRecord folder (pdr_tf.feature_spec layout).
-        split: split to evaluate.
-        feature_set: "depth_albedo" (the paper's PDR; default), "all", "depth", "albedo", "light" or "view".
-        method: "ward" (agglomerative, Ward linkage; default) or "kmeans".
-        l2_normalize: unit-normalise each (concatenated, track-averaged) feature vector before clustering.
-        average_tracks: average features per track/id (BBT) and cluster tracks.
-        label_field: which label defines the classes: "label_id" (cars, BBT identities) or, for UTKFace, which
-            has no identities, "gender" or "race".
-        num_clusters: k; default the number of classes.
-        derender_metrics: compute SIDE / MAD / light / view errors on records with ground truth.
-        output_dir: where to write; default runs/eval/<name>.
-        name: base name of the output files.
-        batch_size: images per signature call.
-        max_examples: read at most this many records of the split.
-        seed: KMeans seed.
+  Args:
+      saved_model_dir: SavedModel version folder (or export base folder: its highest version is used).
+      data_dir: converted TFRecord folder (pdr_tf.feature_spec layout).
+      split: split to evaluate.
+      feature_set: "depth_albedo" (the paper's PDR; default), "all", "depth", "albedo", "light" or "view".
+      method: "ward" (agglomerative, Ward linkage; default) or "kmeans".
+      l2_normalize: unit-normalise each (concatenated, track-averaged) feature vector before clustering.
+      average_tracks: average features per track/id (BBT) and cluster tracks.
+      label_field: which label defines the classes: "label_id" (cars, BBT identities) or, for UTKFace, which
+          has no identities, "gender" or "race".
+      num_clusters: k; default the number of classes.
+      derender_metrics: compute SIDE / MAD / light / view errors on records with ground truth.
+      output_dir: where to write; default runs/eval/<name>.
+      name: base name of the output files.
+      batch_size: images per signature call.
+      max_examples: read at most this many records of the split.
+      seed: KMeans seed.
 
-    Returns:
-        The results dict (see `evaluate_features`) plus config, records_read, n_images and derender (or None).
-    """
-    if not saved_model_dir:
-        raise ValueError("evaluate: saved_model_dir is not set (bind evaluate.saved_model_dir in the gin file)")
-    if not data_dir:
-        raise ValueError("evaluate: data_dir is not set (bind evaluate.data_dir in the gin file)")
-    _select_blocks(dict.fromkeys(FEATURE_NAMES), feature_set)
-    if method not in clustering.METHODS:
-        raise ValueError(f"unknown clustering method {method!r}; expected one of {clustering.METHODS}")
-    output_dir = output_dir or os.path.join("runs", "eval", name)
-    config = {"saved_model_dir": saved_model_dir, "data_dir": data_dir, "split": split, "feature_set": feature_set,
-              "method": method, "l2_normalize": l2_normalize, "average_tracks": average_tracks,
-              "label_field": label_field, "num_clusters": num_clusters, "derender_metrics": derender_metrics,
-              "batch_size": batch_size, "max_examples": max_examples, "seed": seed}
-    loaded, resolved = export.load_export(saved_model_dir, signatures=("embed_images",))
-    config["saved_model_dir"] = resolved
-    features, labels, tracks, read, derender = embed_dataset(
-        loaded, data_dir, split, label_field=label_field, batch_size=batch_size, max_examples=max_examples,
-        derender_metrics_on=derender_metrics, saved_model_dir=resolved)
-    if labels.size == 0:
-        raise ValueError(f"no labelled records ({label_field} >= 0) among the {read} records of split {split!r} in "
-                         f"{data_dir}: nothing to cluster")
-    group_ids = None
-    if average_tracks:
-        if np.any(tracks == ""):
-            raise ValueError(f"average_tracks is on but {int((tracks == '').sum())} labelled records of {data_dir} "
-                             "have no track/id")
-        group_ids = tracks
-    _LOG.info("clustering %d labelled images (%s features, %s, k = %s)", labels.size, feature_set, method,
-              num_clusters or "number of classes")
-    extra = {"config": config, "records_read": int(read), "n_images": int(labels.size), "derender": derender}
-    results = evaluate_features(features, labels, group_ids=group_ids, feature_set=feature_set, method=method,
-                                l2_normalize=l2_normalize, num_clusters=num_clusters, seed=seed,
-                                output_dir=output_dir, name=name, extra=extra)
-    _LOG.info("%s: accuracy (WCP) %.4f, F1 %.4f, NMI %.4f on %d %s", name, results["accuracy"], results["f1"],
-              results["clustering"]["nmi"], results["n_samples"], "tracks" if average_tracks else "images")
-    return results
+  Returns:
+      The results dict (see `evaluate_features`) plus config, records_read, n_images and derender (or None).
+  """
+  if not saved_model_dir:
+    raise ValueError("evaluate: saved_model_dir is not set (bind evaluate.saved_model_dir in the gin file)")
+  if not data_dir:
+    raise ValueError("evaluate: data_dir is not set (bind evaluate.data_dir in the gin file)")
+  _select_blocks(dict.fromkeys(FEATURE_NAMES), feature_set)
+  if method not in clustering.METHODS:
+    raise ValueError(f"unknown clustering method {method!r}; expected one of {clustering.METHODS}")
+  output_dir = output_dir or os.path.join("runs", "eval", name)
+  config = {
+    "saved_model_dir": saved_model_dir,
+    "data_dir": data_dir,
+    "split": split,
+    "feature_set": feature_set,
+    "method": method,
+    "l2_normalize": l2_normalize,
+    "average_tracks": average_tracks,
+    "label_field": label_field,
+    "num_clusters": num_clusters,
+    "derender_metrics": derender_metrics,
+    "batch_size": batch_size,
+    "max_examples": max_examples,
+    "seed": seed,
+  }
+  loaded, resolved = export.load_export(saved_model_dir, signatures=("embed_images",))
+  config["saved_model_dir"] = resolved
+  features, labels, tracks, read, derender = embed_dataset(
+    loaded,
+    data_dir,
+    split,
+    label_field=label_field,
+    batch_size=batch_size,
+    max_examples=max_examples,
+    derender_metrics_on=derender_metrics,
+    saved_model_dir=resolved,
+  )
+  if labels.size == 0:
+    raise ValueError(
+      f"no labelled records ({label_field} >= 0) among the {read} records of split {split!r} in "
+      f"{data_dir}: nothing to cluster"
+    )
+  group_ids = None
+  if average_tracks:
+    if np.any(tracks == ""):
+      raise ValueError(
+        f"average_tracks is on but {int((tracks == '').sum())} labelled records of {data_dir} have no track/id"
+      )
+    group_ids = tracks
+  _LOG.info(
+    "clustering %d labelled images (%s features, %s, k = %s)",
+    labels.size,
+    feature_set,
+    method,
+    num_clusters or "number of classes",
+  )
+  extra = {"config": config, "records_read": int(read), "n_images": int(labels.size), "derender": derender}
+  results = evaluate_features(
+    features,
+    labels,
+    group_ids=group_ids,
+    feature_set=feature_set,
+    method=method,
+    l2_normalize=l2_normalize,
+    num_clusters=num_clusters,
+    seed=seed,
+    output_dir=output_dir,
+    name=name,
+    extra=extra,
+  )
+  _LOG.info(
+    "%s: accuracy (WCP) %.4f, F1 %.4f, NMI %.4f on %d %s",
+    name,
+    results["accuracy"],
+    results["f1"],
+    results["clustering"]["nmi"],
+    results["n_samples"],
+    "tracks" if average_tracks else "images",
+  )
+  return results
 
 
 def main(argv=None):
-    """Command line: parse gin files and bindings, run `evaluate`, log where the outputs are."""
-    parser = argparse.ArgumentParser(
-        prog="python -m pdr_tf.evaluate", description=__doc__.splitlines()[0],
-        epilog="Example: python -m pdr_tf.evaluate --gin_file=gin/eval_cars.gin "
-               "--gin_param='evaluate.feature_set=\"all\"'. Metric definitions: docs/evaluation.md.")
-    parser.add_argument("--gin_file", action="append", default=[], help="gin file (repeatable)")
-    parser.add_argument("--gin_param", action="append", default=[],
-                        help="gin binding such as evaluate.method='kmeans' (repeatable; applied after the files)")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        gin_config.parse(args.gin_file, args.gin_param)
-    except gin_config.GinConfigError as e:
-        _LOG.error("%s", e)
-        return 2
-    try:
-        results = evaluate()
-    except (FileNotFoundError, ValueError) as e:
-        _LOG.error("evaluation failed: %s", e)
-        return 1
-    config_path = os.path.join(os.path.dirname(results["outputs"]["json"]),
-                               os.path.basename(results["outputs"]["json"])[:-len(".json")] + "_config.gin")
-    with open(config_path, "w", encoding="utf-8") as f:
-        f.write(gin.operative_config_str())
-    _LOG.info("Done. Outputs: %s", ", ".join(list(results["outputs"].values()) + [config_path]))
-    return 0
+  """Command line: parse gin files and bindings, run `evaluate`, log where the outputs are."""
+  parser = argparse.ArgumentParser(
+    prog="python -m pdr_tf.evaluate",
+    description=__doc__.splitlines()[0],
+    epilog="Example: python -m pdr_tf.evaluate --gin_file=gin/eval_cars.gin "
+    "--gin_param='evaluate.feature_set=\"all\"'. Metric definitions: docs/evaluation.md.",
+  )
+  parser.add_argument("--gin_file", action="append", default=[], help="gin file (repeatable)")
+  parser.add_argument(
+    "--gin_param",
+    action="append",
+    default=[],
+    help="gin binding such as evaluate.method='kmeans' (repeatable; applied after the files)",
+  )
+  args = parser.parse_args(argv)
+  logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+  try:
+    gin_config.parse(args.gin_file, args.gin_param)
+  except gin_config.GinConfigError as e:
+    _LOG.error("%s", e)
+    return 2
+  try:
+    results = evaluate()
+  except (FileNotFoundError, ValueError) as e:
+    _LOG.error("evaluation failed: %s", e)
+    return 1
+  config_path = os.path.join(
+    os.path.dirname(results["outputs"]["json"]),
+    os.path.basename(results["outputs"]["json"])[: -len(".json")] + "_config.gin",
+  )
+  with open(config_path, "w", encoding="utf-8") as f:
+    f.write(gin.operative_config_str())
+  _LOG.info("Done. Outputs: %s", ", ".join(list(results["outputs"].values()) + [config_path]))
+  return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+  sys.exit(main())

@@ -51,372 +51,411 @@ _VERSION_DIR = re.compile(r"^\d+$")
 
 
 def _features_to_outputs(features):
-    """Model features dict -> the embedding signature outputs (float32)."""
-    missing = [name for name in FEATURE_NAMES if name not in features]
-    if missing:
-        raise ValueError(f"model.encode must return {list(FEATURE_NAMES)}; missing {missing}")
-    out = {f"{name}_features": tf.cast(features[name], tf.float32) for name in FEATURE_NAMES}
-    out["embedding"] = tf.concat([out["depth_features"], out["albedo_features"]], axis=-1)
-    return {key: out[key] for key in EMBEDDING_OUTPUTS}
+  """Model features dict -> the embedding signature outputs (float32)."""
+  missing = [name for name in FEATURE_NAMES if name not in features]
+  if missing:
+    raise ValueError(f"model.encode must return {list(FEATURE_NAMES)}; missing {missing}")
+  out = {f"{name}_features": tf.cast(features[name], tf.float32) for name in FEATURE_NAMES}
+  out["embedding"] = tf.concat([out["depth_features"], out["albedo_features"]], axis=-1)
+  return {key: out[key] for key in EMBEDDING_OUTPUTS}
 
 
 def _assert(condition, make_message):
-    """An assert whose message (a scalar string tensor from make_message()) is only computed when it fails."""
+  """An assert whose message (a scalar string tensor from make_message()) is only computed when it fails."""
 
-    def fail():
-        with tf.control_dependencies([tf.debugging.Assert(False, [make_message()])]):
-            return tf.constant(False)
+  def fail():
+    with tf.control_dependencies([tf.debugging.Assert(False, [make_message()])]):
+      return tf.constant(False)
 
-    return tf.cond(condition, lambda: tf.constant(True), fail)
+  return tf.cond(condition, lambda: tf.constant(True), fail)
 
 
 def _checked_images(images, image_size, signature):
-    """Run-time checks of a float image batch in [0, 1]; returns it as [N, S, S, 3] in [-1, 1]."""
-    # The three conditions are built so that exactly one assert fires, whatever order the runtime picks: the shape
-    # check only fails for rank-4 input and the range check only for correctly shaped input.
-    shape = tf.shape(images)
-    rank_ok = tf.equal(tf.size(shape), 4)
-    padded = tf.concat([shape, tf.zeros([4], tf.int32)], axis=0)  # [1:4] exists for any rank
-    size_ok = tf.reduce_all(tf.equal(padded[1:4], [image_size, image_size, 3]))
-    in_range = tf.reduce_all((images >= 0.0) & (images <= 1.0))  # NaN fails too
-    checks = [
-        _assert(rank_ok, lambda: tf.strings.format(
-            f"{signature}: images must have rank 4 [N, {image_size}, {image_size}, 3]; got shape {{}}", shape)),
-        _assert(tf.logical_or(tf.logical_not(rank_ok), size_ok), lambda: tf.strings.format(
-            f"{signature}: images must have shape [N, {image_size}, {image_size}, 3] (RGB); got shape {{}}", shape)),
-        _assert(tf.logical_or(tf.logical_not(tf.logical_and(rank_ok, size_ok)), in_range), lambda: tf.strings.format(
-            f"{signature}: pixel values must be finite and in [0, 1] (divide uint8 images by 255); got min {{}} "
-            "max {}", (tf.reduce_min(images), tf.reduce_max(images)))),
-    ]
-    with tf.control_dependencies(checks):
-        images = tf.ensure_shape(tf.identity(images), [None, image_size, image_size, 3])
-    return images * 2.0 - 1.0
+  """Run-time checks of a float image batch in [0, 1]; returns it as [N, S, S, 3] in [-1, 1]."""
+  # The three conditions are built so that exactly one assert fires, whatever order the runtime picks: the shape
+  # check only fails for rank-4 input and the range check only for correctly shaped input.
+  shape = tf.shape(images)
+  rank_ok = tf.equal(tf.size(shape), 4)
+  padded = tf.concat([shape, tf.zeros([4], tf.int32)], axis=0)  # [1:4] exists for any rank
+  size_ok = tf.reduce_all(tf.equal(padded[1:4], [image_size, image_size, 3]))
+  in_range = tf.reduce_all((images >= 0.0) & (images <= 1.0))  # NaN fails too
+  checks = [
+    _assert(
+      rank_ok,
+      lambda: tf.strings.format(
+        f"{signature}: images must have rank 4 [N, {image_size}, {image_size}, 3]; got shape {{}}", shape
+      ),
+    ),
+    _assert(
+      tf.logical_or(tf.logical_not(rank_ok), size_ok),
+      lambda: tf.strings.format(
+        f"{signature}: images must have shape [N, {image_size}, {image_size}, 3] (RGB); got shape {{}}", shape
+      ),
+    ),
+    _assert(
+      tf.logical_or(tf.logical_not(tf.logical_and(rank_ok, size_ok)), in_range),
+      lambda: tf.strings.format(
+        f"{signature}: pixel values must be finite and in [0, 1] (divide uint8 images by 255); got min {{}} max {{}}",
+        (tf.reduce_min(images), tf.reduce_max(images)),
+      ),
+    ),
+  ]
+  with tf.control_dependencies(checks):
+    images = tf.ensure_shape(tf.identity(images), [None, image_size, image_size, 3])
+  return images * 2.0 - 1.0
 
 
 def _unless_empty(images, compute):
-    """compute(images) for a non-empty batch; for N = 0 the same outputs with zero rows (convolutions fail on an
-    empty batch), taken from compute on one blank image so that every shape and dtype matches."""
-    def empty():
-        blank = tf.zeros(tf.concat([[1], tf.shape(images)[1:]], 0), images.dtype)
-        return tf.nest.map_structure(lambda t: t[:0], compute(blank))
+  """compute(images) for a non-empty batch; for N = 0 the same outputs with zero rows (convolutions fail on an
+  empty batch), taken from compute on one blank image so that every shape and dtype matches."""
 
-    return tf.cond(tf.shape(images)[0] > 0, lambda: compute(images), empty)
+  def empty():
+    blank = tf.zeros(tf.concat([[1], tf.shape(images)[1:]], 0), images.dtype)
+    return tf.nest.map_structure(lambda t: t[:0], compute(blank))
+
+  return tf.cond(tf.shape(images)[0] > 0, lambda: compute(images), empty)
 
 
 class _ExportModule(tf.Module):
-    """Holds the signature functions and the variables they capture."""
+  """Holds the signature functions and the variables they capture."""
 
-    def __init__(self, model, image_size, include_de_render=True):
-        super().__init__(name="pdr_export")
-        # The model stays out of the object graph (the functions reach it through the closure); `track_variables`
-        # adds the tf.Variables the traced functions capture, as Keras' ExportArchive does. With the Keras model
-        # (and so its Keras variable wrappers) in the object graph, graph-mode loaders (TF Serving,
-        # `saved_model_cli run`) fail with "Could not find variable", while tf.saved_model.load works.
-        self.model_variables = []
-        self.image_size = image_size
-        size = image_size
+  def __init__(self, model, image_size, include_de_render=True):
+    super().__init__(name="pdr_export")
+    # The model stays out of the object graph (the functions reach it through the closure); `track_variables`
+    # adds the tf.Variables the traced functions capture, as Keras' ExportArchive does. With the Keras model
+    # (and so its Keras variable wrappers) in the object graph, graph-mode loaders (TF Serving,
+    # `saved_model_cli run`) fail with "Could not find variable", while tf.saved_model.load works.
+    self.model_variables = []
+    self.image_size = image_size
+    size = image_size
 
-        def embed(images):  # [N, S, S, 3] in [-1, 1]; an empty batch gives empty outputs, not a conv error
-            return _unless_empty(images, lambda x: _features_to_outputs(model.encode(x, training=False)))
+    def embed(images):  # [N, S, S, 3] in [-1, 1]; an empty batch gives empty outputs, not a conv error
+      return _unless_empty(images, lambda x: _features_to_outputs(model.encode(x, training=False)))
 
-        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
-        def serving_default(image_bytes):
-            return embed(self._decode(image_bytes))
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
+    def serving_default(image_bytes):
+      return embed(self._decode(image_bytes))
 
-        @tf.function(input_signature=[tf.TensorSpec(None, tf.float32, name="images")])
-        def embed_images(images):
-            return embed(_checked_images(images, size, "embed_images"))
+    @tf.function(input_signature=[tf.TensorSpec(None, tf.float32, name="images")])
+    def embed_images(images):
+      return embed(_checked_images(images, size, "embed_images"))
 
-        def scene_outputs(images):
-            scene = model.de_render(images, training=False)
-            missing = [key for key in DERENDER_OUTPUTS if key not in scene]
-            if missing:
-                raise ValueError(f"model.de_render must return {list(DERENDER_OUTPUTS)}; missing {missing}")
-            out = {key: tf.cast(scene[key], tf.float32) for key in DERENDER_OUTPUTS}
-            for key in ("albedo", "recon_image"):  # [-1, 1] inside the model, [0, 1] at the boundary
-                out[key] = tf.clip_by_value((out[key] + 1.0) / 2.0, 0.0, 1.0)
-            return out
+    def scene_outputs(images):
+      scene = model.de_render(images, training=False)
+      missing = [key for key in DERENDER_OUTPUTS if key not in scene]
+      if missing:
+        raise ValueError(f"model.de_render must return {list(DERENDER_OUTPUTS)}; missing {missing}")
+      out = {key: tf.cast(scene[key], tf.float32) for key in DERENDER_OUTPUTS}
+      for key in ("albedo", "recon_image"):  # [-1, 1] inside the model, [0, 1] at the boundary
+        out[key] = tf.clip_by_value((out[key] + 1.0) / 2.0, 0.0, 1.0)
+      return out
 
-        @tf.function(input_signature=[tf.TensorSpec(None, tf.float32, name="images")])
-        def de_render(images):
-            images = _checked_images(images, size, "de_render")
-            return _unless_empty(images, scene_outputs)
+    @tf.function(input_signature=[tf.TensorSpec(None, tf.float32, name="images")])
+    def de_render(images):
+      images = _checked_images(images, size, "de_render")
+      return _unless_empty(images, scene_outputs)
 
-        self.serving_default = serving_default
-        self.embed_images = embed_images
-        if include_de_render:  # any tf.function attribute with an input signature is traced into the SavedModel
-            self.de_render = de_render
+    self.serving_default = serving_default
+    self.embed_images = embed_images
+    if include_de_render:  # any tf.function attribute with an input signature is traced into the SavedModel
+      self.de_render = de_render
 
-    def track_variables(self, concrete_functions):
-        """Tracks the variables captured by the traced signature functions (each once)."""
-        seen = {}
-        for function in concrete_functions:
-            for variable in function.variables:
-                seen.setdefault(id(variable), variable)
-        self.model_variables = list(seen.values())
+  def track_variables(self, concrete_functions):
+    """Tracks the variables captured by the traced signature functions (each once)."""
+    seen = {}
+    for function in concrete_functions:
+      for variable in function.variables:
+        seen.setdefault(id(variable), variable)
+    self.model_variables = list(seen.values())
 
-    def _decode(self, image_bytes):
-        """string [N] -> float32 [N, S, S, 3] in [-1, 1], with a clear error for undecodable entries."""
-        size = self.image_size
+  def _decode(self, image_bytes):
+    """string [N] -> float32 [N, S, S, 3] in [-1, 1], with a clear error for undecodable entries."""
+    size = self.image_size
 
-        def decode_one(index):
-            data = image_bytes[index]
-            ok = tf.reduce_any([tf.equal(tf.strings.substr(data, 0, len(magic)), magic) for magic in _MAGIC_NUMBERS])
-            check = _assert(ok, lambda: tf.strings.format(
-                "serving_default: image_bytes[{}] is not a JPEG or PNG image ({} bytes); send the encoded image file "
-                "bytes (base64-encoded under the key b64 in REST requests)", (index, tf.strings.length(data))))
-            with tf.control_dependencies([check]):
-                image = tf.io.decode_image(data, channels=3, expand_animations=False)
-            image = tf.cast(image, tf.float32)
-            same = tf.reduce_all(tf.equal(tf.shape(image)[:2], [size, size]))
-            image = tf.cond(same, lambda: image,
-                            lambda: tf.image.resize(image, [size, size], method="bilinear", antialias=True))
-            image = tf.ensure_shape(tf.clip_by_value(image, 0.0, 255.0), [size, size, 3])
-            return image / 127.5 - 1.0
+    def decode_one(index):
+      data = image_bytes[index]
+      ok = tf.reduce_any([tf.equal(tf.strings.substr(data, 0, len(magic)), magic) for magic in _MAGIC_NUMBERS])
+      check = _assert(
+        ok,
+        lambda: tf.strings.format(
+          "serving_default: image_bytes[{}] is not a JPEG or PNG image ({} bytes); send the encoded image file "
+          "bytes (base64-encoded under the key b64 in REST requests)",
+          (index, tf.strings.length(data)),
+        ),
+      )
+      with tf.control_dependencies([check]):
+        image = tf.io.decode_image(data, channels=3, expand_animations=False)
+      image = tf.cast(image, tf.float32)
+      same = tf.reduce_all(tf.equal(tf.shape(image)[:2], [size, size]))
+      image = tf.cond(
+        same, lambda: image, lambda: tf.image.resize(image, [size, size], method="bilinear", antialias=True)
+      )
+      image = tf.ensure_shape(tf.clip_by_value(image, 0.0, 255.0), [size, size, 3])
+      return image / 127.5 - 1.0
 
-        indices = tf.range(tf.shape(image_bytes)[0])
-        return tf.map_fn(decode_one, indices, fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32))
+    indices = tf.range(tf.shape(image_bytes)[0])
+    return tf.map_fn(decode_one, indices, fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32))
 
 
 def _make_world_readable(folder):
-    """0755 folders and 0644 files: a model server running as another user must be able to read the export
-    (tempfile.mkdtemp creates the staging folder 0700)."""
-    os.chmod(folder, 0o755)
-    for root, dirs, files in os.walk(folder):
-        for name in dirs:
-            os.chmod(os.path.join(root, name), 0o755)
-        for name in files:
-            os.chmod(os.path.join(root, name), 0o644)
+  """0755 folders and 0644 files: a model server running as another user must be able to read the export
+  (tempfile.mkdtemp creates the staging folder 0700)."""
+  os.chmod(folder, 0o755)
+  for root, dirs, files in os.walk(folder):
+    for name in dirs:
+      os.chmod(os.path.join(root, name), 0o755)
+    for name in files:
+      os.chmod(os.path.join(root, name), 0o644)
 
 
 def next_version(output_dir):
-    """The next free integer version folder under output_dir (1 when there is none)."""
-    versions = list_versions(output_dir)
-    return (max(versions) + 1) if versions else 1
+  """The next free integer version folder under output_dir (1 when there is none)."""
+  versions = list_versions(output_dir)
+  return (max(versions) + 1) if versions else 1
 
 
 def list_versions(output_dir):
-    """Sorted integer versions (numeric sub-folders) under output_dir; [] when it does not exist."""
-    if not tf.io.gfile.isdir(output_dir):
-        return []
-    return sorted(int(n.rstrip("/")) for n in tf.io.gfile.listdir(output_dir) if _VERSION_DIR.match(n.rstrip("/")))
+  """Sorted integer versions (numeric sub-folders) under output_dir; [] when it does not exist."""
+  if not tf.io.gfile.isdir(output_dir):
+    return []
+  return sorted(int(n.rstrip("/")) for n in tf.io.gfile.listdir(output_dir) if _VERSION_DIR.match(n.rstrip("/")))
 
 
 def saved_model_op_types(saved_model_dir):
-    """Op types used anywhere in a SavedModel's graphs and function library (a set of str)."""
-    proto = saved_model_pb2.SavedModel()
-    with tf.io.gfile.GFile(os.path.join(saved_model_dir, "saved_model.pb"), "rb") as f:
-        proto.ParseFromString(f.read())
-    types = set()
-    for meta_graph in proto.meta_graphs:
-        types.update(node.op for node in meta_graph.graph_def.node)
-        for function in meta_graph.graph_def.library.function:
-            types.update(node.op for node in function.node_def)
-    return types
+  """Op types used anywhere in a SavedModel's graphs and function library (a set of str)."""
+  proto = saved_model_pb2.SavedModel()
+  with tf.io.gfile.GFile(os.path.join(saved_model_dir, "saved_model.pb"), "rb") as f:
+    proto.ParseFromString(f.read())
+  types = set()
+  for meta_graph in proto.meta_graphs:
+    types.update(node.op for node in meta_graph.graph_def.node)
+    for function in meta_graph.graph_def.library.function:
+      types.update(node.op for node in function.node_def)
+  return types
 
 
 def _source_info(workdir):
-    info = {"workdir": None, "checkpoint": None, "step": None}
-    if workdir:
-        info["workdir"] = os.path.abspath(workdir)
-        checkpoint = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
-        if checkpoint:
-            info["checkpoint"] = checkpoint
-            match = re.search(r"-(\d+)$", checkpoint)
-            info["step"] = int(match.group(1)) if match else None
-    return info
+  info = {"workdir": None, "checkpoint": None, "step": None}
+  if workdir:
+    info["workdir"] = os.path.abspath(workdir)
+    checkpoint = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
+    if checkpoint:
+      info["checkpoint"] = checkpoint
+      match = re.search(r"-(\d+)$", checkpoint)
+      info["step"] = int(match.group(1)) if match else None
+  return info
 
 
-def export_model(model, output_dir, image_size=formats.IMAGE_SIZE, version=None, workdir=None,
-                 include_de_render=True):
-    """Exports a model as a versioned SavedModel with the serving_default, embed_images and de_render signatures.
+def export_model(model, output_dir, image_size=formats.IMAGE_SIZE, version=None, workdir=None, include_de_render=True):
+  """Exports a model as a versioned SavedModel with the serving_default, embed_images and de_render signatures.
 
-    Args:
-        model: object with `encode(images, training=False)` and `de_render(images, training=False)` taking float32
-            [B, S, S, 3] in [-1, 1] (see the module docstring for the outputs); usually a keras.Model.
-        output_dir: base folder; the export goes to `<output_dir>/<version>/`.
-        image_size: S, the model's input side in pixels.
-        version: integer version; None picks the next free one. An existing version is never overwritten.
-        workdir: training work dir the model came from, recorded (with its latest checkpoint) in export_info.json.
-        include_de_render: export the de_render signature. A `renderer.Renderer` is traced through its
-            `portable()` mode (the pure-TF rasterizer, no XLA), so stock TF Serving runs it whatever backend the
-            model trains with; leave it out for models whose de_render needs custom ops (listed as custom_ops in
-            export_info.json), which a server without those ops cannot load.
+  Args:
+      model: object with `encode(images, training=False)` and `de_render(images, training=False)` taking float32
+          [B, S, S, 3] in [-1, 1] (see the module docstring for the outputs); usually a keras.Model.
+      output_dir: base folder; the export goes to `<output_dir>/<version>/`.
+      image_size: S, the model's input side in pixels.
+      version: integer version; None picks the next free one. An existing version is never overwritten.
+      workdir: training work dir the model came from, recorded (with its latest checkpoint) in export_info.json.
+      include_de_render: export the de_render signature. A `renderer.Renderer` is traced through its
+          `portable()` mode (the pure-TF rasterizer, no XLA), so stock TF Serving runs it whatever backend the
+          model trains with; leave it out for models whose de_render needs custom ops (listed as custom_ops in
+          export_info.json), which a server without those ops cannot load.
 
-    Returns:
-        The version folder path (str).
+  Returns:
+      The version folder path (str).
 
-    Raises:
-        ValueError: bad image_size or version, a version that exists, or a model that is not trackable or lacks
-            the interface.
-    """
-    if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 2:
-        raise ValueError(f"image_size must be an int >= 2, got {image_size!r}")
-    if not isinstance(model, trackable_base.Trackable):
-        raise ValueError(f"model must be a keras.Model or tf.Module so that its variables are saved, got "
-                         f"{type(model).__name__}")
-    for method in ("encode", "de_render") if include_de_render else ("encode",):
-        if not callable(getattr(model, method, None)):
-            raise ValueError(f"model {type(model).__name__} has no {method}() method; export needs encode and "
-                             "de_render")
-    if version is None:
-        version = next_version(output_dir)
-    if isinstance(version, bool) or not isinstance(version, int) or version < 0:
-        raise ValueError(f"version must be a non-negative int, got {version!r}")
-    version_dir = os.path.join(output_dir, str(version))
-    if tf.io.gfile.exists(version_dir):
-        raise ValueError(f"export version folder {version_dir} already exists; pass another version or None")
+  Raises:
+      ValueError: bad image_size or version, a version that exists, or a model that is not trackable or lacks
+          the interface.
+  """
+  if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 2:
+    raise ValueError(f"image_size must be an int >= 2, got {image_size!r}")
+  if not isinstance(model, trackable_base.Trackable):
+    raise ValueError(
+      f"model must be a keras.Model or tf.Module so that its variables are saved, got {type(model).__name__}"
+    )
+  for method in ("encode", "de_render") if include_de_render else ("encode",):
+    if not callable(getattr(model, method, None)):
+      raise ValueError(f"model {type(model).__name__} has no {method}() method; export needs encode and de_render")
+  if version is None:
+    version = next_version(output_dir)
+  if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+    raise ValueError(f"version must be a non-negative int, got {version!r}")
+  version_dir = os.path.join(output_dir, str(version))
+  if tf.io.gfile.exists(version_dir):
+    raise ValueError(f"export version folder {version_dir} already exists; pass another version or None")
 
-    # One eager call builds the model's variables and gives the feature sizes for export_info.json.
-    dummy = tf.zeros([1, image_size, image_size, 3], tf.float32)
-    dims = {name: int(v.shape[-1]) for name, v in _features_to_outputs(model.encode(dummy, training=False)).items()}
-    module = _ExportModule(model, image_size, include_de_render)
-    signatures = {"serving_default": module.serving_default, "embed_images": module.embed_images}
-    if include_de_render:
-        signatures["de_render"] = module.de_render
-    float_input = {"images": f"float32 [N, {image_size}, {image_size}, 3] in [0, 1]"}
-    signature_info = {
-        "serving_default": {"inputs": {"image_bytes": "string [N] encoded JPEG/PNG"},
-                            "outputs": list(EMBEDDING_OUTPUTS)},
-        "embed_images": {"inputs": float_input, "outputs": list(EMBEDDING_OUTPUTS)},
-        "de_render": {"inputs": float_input, "outputs": list(DERENDER_OUTPUTS)},
+  # One eager call builds the model's variables and gives the feature sizes for export_info.json.
+  dummy = tf.zeros([1, image_size, image_size, 3], tf.float32)
+  dims = {name: int(v.shape[-1]) for name, v in _features_to_outputs(model.encode(dummy, training=False)).items()}
+  module = _ExportModule(model, image_size, include_de_render)
+  signatures = {"serving_default": module.serving_default, "embed_images": module.embed_images}
+  if include_de_render:
+    signatures["de_render"] = module.de_render
+  float_input = {"images": f"float32 [N, {image_size}, {image_size}, 3] in [0, 1]"}
+  signature_info = {
+    "serving_default": {"inputs": {"image_bytes": "string [N] encoded JPEG/PNG"}, "outputs": list(EMBEDDING_OUTPUTS)},
+    "embed_images": {"inputs": float_input, "outputs": list(EMBEDDING_OUTPUTS)},
+    "de_render": {"inputs": float_input, "outputs": list(DERENDER_OUTPUTS)},
+  }
+  os.makedirs(output_dir, exist_ok=True)
+  staging = tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=output_dir)
+  try:
+    # Traced (here and again by save) with standard ops and no XLA: stock TF Serving has no rasterizer kernel
+    # and runs no XLA on CPU unless started with --xla_cpu_compilation_enabled.
+    renderer = getattr(model, "renderer", None)
+    with renderer.portable() if hasattr(renderer, "portable") else contextlib.nullcontext():
+      concrete = {name: fn.get_concrete_function() for name, fn in signatures.items()}
+      module.track_variables(concrete.values())
+      tf.saved_model.save(module, staging, signatures=concrete)
+    custom_ops = sorted(t for t in saved_model_op_types(staging) if not hasattr(tf.raw_ops, t))
+    info = {
+      "format": "pdr_tf SavedModel",
+      "version": version,
+      "image_size": image_size,
+      "signatures": {name: signature_info[name] for name in signatures},
+      "feature_dims": dims,
+      "custom_ops": custom_ops,
+      "source": _source_info(workdir),
+      "tensorflow_version": tf.__version__,
+      "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
-    os.makedirs(output_dir, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=output_dir)
-    try:
-        # Traced (here and again by save) with standard ops and no XLA: stock TF Serving has no rasterizer kernel
-        # and runs no XLA on CPU unless started with --xla_cpu_compilation_enabled.
-        renderer = getattr(model, "renderer", None)
-        with renderer.portable() if hasattr(renderer, "portable") else contextlib.nullcontext():
-            concrete = {name: fn.get_concrete_function() for name, fn in signatures.items()}
-            module.track_variables(concrete.values())
-            tf.saved_model.save(module, staging, signatures=concrete)
-        custom_ops = sorted(t for t in saved_model_op_types(staging) if not hasattr(tf.raw_ops, t))
-        info = {
-            "format": "pdr_tf SavedModel",
-            "version": version,
-            "image_size": image_size,
-            "signatures": {name: signature_info[name] for name in signatures},
-            "feature_dims": dims,
-            "custom_ops": custom_ops,
-            "source": _source_info(workdir),
-            "tensorflow_version": tf.__version__,
-            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        }
-        with open(os.path.join(staging, INFO_FILENAME), "w", encoding="utf-8") as f:
-            json.dump(info, f, indent=2)
-            f.write("\n")
-        _make_world_readable(staging)
-        os.rename(staging, version_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    _LOG.info("Exported SavedModel version %d to %s (signatures %s; feature dims %s)", version, version_dir,
-              ", ".join(signatures), dims)
-    if custom_ops:
-        _LOG.warning("The export uses custom ops %s: loading it needs them registered (pdr_tf.export.load_export "
-                     "does that); stock TF Serving cannot load it. Export with include_de_render=False "
-                     "(--no_de_render) for TF Serving.", custom_ops)
-    return version_dir
+    with open(os.path.join(staging, INFO_FILENAME), "w", encoding="utf-8") as f:
+      json.dump(info, f, indent=2)
+      f.write("\n")
+    _make_world_readable(staging)
+    os.rename(staging, version_dir)
+  except BaseException:
+    shutil.rmtree(staging, ignore_errors=True)
+    raise
+  _LOG.info(
+    "Exported SavedModel version %d to %s (signatures %s; feature dims %s)",
+    version,
+    version_dir,
+    ", ".join(signatures),
+    dims,
+  )
+  if custom_ops:
+    _LOG.warning(
+      "The export uses custom ops %s: loading it needs them registered (pdr_tf.export.load_export "
+      "does that); stock TF Serving cannot load it. Export with include_de_render=False "
+      "(--no_de_render) for TF Serving.",
+      custom_ops,
+    )
+  return version_dir
 
 
 def export_from_workdir(workdir, output_dir=None, version=None, image_size=formats.IMAGE_SIZE, include_de_render=True):
-    """Restores the latest checkpoint of a training work dir and exports it (see `export_model`).
+  """Restores the latest checkpoint of a training work dir and exports it (see `export_model`).
 
-    Args:
-        workdir: training work dir with operative_config.gin and checkpoints/.
-        output_dir: base export folder; default `<workdir>/export`.
-        version, image_size, include_de_render: as in `export_model`.
+  Args:
+      workdir: training work dir with operative_config.gin and checkpoints/.
+      output_dir: base export folder; default `<workdir>/export`.
+      version, image_size, include_de_render: as in `export_model`.
 
-    Returns:
-        The version folder path.
-    """
-    if not tf.io.gfile.isdir(workdir):
-        raise FileNotFoundError(f"work dir {workdir} does not exist")
-    from pdr_tf.model import restore_from_workdir  # pylint: disable=import-outside-toplevel  (heavy; optional)
-    model = restore_from_workdir(workdir)
-    output_dir = output_dir or os.path.join(workdir, "export")
-    return export_model(model, output_dir, image_size=image_size, version=version, workdir=workdir,
-                        include_de_render=include_de_render)
+  Returns:
+      The version folder path.
+  """
+  if not tf.io.gfile.isdir(workdir):
+    raise FileNotFoundError(f"work dir {workdir} does not exist")
+  from pdr_tf.model import restore_from_workdir  # pylint: disable=import-outside-toplevel  (heavy; optional)
+
+  model = restore_from_workdir(workdir)
+  output_dir = output_dir or os.path.join(workdir, "export")
+  return export_model(
+    model, output_dir, image_size=image_size, version=version, workdir=workdir, include_de_render=include_de_render
+  )
 
 
 def resolve_saved_model_dir(path):
-    """A SavedModel folder, or the highest numeric version under an export base folder.
+  """A SavedModel folder, or the highest numeric version under an export base folder.
 
-    Raises:
-        FileNotFoundError: the path does not exist, or holds neither a SavedModel nor a version folder.
-    """
-    hint = "export one with `python -m pdr_tf.export --workdir WORKDIR`"
-    if not tf.io.gfile.isdir(path):
-        raise FileNotFoundError(f"SavedModel folder {path} does not exist; {hint}")
-    if tf.saved_model.contains_saved_model(path):
-        return path
-    versions = [v for v in list_versions(path) if tf.saved_model.contains_saved_model(os.path.join(path, str(v)))]
-    if not versions:
-        raise FileNotFoundError(f"{path} is not a SavedModel (no saved_model.pb) and has no numeric version folder "
-                                f"holding one; {hint}")
-    return os.path.join(path, str(versions[-1]))
+  Raises:
+      FileNotFoundError: the path does not exist, or holds neither a SavedModel nor a version folder.
+  """
+  hint = "export one with `python -m pdr_tf.export --workdir WORKDIR`"
+  if not tf.io.gfile.isdir(path):
+    raise FileNotFoundError(f"SavedModel folder {path} does not exist; {hint}")
+  if tf.saved_model.contains_saved_model(path):
+    return path
+  versions = [v for v in list_versions(path) if tf.saved_model.contains_saved_model(os.path.join(path, str(v)))]
+  if not versions:
+    raise FileNotFoundError(
+      f"{path} is not a SavedModel (no saved_model.pb) and has no numeric version folder holding one; {hint}"
+    )
+  return os.path.join(path, str(versions[-1]))
 
 
 def load_export(path, signatures=("embed_images",)):
-    """Loads an exported SavedModel and checks that it has the given signatures.
+  """Loads an exported SavedModel and checks that it has the given signatures.
 
-    Op types the SavedModel uses that this process does not know (the TF-Graphics rasterization kernel of
-    de_render) are registered first by loading pdr_tf's kernel (`kernel_build.load_kernel`).
+  Op types the SavedModel uses that this process does not know (the TF-Graphics rasterization kernel of
+  de_render) are registered first by loading pdr_tf's kernel (`kernel_build.load_kernel`).
 
-    Args:
-        path: a SavedModel folder or an export base folder (its highest version is used).
-        signatures: names that must be present.
+  Args:
+      path: a SavedModel folder or an export base folder (its highest version is used).
+      signatures: names that must be present.
 
-    Returns:
-        (loaded object with `.signatures`, resolved SavedModel folder).
+  Returns:
+      (loaded object with `.signatures`, resolved SavedModel folder).
 
-    Raises:
-        FileNotFoundError: no SavedModel there. ValueError: a missing signature or an unknown op (each names the
-            path).
-    """
-    path = resolve_saved_model_dir(path)
-    missing_ops = sorted(t for t in saved_model_op_types(path) if op_def_registry.get(t) is None)
+  Raises:
+      FileNotFoundError: no SavedModel there. ValueError: a missing signature or an unknown op (each names the
+          path).
+  """
+  path = resolve_saved_model_dir(path)
+  missing_ops = sorted(t for t in saved_model_op_types(path) if op_def_registry.get(t) is None)
+  if missing_ops:
+    from pdr_tf import kernel_build  # pylint: disable=import-outside-toplevel
+
+    try:
+      kernel_build.load_kernel()
+    except Exception as e:  # pylint: disable=broad-except  (reported below with the op names)
+      _LOG.warning("could not load pdr_tf's rasterization kernel: %s", e)
+    missing_ops = [t for t in missing_ops if op_def_registry.get(t) is None]
     if missing_ops:
-        from pdr_tf import kernel_build  # pylint: disable=import-outside-toplevel
-        try:
-            kernel_build.load_kernel()
-        except Exception as e:  # pylint: disable=broad-except  (reported below with the op names)
-            _LOG.warning("could not load pdr_tf's rasterization kernel: %s", e)
-        missing_ops = [t for t in missing_ops if op_def_registry.get(t) is None]
-        if missing_ops:
-            raise ValueError(f"SavedModel {path} uses ops this TensorFlow does not know: {missing_ops}")
-    loaded = tf.saved_model.load(path)
-    absent = [name for name in signatures if name not in loaded.signatures]
-    if absent:
-        raise ValueError(f"SavedModel {path} has no signature {absent} (it has {sorted(loaded.signatures)}); "
-                         "re-export it with `python -m pdr_tf.export`")
-    return loaded, path
+      raise ValueError(f"SavedModel {path} uses ops this TensorFlow does not know: {missing_ops}")
+  loaded = tf.saved_model.load(path)
+  absent = [name for name in signatures if name not in loaded.signatures]
+  if absent:
+    raise ValueError(
+      f"SavedModel {path} has no signature {absent} (it has {sorted(loaded.signatures)}); "
+      "re-export it with `python -m pdr_tf.export`"
+    )
+  return loaded, path
 
 
 def main(argv=None):
-    """Command line: restore a work dir's latest checkpoint and export it."""
-    parser = argparse.ArgumentParser(
-        prog="python -m pdr_tf.export", description=__doc__.splitlines()[0],
-        epilog="The export is <output>/<version>/ with signatures serving_default (image_bytes), embed_images and "
-               "de_render; see docs/serving.md.")
-    parser.add_argument("--workdir", required=True, help="training work dir (operative_config.gin, checkpoints/)")
-    parser.add_argument("--output", default=None, help="base export folder (default: WORKDIR/export)")
-    parser.add_argument("--version", type=int, default=None, help="version number (default: next free integer)")
-    parser.add_argument("--image_size", type=int, default=formats.IMAGE_SIZE, help="model input side in pixels")
-    parser.add_argument("--no_de_render", action="store_true",
-                        help="leave out the de_render signature (only the embedding signatures)")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        version_dir = export_from_workdir(args.workdir, args.output, version=args.version,
-                                          image_size=args.image_size, include_de_render=not args.no_de_render)
-    except (FileNotFoundError, ValueError) as e:
-        _LOG.error("%s", e)
-        return 1
-    _LOG.info("Done. SavedModel: %s (inspect with `saved_model_cli show --dir %s --all`)", version_dir, version_dir)
-    return 0
+  """Command line: restore a work dir's latest checkpoint and export it."""
+  parser = argparse.ArgumentParser(
+    prog="python -m pdr_tf.export",
+    description=__doc__.splitlines()[0],
+    epilog="The export is <output>/<version>/ with signatures serving_default (image_bytes), embed_images and "
+    "de_render; see docs/serving.md.",
+  )
+  parser.add_argument("--workdir", required=True, help="training work dir (operative_config.gin, checkpoints/)")
+  parser.add_argument("--output", default=None, help="base export folder (default: WORKDIR/export)")
+  parser.add_argument("--version", type=int, default=None, help="version number (default: next free integer)")
+  parser.add_argument("--image_size", type=int, default=formats.IMAGE_SIZE, help="model input side in pixels")
+  parser.add_argument(
+    "--no_de_render", action="store_true", help="leave out the de_render signature (only the embedding signatures)"
+  )
+  args = parser.parse_args(argv)
+  logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+  try:
+    version_dir = export_from_workdir(
+      args.workdir,
+      args.output,
+      version=args.version,
+      image_size=args.image_size,
+      include_de_render=not args.no_de_render,
+    )
+  except (FileNotFoundError, ValueError) as e:
+    _LOG.error("%s", e)
+    return 1
+  _LOG.info("Done. SavedModel: %s (inspect with `saved_model_cli show --dir %s --all`)", version_dir, version_dir)
+  return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+  sys.exit(main())

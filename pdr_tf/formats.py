@@ -19,6 +19,7 @@ def is_image_name(name: str) -> bool:
   """Whether a file name ends in one of IMAGE_EXTENSIONS (case-insensitive)."""
   return "." in name and name.rsplit(".", 1)[1].lower() in IMAGE_EXTENSIONS
 
+
 # ---------------------------------------------------------------------------------------------------------------
 # ShapeNet cars rendered for Unsup3D ("syncar"): <root>/{train,val,test}/<32-hex model id>_<index>.png
 # plus a ShapeNet metadata CSV naming each model.
@@ -33,19 +34,25 @@ SHAPENET_FULLID_PREFIX = "wss."
 # The paper's five test classes, in label-id order; each with the WordNet lemmas that identify it in `wnlemmas`.
 CAR_CLASSES = ("police car", "ambulance", "limousine", "jeep", "Ferrari")
 CAR_CLASS_LEMMAS = {
-    "police car": ("police car", "police cruiser", "patrol car", "prowl car", "squad car", "cruiser"),
-    "ambulance": ("ambulance",),
-    "limousine": ("limousine", "limo"),
-    "jeep": ("jeep", "landrover"),
-    "Ferrari": ("Ferrari", "racer", "race car", "racing car", "sports car", "sport car"),
+  "police car": ("police car", "police cruiser", "patrol car", "prowl car", "squad car", "cruiser"),
+  "ambulance": ("ambulance",),
+  "limousine": ("limousine", "limo"),
+  "jeep": ("jeep", "landrover"),
+  "Ferrari": ("Ferrari", "racer", "race car", "racing car", "sports car", "sport car"),
 }
 
 # ---------------------------------------------------------------------------------------------------------------
 # UTKFace aligned crops: <root>/<age>_<gender>_<race>_<YYYYMMDDHHMMSSFFF>.jpg (the real download also has
-# ".jpg.chip.jpg" names; any image extension is accepted). Some real names are malformed: they are rejected with a reason, never crash a job.
+# ".jpg.chip.jpg" names; any image extension is accepted). Some real names are malformed: they are rejected with a
+# reason, never crash a job.
 UTKFACE_RAW_SIZE = 200
-UTKFACE_FILENAME = re.compile(r"^(?P<age>[0-9]{1,3})_(?P<gender>[01])_(?P<race>[0-4])_(?P<timestamp>[0-9]{17})\."
-                              + _IMAGE_EXTENSION + r"(?:\.chip\." + _IMAGE_EXTENSION + r")?$")
+UTKFACE_FILENAME = re.compile(
+  r"^(?P<age>[0-9]{1,3})_(?P<gender>[01])_(?P<race>[0-4])_(?P<timestamp>[0-9]{17})\."
+  + _IMAGE_EXTENSION
+  + r"(?:\.chip\."
+  + _IMAGE_EXTENSION
+  + r")?$"
+)
 UTKFACE_GENDERS = ("male", "female")
 UTKFACE_RACES = ("White", "Black", "Asian", "Indian", "Others")
 UTKFACE_SPLITS = (("train", 0.8), ("val", 0.1), ("test", 0.1))  # by a stable hash of the file name

@@ -1,6 +1,6 @@
 """Camera and scene geometry for the Unsup3D renderer: pure, batched, differentiable float32 TensorFlow ops.
 
-Conventions (REFERENCE.md section 2): the camera sits at the origin looking down +z, with x to the right and y down,
+Conventions (docs/model.md): the camera sits at the origin looking down +z, with x to the right and y down,
 so pixel (u, v) = (column, row) and a point (x, y, z) projects to u = fx x / z + cx, v = fy y / z + cy, with pixel
 centres at integer coordinates. Intrinsics are the vector (fx, fy, cx, cy) in pixels. Views are [B, 6] vectors
 (rx, ry, rz) in radians and (tx, ty, tz) in scene units; lights are [B, 4] vectors (ka, kd, lx, ly) with direction
@@ -14,16 +14,20 @@ import tensorflow as tf
 from tensorflow_graphics.geometry.transformation import rotation_matrix_3d
 from tensorflow_graphics.rendering.camera import perspective
 
+
 def _check(tensor, name, rank=None, last_dims=None, dtype=tf.float32):
   """Converts to a tensor and checks rank, trailing dims and dtype statically, with a clear error."""
-  if isinstance(tensor, (tf.Tensor, tf.Variable, np.ndarray)) and tensor.dtype != dtype.as_numpy_dtype and \
-      tf.as_dtype(tensor.dtype) != dtype:
+  if (
+    isinstance(tensor, (tf.Tensor, tf.Variable, np.ndarray))
+    and tensor.dtype != dtype.as_numpy_dtype
+    and tf.as_dtype(tensor.dtype) != dtype
+  ):
     raise TypeError(f"{name} must be {dtype.name}, got {tf.as_dtype(tensor.dtype).name}")
   tensor = tf.convert_to_tensor(tensor, dtype=dtype)
   if rank is not None and tensor.shape.rank is not None and tensor.shape.rank != rank:
     raise ValueError(f"{name} must have rank {rank}, got shape {tensor.shape}")
   if last_dims is not None:
-    trailing = tensor.shape[-len(last_dims):]
+    trailing = tensor.shape[-len(last_dims) :]
     for want, got in zip(last_dims, trailing):
       if want is not None and got is not None and want != got:
         raise ValueError(f"{name} must have trailing dimensions {list(last_dims)}, got shape {tensor.shape}")
@@ -253,5 +257,9 @@ def bilinear_sample(image, coords, name="bilinear_sample") -> tf.Tensor:
       idx = tf.stack([batch, tf.clip_by_value(vv, 0, height - 1), tf.clip_by_value(uu, 0, width - 1)], axis=-1)
       return tf.gather_nd(image, idx) * tf.cast(inside, image.dtype)[..., None]
 
-    return ((1 - du) * (1 - dv) * tap(v0, u0) + du * (1 - dv) * tap(v0, u0 + 1) +
-            (1 - du) * dv * tap(v0 + 1, u0) + du * dv * tap(v0 + 1, u0 + 1))
+    return (
+      (1 - du) * (1 - dv) * tap(v0, u0)
+      + du * (1 - dv) * tap(v0, u0 + 1)
+      + (1 - du) * dv * tap(v0 + 1, u0)
+      + du * dv * tap(v0 + 1, u0 + 1)
+    )

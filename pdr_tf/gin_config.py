@@ -9,16 +9,16 @@ from typing import Sequence
 import gin
 
 # Import every module with configurables so that bindings to them resolve.
-from pdr_tf import datasets  # pylint: disable=unused-import
-from pdr_tf import input_pipeline  # pylint: disable=unused-import
-from pdr_tf import losses  # pylint: disable=unused-import
-from pdr_tf import loocc  # pylint: disable=unused-import
-from pdr_tf import model  # pylint: disable=unused-import
-from pdr_tf import networks  # pylint: disable=unused-import
-from pdr_tf import objective  # pylint: disable=unused-import
-from pdr_tf import perceptual  # pylint: disable=unused-import
-from pdr_tf import renderer  # pylint: disable=unused-import
-from pdr_tf import scene  # pylint: disable=unused-import
+from pdr_tf import datasets  # noqa: F401
+from pdr_tf import input_pipeline  # noqa: F401
+from pdr_tf import losses  # noqa: F401
+from pdr_tf import loocc  # noqa: F401
+from pdr_tf import model  # noqa: F401
+from pdr_tf import networks  # noqa: F401
+from pdr_tf import objective  # noqa: F401
+from pdr_tf import perceptual  # noqa: F401
+from pdr_tf import renderer  # noqa: F401
+from pdr_tf import scene  # noqa: F401
 
 GIN_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "gin")
 
@@ -79,8 +79,11 @@ def _named_parameters(fn):
     signature = inspect.signature(fn)
   except (TypeError, ValueError):
     return None
-  return {name for name, p in signature.parameters.items()
-          if p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)}
+  return {
+    name
+    for name, p in signature.parameters.items()
+    if p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+  }
 
 
 def check_parameter_names(gin_files=(), gin_params=()) -> None:
@@ -105,5 +108,6 @@ def check_parameter_names(gin_files=(), gin_params=()) -> None:
       if parameter not in names:
         where = ", ".join(list(gin_files) + [f"--gin_param {p!r}" for p in gin_params]) or "the gin config"
         raise GinConfigError(
-            f"unknown parameter {(scope + '/' if scope else '') + selector}.{parameter} (in {where}); "
-            f"{selector} accepts: {', '.join(sorted(names - {'self'}))}")
+          f"unknown parameter {(scope + '/' if scope else '') + selector}.{parameter} (in {where}); "
+          f"{selector} accepts: {', '.join(sorted(names - {'self'}))}"
+        )

@@ -33,10 +33,11 @@ _LIBRARY_NAME = "rasterize_triangles_op.so"
 _COMPILER_CANDIDATES = ("g++", "c++", "clang++")
 
 INSTALL_HINT = (
-    "pdr_tf compiles TF-Graphics' rasterization kernel at first use and needs a C++17 compiler. "
-    "Install one (Debian/Ubuntu: `apt-get install g++`; Fedora: `dnf install gcc-c++`; "
-    "macOS: `xcode-select --install`) or point the CXX environment variable at it. "
-    "Alternatively use the pure-TensorFlow rasterizer backend where available.")
+  "pdr_tf compiles TF-Graphics' rasterization kernel at first use and needs a C++17 compiler. "
+  "Install one (Debian/Ubuntu: `apt-get install g++`; Fedora: `dnf install gcc-c++`; "
+  "macOS: `xcode-select --install`) or point the CXX environment variable at it. "
+  "Alternatively use the pure-TensorFlow rasterizer backend where available."
+)
 
 
 class KernelBuildError(RuntimeError):
@@ -46,6 +47,7 @@ class KernelBuildError(RuntimeError):
 @dataclasses.dataclass(frozen=True)
 class KernelBuild:
   """Where the compiled kernel lives and whether this call compiled it."""
+
   path: str
   compiled: bool
   seconds: float
@@ -67,8 +69,10 @@ def kernel_source_dir() -> str:
   folder = os.path.join(list(spec.submodule_search_locations)[0], "rendering", "kernels")
   missing = [f for f in _SOURCES + _HEADERS if not os.path.isfile(os.path.join(folder, f))]
   if missing:
-    raise KernelBuildError(f"tensorflow-graphics at {folder} lacks the kernel sources {missing}; reinstall it with "
-                           "`pip install --force-reinstall tensorflow-graphics==2021.12.3`.")
+    raise KernelBuildError(
+      f"tensorflow-graphics at {folder} lacks the kernel sources {missing}; reinstall it with "
+      "`pip install --force-reinstall tensorflow-graphics==2021.12.3`."
+    )
   return folder
 
 
@@ -146,8 +150,9 @@ def build_kernel(cache_dir: str = None) -> KernelBuild:
       if result.returncode != 0:
         os.unlink(tmp_path)
         raise KernelBuildError(
-            f"Compiling the rasterization kernel failed (exit {result.returncode}) with {compiler}:\n"
-            f"{result.stderr[-4000:]}\nCommand: {' '.join(command)}")
+          f"Compiling the rasterization kernel failed (exit {result.returncode}) with {compiler}:\n"
+          f"{result.stderr[-4000:]}\nCommand: {' '.join(command)}"
+        )
       os.replace(tmp_path, path)
     finally:
       fcntl.flock(lock, fcntl.LOCK_UN)
@@ -163,5 +168,7 @@ def load_kernel(cache_dir: str = None):
   try:
     return tf.load_op_library(build.path)
   except (tf.errors.NotFoundError, OSError) as e:
-    raise KernelBuildError(f"The compiled kernel {build.path} failed to load ({e}). Delete that file to rebuild it; "
-                           "if it fails again, report the TensorFlow version and the error.") from e
+    raise KernelBuildError(
+      f"The compiled kernel {build.path} failed to load ({e}). Delete that file to rebuild it; "
+      "if it fails again, report the TensorFlow version and the error."
+    ) from e

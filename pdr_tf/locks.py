@@ -49,8 +49,9 @@ def describe(owner) -> str:
   """'pid 123 on host h since 2026-12-01T10:00:00 (purpose)' for messages."""
   if not owner:
     return "an unknown process"
-  return (f"pid {owner.get('pid')} on host {owner.get('host')} since {owner.get('started')}"
-          + (f" ({owner['purpose']})" if owner.get("purpose") else ""))
+  return f"pid {owner.get('pid')} on host {owner.get('host')} since {owner.get('started')}" + (
+    f" ({owner['purpose']})" if owner.get("purpose") else ""
+  )
 
 
 class FolderLock:
@@ -67,16 +68,22 @@ class FolderLock:
     self.owner = None
 
   def acquire(self) -> "FolderLock":
-    owner = {"pid": os.getpid(), "host": socket.gethostname(),
-             "started": datetime.datetime.now().isoformat(timespec="seconds"), "purpose": self.purpose}
+    owner = {
+      "pid": os.getpid(),
+      "host": socket.gethostname(),
+      "started": datetime.datetime.now().isoformat(timespec="seconds"),
+      "purpose": self.purpose,
+    }
     for _ in range(3):  # a stale lock is moved away and creation retried; give up after a few races
       try:
         fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
       except FileExistsError:
         held = read_owner(self.path)
         if not self._is_stale(held):
-          raise LockHeldError(f"{os.path.dirname(self.path) or '.'} is in use by {describe(held)}; lock file "
-                              f"{self.path}. Wait for it to finish, or use another folder.") from None
+          raise LockHeldError(
+            f"{os.path.dirname(self.path) or '.'} is in use by {describe(held)}; lock file "
+            f"{self.path}. Wait for it to finish, or use another folder."
+          ) from None
         # Move the stale file away atomically: of two processes doing this, one wins the rename.
         stale = f"{self.path}.stale-{os.getpid()}"
         try:
@@ -86,8 +93,7 @@ class FolderLock:
         if held.get("pid") == os.getpid():
           logger.debug("Re-taking %s, left by this process", self.path)
         else:
-          logger.warning("Taking over the stale lock %s of %s, which is no longer running", self.path,
-                         describe(held))
+          logger.warning("Taking over the stale lock %s of %s, which is no longer running", self.path, describe(held))
         os.remove(stale)
         continue
       with os.fdopen(fd, "w", encoding="utf-8") as f:

@@ -1,6 +1,6 @@
 """Leave-One-Out, Cycle Contrastive loss (LOOCC): physical perturbations, leave-one-out features and NT-Xent.
 
-The paper's recipe (REFERENCE.md section 4): each step perturbs either the light or the view of the predicted scene,
+The paper's recipe (docs/model.md): each step perturbs either the light or the view of the predicted scene,
 renders x_aug with every other parameter kept, encodes x_aug again, and pulls together the features of the properties
 that did not change (depth, albedo and the unperturbed one of light / view) of x and x_aug with SimCLR's NT-Xent,
 negatives gathered from all replicas. The model wires these pure functions together; all randomness is stateless and
@@ -63,12 +63,13 @@ class LooccConfig:
 
   def __post_init__(self):
     _check_mode(self.mode)
-    if not isinstance(self.temperature, (int, float)) or isinstance(self.temperature, bool) or \
-        not self.temperature > 0:
+    if not isinstance(self.temperature, (int, float)) or isinstance(self.temperature, bool) or not self.temperature > 0:
       raise ValueError(f"LooccConfig.temperature must be a number > 0, got {self.temperature!r}")
-    if self.base_temperature is not None and (not isinstance(self.base_temperature, (int, float)) or
-                                              isinstance(self.base_temperature, bool) or
-                                              not self.base_temperature > 0):
+    if self.base_temperature is not None and (
+      not isinstance(self.base_temperature, (int, float))
+      or isinstance(self.base_temperature, bool)
+      or not self.base_temperature > 0
+    ):
       raise ValueError(f"LooccConfig.base_temperature must be a number > 0 or None, got {self.base_temperature!r}")
     if self.light_noise not in LIGHT_NOISE:
       raise ValueError(f"LooccConfig.light_noise must be one of {LIGHT_NOISE}, got {self.light_noise!r}")
@@ -140,8 +141,9 @@ def choose_perturbation(mode: str, seed) -> tf.Tensor:
   return tf.random.stateless_uniform([], seed=_check_seed(seed)) < 0.5
 
 
-def perturb_light(light, config: LooccConfig, seed, ka_range=(0.0, 1.0), kd_range=(0.0, 1.0),
-                  name="perturb_light") -> tf.Tensor:
+def perturb_light(
+  light, config: LooccConfig, seed, ka_range=(0.0, 1.0), kd_range=(0.0, 1.0), name="perturb_light"
+) -> tf.Tensor:
   """Perturbs physical lights as `config.light_noise` says.
 
   "released": ka, kd += U(-δ, δ); the direction vector (lx, ly, 1) += U(-δ_dir, δ_dir) per component, then written
@@ -192,8 +194,9 @@ def perturb_view(view, config: LooccConfig, seed, name="perturb_view") -> tf.Ten
     return view + noise
 
 
-def leave_one_out_features(features: Mapping[str, tf.Tensor], perturbed: Union[str, bool, tf.Tensor],
-                           name="leave_one_out_features") -> tf.Tensor:
+def leave_one_out_features(
+  features: Mapping[str, tf.Tensor], perturbed: Union[str, bool, tf.Tensor], name="leave_one_out_features"
+) -> tf.Tensor:
   """Concatenates the features of the properties a perturbation left unchanged.
 
   Args:
@@ -225,8 +228,10 @@ def leave_one_out_features(features: Mapping[str, tf.Tensor], perturbed: Union[s
       if perturbed.dtype != tf.bool or perturbed.shape.rank != 0:
         raise ValueError(f"perturbed must be a scalar bool tensor, got {perturbed.dtype.name} {perturbed.shape}")
       if feats["light"].shape[-1] != feats["view"].shape[-1]:
-        raise ValueError("a tensor `perturbed` needs equal light and view feature widths, got "
-                         f"{feats['light'].shape[-1]} and {feats['view'].shape[-1]}")
+        raise ValueError(
+          "a tensor `perturbed` needs equal light and view feature widths, got "
+          f"{feats['light'].shape[-1]} and {feats['view'].shape[-1]}"
+        )
       kept = tf.where(perturbed, feats["light"], feats["view"])
     return tf.concat([feats["depth"], feats["albedo"], kept], axis=-1)
 
@@ -266,11 +271,12 @@ def nt_xent(z_a, z_b, temperature: float = 0.5, name="nt_xent") -> dict:
     b = tf.math.l2_normalize(z_b, axis=-1)
     local_n = tf.shape(a)[0]
     context = tf.distribute.get_replica_context()
-    if (tf.distribute.has_strategy() and not tf.distribute.in_cross_replica_context()
-        and context.num_replicas_in_sync > 1):
+    if (
+      tf.distribute.has_strategy() and not tf.distribute.in_cross_replica_context() and context.num_replicas_in_sync > 1
+    ):
       all_a, all_b = context.all_gather([a, b], axis=0)
       sizes = context.all_gather(tf.reshape(local_n, [1]), axis=0)
-      offset = tf.reduce_sum(sizes[:context.replica_id_in_sync_group])
+      offset = tf.reduce_sum(sizes[: context.replica_id_in_sync_group])
     else:
       all_a, all_b, offset = a, b, 0
     labels = tf.range(local_n) + offset  # where each local pair sits in the gathered batch

@@ -161,16 +161,17 @@ class ReconstructionWeights:
 
 # Term name -> the weight multiplying it, as a function of the weights.
 _TERM_WEIGHTS = {
-    "l1": lambda w: 1.0,
-    "l1_flip": lambda w: w.lambda_flip,
-    "perc": lambda w: w.lambda_perc,
-    "perc_flip": lambda w: w.lambda_perc * w.lambda_flip,
-    "smooth": lambda w: w.lambda_smooth,
+  "l1": lambda w: 1.0,
+  "l1_flip": lambda w: w.lambda_flip,
+  "perc": lambda w: w.lambda_perc,
+  "perc_flip": lambda w: w.lambda_perc * w.lambda_flip,
+  "smooth": lambda w: w.lambda_smooth,
 }
 
 
-def reconstruction_loss(terms: Mapping[str, tf.Tensor], weights: ReconstructionWeights,
-                        name="reconstruction_loss") -> tf.Tensor:
+def reconstruction_loss(
+  terms: Mapping[str, tf.Tensor], weights: ReconstructionWeights, name="reconstruction_loss"
+) -> tf.Tensor:
   """Total reconstruction loss L1 + λ_flip L1_flip + λ_perc (L_perc + λ_flip L_perc_flip) + λ_smooth L_smooth.
 
   Args:

@@ -52,9 +52,24 @@ class DeRenderer(keras.Model):
     ranges: a `scene.SceneRanges` (gin-configured one by default).
   """
 
-  def __init__(self, nf=64, zdim=256, encoder_nf=32, use_confidence=False, conf_zdim=128, depth_size=64,
-               initializer="pytorch", flat_depth_init=False, convex_prior=0.0, convex_prior_radius=0.4,
-               convex_prior_aspect=1.0, renderer=None, ranges=None, name="de_renderer", **kwargs):
+  def __init__(
+    self,
+    nf=64,
+    zdim=256,
+    encoder_nf=32,
+    use_confidence=False,
+    conf_zdim=128,
+    depth_size=64,
+    initializer="pytorch",
+    flat_depth_init=False,
+    convex_prior=0.0,
+    convex_prior_radius=0.4,
+    convex_prior_aspect=1.0,
+    renderer=None,
+    ranges=None,
+    name="de_renderer",
+    **kwargs,
+  ):
     # The model itself stays float32 (its inputs, the renderer and the outputs); under a mixed-precision global
     # policy only the property networks built below compute in float16 / bfloat16.
     kwargs.setdefault("dtype", "float32")
@@ -67,11 +82,19 @@ class DeRenderer(keras.Model):
     self.renderer = renderer if renderer is not None else renderer_lib.Renderer()
     self.ranges = ranges if ranges is not None else scene.SceneRanges()
     init = {"initializer": initializer}
-    self.depth_net = networks.EncoderDecoder(out_channels=1, activation=None, nf=nf, zdim=zdim,
-                                             output_size=depth_size, name="depth_net",
-                                             output_initializer="zeros" if flat_depth_init else None, **init)
-    self.albedo_net = networks.EncoderDecoder(out_channels=3, activation="tanh", nf=nf, zdim=zdim, name="albedo_net",
-                                              **init)
+    self.depth_net = networks.EncoderDecoder(
+      out_channels=1,
+      activation=None,
+      nf=nf,
+      zdim=zdim,
+      output_size=depth_size,
+      name="depth_net",
+      output_initializer="zeros" if flat_depth_init else None,
+      **init,
+    )
+    self.albedo_net = networks.EncoderDecoder(
+      out_channels=3, activation="tanh", nf=nf, zdim=zdim, name="albedo_net", **init
+    )
     self.light_net = networks.ConvEncoder(out_dim=4, nf=encoder_nf, name="light_net", **init)
     self.view_net = networks.ConvEncoder(out_dim=6, nf=encoder_nf, name="view_net", **init)
     self.conf_net = networks.ConfNet(nf=nf, zdim=conf_zdim, name="conf_net", **init) if use_confidence else None
@@ -98,17 +121,22 @@ class DeRenderer(keras.Model):
     view = _float32(self.view_net(images, training=training))
     raw_depth = depth["output"][..., 0]
     if self.convex_prior > 0:
-      raw_depth += scene.convex_prior(self.image_size, self.convex_prior, self.ranges, self.convex_prior_radius,
-                                      self.convex_prior_aspect)
+      raw_depth += scene.convex_prior(
+        self.image_size, self.convex_prior, self.ranges, self.convex_prior_radius, self.convex_prior_aspect
+      )
     depth_before_border = scene.depth_from_raw(raw_depth, self.ranges, border=False)
     out = {
-        "depth": scene.with_border(depth_before_border, self.ranges),
-        "depth_before_border": depth_before_border,
-        "albedo": albedo["output"],
-        "light": scene.light_from_raw(light["output"], self.ranges),
-        "view": scene.view_from_raw(view["output"], self.ranges),
-        "features": {"depth": depth["features"], "albedo": albedo["features"], "light": light["features"],
-                     "view": view["features"]},
+      "depth": scene.with_border(depth_before_border, self.ranges),
+      "depth_before_border": depth_before_border,
+      "albedo": albedo["output"],
+      "light": scene.light_from_raw(light["output"], self.ranges),
+      "view": scene.view_from_raw(view["output"], self.ranges),
+      "features": {
+        "depth": depth["features"],
+        "albedo": albedo["features"],
+        "light": light["features"],
+        "view": view["features"],
+      },
     }
     if self.conf_net is not None:
       out.update(_float32(self.conf_net(images, training=training)))
@@ -134,8 +162,7 @@ class DeRenderer(keras.Model):
     out = self.predict_scene(images, training=training)
     batch = tf.shape(images)[0]
     rendered = self.renderer.render(*renderer_lib.flip_pair(out["depth"], out["albedo"], out["light"], out["view"]))
-    for key in ("canon_normal", "canon_shading", "canon_diffuse", "canon_image", "recon_depth", "recon_image",
-                "mask"):
+    for key in ("canon_normal", "canon_shading", "canon_diffuse", "canon_image", "recon_depth", "recon_image", "mask"):
       out[key] = rendered[key][:batch]
     out["recon_image_flip"] = rendered["recon_image"][batch:]
     out["mask_flip"] = rendered["mask"][batch:]
@@ -151,9 +178,15 @@ class DeRenderer(keras.Model):
     """
     out = self.predict_scene(images, training=training)
     rendered = self.renderer.render(out["depth"], out["albedo"], out["light"], out["view"])
-    return {"depth": out["depth"], "albedo": out["albedo"], "light": out["light"], "view": out["view"],
-            "recon_image": rendered["recon_image"], "recon_depth": rendered["recon_depth"],
-            "mask": rendered["mask"]}
+    return {
+      "depth": out["depth"],
+      "albedo": out["albedo"],
+      "light": out["light"],
+      "view": out["view"],
+      "recon_image": rendered["recon_image"],
+      "recon_depth": rendered["recon_depth"],
+      "mask": rendered["mask"],
+    }
 
   def render(self, depth, albedo, light, view) -> Dict[str, tf.Tensor]:
     """Renders given scene parameters with this model's renderer (for LOOCC and visualisation)."""
@@ -164,10 +197,18 @@ class DeRenderer(keras.Model):
     self(tf.zeros([1, self.image_size, self.image_size, 3]))
 
   def get_config(self):
-    return {"nf": self.nf, "zdim": self.zdim, "encoder_nf": self.encoder_nf, "use_confidence": self.use_confidence,
-            "conf_zdim": self.conf_zdim, "depth_size": self.depth_size, "initializer": self.initializer,
-            "flat_depth_init": self.flat_depth_init, "convex_prior": self.convex_prior,
-            "name": self.name}
+    return {
+      "nf": self.nf,
+      "zdim": self.zdim,
+      "encoder_nf": self.encoder_nf,
+      "use_confidence": self.use_confidence,
+      "conf_zdim": self.conf_zdim,
+      "depth_size": self.depth_size,
+      "initializer": self.initializer,
+      "flat_depth_init": self.flat_depth_init,
+      "convex_prior": self.convex_prior,
+      "name": self.name,
+    }
 
 
 def normals_for_display(depth, model: DeRenderer) -> tf.Tensor:
@@ -188,8 +229,10 @@ def restore_from_workdir(workdir: str, step: Optional[int] = None) -> DeRenderer
   config_path = os.path.join(workdir, OPERATIVE_CONFIG)
   checkpoint_dir = os.path.join(workdir, CHECKPOINT_DIR)
   if not os.path.isfile(config_path):
-    raise FileNotFoundError(f"{config_path} not found: is {workdir!r} a pdr_tf training work dir? "
-                            "Train one with `python -m pdr_tf.train --gin_file=gin/cars_light_view.gin`.")
+    raise FileNotFoundError(
+      f"{config_path} not found: is {workdir!r} a pdr_tf training work dir? "
+      "Train one with `python -m pdr_tf.train --gin_file=gin/cars_light_view.gin`."
+    )
   if step is None:
     checkpoint = tf.train.latest_checkpoint(checkpoint_dir)
   else:

@@ -58,8 +58,10 @@ def _check_image(images, network: str) -> tf.Tensor:
   """Checks that `images` is [B, 64, 64, 3] with static spatial and channel sizes."""
   images = tf.convert_to_tensor(images)
   if images.shape.rank != 4 or tuple(images.shape[1:]) != _INPUT_SHAPE:
-    raise ValueError(f"{network} input images must have shape [B, {_INPUT_SHAPE[0]}, {_INPUT_SHAPE[1]}, "
-                     f"{_INPUT_SHAPE[2]}] (static), got {images.shape}")
+    raise ValueError(
+      f"{network} input images must have shape [B, {_INPUT_SHAPE[0]}, {_INPUT_SHAPE[1]}, "
+      f"{_INPUT_SHAPE[2]}] (static), got {images.shape}"
+    )
   if not images.dtype.is_floating:
     raise TypeError(f"{network} input images must be floating point in [-1, 1], got {images.dtype.name}")
   return images
@@ -72,13 +74,27 @@ def _check_widths(**widths) -> None:
 
 
 def _conv(filters, kernel, strides=1, padding="same", name=None, init="pytorch"):
-  return keras.layers.Conv2D(filters, kernel, strides=strides, padding=padding, use_bias=False, name=name,
-                             kernel_initializer=kernel_initializer(init))
+  return keras.layers.Conv2D(
+    filters,
+    kernel,
+    strides=strides,
+    padding=padding,
+    use_bias=False,
+    name=name,
+    kernel_initializer=kernel_initializer(init),
+  )
 
 
 def _deconv(filters, kernel, strides=1, padding="same", name=None, init="pytorch"):
-  return keras.layers.Conv2DTranspose(filters, kernel, strides=strides, padding=padding, use_bias=False, name=name,
-                                      kernel_initializer=kernel_initializer(init))
+  return keras.layers.Conv2DTranspose(
+    filters,
+    kernel,
+    strides=strides,
+    padding=padding,
+    use_bias=False,
+    name=name,
+    kernel_initializer=kernel_initializer(init),
+  )
 
 
 def _norm(channels, name=None):
@@ -91,9 +107,9 @@ def _flatten_1x1(x: tf.Tensor) -> tf.Tensor:
 
 
 _BLOCK_ACTIVATIONS = {
-    None: tf.identity,
-    "relu": tf.nn.relu,
-    "leaky_relu": lambda x: tf.nn.leaky_relu(x, alpha=0.2),
+  None: tf.identity,
+  "relu": tf.nn.relu,
+  "leaky_relu": lambda x: tf.nn.leaky_relu(x, alpha=0.2),
 }
 
 
@@ -135,8 +151,9 @@ class ConvEncoder(keras.Model):
   pre-activation (the PDR release), the head sees ReLU of it (Unsup3D).
   """
 
-  def __init__(self, out_dim: int = 4, nf: int = 32, initializer: str = "pytorch", name: Optional[str] = None,
-               **kwargs):
+  def __init__(
+    self, out_dim: int = 4, nf: int = 32, initializer: str = "pytorch", name: Optional[str] = None, **kwargs
+  ):
     """Args: out_dim: head outputs (light 4, view 6); nf: base width (paper 32, features 8 nf = 256 wide);
     initializer: one of INITIALIZERS."""
     super().__init__(name=name, **kwargs)
@@ -144,8 +161,9 @@ class ConvEncoder(keras.Model):
     self.out_dim, self.nf, self.initializer = out_dim, nf, initializer
     conv = functools.partial(_conv, init=initializer)
     widths = (nf, 2 * nf, 4 * nf, 8 * nf)
-    self.num_down = _add_blocks(self, "down", [
-        _Block(conv(w, 4, strides=2, name="conv"), name=f"down{i}") for i, w in enumerate(widths)])  # 64 -> 4
+    self.num_down = _add_blocks(
+      self, "down", [_Block(conv(w, 4, strides=2, name="conv"), name=f"down{i}") for i, w in enumerate(widths)]
+    )  # 64 -> 4
     self.last = conv(8 * nf, 4, padding="valid", name="last")  # 4 -> 1
     self.head = conv(out_dim, 1, name="head")
 
@@ -164,8 +182,10 @@ class ConvEncoder(keras.Model):
 def _encoder_blocks(nf: int, zdim: int, init: str):
   """Unsup3D's shared downsampling trunk: 64x64 -> 1x1 bottleneck of width zdim (ReLU)."""
   conv = functools.partial(_conv, init=init)
-  blocks = [_Block(conv(w, 4, strides=2, name="conv"), norm=i < 3, activation="leaky_relu", name=f"enc{i}")
-            for i, w in enumerate((nf, 2 * nf, 4 * nf, 8 * nf))]  # no GroupNorm on the 4th conv
+  blocks = [
+    _Block(conv(w, 4, strides=2, name="conv"), norm=i < 3, activation="leaky_relu", name=f"enc{i}")
+    for i, w in enumerate((nf, 2 * nf, 4 * nf, 8 * nf))
+  ]  # no GroupNorm on the 4th conv
   return blocks + [_Block(conv(zdim, 4, padding="valid", name="conv"), name="enc4")]  # 4 -> 1
 
 
@@ -182,9 +202,18 @@ class EncoderDecoder(keras.Model):
   Call returns {"output": [B, 64, 64, out_channels], "features": [B, zdim]} (features = the ReLU'd bottleneck).
   """
 
-  def __init__(self, out_channels: int = 1, activation: Optional[str] = None, nf: int = 64, zdim: int = 256,
-               output_size: int = 64, initializer: str = "pytorch", output_initializer: Optional[str] = None,
-               name: Optional[str] = None, **kwargs):
+  def __init__(
+    self,
+    out_channels: int = 1,
+    activation: Optional[str] = None,
+    nf: int = 64,
+    zdim: int = 256,
+    output_size: int = 64,
+    initializer: str = "pytorch",
+    output_initializer: Optional[str] = None,
+    name: Optional[str] = None,
+    **kwargs,
+  ):
     """Args: out_channels: depth 1, albedo 3; activation: None (depth) or "tanh" (albedo); nf, zdim: widths;
     output_size: one of OUTPUT_SIZES (64: Unsup3D); initializer: one of INITIALIZERS; output_initializer: the
     output convolution's, "zeros" to start from a constant map (None: `initializer`)."""
@@ -200,20 +229,28 @@ class EncoderDecoder(keras.Model):
     self.num_enc = _add_blocks(self, "enc", _encoder_blocks(nf, zdim, initializer))
     # Every decoder block ends in ReLU; comments give the spatial size after each.
     decoder = [
-        _Block(deconv(8 * nf, 4, padding="valid", name="deconv"), name="dec0"),  # 1 -> 4
-        _Block(conv(8 * nf, 3, name="conv"), name="dec1"),
-        _Block(deconv(4 * nf, 4, strides=2, name="deconv"), norm=True, name="dec2"),  # 4 -> 8
-        _Block(conv(4 * nf, 3, name="conv"), norm=True, name="dec3"),
-        _Block(deconv(2 * nf, 4, strides=2, name="deconv"), norm=True, name="dec4"),  # 8 -> 16
-        _Block(conv(2 * nf, 3, name="conv"), norm=True, name="dec5"),
-        _Block(deconv(nf, 4, strides=2, name="deconv"), norm=True, name="dec6"),  # 16 -> 32
-        _Block(conv(nf, 3, name="conv"), norm=True, name="dec7"),
+      _Block(deconv(8 * nf, 4, padding="valid", name="deconv"), name="dec0"),  # 1 -> 4
+      _Block(conv(8 * nf, 3, name="conv"), name="dec1"),
+      _Block(deconv(4 * nf, 4, strides=2, name="deconv"), norm=True, name="dec2"),  # 4 -> 8
+      _Block(conv(4 * nf, 3, name="conv"), norm=True, name="dec3"),
+      _Block(deconv(2 * nf, 4, strides=2, name="deconv"), norm=True, name="dec4"),  # 8 -> 16
+      _Block(conv(2 * nf, 3, name="conv"), norm=True, name="dec5"),
+      _Block(deconv(nf, 4, strides=2, name="deconv"), norm=True, name="dec6"),  # 16 -> 32
+      _Block(conv(nf, 3, name="conv"), norm=True, name="dec7"),
     ]
     self.num_dec = _add_blocks(self, "dec", decoder if output_size > 16 else decoder[:6])
     # 64: Unsup3D's nearest 32 -> 64 upsampling before the tail; smaller: the tail at that size, then bilinear.
-    self.upsample = keras.layers.UpSampling2D(2, interpolation="nearest", name="upsample") if output_size == 64 else None
-    self.num_tail = _add_blocks(self, "tail", [_Block(conv(nf, 3, name="conv"), norm=True, name="tail0"),
-                                               _Block(conv(nf, 5, name="conv"), norm=True, name="tail1")])
+    self.upsample = (
+      keras.layers.UpSampling2D(2, interpolation="nearest", name="upsample") if output_size == 64 else None
+    )
+    self.num_tail = _add_blocks(
+      self,
+      "tail",
+      [
+        _Block(conv(nf, 3, name="conv"), norm=True, name="tail0"),
+        _Block(conv(nf, 5, name="conv"), norm=True, name="tail1"),
+      ],
+    )
     self.out_conv = _conv(out_channels, 5, name="out", init=output_initializer or initializer)
 
   @property
@@ -233,9 +270,16 @@ class EncoderDecoder(keras.Model):
     return {"output": x, "features": _flatten_1x1(z)}
 
   def get_config(self):
-    return {"out_channels": self.out_channels, "activation": self.activation, "nf": self.nf, "zdim": self.zdim,
-            "output_size": self.output_size, "initializer": self.initializer,
-            "output_initializer": self.output_initializer, "name": self.name}
+    return {
+      "out_channels": self.out_channels,
+      "activation": self.activation,
+      "nf": self.nf,
+      "zdim": self.zdim,
+      "output_size": self.output_size,
+      "initializer": self.initializer,
+      "output_initializer": self.output_initializer,
+      "name": self.name,
+    }
 
 
 @keras_configurable
@@ -246,22 +290,29 @@ class ConfNet(keras.Model):
   reconstruction, channel 1 for the flipped one. All values are positive.
   """
 
-  def __init__(self, nf: int = 64, zdim: int = 128, initializer: str = "pytorch", name: Optional[str] = None,
-               **kwargs):
+  def __init__(self, nf: int = 64, zdim: int = 128, initializer: str = "pytorch", name: Optional[str] = None, **kwargs):
     super().__init__(name=name, **kwargs)
     _check_widths(nf=nf, zdim=zdim)
     self.nf, self.zdim, self.initializer = nf, zdim, initializer
     conv, deconv = functools.partial(_conv, init=initializer), functools.partial(_deconv, init=initializer)
     self.num_enc = _add_blocks(self, "enc", _encoder_blocks(nf, zdim, initializer))
-    self.num_dec = _add_blocks(self, "dec", [
+    self.num_dec = _add_blocks(
+      self,
+      "dec",
+      [
         _Block(deconv(8 * nf, 4, padding="valid", name="deconv"), name="dec0"),  # 1 -> 4
         _Block(deconv(4 * nf, 4, strides=2, name="deconv"), norm=True, name="dec1"),  # 4 -> 8
         _Block(deconv(2 * nf, 4, strides=2, name="deconv"), norm=True, name="dec2"),  # 8 -> 16
-    ])
-    self.num_l1 = _add_blocks(self, "l1_", [
+      ],
+    )
+    self.num_l1 = _add_blocks(
+      self,
+      "l1_",
+      [
         _Block(deconv(nf, 4, strides=2, name="deconv"), norm=True, name="l1_0"),  # 16 -> 32
         _Block(deconv(nf, 4, strides=2, name="deconv"), norm=True, name="l1_1"),  # 32 -> 64
-    ])
+      ],
+    )
     self.l1_out = conv(2, 5, name="l1_out")
     self.perc_out = conv(2, 3, name="perc_out")
 

@@ -4,7 +4,7 @@ Every term is a [B] per-example tensor, so the trainer scales the total exactly 
 `tf.nn.compute_average_loss(per_example, global_batch_size)` under any distribution strategy. LOOCC negatives come
 from all replicas through `loocc.nt_xent`.
 
-LOOCC step (REFERENCE.md section 4): perturb the predicted light or view (one choice per step, the same on every
+LOOCC step (docs/model.md): perturb the predicted light or view (one choice per step, the same on every
 replica), re-render x_aug with every other parameter kept, encode x_aug with all encoders, and contrast the
 unchanged properties' features of x and x_aug. Pixels the re-render does not cover keep the input image, so only
 the perturbed property changes. As in the released code the cycle's gradients flow through the re-render into the
@@ -44,8 +44,9 @@ class Objective:
     self.loocc = loocc_config if loocc_config is not None else loocc.LooccConfig()
     self.perceptual = perceptual_features if perceptual_features is not None else perceptual.PerceptualFeatures()
     if self.weights.lambda_perc > 0 and not self.perceptual.enabled:
-      logger.warning("Perceptual loss off (lambda_perc %.3g -> 0): no VGG16 weights file configured.",
-                     self.weights.lambda_perc)
+      logger.warning(
+        "Perceptual loss off (lambda_perc %.3g -> 0): no VGG16 weights file configured.", self.weights.lambda_perc
+      )
       self.weights = dataclasses.replace(self.weights, lambda_perc=0.0)
     self.backprop_through_render = backprop_through_render
 
@@ -54,20 +55,24 @@ class Objective:
     mask = out["mask_both"]
     conf = self.weights.use_confidence and "conf_l1" in out
     terms = {
-        "l1": losses.photometric_l1(out["recon_image"], images, mask, out["conf_l1"][..., 0:1] if conf else None),
-        "l1_flip": losses.photometric_l1(out["recon_image_flip"], images, mask,
-                                         out["conf_l1"][..., 1:2] if conf else None),
+      "l1": losses.photometric_l1(out["recon_image"], images, mask, out["conf_l1"][..., 0:1] if conf else None),
+      "l1_flip": losses.photometric_l1(
+        out["recon_image_flip"], images, mask, out["conf_l1"][..., 1:2] if conf else None
+      ),
     }
     if self.weights.lambda_perc > 0:
       target = tf.stop_gradient(self.perceptual(images))
       conf_perc = self.weights.use_confidence and "conf_perc" in out
-      terms["perc"] = losses.perceptual_nll(self.perceptual(out["recon_image"]), target, mask,
-                                            out["conf_perc"][..., 0:1] if conf_perc else None)
-      terms["perc_flip"] = losses.perceptual_nll(self.perceptual(out["recon_image_flip"]), target, mask,
-                                                 out["conf_perc"][..., 1:2] if conf_perc else None)
+      terms["perc"] = losses.perceptual_nll(
+        self.perceptual(out["recon_image"]), target, mask, out["conf_perc"][..., 0:1] if conf_perc else None
+      )
+      terms["perc_flip"] = losses.perceptual_nll(
+        self.perceptual(out["recon_image_flip"]), target, mask, out["conf_perc"][..., 1:2] if conf_perc else None
+      )
     if self.weights.lambda_smooth > 0:
-      terms["smooth"] = losses.depth_smoothness(out["depth_before_border"], model.ranges.max_depth -
-                                                model.ranges.min_depth)
+      terms["smooth"] = losses.depth_smoothness(
+        out["depth_before_border"], model.ranges.max_depth - model.ranges.min_depth
+      )
     return terms
 
   def augment(self, model, images, out, seed) -> Dict[str, tf.Tensor]:
@@ -89,9 +94,11 @@ class Objective:
     """
     perturb_view = loocc.choose_perturbation(self.loocc.mode, seed)
     noise_seed = loocc.replica_seed(tf.random.experimental.stateless_fold_in(seed, 1))
-    light = tf.where(perturb_view, out["light"],
-                     loocc.perturb_light(out["light"], self.loocc, noise_seed, model.ranges.ka_range,
-                                         model.ranges.kd_range))
+    light = tf.where(
+      perturb_view,
+      out["light"],
+      loocc.perturb_light(out["light"], self.loocc, noise_seed, model.ranges.ka_range, model.ranges.kd_range),
+    )
     view = tf.where(perturb_view, loocc.perturb_view(out["view"], self.loocc, noise_seed), out["view"])
     scene_in = [out["depth"], out["albedo"], light, view, out["recon_depth"]]
     if not self.backprop_through_render:

@@ -20,8 +20,9 @@ from pdr_tf.gin_utils import keras_configurable
 _LOG = logging.getLogger(__name__)
 _FEATURE_LAYER = "block3_conv3"  # its activation is the ReLU: relu3_3, 16x16x256 at 64x64 input
 _INPUT_SHAPE = (formats.IMAGE_SIZE, formats.IMAGE_SIZE, 3)
-DISABLED_MESSAGE = ("perceptual loss disabled: no VGG16 weights file configured "
-                    "(set PerceptualFeatures.vgg16_weights_path)")
+DISABLED_MESSAGE = (
+  "perceptual loss disabled: no VGG16 weights file configured (set PerceptualFeatures.vgg16_weights_path)"
+)
 
 
 @keras_configurable

@@ -33,6 +33,7 @@ class Fragments:
     mask: [B, H, W] float32, 1 where covered.
     depth: [B, H, W] float32 camera-space z of the surface, `background_depth` where not covered; differentiable.
   """
+
   triangle_id: tf.Tensor
   barycentrics: tf.Tensor
   mask: tf.Tensor
@@ -70,8 +71,9 @@ def _tfg_triangle_ids(clip, faces, height, width):
   ops = kernel_build.load_kernel()
 
   def one(clip_b):
-    _, ids, z_buffer = ops.rasterize_triangles(clip_b, faces, image_width=width, image_height=height, num_layers=1,
-                                               face_culling_mode=0)
+    _, ids, z_buffer = ops.rasterize_triangles(
+      clip_b, faces, image_width=width, image_height=height, num_layers=1, face_culling_mode=0
+    )
     return tf.where(tf.equal(z_buffer[0], 1.0), -tf.ones_like(ids[0]), ids[0])
 
   return tf.map_fn(one, tf.stop_gradient(clip), fn_output_signature=tf.TensorSpec([height, width], tf.int32))
@@ -141,8 +143,17 @@ def interpolate(attributes, faces, fragments: Fragments, name="interpolate") -> 
     return tf.reduce_sum(values * fragments.barycentrics[..., None], axis=-2)
 
 
-def rasterize(vertices, faces, intrinsics, image_size, backend="tfg", near=DEFAULT_NEAR, far=DEFAULT_FAR,
-              background_depth=None, name="rasterize") -> Fragments:
+def rasterize(
+  vertices,
+  faces,
+  intrinsics,
+  image_size,
+  backend="tfg",
+  near=DEFAULT_NEAR,
+  far=DEFAULT_FAR,
+  background_depth=None,
+  name="rasterize",
+) -> Fragments:
   """Rasterizes a batch of triangle meshes given in camera space (x right, y down, z forward).
 
   Args:
@@ -175,8 +186,9 @@ def rasterize(vertices, faces, intrinsics, image_size, backend="tfg", near=DEFAU
     bary = _perspective_barycentrics(clip, faces, triangle_id, height, width)
     background = far if background_depth is None else background_depth
     depth = _plane_depth(vertices, faces, triangle_id, intrinsics, background)
-    return Fragments(triangle_id=triangle_id, barycentrics=bary, mask=tf.cast(triangle_id >= 0, tf.float32),
-                     depth=depth)
+    return Fragments(
+      triangle_id=triangle_id, barycentrics=bary, mask=tf.cast(triangle_id >= 0, tf.float32), depth=depth
+    )
 
 
 def _plane_depth(vertices, faces, triangle_id, intrinsics, background):
@@ -190,14 +202,21 @@ def _plane_depth(vertices, faces, triangle_id, intrinsics, background):
   """
   height, width = triangle_id.shape[1], triangle_id.shape[2]
   fx, fy, cx, cy = tf.unstack(tf.convert_to_tensor(intrinsics, tf.float32))
-  corners = tf.gather(tf.convert_to_tensor(vertices, tf.float32), tf.gather(faces, tf.maximum(triangle_id, 0)),
-                      batch_dims=1)  # [B, H, W, 3, 3]
+  corners = tf.gather(
+    tf.convert_to_tensor(vertices, tf.float32), tf.gather(faces, tf.maximum(triangle_id, 0)), batch_dims=1
+  )  # [B, H, W, 3, 3]
   p0, p1, p2 = tf.unstack(corners, axis=-2)
   normal = tf.linalg.cross(p1 - p0, p2 - p0)
   ray_x = (tf.range(width, dtype=tf.float32) - cx) / fx
   ray_y = (tf.range(height, dtype=tf.float32) - cy) / fy
-  ray = tf.stack([tf.broadcast_to(ray_x[None, :], [height, width]), tf.broadcast_to(ray_y[:, None], [height, width]),
-                  tf.ones([height, width])], axis=-1)  # [H, W, 3]
+  ray = tf.stack(
+    [
+      tf.broadcast_to(ray_x[None, :], [height, width]),
+      tf.broadcast_to(ray_y[:, None], [height, width]),
+      tf.ones([height, width]),
+    ],
+    axis=-1,
+  )  # [H, W, 3]
   covered = triangle_id >= 0
   denominator = tf.where(covered, tf.reduce_sum(normal * ray, -1), tf.ones_like(normal[..., 0]))
   z = tf.math.divide_no_nan(tf.reduce_sum(normal * p0, -1), denominator)
@@ -205,7 +224,7 @@ def _plane_depth(vertices, faces, triangle_id, intrinsics, background):
 
 
 # The pure-TensorFlow backend "tf" (rasterizer_tf does not import this module, so there is no import cycle).
-from pdr_tf import rasterizer_tf  # pylint: disable=wrong-import-position
+from pdr_tf import rasterizer_tf  # noqa: E402
 
 register_backend("tf", rasterizer_tf.triangle_ids, xla=True)
 

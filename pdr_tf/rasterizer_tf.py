@@ -100,7 +100,7 @@ def _vertex_bounds(vertices, height, width):
   columns = []
   for coord, size in ((x, width), (y, height)):
     p = (tf.cast(_to_fixed(coord), tf.float32) / _ONE / safe_q_w + 1.0) * (0.5 * size) - 0.5
-    margin = size * 2.0 ** -FRACTIONAL_BITS + 1e-3
+    margin = size * 2.0**-FRACTIONAL_BITS + 1e-3
     visible = (w > 0.0) & (z >= -w) & ~tf.math.is_nan(coord / w)
     tight = visible & (q_w > 0.0)
     first = tf.clip_by_value(tf.math.ceil(p - margin), 0.0, float(size))
@@ -157,12 +157,21 @@ def _setup(corners, opaque_zero):
   a11, a12, a13 = fixed["X0"], fixed["X1"], fixed["X2"]
   a21, a22, a23 = fixed["Y0"], fixed["Y1"], fixed["Y2"]
   a31, a32, a33 = fixed["W0"], fixed["W1"], fixed["W2"]
-  m = [a22 * a33 - a32 * a23, a13 * a32 - a33 * a12, a12 * a23 - a22 * a13,
-       a23 * a31 - a33 * a21, a11 * a33 - a31 * a13, a13 * a21 - a23 * a11,
-       a21 * a32 - a31 * a22, a12 * a31 - a32 * a11, a11 * a22 - a21 * a12]
+  m = [
+    a22 * a33 - a32 * a23,
+    a13 * a32 - a33 * a12,
+    a12 * a23 - a22 * a13,
+    a23 * a31 - a33 * a21,
+    a11 * a33 - a31 * a13,
+    a13 * a21 - a23 * a11,
+    a21 * a32 - a31 * a22,
+    a12 * a31 - a32 * a11,
+    a11 * a22 - a21 * a12,
+  ]
   det = a11 * m[0] + a12 * m[3] + a13 * m[6]
-  sign, = _materialize([tf.where(det < 0, -tf.ones_like(det, tf.float32), tf.ones_like(det, tf.float32))],
-                       opaque_zero)
+  (sign,) = _materialize(
+    [tf.where(det < 0, -tf.ones_like(det, tf.float32), tf.ones_like(det, tf.float32))], opaque_zero
+  )
   columns = [tf.cast(value, tf.float32) * sign for value in m]
   columns += [corners[k][:, j] for k in range(3) for j in (2, 3)] + [tf.zeros_like(sign)]
   return tf.stack(columns, axis=1)
@@ -190,10 +199,13 @@ def _fragment_keys(setup, face, col, row, width, height, zero):
   px = tf.gather(tf.constant(pixel_centres_fixed(width)), col)
   py = tf.gather(tf.constant(pixel_centres_fixed(height)), row)
   coef = tf.cast(setup[:, :9], tf.int64)
-  e = _materialize([coef[:, 3 * k] * px + coef[:, 3 * k + 1] * py + coef[:, 3 * k + 2] * (1 << FRACTIONAL_BITS)
-                    for k in range(3)], zero)
-  p = {f"zw{k}": setup[:, 9 + 2 * k:11 + 2 * k] for k in range(3)}
+  e = _materialize(
+    [coef[:, 3 * k] * px + coef[:, 3 * k + 1] * py + coef[:, 3 * k + 2] * (1 << FRACTIONAL_BITS) for k in range(3)],
+    zero,
+  )
+  p = {f"zw{k}": setup[:, 9 + 2 * k : 11 + 2 * k] for k in range(3)}
   inside = (e[0] >= 0) & (e[1] >= 0) & (e[2] >= 0) & ((e[0] > 0) | (e[1] > 0) | (e[2] > 0))
+
   # The kernel rounds every operation in its order; XLA's CPU code generator contracts `a * b + c` into an FMA.
   # Passing the products through an integer xor with a zero that only exists at run time (derived from the faces
   # in another kernel) pins their rounding, so depth ties resolve bit for bit as in the kernel.
@@ -243,13 +255,15 @@ def _materialize(values, opaque_zero):
     values: list of int32, int64 or float32 tensors.
     opaque_zero: int32 scalar from data, 0 at run time (-1 for invalid input, which then flips every bit).
   """
+
   def flip(value):
     if value.dtype == tf.float32:
       return tf.bitcast(tf.bitwise.bitwise_xor(tf.bitcast(value, tf.int32), opaque_zero), tf.float32)
     return tf.bitwise.bitwise_xor(value, tf.cast(opaque_zero, value.dtype))
 
-  _, values = tf.while_loop(lambda i, _: i < -opaque_zero, lambda i, v: (i + 1, [flip(x) for x in v]),
-                            (tf.constant(0), list(values)))
+  _, values = tf.while_loop(
+    lambda i, _: i < -opaque_zero, lambda i, v: (i + 1, [flip(x) for x in v]), (tf.constant(0), list(values))
+  )
   return values
 
 
@@ -270,16 +284,17 @@ def _zbuffer(vertices, faces, batch, height, width, chunk):
   num_vertices = tf.shape(vertices)[0] // batch
   zero = tf.bitwise.right_shift(tf.reduce_min(faces), 31)  # 0 for valid faces, unknown to the compiler
   index = tf.reshape((tf.range(batch) * num_vertices)[:, None, None] + faces[None], [-1, 3])  # [N, 3]
-  bounds, = _materialize([_vertex_bounds(vertices, height, width)], zero)
+  (bounds,) = _materialize([_vertex_bounds(vertices, height, width)], zero)
   _, _, ex, ey = _boxes(bounds, index, height, width)
-  area, = _materialize([ex * ey], zero)
+  (area,) = _materialize([ex * ey], zero)
 
   # Compaction of the instances with a non-empty box (most grid-mesh triangles hold no pixel centre).
   nonempty = area > 0
   position = tf.cumsum(tf.cast(nonempty, tf.int32)) - 1
   used = position[-1] + 1
-  compact = tf.tensor_scatter_nd_update(tf.zeros([count + 1], tf.int32),
-                                        tf.where(nonempty, position, count)[:, None], tf.range(count))[:count]
+  compact = tf.tensor_scatter_nd_update(
+    tf.zeros([count + 1], tf.int32), tf.where(nonempty, position, count)[:, None], tf.range(count)
+  )[:count]
   end = tf.cumsum(tf.where(tf.range(count) < used, tf.gather(area, compact), 0))  # candidates of compacted 0..j
   total = end[-1]
   window = max(1, chunk // _INSTANCES_PER_CHUNK)  # instances set up per iteration
@@ -289,13 +304,14 @@ def _zbuffer(vertices, faces, batch, height, width, chunk):
     # Instance `first` (compacted) holds candidate s; this iteration covers instances first .. first + window - 1
     # and candidates s .. limit - 1. Each instance after `first` starts a run of at least one candidate, so a
     # scatter of run starts and a cumulative sum give every candidate's instance in the window.
-    first, = _materialize([_upper_bound(end, s[None])[0]], zero)
+    (first,) = _materialize([_upper_bound(end, s[None])[0]], zero)
     slots = tf.minimum(first + tf.range(window), count - 1)
     run_end = tf.gather(end, slots)
     limit = tf.minimum(s + chunk, run_end[-1])
     offsets = run_end[:-1] - s  # starts of the window's instances after the first
-    starts = tf.tensor_scatter_nd_add(tf.zeros([chunk + 1], tf.int32),
-                                      tf.clip_by_value(offsets, 0, chunk)[:, None], tf.ones([window - 1], tf.int32))
+    starts = tf.tensor_scatter_nd_add(
+      tf.zeros([chunk + 1], tf.int32), tf.clip_by_value(offsets, 0, chunk)[:, None], tf.ones([window - 1], tf.int32)
+    )
     local = tf.cumsum(starts[:chunk])
     # Set-up of the window's instances.
     instance = tf.gather(compact, slots)
@@ -339,8 +355,9 @@ def _triangle_ids(clip, faces, height, width, chunk):
 
 @functools.lru_cache(maxsize=None)
 def _compiled(height, width, chunk):
-  return tf.function(functools.partial(_triangle_ids, height=height, width=width, chunk=chunk),
-                     jit_compile=True)  # XLA compiles per shape anyway; static shapes size the chunks
+  return tf.function(
+    functools.partial(_triangle_ids, height=height, width=width, chunk=chunk), jit_compile=True
+  )  # XLA compiles per shape anyway; static shapes size the chunks
 
 
 _XLA = {"enabled": True}  # the default of `triangle_ids(jit_compile=None)`; see `xla_disabled`
@@ -404,6 +421,7 @@ CPU_BACKEND = "tfg"
 def kernel_available() -> bool:
   """Whether TF-Graphics' CPU kernel can be built (or is cached) and loaded here; logged once when not."""
   from pdr_tf import kernel_build  # pylint: disable=import-outside-toplevel  (compiles it at first use)
+
   try:
     kernel_build.load_kernel()
     return True

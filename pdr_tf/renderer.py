@@ -1,6 +1,6 @@
 """The Unsup3D differentiable renderer: canonical depth, albedo, light and view in, reconstructed image out.
 
-REFERENCE.md section 2. The canonical depth map becomes a grid mesh (one vertex per pixel), is moved by the view
+docs/model.md. The canonical depth map becomes a grid mesh (one vertex per pixel), is moved by the view
 and its depth is rasterized in the input view (`recon_depth`). Each input-view pixel is then back-projected with that
 depth, moved back by the inverse view and projected into the canonical frame, where the shaded canonical image is
 sampled bilinearly. Only depth is rasterized, never the image; gradients reach depth, albedo, light and view.
@@ -36,8 +36,17 @@ class Renderer:
       path then runs ~2x faster than with the kernel (docs/performance.md); each new batch size compiles once.
   """
 
-  def __init__(self, image_size=64, fov=10.0, rotation_center_depth=1.0, min_depth=0.9, max_depth=1.1,
-               margin=0.1, backend="tfg", jit_compile=False):
+  def __init__(
+    self,
+    image_size=64,
+    fov=10.0,
+    rotation_center_depth=1.0,
+    min_depth=0.9,
+    max_depth=1.1,
+    margin=0.1,
+    backend="tfg",
+    jit_compile=False,
+  ):
     if not 0 < min_depth < max_depth:
       raise ValueError(f"need 0 < min_depth < max_depth, got {min_depth}, {max_depth}")
     config_checks.choice("Renderer.backend", backend, rasterizer.backends() + ("auto",))
@@ -120,8 +129,14 @@ class Renderer:
     batch = tf.shape(canon_depth)[0]
     points = tf.reshape(geometry.depth_to_points(canon_depth, self.intrinsics), [batch, -1, 3])
     points = geometry.transform_points(points, view, self.rotation_center)
-    fragments = rasterizer.rasterize(points, self.faces, self.intrinsics, (self.image_size, self.image_size),
-                                     backend=self.backend, background_depth=self.far_depth)
+    fragments = rasterizer.rasterize(
+      points,
+      self.faces,
+      self.intrinsics,
+      (self.image_size, self.image_size),
+      backend=self.backend,
+      background_depth=self.far_depth,
+    )
     return tf.clip_by_value(fragments.depth, self.min_depth - self.margin, self.far_depth)
 
   def inverse_warp_grid(self, recon_depth, view) -> tf.Tensor:
@@ -158,8 +173,12 @@ class Renderer:
     normal = geometry.normals_from_depth(self._check_depth(canon_depth), self.intrinsics)
     shading = geometry.lambertian_shading(normal, light)
     diffuse = tf.nn.relu(tf.reduce_sum(normal * geometry.light_direction(light)[:, None, None], -1, keepdims=True))
-    return {"normal": normal, "shading": shading, "diffuse": diffuse,
-            "image": geometry.shade_albedo(canon_albedo, shading)}
+    return {
+      "normal": normal,
+      "shading": shading,
+      "diffuse": diffuse,
+      "image": geometry.shade_albedo(canon_albedo, shading),
+    }
 
   def render(self, canon_depth, canon_albedo, light, view) -> Dict[str, tf.Tensor]:
     """The full Unsup3D rendering path.
@@ -184,13 +203,13 @@ class Renderer:
     grid = self.inverse_warp_grid(recon_depth, view)
     recon_image = geometry.bilinear_sample(shaded["image"], grid)
     return {
-        "canon_normal": shaded["normal"],
-        "canon_shading": shaded["shading"],
-        "canon_diffuse": shaded["diffuse"],
-        "canon_image": shaded["image"],
-        "recon_depth": recon_depth,
-        "recon_image": recon_image,
-        "mask": self.valid_mask(recon_depth),
+      "canon_normal": shaded["normal"],
+      "canon_shading": shaded["shading"],
+      "canon_diffuse": shaded["diffuse"],
+      "canon_image": shaded["image"],
+      "recon_depth": recon_depth,
+      "recon_image": recon_image,
+      "mask": self.valid_mask(recon_depth),
     }
 
   def relight(self, canon_depth, canon_albedo, light, view, recon_depth) -> tf.Tensor:
@@ -216,7 +235,9 @@ class Renderer:
 def flip_pair(canon_depth, canon_albedo, light, view):
   """Stacks the scene with its horizontal mirror (Unsup3D symmetry): depth and albedo flipped, light and view
   repeated, giving a 2B batch (originals first)."""
-  return (tf.concat([canon_depth, geometry.flip_horizontal(canon_depth)], 0),
-          tf.concat([canon_albedo, geometry.flip_horizontal(canon_albedo)], 0),
-          tf.concat([light, light], 0),
-          tf.concat([view, view], 0))
+  return (
+    tf.concat([canon_depth, geometry.flip_horizontal(canon_depth)], 0),
+    tf.concat([canon_albedo, geometry.flip_horizontal(canon_albedo)], 0),
+    tf.concat([light, light], 0),
+    tf.concat([view, view], 0),
+  )

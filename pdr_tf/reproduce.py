@@ -56,6 +56,7 @@ PCA_MAX_IMAGES = 5000
 @dataclasses.dataclass(frozen=True)
 class Suite:
   """One Table 1 block: where each method trains and where it is evaluated."""
+
   name: str
   dataset: str  # key of report.PAPER_TABLE1
   train_world: str  # synthetic world of the training data
@@ -67,12 +68,26 @@ class Suite:
 
 
 SUITES = {
-    "cars": Suite("cars", "shapenet_cars", "cars", "data/cars/tfrecords", "cars", "data/cars/tfrecords", False,
-                  {"loocc_light_view": "cars_light_view.gin", "loocc_light": "cars_light.gin",
-                   "unsup3d": "cars_unsup3d.gin"}),
-    "faces": Suite("faces", "bbt", "faces", "data/faces/tfrecords", "bbt", "data/bbt/tfrecords", True,
-                   {"loocc_light_view": "faces_light_view.gin", "loocc_light": "faces_light.gin",
-                    "unsup3d": "faces_unsup3d.gin"}),
+  "cars": Suite(
+    "cars",
+    "shapenet_cars",
+    "cars",
+    "data/cars/tfrecords",
+    "cars",
+    "data/cars/tfrecords",
+    False,
+    {"loocc_light_view": "cars_light_view.gin", "loocc_light": "cars_light.gin", "unsup3d": "cars_unsup3d.gin"},
+  ),
+  "faces": Suite(
+    "faces",
+    "bbt",
+    "faces",
+    "data/faces/tfrecords",
+    "bbt",
+    "data/bbt/tfrecords",
+    True,
+    {"loocc_light_view": "faces_light_view.gin", "loocc_light": "faces_light.gin", "unsup3d": "faces_unsup3d.gin"},
+  ),
 }
 
 
@@ -84,8 +99,9 @@ def get_suite(name: str) -> Suite:
 
 
 # ---------------------------------------------------------------------------------------------------- data
-def load_images(data_dir: str, split: str, max_images: Optional[int] = None, labelled_only: bool = False,
-                batch_size: int = 256):
+def load_images(
+  data_dir: str, split: str, max_images: Optional[int] = None, labelled_only: bool = False, batch_size: int = 256
+):
   """Reads a split in file order.
 
   Args:
@@ -120,8 +136,10 @@ def _eval_split(suite: Suite, eval_data_dir: str):
   if labels.size == 0:
     raise ValueError(f"no labelled records (label_id >= 0) in the test split of {eval_data_dir}")
   if suite.average_tracks and np.any(tracks == ""):
-    raise ValueError(f"suite {suite.name} averages features per track but {int((tracks == '').sum())} labelled test "
-                     f"records of {eval_data_dir} have no track id")
+    raise ValueError(
+      f"suite {suite.name} averages features per track but {int((tracks == '').sum())} labelled test "
+      f"records of {eval_data_dir} have no track id"
+    )
   return images, labels, (tracks if suite.average_tracks else None)
 
 
@@ -135,9 +153,13 @@ def _gin_files(suite: Suite, method: str, quick: bool, extra_gin_files: Sequence
 
 def _gin_params(workdir, seed, train_data_dir, train_world, quick, train_steps, gin_params, progress=True):
   params = [] if progress else ["Trainer.progress = False"]
-  params += [f"Trainer.workdir = {workdir!r}", f"Trainer.seed = {int(seed)}", f"Trainer.data_dir = {train_data_dir!r}",
-            f"Trainer.synthetic_world = {train_world!r}" if train_world else "Trainer.synthetic_world = None",
-            "Trainer.export_at_end = True"]
+  params += [
+    f"Trainer.workdir = {workdir!r}",
+    f"Trainer.seed = {int(seed)}",
+    f"Trainer.data_dir = {train_data_dir!r}",
+    f"Trainer.synthetic_world = {train_world!r}" if train_world else "Trainer.synthetic_world = None",
+    "Trainer.export_at_end = True",
+  ]
   if quick:
     params.append(f"Trainer.train_steps = {QUICK_TRAIN_STEPS}")
   params += list(gin_params)
@@ -147,15 +169,34 @@ def _gin_params(workdir, seed, train_data_dir, train_world, quick, train_steps, 
 
 
 def _run_derenderer(suite, method, seed, workdir, ctx):
-  gin_config.parse(_gin_files(suite, method, ctx["quick"], ctx["gin_files"]),
-                   _gin_params(workdir, seed, ctx["train_data_dir"], ctx["train_world"], ctx["quick"],
-                               ctx["train_steps"], ctx["gin_params"], ctx["progress"]))
+  gin_config.parse(
+    _gin_files(suite, method, ctx["quick"], ctx["gin_files"]),
+    _gin_params(
+      workdir,
+      seed,
+      ctx["train_data_dir"],
+      ctx["train_world"],
+      ctx["quick"],
+      ctx["train_steps"],
+      ctx["gin_params"],
+      ctx["progress"],
+    ),
+  )
   steps = gin.query_parameter("Trainer.train_steps")
   outputs = trainer_lib.Trainer().run()
-  results = evaluate_lib.evaluate(outputs["saved_model"], ctx["eval_data_dir"], split="test",
-                                  feature_set="depth_albedo", method="ward", average_tracks=suite.average_tracks,
-                                  label_field="label_id", derender_metrics=True,
-                                  output_dir=os.path.join(workdir, "eval"), name=method, seed=seed)
+  results = evaluate_lib.evaluate(
+    outputs["saved_model"],
+    ctx["eval_data_dir"],
+    split="test",
+    feature_set="depth_albedo",
+    method="ward",
+    average_tracks=suite.average_tracks,
+    label_field="label_id",
+    derender_metrics=True,
+    output_dir=os.path.join(workdir, "eval"),
+    name=method,
+    seed=seed,
+  )
   results["train_steps"] = int(steps)
   results["saved_model"] = outputs["saved_model"]
   return results
@@ -163,9 +204,19 @@ def _run_derenderer(suite, method, seed, workdir, ctx):
 
 def _baseline_budget(suite, seed, workdir, ctx):
   """Parses the Unsup3D gin stack (with the user's bindings) and returns its (train_steps, global_batch_size)."""
-  gin_config.parse(_gin_files(suite, "unsup3d", ctx["quick"], ctx["gin_files"]),
-                   _gin_params(workdir, seed, ctx["train_data_dir"], ctx["train_world"], ctx["quick"],
-                               ctx["train_steps"], ctx["gin_params"], ctx["progress"]))
+  gin_config.parse(
+    _gin_files(suite, "unsup3d", ctx["quick"], ctx["gin_files"]),
+    _gin_params(
+      workdir,
+      seed,
+      ctx["train_data_dir"],
+      ctx["train_world"],
+      ctx["quick"],
+      ctx["train_steps"],
+      ctx["gin_params"],
+      ctx["progress"],
+    ),
+  )
   return int(gin.query_parameter("Trainer.train_steps")), int(gin.query_parameter("Trainer.global_batch_size"))
 
 
@@ -173,15 +224,24 @@ def _run_vqvae(suite, seed, workdir, ctx):
   steps, batch_size = _baseline_budget(suite, seed, workdir, ctx)
   steps = int(ctx["vqvae_steps"] or steps)
   dataset = input_pipeline.make_dataset(ctx["train_data_dir"], "train", batch_size, training=True, seed=seed)
-  model, history = vqvae.train_vqvae(dataset, steps, seed=seed, log_every=max(1, steps // 10),
-                                     progress=ctx["progress"])
+  model, history = vqvae.train_vqvae(dataset, steps, seed=seed, log_every=max(1, steps // 10), progress=ctx["progress"])
   vqvae.save_vqvae(model, os.path.join(workdir, "vqvae.weights.h5"))
   images, labels, groups = ctx["eval_split"]()
   features = {"vq_vae": vqvae.embed(model, images)}
-  results = evaluate_lib.evaluate_features(features, labels, group_ids=groups, method="ward", seed=seed,
-                                           output_dir=os.path.join(workdir, "eval"), name="vq_vae")
-  results.update(train_steps=steps, batch_size=batch_size,
-                 final_loss={k: history[k][-1] for k in ("loss", "recon_loss", "vq_loss", "perplexity")})
+  results = evaluate_lib.evaluate_features(
+    features,
+    labels,
+    group_ids=groups,
+    method="ward",
+    seed=seed,
+    output_dir=os.path.join(workdir, "eval"),
+    name="vq_vae",
+  )
+  results.update(
+    train_steps=steps,
+    batch_size=batch_size,
+    final_loss={k: history[k][-1] for k in ("loss", "recon_loss", "vq_loss", "perplexity")},
+  )
   return results
 
 
@@ -192,16 +252,30 @@ def _run_pca(suite, seed, workdir, ctx):
   dim = (train.shape[1] // downsample) * (train.shape[2] // downsample) * 3
   components = min(int(ctx["pca_components"]), train.shape[0], dim)
   if components < ctx["pca_components"]:
-    logger.warning("pixels_pca: %d components instead of %d (only %d training images)", components,
-                   ctx["pca_components"], train.shape[0])
+    logger.warning(
+      "pixels_pca: %d components instead of %d (only %d training images)",
+      components,
+      ctx["pca_components"],
+      train.shape[0],
+    )
   state = pixels_pca.fit_pca(train, n_components=components, seed=seed, downsample=downsample)
   pixels_pca.save_pca(state, os.path.join(workdir, "pca.npz"))
   images, labels, groups = ctx["eval_split"]()
   features = {"pixels_pca": pixels_pca.embed_pca(state, images)}
-  results = evaluate_lib.evaluate_features(features, labels, group_ids=groups, method="ward", seed=seed,
-                                           output_dir=os.path.join(workdir, "eval"), name="pixels_pca")
-  results.update(n_components=components, n_train_images=int(train.shape[0]),
-                 explained_variance=float(np.sum(state.explained_variance_ratio)))
+  results = evaluate_lib.evaluate_features(
+    features,
+    labels,
+    group_ids=groups,
+    method="ward",
+    seed=seed,
+    output_dir=os.path.join(workdir, "eval"),
+    name="pixels_pca",
+  )
+  results.update(
+    n_components=components,
+    n_train_images=int(train.shape[0]),
+    explained_variance=float(np.sum(state.explained_variance_ratio)),
+  )
   return results
 
 
@@ -209,11 +283,21 @@ def _run_pca(suite, seed, workdir, ctx):
 def _per_seed_summary(results):
   scores = results["clustering"]
   disentangle = results.get("disentanglement") or {}
-  out = {"seed": results["seed"], "accuracy": float(results["accuracy"]), "f1": float(results["f1"]),
-         "hungarian_accuracy": scores.get("hungarian_accuracy"), "nmi": scores.get("nmi"), "ari": scores.get("ari"),
-         "pairwise_f1": scores.get("pairwise_f1"), "bcubed_f1": scores.get("bcubed_f1"),
-         "n_samples": results["n_samples"], "mean_pcc": disentangle.get("mean_pcc"),
-         "train_steps": results.get("train_steps"), "seconds": results["seconds"], "workdir": results["workdir"]}
+  out = {
+    "seed": results["seed"],
+    "accuracy": float(results["accuracy"]),
+    "f1": float(results["f1"]),
+    "hungarian_accuracy": scores.get("hungarian_accuracy"),
+    "nmi": scores.get("nmi"),
+    "ari": scores.get("ari"),
+    "pairwise_f1": scores.get("pairwise_f1"),
+    "bcubed_f1": scores.get("bcubed_f1"),
+    "n_samples": results["n_samples"],
+    "mean_pcc": disentangle.get("mean_pcc"),
+    "train_steps": results.get("train_steps"),
+    "seconds": results["seconds"],
+    "workdir": results["workdir"],
+  }
   derender = results.get("derender")
   if derender:
     out["side"], out["mad_deg"] = derender.get("side"), derender.get("mad_deg")
@@ -245,9 +329,11 @@ def _comparison(measured):
     if method in measured:
       got = {k: float(np.mean(measured[method][k])) for k in ("accuracy", "f1")}
       verdict = {k: "beats" if got[k] > base[k] else "does not beat" for k in got}
-      lines.append(f"- {report.METHOD_NAMES[method]} {verdict['accuracy']} Unsup3D on accuracy "
-                   f"({got['accuracy']:.4f} vs {base['accuracy']:.4f}) and {verdict['f1']} it on F1 "
-                   f"({got['f1']:.4f} vs {base['f1']:.4f}).")
+      lines.append(
+        f"- {report.METHOD_NAMES[method]} {verdict['accuracy']} Unsup3D on accuracy "
+        f"({got['accuracy']:.4f} vs {base['accuracy']:.4f}) and {verdict['f1']} it on F1 "
+        f"({got['f1']:.4f} vs {base['f1']:.4f})."
+      )
   return lines
 
 
@@ -260,45 +346,92 @@ def write_table(suite: Suite, per_seed: dict, config: dict, output_dir: str):
     config: the run's settings (written into both files).
     output_dir: the suite's output folder.
   """
-  measured = {m: {"accuracy": [r["accuracy"] for r in runs], "f1": [r["f1"] for r in runs]}
-              for m, runs in per_seed.items() if runs}
+  measured = {
+    m: {"accuracy": [r["accuracy"] for r in runs], "f1": [r["f1"] for r in runs]}
+    for m, runs in per_seed.items()
+    if runs
+  }
   rows = table_rows(suite, measured)
   table = report.format_table(rows, report.TABLE1_COLUMNS)
   seed_rows = [dict(r, method=m) for m, runs in per_seed.items() for r in runs]
-  seed_table = report.format_table(seed_rows, [
-      ("method", "Method"), ("seed", "Seed"), ("accuracy", "Accuracy (WCP)"), ("f1", "F1"),
-      ("hungarian_accuracy", "Hungarian acc."), ("nmi", "NMI"), ("ari", "ARI"), ("bcubed_f1", "BCubed F1"),
-      ("mean_pcc", "Mean PCC"), ("side", "SIDE"), ("mad_deg", "MAD (deg)"), ("train_steps", "Steps"),
-      ("seconds", "Seconds")])
+  seed_table = report.format_table(
+    seed_rows,
+    [
+      ("method", "Method"),
+      ("seed", "Seed"),
+      ("accuracy", "Accuracy (WCP)"),
+      ("f1", "F1"),
+      ("hungarian_accuracy", "Hungarian acc."),
+      ("nmi", "NMI"),
+      ("ari", "ARI"),
+      ("bcubed_f1", "BCubed F1"),
+      ("mean_pcc", "Mean PCC"),
+      ("side", "SIDE"),
+      ("mad_deg", "MAD (deg)"),
+      ("train_steps", "Steps"),
+      ("seconds", "Seconds"),
+    ],
+  )
   comparison = _comparison(measured)
   os.makedirs(output_dir, exist_ok=True)
   paths = {"markdown": os.path.join(output_dir, "table1.md"), "json": os.path.join(output_dir, "table1.json")}
   with open(paths["json"], "w", encoding="utf-8") as f:
-    json.dump(report.jsonable({"suite": suite.name, "dataset": suite.dataset, "config": config, "table": rows,
-                         "measured": measured, "per_seed": per_seed, "paper": report.PAPER_TABLE1[suite.dataset],
-                         "comparison": comparison}), f, indent=2, allow_nan=False)
+    json.dump(
+      report.jsonable(
+        {
+          "suite": suite.name,
+          "dataset": suite.dataset,
+          "config": config,
+          "table": rows,
+          "measured": measured,
+          "per_seed": per_seed,
+          "paper": report.PAPER_TABLE1[suite.dataset],
+          "comparison": comparison,
+        }
+      ),
+      f,
+      indent=2,
+      allow_nan=False,
+    )
     f.write("\n")
-  parts = [f"# Table 1 reproduction: {suite.name} suite ({report.DATASET_NAMES[suite.dataset]})\n",
-           f"Command: `{config['command']}`  \nMachine: {config['machine']}  \nDate: {config['date']}  \n"
-           f"Seeds: {config['seeds']}; quick: {config['quick']}; accuracy = weighted cluster purity (WCP), "
-           "F1 = weighted F1 of majority-mapped clusters (released code); Ward clustering, k = number of classes"
-           f"{', features averaged per track' if suite.average_tracks else ''}; de-renderers use depth + albedo "
-           "features. Measured numbers on this project's data are not comparable one-to-one with the paper's "
-           "(different data, model sizes and training length).\n", table,
-           "\n## LOOCC against Unsup3D\n", "\n".join(comparison) or "(Unsup3D or LOOCC not run)", "\n",
-           "\n## Per seed\n", seed_table]
+  parts = [
+    f"# Table 1 reproduction: {suite.name} suite ({report.DATASET_NAMES[suite.dataset]})\n",
+    f"Command: `{config['command']}`  \nMachine: {config['machine']}  \nDate: {config['date']}  \n"
+    f"Seeds: {config['seeds']}; quick: {config['quick']}; accuracy = weighted cluster purity (WCP), "
+    "F1 = weighted F1 of majority-mapped clusters (released code); Ward clustering, k = number of classes"
+    f"{', features averaged per track' if suite.average_tracks else ''}; de-renderers use depth + albedo "
+    "features. Measured numbers on this project's data are not comparable one-to-one with the paper's "
+    "(different data, model sizes and training length).\n",
+    table,
+    "\n## LOOCC against Unsup3D\n",
+    "\n".join(comparison) or "(Unsup3D or LOOCC not run)",
+    "\n",
+    "\n## Per seed\n",
+    seed_table,
+  ]
   with open(paths["markdown"], "w", encoding="utf-8") as f:
     f.write("\n".join(parts))
   return paths, table
 
 
 # ---------------------------------------------------------------------------------------------------- driver
-def run_suite(suite_name: str, seeds: Sequence[int] = (0, 1, 2), output_dir: str = "runs/reproduce",
-              quick: bool = False, methods: Sequence[str] = METHODS, gin_files: Sequence[str] = (),
-              gin_params: Sequence[str] = (), train_steps: Optional[int] = None,
-              train_data_dir: Optional[str] = None, eval_data_dir: Optional[str] = None,
-              vqvae_steps: Optional[int] = None, pca_components: int = PCA_COMPONENTS,
-              pca_max_images: int = PCA_MAX_IMAGES, progress: bool = True, command: str = ""):
+def run_suite(
+  suite_name: str,
+  seeds: Sequence[int] = (0, 1, 2),
+  output_dir: str = "runs/reproduce",
+  quick: bool = False,
+  methods: Sequence[str] = METHODS,
+  gin_files: Sequence[str] = (),
+  gin_params: Sequence[str] = (),
+  train_steps: Optional[int] = None,
+  train_data_dir: Optional[str] = None,
+  eval_data_dir: Optional[str] = None,
+  vqvae_steps: Optional[int] = None,
+  pca_components: int = PCA_COMPONENTS,
+  pca_max_images: int = PCA_MAX_IMAGES,
+  progress: bool = True,
+  command: str = "",
+):
   """Trains and evaluates every method of a suite for every seed and writes the Table 1 files.
 
   Args:
@@ -347,17 +480,36 @@ def run_suite(suite_name: str, seeds: Sequence[int] = (0, 1, 2), output_dir: str
       cache["split"] = _eval_split(suite, eval_data_dir)
     return cache["split"]
 
-  ctx = {"quick": quick, "gin_files": list(gin_files), "gin_params": list(gin_params), "train_steps": train_steps,
-         "train_data_dir": train_data_dir, "train_world": train_world, "eval_data_dir": eval_data_dir,
-         "vqvae_steps": vqvae_steps, "pca_components": pca_components, "pca_max_images": pca_max_images,
-         "progress": progress, "eval_split": eval_split}
-  config = {"suite": suite.name, "seeds": seeds, "quick": quick, "methods": list(methods),
-            "gin_files": list(gin_files), "gin_params": list(gin_params), "train_steps": train_steps,
-            "train_data_dir": train_data_dir, "eval_data_dir": eval_data_dir, "vqvae_steps": vqvae_steps,
-            "pca_components": pca_components, "command": command or f"run_suite({suite_name!r}, ...)",
-            "machine": f"{platform.node()} ({platform.machine()}, {os.cpu_count()} CPUs, Python "
-                       f"{platform.python_version()})",
-            "date": datetime.datetime.now().isoformat(timespec="seconds")}
+  ctx = {
+    "quick": quick,
+    "gin_files": list(gin_files),
+    "gin_params": list(gin_params),
+    "train_steps": train_steps,
+    "train_data_dir": train_data_dir,
+    "train_world": train_world,
+    "eval_data_dir": eval_data_dir,
+    "vqvae_steps": vqvae_steps,
+    "pca_components": pca_components,
+    "pca_max_images": pca_max_images,
+    "progress": progress,
+    "eval_split": eval_split,
+  }
+  config = {
+    "suite": suite.name,
+    "seeds": seeds,
+    "quick": quick,
+    "methods": list(methods),
+    "gin_files": list(gin_files),
+    "gin_params": list(gin_params),
+    "train_steps": train_steps,
+    "train_data_dir": train_data_dir,
+    "eval_data_dir": eval_data_dir,
+    "vqvae_steps": vqvae_steps,
+    "pca_components": pca_components,
+    "command": command or f"run_suite({suite_name!r}, ...)",
+    "machine": f"{platform.node()} ({platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()})",
+    "date": datetime.datetime.now().isoformat(timespec="seconds"),
+  }
   per_seed = {m: [] for m in methods}
   jobs = [(m, s) for s in seeds for m in methods]
   bar = tqdm(jobs, desc=f"reproduce {suite.name}", unit="run", disable=not progress)
@@ -375,8 +527,14 @@ def run_suite(suite_name: str, seeds: Sequence[int] = (0, 1, 2), output_dir: str
       results = _run_pca(suite, seed, workdir, ctx)
     results.update(seed=seed, seconds=round(time.monotonic() - tick, 1), workdir=workdir)
     per_seed[method].append(_per_seed_summary(results))
-    logger.info("%s seed %d: accuracy %.4f, F1 %.4f (%.0f s)", method, seed, results["accuracy"], results["f1"],
-                results["seconds"])
+    logger.info(
+      "%s seed %d: accuracy %.4f, F1 %.4f (%.0f s)",
+      method,
+      seed,
+      results["accuracy"],
+      results["f1"],
+      results["seconds"],
+    )
     write_table(suite, per_seed, config, suite_dir)  # partial tables survive an interrupted run
   bar.close()
   paths, table = write_table(suite, per_seed, config, suite_dir)
@@ -384,20 +542,31 @@ def run_suite(suite_name: str, seeds: Sequence[int] = (0, 1, 2), output_dir: str
 
 
 def make_parser() -> argparse.ArgumentParser:
-  parser = argparse.ArgumentParser(prog="python -m pdr_tf.reproduce", description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser = argparse.ArgumentParser(
+    prog="python -m pdr_tf.reproduce", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+  )
   parser.add_argument("--suite", required=True, help="cars or faces")
   parser.add_argument("--seeds", type=int, default=3, help="number of seeds N (default 3)")
-  parser.add_argument("--first_seed", type=int, default=0,
-                      help="first seed (default 0): seeds run as first_seed..first_seed+N-1")
-  parser.add_argument("--quick", action="store_true",
-                      help=f"CPU demo: gin/quick.gin and {QUICK_TRAIN_STEPS} training steps per model")
+  parser.add_argument(
+    "--first_seed", type=int, default=0, help="first seed (default 0): seeds run as first_seed..first_seed+N-1"
+  )
+  parser.add_argument(
+    "--quick", action="store_true", help=f"CPU demo: gin/quick.gin and {QUICK_TRAIN_STEPS} training steps per model"
+  )
   parser.add_argument("--output_dir", default="runs/reproduce", help="default runs/reproduce")
   parser.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated subset of {','.join(METHODS)}")
-  parser.add_argument("--gin_file", action="append", default=[],
-                      help="extra gin file layered after the suite's (repeatable), e.g. gin/debug.gin")
-  parser.add_argument("--gin_param", action="append", default=[],
-                      help="gin binding applied to every model (repeatable), e.g. \"LooccConfig.weight = 0.1\"")
+  parser.add_argument(
+    "--gin_file",
+    action="append",
+    default=[],
+    help="extra gin file layered after the suite's (repeatable), e.g. gin/debug.gin",
+  )
+  parser.add_argument(
+    "--gin_param",
+    action="append",
+    default=[],
+    help='gin binding applied to every model (repeatable), e.g. "LooccConfig.weight = 0.1"',
+  )
   parser.add_argument("--train_steps", type=int, default=None, help="overrides Trainer.train_steps (all methods)")
   parser.add_argument("--train_data_dir", default=None, help="training TFRecords (default: the suite's world)")
   parser.add_argument("--eval_data_dir", default=None, help="evaluation TFRecords (default: the suite's world)")
@@ -424,11 +593,22 @@ def main(argv=None) -> int:
     return 2
   command = "python -m pdr_tf.reproduce " + " ".join(sys.argv[1:] if argv is None else argv)
   try:
-    out = run_suite(args.suite, seeds=range(args.first_seed, args.first_seed + args.seeds),
-                    output_dir=args.output_dir, quick=args.quick, methods=methods, gin_files=args.gin_file,
-                    gin_params=args.gin_param, train_steps=args.train_steps, train_data_dir=args.train_data_dir,
-                    eval_data_dir=args.eval_data_dir, vqvae_steps=args.vqvae_steps,
-                    pca_components=args.pca_components, progress=not args.no_progress, command=command)
+    out = run_suite(
+      args.suite,
+      seeds=range(args.first_seed, args.first_seed + args.seeds),
+      output_dir=args.output_dir,
+      quick=args.quick,
+      methods=methods,
+      gin_files=args.gin_file,
+      gin_params=args.gin_param,
+      train_steps=args.train_steps,
+      train_data_dir=args.train_data_dir,
+      eval_data_dir=args.eval_data_dir,
+      vqvae_steps=args.vqvae_steps,
+      pca_components=args.pca_components,
+      progress=not args.no_progress,
+      command=command,
+    )
   except gin_config.GinConfigError as e:
     logger.error("%s", e)
     return 2
@@ -436,8 +616,12 @@ def main(argv=None) -> int:
     logger.error("%s", e)
     return 1
   print(out["table"])
-  logger.info("Done. Table: %s (markdown), %s (JSON); runs under %s", out["paths"]["markdown"],
-              out["paths"]["json"], os.path.join(args.output_dir, args.suite))
+  logger.info(
+    "Done. Table: %s (markdown), %s (JSON); runs under %s",
+    out["paths"]["markdown"],
+    out["paths"]["json"],
+    os.path.join(args.output_dir, args.suite),
+  )
   return 0
 
 

@@ -1,4 +1,4 @@
-"""Maps the networks' raw outputs to physical scene parameters (REFERENCE.md section 1): pure functions.
+"""Maps the networks' raw outputs to physical scene parameters (docs/model.md): pure functions.
 
 Depth: subtract the per-image mean, tanh, map [-1, 1] to [min_depth, max_depth], and pin the two left and right
 border columns to `border_depth`. Light: [B, 4] raw in [-1, 1] to (ka, kd, lx, ly), ka and kd mapped to their ranges
@@ -96,13 +96,18 @@ def view_from_raw(raw, ranges: SceneRanges, name="view_from_raw") -> tf.Tensor:
   """[B, 6] raw view in [-1, 1] -> [B, 6] (rx, ry, rz radians, tx, ty, tz)."""
   with tf.name_scope(name):
     raw = tf.convert_to_tensor(raw, tf.float32)
-    scale = tf.constant([math.radians(ranges.rotation_range_degrees)] * 3 +
-                        [ranges.xy_translation_range] * 2 + [ranges.z_translation_range], tf.float32)
+    scale = tf.constant(
+      [math.radians(ranges.rotation_range_degrees)] * 3
+      + [ranges.xy_translation_range] * 2
+      + [ranges.z_translation_range],
+      tf.float32,
+    )
     return raw * scale
 
 
-def convex_prior(size: int, amplitude: float, ranges: SceneRanges, radius: float = 0.4,
-                 aspect: float = 1.0) -> tf.Tensor:
+def convex_prior(
+  size: int, amplitude: float, ranges: SceneRanges, radius: float = 0.4, aspect: float = 1.0
+) -> tf.Tensor:
   """A raw-depth offset that makes the canonical depth a centred spherical cap `amplitude` nearer than its rim.
 
   Added to the depth network's raw output, it starts the canonical depth as a convex bump instead of a plane: a

@@ -13,8 +13,9 @@ logger = logging.getLogger(__name__)
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker", "tpu")
 
 
-def make_strategy(name: str = "auto", devices: Optional[Sequence[str]] = None,
-                  tpu: Optional[str] = None) -> tf.distribute.Strategy:
+def make_strategy(
+  name: str = "auto", devices: Optional[Sequence[str]] = None, tpu: Optional[str] = None
+) -> tf.distribute.Strategy:
   """Builds a tf.distribute strategy.
 
   Args:
@@ -40,8 +41,10 @@ def make_strategy(name: str = "auto", devices: Optional[Sequence[str]] = None,
     return tf.distribute.MirroredStrategy(list(devices) if devices else None)
   if name == "multi_worker":
     if "TF_CONFIG" not in os.environ:
-      raise ValueError("strategy 'multi_worker' needs the TF_CONFIG environment variable (cluster and task); see "
-                       "the README's 'Scaling out' section")
+      raise ValueError(
+        "strategy 'multi_worker' needs the TF_CONFIG environment variable (cluster and task); see "
+        "the README's 'Scaling out' section"
+      )
     return tf.distribute.MultiWorkerMirroredStrategy()
   resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu or "")
   tf.config.experimental_connect_to_cluster(resolver)

@@ -44,12 +44,12 @@ def image_grids(model, objective, images, seed) -> None:
   k = model.renderer.intrinsics
   batch = tf.shape(images)[0]
   grids = {
-      "input": _to_unit(images),
-      "reconstruction": _to_unit(out["recon_image"]) * mask,
-      "canonical_depth_shaded": _front_shaded_depth(out["depth"], k),
-      "canonical_normal": geometry.normals_from_depth(out["depth"], k) * 0.5 + 0.5,
-      "canonical_albedo": _to_unit(out["albedo"]),
-      "canonical_shading": tf.clip_by_value(out["canon_shading"] / 2.0, 0.0, 1.0),
+    "input": _to_unit(images),
+    "reconstruction": _to_unit(out["recon_image"]) * mask,
+    "canonical_depth_shaded": _front_shaded_depth(out["depth"], k),
+    "canonical_normal": geometry.normals_from_depth(out["depth"], k) * 0.5 + 0.5,
+    "canonical_albedo": _to_unit(out["albedo"]),
+    "canonical_shading": tf.clip_by_value(out["canon_shading"] / 2.0, 0.0, 1.0),
   }
   for name, (lx, ly) in {"left": (-1.0, 0.0), "top": (0.0, -1.0)}.items():
     light = tf.concat([out["light"][:, :2], tf.tile([[lx, ly]], [batch, 1])], axis=1)

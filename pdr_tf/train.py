@@ -15,7 +15,6 @@ import argparse
 import logging
 import sys
 
-import gin
 
 from pdr_tf import config_checks
 from pdr_tf import gin_config
@@ -33,12 +32,22 @@ logger = logging.getLogger("pdr_tf.train")
 
 
 def make_parser() -> argparse.ArgumentParser:
-  parser = argparse.ArgumentParser(prog="python -m pdr_tf.train", description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("--gin_file", action="append", default=[], required=True,
-                      help="gin file (repeatable; later files override earlier ones), e.g. gin/cars_light_view.gin")
-  parser.add_argument("--gin_param", action="append", default=[],
-                      help="gin binding applied after the files (repeatable), e.g. \"Trainer.train_steps=500\"")
+  parser = argparse.ArgumentParser(
+    prog="python -m pdr_tf.train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+  )
+  parser.add_argument(
+    "--gin_file",
+    action="append",
+    default=[],
+    required=True,
+    help="gin file (repeatable; later files override earlier ones), e.g. gin/cars_light_view.gin",
+  )
+  parser.add_argument(
+    "--gin_param",
+    action="append",
+    default=[],
+    help='gin binding applied after the files (repeatable), e.g. "Trainer.train_steps=500"',
+  )
   parser.add_argument("--workdir", default=None, help="overrides Trainer.workdir")
   parser.add_argument("--log_level", default="INFO", help="Python logging level (default INFO)")
   return parser
@@ -77,8 +86,13 @@ def main(argv=None) -> int:
     return 2
   try:
     outputs = trainer.run()
-  except (trainer_lib.NonFiniteLossError, KernelBuildError, FileNotFoundError, locks.LockHeldError,
-          input_pipeline.CorruptDataError) as e:
+  except (
+    trainer_lib.NonFiniteLossError,
+    KernelBuildError,
+    FileNotFoundError,
+    locks.LockHeldError,
+    input_pipeline.CorruptDataError,
+  ) as e:
     logger.error("%s", e)
     return 1
   logger.info("Done. Outputs:")

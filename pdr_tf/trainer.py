@@ -100,18 +100,41 @@ class Trainer:
     progress: show a tqdm progress bar.
   """
 
-  def __init__(self, workdir, data_dir="data/cars/tfrecords", synthetic_world: Optional[str] = "cars",
-               train_steps=1000, global_batch_size=64, learning_rate=1e-4, weight_decay=5e-4, adam_epsilon=1e-8,
-               lr_multipliers=None, steps_per_loop=10,
-               checkpoint_every=500, keep_checkpoints=3, summary_every=10, image_summary_every=500,
-               strategy="auto", devices: Optional[Sequence[str]] = None, tpu: Optional[str] = None, seed=0,
-               jit_compile=False, precision="float32", validation_every=0, validation_split="val", validation_size=64,
-               export_at_end=True, inject_nan_at_step: Optional[int] = None, progress=True):
+  def __init__(
+    self,
+    workdir,
+    data_dir="data/cars/tfrecords",
+    synthetic_world: Optional[str] = "cars",
+    train_steps=1000,
+    global_batch_size=64,
+    learning_rate=1e-4,
+    weight_decay=5e-4,
+    adam_epsilon=1e-8,
+    lr_multipliers=None,
+    steps_per_loop=10,
+    checkpoint_every=500,
+    keep_checkpoints=3,
+    summary_every=10,
+    image_summary_every=500,
+    strategy="auto",
+    devices: Optional[Sequence[str]] = None,
+    tpu: Optional[str] = None,
+    seed=0,
+    jit_compile=False,
+    precision="float32",
+    validation_every=0,
+    validation_split="val",
+    validation_size=64,
+    export_at_end=True,
+    inject_nan_at_step: Optional[int] = None,
+    progress=True,
+  ):
     check = config_checks
     self.workdir = check.text("Trainer.workdir", workdir)
     self.data_dir = check.text("Trainer.data_dir", data_dir)
-    self.synthetic_world = synthetic_world and check.choice("Trainer.synthetic_world", synthetic_world,
-                                                            datasets.BEAM_JOBS)
+    self.synthetic_world = synthetic_world and check.choice(
+      "Trainer.synthetic_world", synthetic_world, datasets.BEAM_JOBS
+    )
     self.train_steps = check.integer("Trainer.train_steps", train_steps, 1)
     self.global_batch_size = check.integer("Trainer.global_batch_size", global_batch_size, 1)
     self.learning_rate = check.number("Trainer.learning_rate", learning_rate, positive=True)
@@ -149,24 +172,33 @@ class Trainer:
     input_pipeline.list_shards(self.data_dir, "train")  # clear error naming the path and the command
     self.strategy = strategies.make_strategy(self.strategy_name, self.devices, self.tpu)
     self.chief = strategies.is_chief(self.strategy)
-    logger.info("Strategy %s with %d replica(s)%s", type(self.strategy).__name__,
-                self.strategy.num_replicas_in_sync, "" if self.chief else " (non-chief worker)")
+    logger.info(
+      "Strategy %s with %d replica(s)%s",
+      type(self.strategy).__name__,
+      self.strategy.num_replicas_in_sync,
+      "" if self.chief else " (non-chief worker)",
+    )
     keras.utils.set_random_seed(self.seed)
     with self.strategy.scope():
       with precision_policy(self.precision):  # layers keep the policy they were built under
         self.model = model_lib.DeRenderer()
         self.model.build_for_inference()
       self.objective = objective_lib.Objective()
-      self.optimizer = optimizers.ScaledAdamW(learning_rate=self.learning_rate, weight_decay=self.weight_decay,
-                                              epsilon=self.adam_epsilon, lr_multipliers=self.lr_multipliers)
+      self.optimizer = optimizers.ScaledAdamW(
+        learning_rate=self.learning_rate,
+        weight_decay=self.weight_decay,
+        epsilon=self.adam_epsilon,
+        lr_multipliers=self.lr_multipliers,
+      )
       if self.precision == "mixed_float16":
         self.optimizer = keras.optimizers.LossScaleOptimizer(self.optimizer)
       self.optimizer.build(self.model.trainable_variables)
       self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
     self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, step=self.step)
     checkpoint_dir = strategies.worker_dir(os.path.join(self.workdir, model_lib.CHECKPOINT_DIR), self.strategy)
-    self.manager = tf.train.CheckpointManager(self.checkpoint, checkpoint_dir, max_to_keep=self.keep_checkpoints,
-                                              step_counter=self.step)
+    self.manager = tf.train.CheckpointManager(
+      self.checkpoint, checkpoint_dir, max_to_keep=self.keep_checkpoints, step_counter=self.step
+    )
     real_dir = os.path.join(self.workdir, model_lib.CHECKPOINT_DIR)
     latest = tf.train.latest_checkpoint(real_dir)
     if latest:
@@ -175,12 +207,17 @@ class Trainer:
     self.preemption = None
     if isinstance(self.strategy, tf.distribute.MultiWorkerMirroredStrategy):
       self.preemption = tf.distribute.experimental.PreemptionCheckpointHandler(
-          self.strategy.cluster_resolver, self.manager)
+        self.strategy.cluster_resolver, self.manager
+      )
     self._write_operative_config()
-    self.writer = (tf.summary.create_file_writer(os.path.join(self.workdir, "logs", "train")) if self.chief
-                   else tf.summary.create_noop_writer())
-    self.dataset = input_pipeline.make_distributed_dataset(self.strategy, self.data_dir, "train",
-                                                           self.global_batch_size, training=True, seed=self.seed)
+    self.writer = (
+      tf.summary.create_file_writer(os.path.join(self.workdir, "logs", "train"))
+      if self.chief
+      else tf.summary.create_noop_writer()
+    )
+    self.dataset = input_pipeline.make_distributed_dataset(
+      self.strategy, self.data_dir, "train", self.global_batch_size, training=True, seed=self.seed
+    )
     self.iterator = iter(self.dataset)
     # Without tf.distribute (one device) the optimizer update is compiled with XLA: Keras applies AdamW variable by
     # variable, ~10 small ops each, and fused it costs a third (docs/performance.md). Under a distribution strategy
@@ -189,8 +226,9 @@ class Trainer:
     one_device = self.strategy is tf.distribute.get_strategy()
     self.compiled_update = one_device
     self.compiled_step = self.jit_compile and self._check_step_compilable(one_device)
-    self._compute_gradients = (tf.function(self._uncompiled_renderer_gradients, jit_compile=True)
-                               if self.compiled_step else self._gradients)
+    self._compute_gradients = (
+      tf.function(self._uncompiled_renderer_gradients, jit_compile=True) if self.compiled_step else self._gradients
+    )
     self._apply_update = tf.function(self._update, jit_compile=True) if self.compiled_update else self._update
     self._train_loop = self._make_train_loop()
     self._validation_batch = self._load_validation_batch() if self.validation_every > 0 and self.chief else None
@@ -217,11 +255,16 @@ class Trainer:
       return None
     batch = next(iter(dataset.unbatch().filter(lambda r: r["gt_has"] == 1).batch(self.validation_size)), None)
     if batch is None:
-      logger.info("De-rendering validation off: split %r of %s has no ground truth", self.validation_split,
-                  self.data_dir)
+      logger.info(
+        "De-rendering validation off: split %r of %s has no ground truth", self.validation_split, self.data_dir
+      )
       return None
-    logger.info("De-rendering validation every %d steps on %d %r images with ground truth", self.validation_every,
-                int(batch["image"].shape[0]), self.validation_split)
+    logger.info(
+      "De-rendering validation every %d steps on %d %r images with ground truth",
+      self.validation_every,
+      int(batch["image"].shape[0]),
+      self.validation_split,
+    )
     self._validation_fn = tf.function(lambda images: self.model.de_render(images, training=False))
     return {key: batch[key] for key in ("image", "gt_depth", "gt_light", "gt_view")}
 
@@ -232,8 +275,15 @@ class Trainer:
     batch = self._validation_batch
     scene = {k: v.numpy() for k, v in self._validation_fn(batch["image"]).items()}
     scorer = derender_eval.DerenderScorer(self.model.image_size)
-    scorer.add(scene["recon_depth"], scene["mask"], scene["light"], scene["view"], batch["gt_depth"].numpy(),
-               batch["gt_light"].numpy(), batch["gt_view"].numpy())
+    scorer.add(
+      scene["recon_depth"],
+      scene["mask"],
+      scene["light"],
+      scene["view"],
+      batch["gt_depth"].numpy(),
+      batch["gt_light"].numpy(),
+      batch["gt_view"].numpy(),
+    )
     return scorer.result()
 
   def _check_step_compilable(self, one_device) -> bool:
@@ -241,11 +291,15 @@ class Trainer:
     compiled when `Renderer.jit_compile` is on)."""
     backend = self.model.renderer.backend
     if not rasterizer.supports_xla(backend):
-      reason = (f"Renderer.backend {backend!r} is (or resolves to) the 'tfg' custom op, which XLA cannot compile; "
-                "set Renderer.backend = 'tf'")
+      reason = (
+        f"Renderer.backend {backend!r} is (or resolves to) the 'tfg' custom op, which XLA cannot compile; "
+        "set Renderer.backend = 'tf'"
+      )
     elif not one_device:
-      reason = (f"{type(self.strategy).__name__} puts cross-replica collectives in the step, which cannot run "
-                "inside an XLA-compiled function")
+      reason = (
+        f"{type(self.strategy).__name__} puts cross-replica collectives in the step, which cannot run "
+        "inside an XLA-compiled function"
+      )
     else:
       return True
     logger.warning("Trainer.jit_compile is on, but the step runs uncompiled: %s.", reason)
@@ -313,8 +367,14 @@ class Trainer:
     if start_step >= self.train_steps:
       logger.info("Already at step %d of %d: nothing to train", start_step, self.train_steps)
       return {}
-    bar = tqdm(total=self.train_steps, initial=start_step, desc="train", unit="step", disable=not self.progress,
-               dynamic_ncols=True)
+    bar = tqdm(
+      total=self.train_steps,
+      initial=start_step,
+      desc="train",
+      unit="step",
+      disable=not self.progress,
+      dynamic_ncols=True,
+    )
     scalars = {}
     last_saved = start_step
     while int(self.step.numpy()) < self.train_steps:
@@ -327,22 +387,29 @@ class Trainer:
         bar.close()
         found = input_pipeline.find_corrupt_shards(input_pipeline.list_shards(self.data_dir, "train"))
         raise input_pipeline.CorruptDataError(
-            input_pipeline.corrupt_data_message(self.data_dir, "train", found) if found else
-            f"corrupt training data in {self.data_dir}: {e.message}") from None
+          input_pipeline.corrupt_data_message(self.data_dir, "train", found)
+          if found
+          else f"corrupt training data in {self.data_dir}: {e.message}"
+        ) from None
       seconds = time.monotonic() - tick
       step = int(self.step.numpy())
       if not np.isfinite(scalars["total"]):
         bar.close()
         latest = self.manager.latest_checkpoint
         raise NonFiniteLossError(
-            f"Non-finite loss ({scalars['total']}) in steps {step_before + 1}-{step}; stopping without saving. "
-            f"Last good checkpoint: {latest or 'none'}. Lower the learning rate or check the input data.")
+          f"Non-finite loss ({scalars['total']}) in steps {step_before + 1}-{step}; stopping without saving. "
+          f"Last good checkpoint: {latest or 'none'}. Lower the learning rate or check the input data."
+        )
       scalars["images_per_second"] = num_steps * self.global_batch_size / max(seconds, 1e-9)
       scalars["learning_rate"] = float(self.learning_rate)
       self._summaries(step_before, step, scalars)
       self._maybe_validate(step_before, step)
-      bar.set_postfix(loss=f"{scalars['total']:.4f}", img_s=f"{scalars['images_per_second']:.1f}",
-                      **self._validation_postfix(), refresh=False)
+      bar.set_postfix(
+        loss=f"{scalars['total']:.4f}",
+        img_s=f"{scalars['images_per_second']:.1f}",
+        **self._validation_postfix(),
+        refresh=False,
+      )
       bar.update(step - step_before)
       if self.preemption is not None:
         self.preemption.save_checkpoint_if_preempted()
@@ -359,8 +426,9 @@ class Trainer:
     return {"val_view_light_normals": f"{ratios['view']:.2f}/{ratios['light']:.2f}/{ratios['normals']:.2f}x"}
 
   def _maybe_validate(self, step_before, step) -> None:
-    if self._validation_batch is None or not (_crossed(self.validation_every, step_before, step) or
-                                              step >= self.train_steps):
+    if self._validation_batch is None or not (
+      _crossed(self.validation_every, step_before, step) or step >= self.train_steps
+    ):
       return
     report = self.validate()
     self.last_validation = dict(report, step=step)
@@ -393,19 +461,24 @@ class Trainer:
   def end(self) -> Dict[str, str]:
     """Saves a final checkpoint if needed, exports a SavedModel on the chief, and returns where outputs are."""
     if self.manager.latest_checkpoint is None or not self.manager.latest_checkpoint.endswith(
-        f"-{int(self.step.numpy())}"):
+      f"-{int(self.step.numpy())}"
+    ):
       self.manager.save(checkpoint_number=int(self.step.numpy()))
-    outputs = {"workdir": self.workdir,
-               "checkpoint": os.path.join(self.workdir, model_lib.CHECKPOINT_DIR),
-               "tensorboard": os.path.join(self.workdir, "logs"),
-               "operative_config": os.path.join(self.workdir, model_lib.OPERATIVE_CONFIG)}
+    outputs = {
+      "workdir": self.workdir,
+      "checkpoint": os.path.join(self.workdir, model_lib.CHECKPOINT_DIR),
+      "tensorboard": os.path.join(self.workdir, "logs"),
+      "operative_config": os.path.join(self.workdir, model_lib.OPERATIVE_CONFIG),
+    }
     self._write_operative_config()
     if not self.chief:  # a non-chief's checkpoints only existed to take part in the collective save
       shutil.rmtree(os.path.dirname(self.manager.directory), ignore_errors=True)
     if self.export_at_end and self.chief:
       from pdr_tf import export  # pylint: disable=import-outside-toplevel
-      outputs["saved_model"] = export.export_model(self.model, os.path.join(self.workdir, "export"),
-                                                   image_size=self.model.image_size, workdir=self.workdir)
+
+      outputs["saved_model"] = export.export_model(
+        self.model, os.path.join(self.workdir, "export"), image_size=self.model.image_size, workdir=self.workdir
+      )
     self.release_workdir()
     return outputs
 

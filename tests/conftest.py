@@ -12,6 +12,13 @@ import pytest  # pylint: disable=wrong-import-position
 
 def pytest_configure(config):
   config.addinivalue_line("markers", "slow: end-to-end tests taking more than ~20 s (still run in CI)")
+  config.addinivalue_line("markers", "longest: the few tests of several minutes; collected first (see below)")
+
+
+def pytest_collection_modifyitems(items):
+  """Puts the `longest` tests first (a stable sort, the same order on every xdist worker), so that they start at
+  once instead of running alone at the end while the other worker idles."""
+  items.sort(key=lambda item: item.get_closest_marker("longest") is None)
 
 
 @pytest.fixture

@@ -22,9 +22,9 @@ def blob_image(rng, size=64, colour=None):
   """A symmetric coloured blob on grey: an object the de-renderer can reconstruct."""
   yy, xx = np.mgrid[0:size, 0:size] / (size - 1) * 2 - 1
   radius = rng.uniform(0.4, 0.7)
-  inside = (xx ** 2 + (yy / rng.uniform(0.6, 1.0)) ** 2) < radius ** 2
+  inside = (xx**2 + (yy / rng.uniform(0.6, 1.0)) ** 2) < radius**2
   colour = np.asarray(colour if colour is not None else rng.uniform(40, 240, 3))
-  shade = 0.6 + 0.4 * (1 - (xx ** 2 + yy ** 2))[..., None]
+  shade = 0.6 + 0.4 * (1 - (xx**2 + yy**2))[..., None]
   image = np.where(inside[..., None], colour * shade, 128.0)
   return np.clip(image, 0, 255).astype(np.uint8)
 
@@ -32,7 +32,7 @@ def blob_image(rng, size=64, colour=None):
 def blob_ground_truth(rng, size=64):
   """Ground truth of a blob-like scene: a bump's depth in the input view (0 outside), a light and a small view."""
   yy, xx = np.mgrid[0:size, 0:size] / (size - 1) * 2 - 1
-  r2 = xx ** 2 + yy ** 2
+  r2 = xx**2 + yy**2
   depth = np.where(r2 < 0.5, 1.0 - 0.03 * np.sqrt(np.clip(0.5 - r2, 0, None)), 0.0).astype(np.float32)
   light = [rng.uniform(0.2, 0.5), rng.uniform(0.5, 0.9), rng.uniform(-0.8, 0.8), rng.uniform(-0.8, 0.8)]
   view = list(np.radians(rng.uniform(-15, 15, 3))) + [0.0, 0.0, 0.0]
@@ -55,8 +55,11 @@ def write_tiny_dataset(path, num_train=16, num_test=10, classes=("a", "b"), seed
   for split, count in (("train", num_train), ("test", num_test)):
     for i in range(count):
       label = i % len(classes)
-      record = {"image/encoded": png_bytes(blob_image(rng, colour=palette[label % len(palette)])),
-                "split": split, "source/path": f"{split}/{i}.png"}
+      record = {
+        "image/encoded": png_bytes(blob_image(rng, colour=palette[label % len(palette)])),
+        "split": split,
+        "source/path": f"{split}/{i}.png",
+      }
       if split == "test":
         record.update({"label/name": classes[label], "label/id": label})
         if tracks:

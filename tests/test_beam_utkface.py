@@ -20,269 +20,303 @@ from pdr_tf import feature_spec, formats, locks
 
 IN_MEMORY = ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
 GOOD = [f"{20 + i}_{i % 2}_{i % 5}_2017011617452{5100 + i:04d}.jpg" for i in range(10)]
-CONVERTED = {"gray": "40_0_1_20170116174525555.jpg", "rgba": "41_1_2_20170116174525556.jpg",
-             "sixteen": "42_0_3_20170116174525557.jpg", "chip": "43_1_4_20170116174525558.jpg.chip.jpg"}
-BAD = {"61_1_20170109142408075.jpg": utkface.REASON_BAD_NAME,  # malformed names as in the real download
-       "39_1_20170116174525125.jpg": utkface.REASON_BAD_NAME,
-       "README.txt": utkface.REASON_BAD_NAME,
-       "50_0_0_20170116174525901.jpg": common.REASON_CORRUPT,  # truncated JPEG
-       "51_0_0_20170116174525902.jpg": common.REASON_NOT_IMAGE,  # text file
-       "52_0_0_20170116174525903.jpg": common.REASON_EMPTY}
+CONVERTED = {
+  "gray": "40_0_1_20170116174525555.jpg",
+  "rgba": "41_1_2_20170116174525556.jpg",
+  "sixteen": "42_0_3_20170116174525557.jpg",
+  "chip": "43_1_4_20170116174525558.jpg.chip.jpg",
+}
+BAD = {
+  "61_1_20170109142408075.jpg": utkface.REASON_BAD_NAME,  # malformed names as in the real download
+  "39_1_20170116174525125.jpg": utkface.REASON_BAD_NAME,
+  "README.txt": utkface.REASON_BAD_NAME,
+  "50_0_0_20170116174525901.jpg": common.REASON_CORRUPT,  # truncated JPEG
+  "51_0_0_20170116174525902.jpg": common.REASON_NOT_IMAGE,  # text file
+  "52_0_0_20170116174525903.jpg": common.REASON_EMPTY,
+}
 
 
 def _save(path, array, fmt="JPEG"):
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format=fmt)
-    with open(path, "wb") as f:
-        f.write(buffer.getvalue())
-    return buffer.getvalue()
+  buffer = io.BytesIO()
+  Image.fromarray(array).save(buffer, format=fmt)
+  with open(path, "wb") as f:
+    f.write(buffer.getvalue())
+  return buffer.getvalue()
 
 
 def make_utkface(root, good=GOOD, converted=True, bad=True):
-    """A tiny UTKFace directory with planted bad files; returns it."""
-    os.makedirs(root, exist_ok=True)
-    rng = np.random.default_rng(0)
-    for name in good:
-        _save(os.path.join(root, name), rng.integers(0, 256, (200, 200, 3), dtype=np.uint8))
-    if converted:
-        _save(os.path.join(root, CONVERTED["gray"]), rng.integers(0, 256, (200, 200), dtype=np.uint8))
-        _save(os.path.join(root, CONVERTED["rgba"]), rng.integers(0, 256, (200, 200, 4), dtype=np.uint8), "PNG")
-        _save(os.path.join(root, CONVERTED["sixteen"]), rng.integers(0, 65536, (200, 200), dtype=np.uint16), "PNG")
-        _save(os.path.join(root, CONVERTED["chip"]), rng.integers(0, 256, (200, 200, 3), dtype=np.uint8))
-    if bad:
-        for name, reason in BAD.items():
-            data = _save(os.path.join(root, name), rng.integers(0, 256, (200, 200, 3), dtype=np.uint8))
-            if reason == common.REASON_CORRUPT:
-                data = data[: len(data) // 2]
-            elif reason == common.REASON_NOT_IMAGE:
-                data = b"not an image\n"
-            elif reason == common.REASON_EMPTY:
-                data = b""
-            with open(os.path.join(root, name), "wb") as f:
-                f.write(data)
-        with open(os.path.join(root, ".DS_Store"), "wb") as f:  # hidden: not an input
-            f.write(b"\x00\x01")
-        with open(os.path.join(root, formats.SYNTHETIC_LABELS_FILENAME), "w") as f:  # not an input either
-            f.write("image,split,label,object_id\n")
-    return root
+  """A tiny UTKFace directory with planted bad files; returns it."""
+  os.makedirs(root, exist_ok=True)
+  rng = np.random.default_rng(0)
+  for name in good:
+    _save(os.path.join(root, name), rng.integers(0, 256, (200, 200, 3), dtype=np.uint8))
+  if converted:
+    _save(os.path.join(root, CONVERTED["gray"]), rng.integers(0, 256, (200, 200), dtype=np.uint8))
+    _save(os.path.join(root, CONVERTED["rgba"]), rng.integers(0, 256, (200, 200, 4), dtype=np.uint8), "PNG")
+    _save(os.path.join(root, CONVERTED["sixteen"]), rng.integers(0, 65536, (200, 200), dtype=np.uint16), "PNG")
+    _save(os.path.join(root, CONVERTED["chip"]), rng.integers(0, 256, (200, 200, 3), dtype=np.uint8))
+  if bad:
+    for name, reason in BAD.items():
+      data = _save(os.path.join(root, name), rng.integers(0, 256, (200, 200, 3), dtype=np.uint8))
+      if reason == common.REASON_CORRUPT:
+        data = data[: len(data) // 2]
+      elif reason == common.REASON_NOT_IMAGE:
+        data = b"not an image\n"
+      elif reason == common.REASON_EMPTY:
+        data = b""
+      with open(os.path.join(root, name), "wb") as f:
+        f.write(data)
+    with open(os.path.join(root, ".DS_Store"), "wb") as f:  # hidden: not an input
+      f.write(b"\x00\x01")
+    with open(os.path.join(root, formats.SYNTHETIC_LABELS_FILENAME), "w") as f:  # not an input either
+      f.write("image,split,label,object_id\n")
+  return root
 
 
 def read_records(out_dir, split):
-    """All records of a split, shards in sorted order, as numpy dicts."""
-    records = []
-    for shard in sorted(glob.glob(feature_spec.shard_pattern(out_dir, split))):
-        for data in tf.data.TFRecordDataset(shard):
-            records.append({k: v.numpy() for k, v in feature_spec.parse_example(data).items()})
-    return records
+  """All records of a split, shards in sorted order, as numpy dicts."""
+  records = []
+  for shard in sorted(glob.glob(feature_spec.shard_pattern(out_dir, split))):
+    for data in tf.data.TFRecordDataset(shard):
+      records.append({k: v.numpy() for k, v in feature_spec.parse_example(data).items()})
+  return records
 
 
 def test_parse_name():
-    assert utkface.parse_name("/d/26_1_3_20170119180138584.jpg.chip.jpg") == {
-        "label/age": 26, "label/gender": 1, "label/race": 3}
-    for bad in ("61_1_20170109142408075.jpg", "26_2_0_20170119180138584.jpg", "26_1_0_2017011918013858.jpg",
-                "26_1_0_20170119180138584.txt"):
-        assert utkface.parse_name(bad) is None
-    # Any common image extension is an image (the bytes decide its type): PNG faces get their labels too.
-    assert utkface.parse_name("26_1_0_20170119180138584.png") == {"label/age": 26, "label/gender": 1, "label/race": 0}
+  assert utkface.parse_name("/d/26_1_3_20170119180138584.jpg.chip.jpg") == {
+    "label/age": 26,
+    "label/gender": 1,
+    "label/race": 3,
+  }
+  for bad in (
+    "61_1_20170109142408075.jpg",
+    "26_2_0_20170119180138584.jpg",
+    "26_1_0_2017011918013858.jpg",
+    "26_1_0_20170119180138584.txt",
+  ):
+    assert utkface.parse_name(bad) is None
+  # Any common image extension is an image (the bytes decide its type): PNG faces get their labels too.
+  assert utkface.parse_name("26_1_0_20170119180138584.png") == {"label/age": 26, "label/gender": 1, "label/race": 0}
 
 
 def test_split_is_stable_and_close_to_80_10_10():
-    assert utkface.split_of("/a/26_1_3_20170119180138584.jpg") == utkface.split_of("26_1_3_20170119180138584.jpg")
-    names = [f"{i % 90}_{i % 2}_{i % 5}_{20170000000000000 + i}.jpg" for i in range(3000)]
-    splits = [utkface.split_of(n) for n in names]
-    assert splits == [utkface.split_of(n) for n in names]
-    fractions = {s: splits.count(s) / len(splits) for s in ("train", "val", "test")}
-    assert fractions["train"] == pytest.approx(0.8, abs=0.03)
-    assert fractions["val"] == pytest.approx(0.1, abs=0.02) and fractions["test"] == pytest.approx(0.1, abs=0.02)
-    # Pinned values: changing the hash would silently move faces between splits of existing datasets.
-    assert [utkface.split_of(n) for n in ("x0", "x1", "x5", "x9", "x28")] == ["val", "train", "test", "val", "test"]
+  assert utkface.split_of("/a/26_1_3_20170119180138584.jpg") == utkface.split_of("26_1_3_20170119180138584.jpg")
+  names = [f"{i % 90}_{i % 2}_{i % 5}_{20170000000000000 + i}.jpg" for i in range(3000)]
+  splits = [utkface.split_of(n) for n in names]
+  assert splits == [utkface.split_of(n) for n in names]
+  fractions = {s: splits.count(s) / len(splits) for s in ("train", "val", "test")}
+  assert fractions["train"] == pytest.approx(0.8, abs=0.03)
+  assert fractions["val"] == pytest.approx(0.1, abs=0.02) and fractions["test"] == pytest.approx(0.1, abs=0.02)
+  # Pinned values: changing the hash would silently move faces between splits of existing datasets.
+  assert [utkface.split_of(n) for n in ("x0", "x1", "x5", "x9", "x28")] == ["val", "train", "test", "val", "test"]
 
 
 def test_parse_dofn():
-    (out,) = list(utkface.ParseUtkfacePath("/d").process({"path": "/d/" + GOOD[3], "gt_path": None}))
-    assert out["record"] == {"label/age": 23, "label/gender": 1, "label/race": 3, "label/id": -1,
-                             "label/name": "", "split": utkface.split_of(GOOD[3])}
-    assert out["path"] == "/d/" + GOOD[3]
-    (out,) = list(utkface.ParseUtkfacePath("/d").process({"path": "/d/README.txt", "gt_path": None}))
-    assert isinstance(out, pvalue.TaggedOutput) and out.value == {"path": "/d/README.txt",
-                                                                   "reason": utkface.REASON_BAD_NAME}
-    # UTKFace is flat: a face one folder down is counted as a reject, not lost.
-    (out,) = list(utkface.ParseUtkfacePath("/d").process({"path": "/d/more/" + GOOD[3], "gt_path": None}))
-    assert out.value == {"path": "/d/more/" + GOOD[3], "reason": utkface.REASON_OUTSIDE}
+  (out,) = list(utkface.ParseUtkfacePath("/d").process({"path": "/d/" + GOOD[3], "gt_path": None}))
+  assert out["record"] == {
+    "label/age": 23,
+    "label/gender": 1,
+    "label/race": 3,
+    "label/id": -1,
+    "label/name": "",
+    "split": utkface.split_of(GOOD[3]),
+  }
+  assert out["path"] == "/d/" + GOOD[3]
+  (out,) = list(utkface.ParseUtkfacePath("/d").process({"path": "/d/README.txt", "gt_path": None}))
+  assert isinstance(out, pvalue.TaggedOutput) and out.value == {
+    "path": "/d/README.txt",
+    "reason": utkface.REASON_BAD_NAME,
+  }
+  # UTKFace is flat: a face one folder down is counted as a reject, not lost.
+  (out,) = list(utkface.ParseUtkfacePath("/d").process({"path": "/d/more/" + GOOD[3], "gt_path": None}))
+  assert out.value == {"path": "/d/more/" + GOOD[3], "reason": utkface.REASON_OUTSIDE}
 
 
 def test_names_with_other_image_extensions_parse_and_unicode_digits_do_not():
-    assert utkface.parse_name("23_1_3_20170109150557335.png")["label/age"] == 23
-    assert utkface.parse_name("23_1_3_20170109150557335.JPEG")["label/race"] == 3
-    assert utkface.parse_name("23_1_3_20170109150557335.jpg.chip.jpg") is not None
-    assert utkface.parse_name("٢٣_1_3_20170109150557335.jpg") is None  # Arabic-Indic digits
+  assert utkface.parse_name("23_1_3_20170109150557335.png")["label/age"] == 23
+  assert utkface.parse_name("23_1_3_20170109150557335.JPEG")["label/race"] == 3
+  assert utkface.parse_name("23_1_3_20170109150557335.jpg.chip.jpg") is not None
+  assert utkface.parse_name("٢٣_1_3_20170109150557335.jpg") is None  # Arabic-Indic digits
 
 
 @pytest.fixture(scope="module")
 def converted(tmp_path_factory):
-    root = make_utkface(str(tmp_path_factory.mktemp("utk") / "raw"))
-    gt_depth = np.zeros((200, 200), np.float32)
-    gt_depth[50:150, 50:150] = 1.0
-    np.savez(os.path.join(root, GOOD[0][:-4] + formats.GT_SUFFIX), depth=gt_depth, light=np.ones(4),
-             view=np.zeros(6))
-    out = str(tmp_path_factory.mktemp("utk") / "out")
-    assert utkface.main(["--input_dir", root, "--output_dir", out] + IN_MEMORY) == 0
-    return root, out
+  root = make_utkface(str(tmp_path_factory.mktemp("utk") / "raw"))
+  gt_depth = np.zeros((200, 200), np.float32)
+  gt_depth[50:150, 50:150] = 1.0
+  np.savez(os.path.join(root, GOOD[0][:-4] + formats.GT_SUFFIX), depth=gt_depth, light=np.ones(4), view=np.zeros(6))
+  out = str(tmp_path_factory.mktemp("utk") / "out")
+  assert utkface.main(["--input_dir", root, "--output_dir", out] + IN_MEMORY) == 0
+  return root, out
 
 
 def test_job_writes_every_good_image_and_rejects_the_rest(converted):
-    root, out = converted
-    manifest = json.loads(open(os.path.join(out, "manifest.json")).read())
-    written_names = GOOD + list(CONVERTED.values())
-    assert manifest["dataset"] == "utkface" and manifest["schema_version"] == feature_spec.SCHEMA_VERSION
-    assert (manifest["inputs"], manifest["written"], manifest["rejected"]) == (
-        len(written_names) + len(BAD), len(written_names), len(BAD))
-    assert manifest["inputs"] == manifest["written"] + manifest["rejected"] and manifest["balanced"]
-    expected_splits = {s: sum(utkface.split_of(n) == s for n in written_names) for s in ("train", "val", "test")}
-    assert manifest["splits"] == expected_splits
-    assert manifest["counts"] == {s: ({"unlabelled": n} if n else {}) for s, n in expected_splits.items()}
-    assert manifest["args"]["input_dir"] == root and "--direct_running_mode=in_memory" in manifest["args"][
-        "beam_args"]
-    rejects = [json.loads(line) for line in open(os.path.join(out, "rejects.jsonl"))]
-    assert sorted((os.path.basename(r["path"]), r["reason"]) for r in rejects) == sorted(BAD.items())
-    assert manifest["reject_reasons"] == {r: list(BAD.values()).count(r) for r in set(BAD.values())}
+  root, out = converted
+  manifest = json.loads(open(os.path.join(out, "manifest.json")).read())
+  written_names = GOOD + list(CONVERTED.values())
+  assert manifest["dataset"] == "utkface" and manifest["schema_version"] == feature_spec.SCHEMA_VERSION
+  assert (manifest["inputs"], manifest["written"], manifest["rejected"]) == (
+    len(written_names) + len(BAD),
+    len(written_names),
+    len(BAD),
+  )
+  assert manifest["inputs"] == manifest["written"] + manifest["rejected"] and manifest["balanced"]
+  expected_splits = {s: sum(utkface.split_of(n) == s for n in written_names) for s in ("train", "val", "test")}
+  assert manifest["splits"] == expected_splits
+  assert manifest["counts"] == {s: ({"unlabelled": n} if n else {}) for s, n in expected_splits.items()}
+  assert manifest["args"]["input_dir"] == root and "--direct_running_mode=in_memory" in manifest["args"]["beam_args"]
+  rejects = [json.loads(line) for line in open(os.path.join(out, "rejects.jsonl"))]
+  assert sorted((os.path.basename(r["path"]), r["reason"]) for r in rejects) == sorted(BAD.items())
+  assert manifest["reject_reasons"] == {r: list(BAD.values()).count(r) for r in set(BAD.values())}
 
-    by_name = {}
-    for split in ("train", "val", "test"):
-        records = read_records(out, split)
-        assert len(records) == expected_splits[split]
-        assert [os.path.basename(s) for s in manifest["shards"][split]] == [
-            os.path.basename(p) for p in sorted(glob.glob(feature_spec.shard_pattern(out, split)))]
-        for r in records:
-            assert r["split"].decode() == split
-            by_name[os.path.basename(r["source/path"].decode())] = r
-    assert sorted(by_name) == sorted(written_names)
-    r = by_name[GOOD[7]]
-    assert (r["label/age"], r["label/gender"], r["label/race"], r["label/id"]) == (27, 1, 2, -1)
-    image = tf.io.decode_png(r["image/encoded"]).numpy()
-    assert image.shape == (64, 64, 3) and r["image/height"] == 64 and r["image/format"] == b"png"
-    gray = tf.io.decode_png(by_name[CONVERTED["gray"]]["image/encoded"]).numpy()
-    assert np.array_equal(gray[..., 0], gray[..., 1]) and np.array_equal(gray[..., 0], gray[..., 2])
-    assert by_name[GOOD[0]]["gt/has"] == 1 and by_name[GOOD[1]]["gt/has"] == 0
-    depth = by_name[GOOD[0]]["gt/depth"].reshape(64, 64)
-    assert set(np.unique(depth)) == {0.0, 1.0}  # never blended with the background
-    assert depth[0, 0] == 0 and depth[32, 32] == 1.0
-    assert by_name[GOOD[0]]["gt/light"].tolist() == [1, 1, 1, 1]
+  by_name = {}
+  for split in ("train", "val", "test"):
+    records = read_records(out, split)
+    assert len(records) == expected_splits[split]
+    assert [os.path.basename(s) for s in manifest["shards"][split]] == [
+      os.path.basename(p) for p in sorted(glob.glob(feature_spec.shard_pattern(out, split)))
+    ]
+    for r in records:
+      assert r["split"].decode() == split
+      by_name[os.path.basename(r["source/path"].decode())] = r
+  assert sorted(by_name) == sorted(written_names)
+  r = by_name[GOOD[7]]
+  assert (r["label/age"], r["label/gender"], r["label/race"], r["label/id"]) == (27, 1, 2, -1)
+  image = tf.io.decode_png(r["image/encoded"]).numpy()
+  assert image.shape == (64, 64, 3) and r["image/height"] == 64 and r["image/format"] == b"png"
+  gray = tf.io.decode_png(by_name[CONVERTED["gray"]]["image/encoded"]).numpy()
+  assert np.array_equal(gray[..., 0], gray[..., 1]) and np.array_equal(gray[..., 0], gray[..., 2])
+  assert by_name[GOOD[0]]["gt/has"] == 1 and by_name[GOOD[1]]["gt/has"] == 0
+  depth = by_name[GOOD[0]]["gt/depth"].reshape(64, 64)
+  assert set(np.unique(depth)) == {0.0, 1.0}  # never blended with the background
+  assert depth[0, 0] == 0 and depth[32, 32] == 1.0
+  assert by_name[GOOD[0]]["gt/light"].tolist() == [1, 1, 1, 1]
 
 
 def test_splits_and_images_are_stable_across_runs_and_multiprocess_workers(converted, tmp_path):
-    root, out = converted
-    out2 = str(tmp_path / "out2")
-    assert utkface.main(["--input_dir", root, "--output_dir", out2, "--num_workers=2"]) == 0  # multi_processing
+  root, out = converted
+  out2 = str(tmp_path / "out2")
+  assert utkface.main(["--input_dir", root, "--output_dir", out2, "--num_workers=2"]) == 0  # multi_processing
 
-    def contents(directory):
-        return {(split, os.path.basename(r["source/path"].decode()), r["image/encoded"])
-                for split in ("train", "val", "test") for r in read_records(directory, split)}
+  def contents(directory):
+    return {
+      (split, os.path.basename(r["source/path"].decode()), r["image/encoded"])
+      for split in ("train", "val", "test")
+      for r in read_records(directory, split)
+    }
 
-    assert contents(out2) == contents(out)
-    assert json.load(open(os.path.join(out2, "manifest.json")))["splits"] == json.load(
-        open(os.path.join(out, "manifest.json")))["splits"]
+  assert contents(out2) == contents(out)
+  assert (
+    json.load(open(os.path.join(out2, "manifest.json")))["splits"]
+    == json.load(open(os.path.join(out, "manifest.json")))["splits"]
+  )
 
 
 def test_existing_output_is_refused_without_overwrite(converted, caplog):
-    root, out = converted
-    assert utkface.main(["--input_dir", root, "--output_dir", out] + IN_MEMORY) == 1
-    assert "--overwrite" in caplog.text
+  root, out = converted
+  assert utkface.main(["--input_dir", root, "--output_dir", out] + IN_MEMORY) == 1
+  assert "--overwrite" in caplog.text
 
 
 def test_strict_fails_on_the_first_reject_naming_it(tmp_path, caplog):
-    root = make_utkface(str(tmp_path / "raw"), good=GOOD[:2], converted=False, bad=False)
-    with open(os.path.join(root, "61_1_20170109142408075.jpg"), "wb") as f:
-        f.write(b"x")
-    assert utkface.main(["--input_dir", root, "--output_dir", str(tmp_path / "out"), "--strict"] + IN_MEMORY) == 1
-    assert "61_1_20170109142408075.jpg: malformed UTKFace file name" in caplog.text
-    # Without --strict the same input converts, with one reject.
-    assert utkface.main(["--input_dir", root, "--output_dir", str(tmp_path / "out2")] + IN_MEMORY) == 0
+  root = make_utkface(str(tmp_path / "raw"), good=GOOD[:2], converted=False, bad=False)
+  with open(os.path.join(root, "61_1_20170109142408075.jpg"), "wb") as f:
+    f.write(b"x")
+  assert utkface.main(["--input_dir", root, "--output_dir", str(tmp_path / "out"), "--strict"] + IN_MEMORY) == 1
+  assert "61_1_20170109142408075.jpg: malformed UTKFace file name" in caplog.text
+  # Without --strict the same input converts, with one reject.
+  assert utkface.main(["--input_dir", root, "--output_dir", str(tmp_path / "out2")] + IN_MEMORY) == 0
 
 
 def test_nothing_written_exits_1_with_a_full_manifest(tmp_path, caplog):
-    root = make_utkface(str(tmp_path / "raw"), good=[], converted=False, bad=True)
-    out = str(tmp_path / "out")
-    assert utkface.main(["--input_dir", root, "--output_dir", out] + IN_MEMORY) == 1
-    manifest = json.load(open(os.path.join(out, "manifest.json")))
-    assert (manifest["inputs"], manifest["written"], manifest["rejected"]) == (len(BAD), 0, len(BAD))
-    assert "nothing could be written" in caplog.text
-    assert len(open(os.path.join(out, "rejects.jsonl")).read().splitlines()) == len(BAD)
+  root = make_utkface(str(tmp_path / "raw"), good=[], converted=False, bad=True)
+  out = str(tmp_path / "out")
+  assert utkface.main(["--input_dir", root, "--output_dir", out] + IN_MEMORY) == 1
+  manifest = json.load(open(os.path.join(out, "manifest.json")))
+  assert (manifest["inputs"], manifest["written"], manifest["rejected"]) == (len(BAD), 0, len(BAD))
+  assert "nothing could be written" in caplog.text
+  assert len(open(os.path.join(out, "rejects.jsonl")).read().splitlines()) == len(BAD)
 
 
 def test_missing_or_empty_input_exits_1(tmp_path, caplog):
-    assert utkface.main(["--input_dir", str(tmp_path / "nope"), "--output_dir", str(tmp_path / "o")]) == 1
-    assert str(tmp_path / "nope") in caplog.text and "does not exist" in caplog.text
-    os.makedirs(tmp_path / "empty")
-    assert utkface.main(["--input_dir", str(tmp_path / "empty"), "--output_dir", str(tmp_path / "o")]) == 1
-    assert "holds no files" in caplog.text
+  assert utkface.main(["--input_dir", str(tmp_path / "nope"), "--output_dir", str(tmp_path / "o")]) == 1
+  assert str(tmp_path / "nope") in caplog.text and "does not exist" in caplog.text
+  os.makedirs(tmp_path / "empty")
+  assert utkface.main(["--input_dir", str(tmp_path / "empty"), "--output_dir", str(tmp_path / "o")]) == 1
+  assert "holds no files" in caplog.text
 
 
 def test_help_shows_options_and_a_dataflow_example():
-    result = subprocess.run([sys.executable, "-m", "beam_pipelines.utkface", "--help"], capture_output=True,
-                            text=True, timeout=fixtures.HANG_GUARD_S, check=True)
-    assert "--input_dir" in result.stdout and "--strict" in result.stdout
-    assert "--runner=DataflowRunner" in result.stdout
+  result = subprocess.run(
+    [sys.executable, "-m", "beam_pipelines.utkface", "--help"],
+    capture_output=True,
+    text=True,
+    timeout=fixtures.HANG_GUARD_S,
+    check=True,
+  )
+  assert "--input_dir" in result.stdout and "--strict" in result.stdout
+  assert "--runner=DataflowRunner" in result.stdout
 
 
 # --- one output folder, one writer ---------------------------------------------------------------------------------
 
+
 def _no_leftovers(out):
-    parent = os.path.dirname(out)
-    return [n for n in os.listdir(parent) if ".pdr_tf-" in n or n.startswith("beam-temp")]
+  parent = os.path.dirname(out)
+  return [n for n in os.listdir(parent) if ".pdr_tf-" in n or n.startswith("beam-temp")]
 
 
 def test_a_locked_output_folder_is_refused_naming_the_holder(tmp_path, caplog):
-    root = make_utkface(str(tmp_path / "raw"), good=GOOD[:2], converted=False, bad=False)
-    out = str(tmp_path / "out")
-    with locks.FolderLock(runner.lock_path(out), "another conversion"):
-        assert utkface.main(["--input_dir", root, "--output_dir", out] + IN_MEMORY) == 1
-    assert f"pid {os.getpid()}" in caplog.text and "another conversion" in caplog.text
-    assert not os.path.exists(out)
-    assert utkface.main(["--input_dir", root, "--output_dir", out] + IN_MEMORY) == 0  # free again
+  root = make_utkface(str(tmp_path / "raw"), good=GOOD[:2], converted=False, bad=False)
+  out = str(tmp_path / "out")
+  with locks.FolderLock(runner.lock_path(out), "another conversion"):
+    assert utkface.main(["--input_dir", root, "--output_dir", out] + IN_MEMORY) == 1
+  assert f"pid {os.getpid()}" in caplog.text and "another conversion" in caplog.text
+  assert not os.path.exists(out)
+  assert utkface.main(["--input_dir", root, "--output_dir", out] + IN_MEMORY) == 0  # free again
 
 
 def test_a_stale_lock_of_a_dead_process_is_taken_over(tmp_path, caplog):
-    root = make_utkface(str(tmp_path / "raw"), good=GOOD[:2], converted=False, bad=False)
-    out = str(tmp_path / "out")
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    with open(runner.lock_path(out), "w", encoding="utf-8") as f:
-        json.dump({"pid": dead.pid, "host": socket.gethostname(), "started": "earlier"}, f)
-    assert utkface.main(["--input_dir", root, "--output_dir", out] + IN_MEMORY) == 0
-    assert "stale lock" in caplog.text and not os.path.exists(runner.lock_path(out))
+  root = make_utkface(str(tmp_path / "raw"), good=GOOD[:2], converted=False, bad=False)
+  out = str(tmp_path / "out")
+  dead = subprocess.Popen([sys.executable, "-c", "pass"])
+  dead.wait()
+  with open(runner.lock_path(out), "w", encoding="utf-8") as f:
+    json.dump({"pid": dead.pid, "host": socket.gethostname(), "started": "earlier"}, f)
+  assert utkface.main(["--input_dir", root, "--output_dir", out] + IN_MEMORY) == 0
+  assert "stale lock" in caplog.text and not os.path.exists(runner.lock_path(out))
 
 
 def test_a_failed_job_leaves_no_half_written_dataset_and_no_beam_temp_folders(tmp_path):
-    root = make_utkface(str(tmp_path / "raw"), good=GOOD[:3], converted=False, bad=False)
-    with open(os.path.join(root, "61_1_20170109142408075.jpg"), "wb") as f:
-        f.write(b"x")
-    out = str(tmp_path / "out")
-    assert utkface.main(["--input_dir", root, "--output_dir", out, "--strict"] + IN_MEMORY) == 1
-    assert not os.path.exists(out) and _no_leftovers(out) == []
+  root = make_utkface(str(tmp_path / "raw"), good=GOOD[:3], converted=False, bad=False)
+  with open(os.path.join(root, "61_1_20170109142408075.jpg"), "wb") as f:
+    f.write(b"x")
+  out = str(tmp_path / "out")
+  assert utkface.main(["--input_dir", root, "--output_dir", out, "--strict"] + IN_MEMORY) == 1
+  assert not os.path.exists(out) and _no_leftovers(out) == []
 
 
 def test_two_jobs_on_one_output_folder_leave_one_complete_dataset_and_one_refusal(tmp_path):
-    root = make_utkface(str(tmp_path / "raw"), good=GOOD, converted=False, bad=False)
-    out = str(tmp_path / "out")
-    command = [sys.executable, "-m", "beam_pipelines.utkface", "--input_dir", root, "--output_dir", out] + IN_MEMORY
-    jobs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
-    results = [(job.wait(), job.stdout.read()) for job in jobs]  # no time limit: a busy machine only makes it slower
-    codes = sorted(code for code, _ in results)
-    assert codes == [0, 1], results
-    refusal = next(log for code, log in results if code == 1)
-    assert "is in use by pid" in refusal or "already holds a converted dataset" in refusal, refusal
-    manifest = json.load(open(os.path.join(out, "manifest.json")))
-    shards = sorted(os.path.basename(p) for p in glob.glob(feature_spec.shard_pattern(out, "*")))
-    assert shards == sorted(name for names in manifest["shards"].values() for name in names)
-    assert sum(len(read_records(out, split)) for split in ("train", "val", "test")) == manifest["written"] == len(GOOD)
-    assert _no_leftovers(out) == []
+  root = make_utkface(str(tmp_path / "raw"), good=GOOD, converted=False, bad=False)
+  out = str(tmp_path / "out")
+  command = [sys.executable, "-m", "beam_pipelines.utkface", "--input_dir", root, "--output_dir", out] + IN_MEMORY
+  jobs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+  results = [(job.wait(), job.stdout.read()) for job in jobs]  # no time limit: a busy machine only makes it slower
+  codes = sorted(code for code, _ in results)
+  assert codes == [0, 1], results
+  refusal = next(log for code, log in results if code == 1)
+  assert "is in use by pid" in refusal or "already holds a converted dataset" in refusal, refusal
+  manifest = json.load(open(os.path.join(out, "manifest.json")))
+  shards = sorted(os.path.basename(p) for p in glob.glob(feature_spec.shard_pattern(out, "*")))
+  assert shards == sorted(name for names in manifest["shards"].values() for name in names)
+  assert sum(len(read_records(out, split)) for split in ("train", "val", "test")) == manifest["written"] == len(GOOD)
+  assert _no_leftovers(out) == []
 
 
 def test_overwrite_replaces_a_previous_dataset_in_place(tmp_path):
-    root = make_utkface(str(tmp_path / "raw"), good=GOOD[:4], converted=False, bad=False)
-    out = str(tmp_path / "out")
-    assert utkface.main(["--input_dir", root, "--output_dir", out] + IN_MEMORY) == 0
-    make_utkface(root, good=GOOD[4:6], converted=False, bad=False)
-    assert utkface.main(["--input_dir", root, "--output_dir", out, "--overwrite"] + IN_MEMORY) == 0
-    assert json.load(open(os.path.join(out, "manifest.json")))["written"] == 6 and _no_leftovers(out) == []
+  root = make_utkface(str(tmp_path / "raw"), good=GOOD[:4], converted=False, bad=False)
+  out = str(tmp_path / "out")
+  assert utkface.main(["--input_dir", root, "--output_dir", out] + IN_MEMORY) == 0
+  make_utkface(root, good=GOOD[4:6], converted=False, bad=False)
+  assert utkface.main(["--input_dir", root, "--output_dir", out, "--overwrite"] + IN_MEMORY) == 0
+  assert json.load(open(os.path.join(out, "manifest.json")))["written"] == 6 and _no_leftovers(out) == []

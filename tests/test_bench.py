@@ -53,16 +53,25 @@ def test_guarded_records_errors_and_passes_results():
 
 def test_table_shows_values_targets_and_errors():
   sections = {
-      "rasterizer": {"tfg": {"batch": 64, "triangle_ids_ms": 12.5, "render_forward_ms": 20.0,
-                             "render_forward_backward_ms": 60.0}, "tf": {"error": "XlaError: nope"},
-                     "agreement": {"equal_ids": 0.9999}},
-      "training_step": {"batch": 16, "mode": "tf_xla_render", "train_step_ms": 300.0, "networks_fwd_bwd_ms": 100.0,
-                        "ratio": 3.0, "pass": False, "breakdown": {"losses_ms": 1.5},
-                        "modes": {"tfg": {"train_step_ms": 400.0, "ratio": 4.0}}},
-      "input_pipeline": {"pipeline_images_per_s": 2000.0, "train_images_per_s": 50.0, "ratio": 40.0, "pass": True},
-      "flops": {"error": "ValueError: x"},
-      "serving": {"serving_default_batch1_ms": 4.0},
-      "beam": {"workers_1": {"images_per_s": 10.0, "written": 5}},
+    "rasterizer": {
+      "tfg": {"batch": 64, "triangle_ids_ms": 12.5, "render_forward_ms": 20.0, "render_forward_backward_ms": 60.0},
+      "tf": {"error": "XlaError: nope"},
+      "agreement": {"equal_ids": 0.9999},
+    },
+    "training_step": {
+      "batch": 16,
+      "mode": "tf_xla_render",
+      "train_step_ms": 300.0,
+      "networks_fwd_bwd_ms": 100.0,
+      "ratio": 3.0,
+      "pass": False,
+      "breakdown": {"losses_ms": 1.5},
+      "modes": {"tfg": {"train_step_ms": 400.0, "ratio": 4.0}},
+    },
+    "input_pipeline": {"pipeline_images_per_s": 2000.0, "train_images_per_s": 50.0, "ratio": 40.0, "pass": True},
+    "flops": {"error": "ValueError: x"},
+    "serving": {"serving_default_batch1_ms": 4.0},
+    "beam": {"workers_1": {"images_per_s": 10.0, "written": 5}},
   }
   table = bench.format_table(sections)
   assert "tfg: triangle ids ms" in table and "12.50" in table
@@ -85,11 +94,18 @@ def test_flops_section_without_training_measures_the_machine():
 
 
 @pytest.mark.slow
+@pytest.mark.longest
 def test_smoke_run_writes_every_section(tmp_path):
   out = tmp_path / "bench.json"
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
-  proc = subprocess.run([sys.executable, "-m", "pdr_tf.bench", "--smoke", "--json", str(out)], env=env,
-                        capture_output=True, text=True, timeout=fixtures.HANG_GUARD_S, check=False)
+  proc = subprocess.run(
+    [sys.executable, "-m", "pdr_tf.bench", "--smoke", "--json", str(out)],
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=fixtures.HANG_GUARD_S,
+    check=False,
+  )
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert "ratio step / networks" in proc.stdout
   report = json.loads(out.read_text())
@@ -101,30 +117,32 @@ def test_smoke_run_writes_every_section(tmp_path):
   assert sections["rasterizer"]["agreement"]["equal_ids"] > 0.99
   for backend, data in sections["rasterizer"].items():
     if backend != "agreement":
-      _check_section(f"rasterizer[{backend}]", data,
-                     ("triangle_ids_ms", "render_forward_ms", "render_forward_backward_ms"))
+      _check_section(
+        f"rasterizer[{backend}]", data, ("triangle_ids_ms", "render_forward_ms", "render_forward_backward_ms")
+      )
   training = sections["training_step"]
-  _check_section("training_step", training, ("train_step_ms", "networks_fwd_bwd_ms", "ratio",
-                                             "train_images_per_s"))
+  _check_section("training_step", training, ("train_step_ms", "networks_fwd_bwd_ms", "ratio", "train_images_per_s"))
   if "error" not in training:
-    assert training["ratio"] == pytest.approx(training["train_step_ms"] / training["networks_fwd_bwd_ms"],
-                                              rel=0.01)
+    assert training["ratio"] == pytest.approx(training["train_step_ms"] / training["networks_fwd_bwd_ms"], rel=0.01)
     assert training["pass"] == (training["ratio"] <= bench.TARGET_STEP_RATIO)
     assert all(_numeric(v) for v in training["breakdown"].values())
     assert training["mode"] == "tf_xla_render" and set(training["modes"]) == {"tf_xla_render", "tfg"}
     assert all(m["train_step_ms"] > 0 for m in training["modes"].values())
   _check_section("input_pipeline", sections["input_pipeline"], ("pipeline_images_per_s", "ratio"))
-  _check_section("flops", sections["flops"], ("machine_matmul_gflops", "machine_conv2d_gflops",
-                                              "train_step_gflop_per_image", "model_train_step_gflops"))
+  _check_section(
+    "flops",
+    sections["flops"],
+    ("machine_matmul_gflops", "machine_conv2d_gflops", "train_step_gflop_per_image", "model_train_step_gflops"),
+  )
   _check_section("serving", sections["serving"], ("serving_default_batch1_ms", "embed_images_per_s"))
   for workers in (1, 2):
-    _check_section(f"beam[{workers}]", sections["beam"].get(f"workers_{workers}", sections["beam"]),
-                   ("images_per_s",))
+    _check_section(f"beam[{workers}]", sections["beam"].get(f"workers_{workers}", sections["beam"]), ("images_per_s",))
 
 
 def test_default_modes_put_the_shipped_backend_first(monkeypatch):
   from pdr_tf import rasterizer  # pylint: disable=import-outside-toplevel
   from pdr_tf.benchmarks import training  # pylint: disable=import-outside-toplevel
+
   for resolved, headline in (("tfg", "tfg"), ("tf", "tf_xla_render")):
     monkeypatch.setattr(rasterizer, "resolve_backend", lambda name, r=resolved: r)
     modes = training.default_modes()

@@ -9,9 +9,8 @@ from pdr_tf import datasets
 from pdr_tf import input_pipeline
 
 TINY = {
-    "cars": {"train_models_per_class": 1, "val_models_per_class": 1, "test_models_per_class": 1,
-             "images_per_model": 1},
-    "faces": {"num_identities": 4, "images_per_identity": 1},
+  "cars": {"train_models_per_class": 1, "val_models_per_class": 1, "test_models_per_class": 1, "images_per_model": 1},
+  "faces": {"num_identities": 4, "images_per_identity": 1},
 }
 
 

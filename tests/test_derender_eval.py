@@ -1,4 +1,5 @@
-"""Tests of pdr_tf.derender_eval: the scorer's report on hand-made scenes, against ground truth and trivial predictors."""
+"""Tests of pdr_tf.derender_eval: the scorer's report on hand-made scenes, against ground truth and trivial
+predictors."""
 
 import numpy as np
 import pytest
@@ -17,8 +18,9 @@ def _scene(n=6, seed=0):
   for i in range(n):
     depth[i] = 1.0 + 0.002 * (i + 1) * (xx - SIZE / 2) + 0.001 * (yy - SIZE / 2)
   depth[:, :2] = 0.0  # background rows
-  light = np.stack([rng.uniform(0.2, 0.5, n), rng.uniform(0.5, 0.9, n), rng.uniform(-0.9, 0.9, n),
-                    rng.uniform(-0.9, 0.9, n)], -1).astype(np.float32)
+  light = np.stack(
+    [rng.uniform(0.2, 0.5, n), rng.uniform(0.5, 0.9, n), rng.uniform(-0.9, 0.9, n), rng.uniform(-0.9, 0.9, n)], -1
+  ).astype(np.float32)
   view = np.zeros((n, 6), np.float32)
   view[:, :3] = np.radians(rng.uniform(-20, 20, (n, 3)))
   return depth, light, view
@@ -48,8 +50,9 @@ def test_constant_light_and_view_score_no_better_than_trivial_and_batches_accumu
   constant_light = np.tile([[0.3, 0.7, 0.1, -0.2]], (4, 1)).astype(np.float32)
   constant_view = np.zeros((4, 6), np.float32)
   for part in (slice(0, 4), slice(4, 8)):  # two batches
-    scorer.add(depth[part], np.ones_like(depth[part]), constant_light, constant_view, depth[part], light[part],
-               view[part])
+    scorer.add(
+      depth[part], np.ones_like(depth[part]), constant_light, constant_view, depth[part], light[part], view[part]
+    )
   report = scorer.result()
   assert scorer.num_images == 8 and report["n_images"] == 8
   assert report["ratios"]["view"] == pytest.approx(1.0, abs=1e-6)
@@ -72,8 +75,13 @@ def test_frame_alignment_carries_over_to_the_light():
   assert report["ratios"]["view"] < 1e-4 and report["ratios"]["light"] < 1e-4
   line = derender_eval.summary_line(report)
   assert line.startswith("view ") and "(model/trivial)" in line
-  assert set(derender_eval.scalars(report)) >= {"view_ratio", "light_ratio", "normals_ratio", "depth_ratio",
-                                               "view_alignment_deg"}
+  assert set(derender_eval.scalars(report)) >= {
+    "view_ratio",
+    "light_ratio",
+    "normals_ratio",
+    "depth_ratio",
+    "view_alignment_deg",
+  }
 
 
 def test_empty_scorer_and_empty_masks():

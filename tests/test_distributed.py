@@ -76,8 +76,14 @@ MIRRORED_SCRIPT = textwrap.dedent("""
 
 
 def _run_json(script, timeout=fixtures.HANG_GUARD_S):
-  out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=timeout,
-                       env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+  out = subprocess.run(
+    [sys.executable, "-c", script],
+    capture_output=True,
+    text=True,
+    cwd=REPO,
+    timeout=timeout,
+    env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+  )
   assert out.returncode == 0, out.stderr[-3000:]
   return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -106,19 +112,30 @@ def test_two_workers_train_and_checkpoint_together(tmp_path):
   workdir = tmp_path / "work"
   ports = _free_ports(2)
   cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
-  argv = [sys.executable, "-m", "pdr_tf.train", f"--gin_file={REPO}/gin/cars_light_view.gin",
-          f"--gin_file={REPO}/gin/debug.gin", f"--workdir={workdir}", f"--gin_param=Trainer.data_dir={data_dir!r}",
-          "--gin_param=Trainer.synthetic_world=None", "--gin_param=Trainer.strategy='multi_worker'",
-          "--gin_param=Trainer.image_summary_every=0"]
+  argv = [
+    sys.executable,
+    "-m",
+    "pdr_tf.train",
+    f"--gin_file={REPO}/gin/cars_light_view.gin",
+    f"--gin_file={REPO}/gin/debug.gin",
+    f"--workdir={workdir}",
+    f"--gin_param=Trainer.data_dir={data_dir!r}",
+    "--gin_param=Trainer.synthetic_world=None",
+    "--gin_param=Trainer.strategy='multi_worker'",
+    "--gin_param=Trainer.image_summary_every=0",
+  ]
   procs = []
   for index in range(2):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3",
-               TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}))
-    procs.append(subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                  text=True))
+    env = dict(
+      os.environ,
+      TF_CPP_MIN_LOG_LEVEL="3",
+      TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}),
+    )
+    procs.append(subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
   outputs = [p.communicate(timeout=fixtures.HANG_GUARD_S)[0] for p in procs]
-  logs = "\n".join(f"--- worker {i} (exit {p.returncode}):\n{out[-3000:]}" for i, (p, out) in
-                   enumerate(zip(procs, outputs)))
+  logs = "\n".join(
+    f"--- worker {i} (exit {p.returncode}):\n{out[-3000:]}" for i, (p, out) in enumerate(zip(procs, outputs))
+  )
   assert all(p.returncode == 0 for p in procs), logs
   assert "2 replica(s)" in outputs[0]
   assert tf.train.latest_checkpoint(str(workdir / "checkpoints")).endswith("ckpt-4")

@@ -23,69 +23,79 @@ SIZE = 64
 
 
 class StandInModel(keras.Model):
-    """A tiny model with the de-renderer's interface (encode / de_render on [B, 64, 64, 3] in [-1, 1])."""
+  """A tiny model with the de-renderer's interface (encode / de_render on [B, 64, 64, 3] in [-1, 1])."""
 
-    def __init__(self, dims=(5, 4, 3, 2), seed=0):
-        super().__init__()
-        def init(i):
-            return keras.initializers.RandomNormal(stddev=0.5, seed=seed + i)
+  def __init__(self, dims=(5, 4, 3, 2), seed=0):
+    super().__init__()
 
-        self.conv = keras.layers.Conv2D(4, 8, strides=8, kernel_initializer=init(10))
-        self.depth_head = keras.layers.Dense(dims[0], kernel_initializer=init(0))
-        self.albedo_head = keras.layers.Dense(dims[1], kernel_initializer=init(1))
-        self.light_head = keras.layers.Dense(dims[2], kernel_initializer=init(2))
-        self.view_head = keras.layers.Dense(dims[3], kernel_initializer=init(3))
+    def init(i):
+      return keras.initializers.RandomNormal(stddev=0.5, seed=seed + i)
 
-    def _pooled(self, images):
-        conv = tf.reduce_mean(self.conv(images), axis=[1, 2])
-        return tf.concat([tf.reduce_mean(images, axis=[1, 2]), 0.1 * conv], axis=-1)
+    self.conv = keras.layers.Conv2D(4, 8, strides=8, kernel_initializer=init(10))
+    self.depth_head = keras.layers.Dense(dims[0], kernel_initializer=init(0))
+    self.albedo_head = keras.layers.Dense(dims[1], kernel_initializer=init(1))
+    self.light_head = keras.layers.Dense(dims[2], kernel_initializer=init(2))
+    self.view_head = keras.layers.Dense(dims[3], kernel_initializer=init(3))
 
-    def encode(self, images, training=False):
-        del training
-        pooled = self._pooled(images)
-        return {"depth": self.depth_head(pooled), "albedo": self.albedo_head(pooled),
-                "light": tf.tanh(self.light_head(pooled)), "view": tf.tanh(self.view_head(pooled))}
+  def _pooled(self, images):
+    conv = tf.reduce_mean(self.conv(images), axis=[1, 2])
+    return tf.concat([tf.reduce_mean(images, axis=[1, 2]), 0.1 * conv], axis=-1)
 
-    def de_render(self, images, training=False):
-        del training
-        mean = tf.reduce_mean(images, axis=[1, 2])  # [B, 3]
-        depth = 1.0 + 0.1 * images[..., 2]
-        zeros = tf.zeros_like(mean[:, :1])
-        return {"depth": depth, "albedo": images,
-                "light": tf.concat([0.5 + zeros, 0.5 + zeros, 0.5 * mean[:, :2]], axis=-1),
-                "view": tf.concat([0.1 * mean[:, :2], zeros, zeros, zeros, zeros], axis=-1),
-                "recon_image": -images, "recon_depth": depth, "mask": tf.ones_like(depth)}
+  def encode(self, images, training=False):
+    del training
+    pooled = self._pooled(images)
+    return {
+      "depth": self.depth_head(pooled),
+      "albedo": self.albedo_head(pooled),
+      "light": tf.tanh(self.light_head(pooled)),
+      "view": tf.tanh(self.view_head(pooled)),
+    }
 
-    def call(self, images, training=False):
-        return self.encode(images, training=training)
+  def de_render(self, images, training=False):
+    del training
+    mean = tf.reduce_mean(images, axis=[1, 2])  # [B, 3]
+    depth = 1.0 + 0.1 * images[..., 2]
+    zeros = tf.zeros_like(mean[:, :1])
+    return {
+      "depth": depth,
+      "albedo": images,
+      "light": tf.concat([0.5 + zeros, 0.5 + zeros, 0.5 * mean[:, :2]], axis=-1),
+      "view": tf.concat([0.1 * mean[:, :2], zeros, zeros, zeros, zeros], axis=-1),
+      "recon_image": -images,
+      "recon_depth": depth,
+      "mask": tf.ones_like(depth),
+    }
+
+  def call(self, images, training=False):
+    return self.encode(images, training=training)
 
 
 def encode_png(array):
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="PNG")
-    return buffer.getvalue()
+  buffer = io.BytesIO()
+  Image.fromarray(array).save(buffer, format="PNG")
+  return buffer.getvalue()
 
 
 def encode_jpeg(array):
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="JPEG", quality=95)
-    return buffer.getvalue()
+  buffer = io.BytesIO()
+  Image.fromarray(array).save(buffer, format="JPEG", quality=95)
+  return buffer.getvalue()
 
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    model = StandInModel()
-    base = str(tmp_path_factory.mktemp("export"))
-    version_dir = export.export_model(model, base, image_size=SIZE)
-    loaded = tf.saved_model.load(version_dir)
-    return model, base, version_dir, loaded
+  model = StandInModel()
+  base = str(tmp_path_factory.mktemp("export"))
+  version_dir = export.export_model(model, base, image_size=SIZE)
+  loaded = tf.saved_model.load(version_dir)
+  return model, base, version_dir, loaded
 
 
 def expected_features(model, images_m11):
-    features = {k: v.numpy() for k, v in model.encode(tf.constant(images_m11, tf.float32)).items()}
-    out = {f"{k}_features": v for k, v in features.items()}
-    out["embedding"] = np.concatenate([features["depth"], features["albedo"]], axis=-1)
-    return out
+  features = {k: v.numpy() for k, v in model.encode(tf.constant(images_m11, tf.float32)).items()}
+  out = {f"{k}_features": v for k, v in features.items()}
+  out["embedding"] = np.concatenate([features["depth"], features["albedo"]], axis=-1)
+  return out
 
 
 _CHILD = textwrap.dedent("""
@@ -120,59 +130,74 @@ _CHILD = textwrap.dedent("""
 
 
 def test_round_trip_in_fresh_process_matches_in_memory_model(exported, tmp_path):
-    model, _, version_dir, _ = exported
-    rng = np.random.RandomState(0)
-    pixels = rng.randint(0, 256, size=(3, SIZE, SIZE, 3)).astype(np.uint8)
-    big = rng.randint(0, 256, size=(80, 96, 3)).astype(np.uint8)  # not 64x64: resized by serving_default
-    floats = rng.uniform(0, 1, size=(2, SIZE, SIZE, 3)).astype(np.float32)
-    inputs = tmp_path / "inputs.npz"
-    np.savez(inputs, png=np.array([encode_png(p) for p in pixels], dtype=object).astype(bytes),
-             jpeg=np.void(encode_jpeg(big)), floats=floats)
-    outputs = tmp_path / "outputs.npz"
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
-    proc = subprocess.run([sys.executable, "-c", _CHILD, version_dir, str(inputs), str(outputs)], env=env,
-                          capture_output=True, text=True, timeout=fixtures.HANG_GUARD_S, check=False)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    got = np.load(outputs)
-    assert list(got["signatures"]) == ["de_render", "embed_images", "serving_default"]
-    assert list(got["serving_inputs"]) == ["image_bytes"]
+  model, _, version_dir, _ = exported
+  rng = np.random.RandomState(0)
+  pixels = rng.randint(0, 256, size=(3, SIZE, SIZE, 3)).astype(np.uint8)
+  big = rng.randint(0, 256, size=(80, 96, 3)).astype(np.uint8)  # not 64x64: resized by serving_default
+  floats = rng.uniform(0, 1, size=(2, SIZE, SIZE, 3)).astype(np.float32)
+  inputs = tmp_path / "inputs.npz"
+  np.savez(
+    inputs,
+    png=np.array([encode_png(p) for p in pixels], dtype=object).astype(bytes),
+    jpeg=np.void(encode_jpeg(big)),
+    floats=floats,
+  )
+  outputs = tmp_path / "outputs.npz"
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
+  proc = subprocess.run(
+    [sys.executable, "-c", _CHILD, version_dir, str(inputs), str(outputs)],
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=fixtures.HANG_GUARD_S,
+    check=False,
+  )
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  got = np.load(outputs)
+  assert list(got["signatures"]) == ["de_render", "embed_images", "serving_default"]
+  assert list(got["serving_inputs"]) == ["image_bytes"]
 
-    want = expected_features(model, pixels.astype(np.float32) / 127.5 - 1.0)
-    for key in export.EMBEDDING_OUTPUTS:
-        np.testing.assert_allclose(got[f"png/{key}"], want[key], atol=1e-5, err_msg=key)
-    assert got["png/embedding"].shape == (3, 9)
+  want = expected_features(model, pixels.astype(np.float32) / 127.5 - 1.0)
+  for key in export.EMBEDDING_OUTPUTS:
+    np.testing.assert_allclose(got[f"png/{key}"], want[key], atol=1e-5, err_msg=key)
+  assert got["png/embedding"].shape == (3, 9)
 
-    decoded = tf.io.decode_jpeg(encode_jpeg(big), channels=3)
-    resized = tf.image.resize(tf.cast(decoded, tf.float32), [SIZE, SIZE], antialias=True).numpy()
-    want = expected_features(model, np.clip(resized, 0, 255)[None] / 127.5 - 1.0)
-    np.testing.assert_allclose(got["jpeg/embedding"], want["embedding"], atol=1e-5)
+  decoded = tf.io.decode_jpeg(encode_jpeg(big), channels=3)
+  resized = tf.image.resize(tf.cast(decoded, tf.float32), [SIZE, SIZE], antialias=True).numpy()
+  want = expected_features(model, np.clip(resized, 0, 255)[None] / 127.5 - 1.0)
+  np.testing.assert_allclose(got["jpeg/embedding"], want["embedding"], atol=1e-5)
 
-    want = expected_features(model, floats * 2.0 - 1.0)
-    for key in export.EMBEDDING_OUTPUTS:
-        np.testing.assert_allclose(got[f"embed/{key}"], want[key], atol=1e-5, err_msg=key)
-        np.testing.assert_allclose(got[f"session_embed_images/{key}"], want[key], atol=1e-5, err_msg=key)
-        np.testing.assert_allclose(got[f"session_serving_default/{key}"], got[f"png/{key}"], atol=1e-6, err_msg=key)
+  want = expected_features(model, floats * 2.0 - 1.0)
+  for key in export.EMBEDDING_OUTPUTS:
+    np.testing.assert_allclose(got[f"embed/{key}"], want[key], atol=1e-5, err_msg=key)
+    np.testing.assert_allclose(got[f"session_embed_images/{key}"], want[key], atol=1e-5, err_msg=key)
+    np.testing.assert_allclose(got[f"session_serving_default/{key}"], got[f"png/{key}"], atol=1e-6, err_msg=key)
 
-    scene = {k: v.numpy() for k, v in model.de_render(tf.constant(floats * 2.0 - 1.0)).items()}
-    np.testing.assert_allclose(got["derender/depth"], scene["depth"], atol=1e-6)
-    np.testing.assert_allclose(got["derender/albedo"], floats, atol=1e-6)  # [-1, 1] -> [0, 1] at the boundary
-    np.testing.assert_allclose(got["derender/recon_image"], 1.0 - floats, atol=1e-6)
-    np.testing.assert_allclose(got["derender/light"], scene["light"], atol=1e-6)
-    np.testing.assert_allclose(got["derender/view"], scene["view"], atol=1e-6)
-    assert got["derender/mask"].shape == (2, SIZE, SIZE)
+  scene = {k: v.numpy() for k, v in model.de_render(tf.constant(floats * 2.0 - 1.0)).items()}
+  np.testing.assert_allclose(got["derender/depth"], scene["depth"], atol=1e-6)
+  np.testing.assert_allclose(got["derender/albedo"], floats, atol=1e-6)  # [-1, 1] -> [0, 1] at the boundary
+  np.testing.assert_allclose(got["derender/recon_image"], 1.0 - floats, atol=1e-6)
+  np.testing.assert_allclose(got["derender/light"], scene["light"], atol=1e-6)
+  np.testing.assert_allclose(got["derender/view"], scene["view"], atol=1e-6)
+  assert got["derender/mask"].shape == (2, SIZE, SIZE)
 
 
 def test_export_info_records_dims_and_signatures(exported):
-    _, _, version_dir, _ = exported
-    with open(os.path.join(version_dir, export.INFO_FILENAME), encoding="utf-8") as f:
-        info = json.load(f)
-    assert info["version"] == 1
-    assert info["image_size"] == SIZE
-    assert info["feature_dims"] == {"embedding": 9, "depth_features": 5, "albedo_features": 4,
-                                    "light_features": 3, "view_features": 2}
-    assert sorted(info["signatures"]) == sorted(export.SIGNATURES)
-    assert info["custom_ops"] == []
-    assert not [n for n in os.listdir(os.path.dirname(version_dir)) if n.startswith(".tmp")]
+  _, _, version_dir, _ = exported
+  with open(os.path.join(version_dir, export.INFO_FILENAME), encoding="utf-8") as f:
+    info = json.load(f)
+  assert info["version"] == 1
+  assert info["image_size"] == SIZE
+  assert info["feature_dims"] == {
+    "embedding": 9,
+    "depth_features": 5,
+    "albedo_features": 4,
+    "light_features": 3,
+    "view_features": 2,
+  }
+  assert sorted(info["signatures"]) == sorted(export.SIGNATURES)
+  assert info["custom_ops"] == []
+  assert not [n for n in os.listdir(os.path.dirname(version_dir)) if n.startswith(".tmp")]
 
 
 def test_export_folders_are_world_readable(exported):
@@ -198,120 +223,124 @@ def test_empty_batches_return_empty_outputs(exported):
 
 
 def test_undecodable_bytes_give_clear_error(exported):
-    serving = exported[3].signatures["serving_default"]
-    good = encode_png(np.zeros((SIZE, SIZE, 3), np.uint8))
-    with pytest.raises(tf.errors.InvalidArgumentError, match=r"image_bytes\[.*1.*\] is not a JPEG or PNG"):
-        serving(image_bytes=tf.constant([good, b"not an image at all"]))
-    with pytest.raises(tf.errors.InvalidArgumentError, match="is not a JPEG or PNG"):
-        serving(image_bytes=tf.constant([b""]))
-    truncated = encode_jpeg(np.full((SIZE, SIZE, 3), 128, np.uint8))[:40]
-    with pytest.raises(tf.errors.InvalidArgumentError):
-        serving(image_bytes=tf.constant([truncated]))
+  serving = exported[3].signatures["serving_default"]
+  good = encode_png(np.zeros((SIZE, SIZE, 3), np.uint8))
+  with pytest.raises(tf.errors.InvalidArgumentError, match=r"image_bytes\[.*1.*\] is not a JPEG or PNG"):
+    serving(image_bytes=tf.constant([good, b"not an image at all"]))
+  with pytest.raises(tf.errors.InvalidArgumentError, match="is not a JPEG or PNG"):
+    serving(image_bytes=tf.constant([b""]))
+  truncated = encode_jpeg(np.full((SIZE, SIZE, 3), 128, np.uint8))[:40]
+  with pytest.raises(tf.errors.InvalidArgumentError):
+    serving(image_bytes=tf.constant([truncated]))
 
 
 def test_greyscale_png_is_accepted_as_rgb(exported):
-    model, _, _, loaded = exported
-    grey = np.arange(SIZE * SIZE, dtype=np.int64).reshape(SIZE, SIZE) % 256
-    out = loaded.signatures["serving_default"](image_bytes=tf.constant([encode_png(grey.astype(np.uint8))]))
-    rgb = np.repeat(grey[..., None], 3, axis=-1).astype(np.float32)[None] / 127.5 - 1.0
-    np.testing.assert_allclose(out["embedding"].numpy(), expected_features(model, rgb)["embedding"], atol=1e-5)
+  model, _, _, loaded = exported
+  grey = np.arange(SIZE * SIZE, dtype=np.int64).reshape(SIZE, SIZE) % 256
+  out = loaded.signatures["serving_default"](image_bytes=tf.constant([encode_png(grey.astype(np.uint8))]))
+  rgb = np.repeat(grey[..., None], 3, axis=-1).astype(np.float32)[None] / 127.5 - 1.0
+  np.testing.assert_allclose(out["embedding"].numpy(), expected_features(model, rgb)["embedding"], atol=1e-5)
 
 
 @pytest.mark.parametrize("signature", ["embed_images", "de_render"])
-@pytest.mark.parametrize("shape, value, message", [
+@pytest.mark.parametrize(
+  "shape, value, message",
+  [
     ((2, 32, 32, 3), 0.5, r"must have shape \[N, 64, 64, 3\]"),
     ((2, SIZE, SIZE, 1), 0.5, r"must have shape \[N, 64, 64, 3\]"),
     ((SIZE, SIZE, 3), 0.5, "must have rank 4"),
     ((1, 2, SIZE, SIZE, 3), 0.5, "must have rank 4"),
     ((1, SIZE, SIZE, 3), 255.0, r"in \[0, 1\]"),
     ((1, SIZE, SIZE, 3), np.nan, r"in \[0, 1\]"),
-])
+  ],
+)
 def test_float_signatures_check_inputs(exported, signature, shape, value, message):
-    fn = exported[3].signatures[signature]
-    with pytest.raises(tf.errors.InvalidArgumentError, match=f"{signature}: .*{message}"):
-        fn(images=tf.fill(shape, tf.constant(value, tf.float32)))
+  fn = exported[3].signatures[signature]
+  with pytest.raises(tf.errors.InvalidArgumentError, match=f"{signature}: .*{message}"):
+    fn(images=tf.fill(shape, tf.constant(value, tf.float32)))
 
 
 def test_versions_increment_and_never_overwrite(tmp_path):
-    model = StandInModel(dims=(2, 2, 2, 2))
-    base = str(tmp_path / "exp")
-    first = export.export_model(model, base)
-    second = export.export_model(model, base)
-    assert os.path.basename(first) == "1" and os.path.basename(second) == "2"
-    assert export.list_versions(base) == [1, 2]
-    assert export.next_version(base) == 3
-    with pytest.raises(ValueError, match="already exists"):
-        export.export_model(model, base, version=2)
-    assert export.resolve_saved_model_dir(base) == second
-    os.makedirs(os.path.join(base, "7"))  # an empty (e.g. half-copied) folder is not a SavedModel
-    assert export.resolve_saved_model_dir(base) == second
+  model = StandInModel(dims=(2, 2, 2, 2))
+  base = str(tmp_path / "exp")
+  first = export.export_model(model, base)
+  second = export.export_model(model, base)
+  assert os.path.basename(first) == "1" and os.path.basename(second) == "2"
+  assert export.list_versions(base) == [1, 2]
+  assert export.next_version(base) == 3
+  with pytest.raises(ValueError, match="already exists"):
+    export.export_model(model, base, version=2)
+  assert export.resolve_saved_model_dir(base) == second
+  os.makedirs(os.path.join(base, "7"))  # an empty (e.g. half-copied) folder is not a SavedModel
+  assert export.resolve_saved_model_dir(base) == second
 
 
 def test_export_without_de_render_for_stock_serving(tmp_path):
-    version_dir = export.export_model(StandInModel(dims=(2, 2, 2, 2)), str(tmp_path), include_de_render=False)
-    assert sorted(tf.saved_model.load(version_dir).signatures) == ["embed_images", "serving_default"]
-    info = json.loads(open(os.path.join(version_dir, export.INFO_FILENAME), encoding="utf-8").read())
-    assert sorted(info["signatures"]) == ["embed_images", "serving_default"]
+  version_dir = export.export_model(StandInModel(dims=(2, 2, 2, 2)), str(tmp_path), include_de_render=False)
+  assert sorted(tf.saved_model.load(version_dir).signatures) == ["embed_images", "serving_default"]
+  info = json.loads(open(os.path.join(version_dir, export.INFO_FILENAME), encoding="utf-8").read())
+  assert sorted(info["signatures"]) == ["embed_images", "serving_default"]
 
 
 def test_export_rejects_models_without_interface(tmp_path):
-    class EncoderOnly(keras.Model):
-        def encode(self, images, training=False):
-            return images
+  class EncoderOnly(keras.Model):
+    def encode(self, images, training=False):
+      return images
 
-    with pytest.raises(ValueError, match="no de_render"):
-        export.export_model(EncoderOnly(), str(tmp_path))
-    with pytest.raises(ValueError, match="keras.Model or tf.Module"):
-        export.export_model(types.SimpleNamespace(encode=len, de_render=len), str(tmp_path))
-    with pytest.raises(ValueError, match="image_size"):
-        export.export_model(StandInModel(), str(tmp_path), image_size=1)
+  with pytest.raises(ValueError, match="no de_render"):
+    export.export_model(EncoderOnly(), str(tmp_path))
+  with pytest.raises(ValueError, match="keras.Model or tf.Module"):
+    export.export_model(types.SimpleNamespace(encode=len, de_render=len), str(tmp_path))
+  with pytest.raises(ValueError, match="image_size"):
+    export.export_model(StandInModel(), str(tmp_path), image_size=1)
 
 
 def test_load_export_errors_name_the_path(exported, tmp_path):
-    _, base, version_dir, _ = exported
-    loaded, path = export.load_export(base, signatures=export.SIGNATURES)
-    assert path == version_dir and "de_render" in loaded.signatures
-    with pytest.raises(ValueError, match=f"{version_dir}.*no signature.*'nope'"):
-        export.load_export(version_dir, signatures=("embed_images", "nope"))
-    with pytest.raises(FileNotFoundError, match="does not exist"):
-        export.load_export(str(tmp_path / "missing"))
-    with pytest.raises(FileNotFoundError, match="is not a SavedModel"):
-        export.load_export(str(tmp_path))
+  _, base, version_dir, _ = exported
+  loaded, path = export.load_export(base, signatures=export.SIGNATURES)
+  assert path == version_dir and "de_render" in loaded.signatures
+  with pytest.raises(ValueError, match=f"{version_dir}.*no signature.*'nope'"):
+    export.load_export(version_dir, signatures=("embed_images", "nope"))
+  with pytest.raises(FileNotFoundError, match="does not exist"):
+    export.load_export(str(tmp_path / "missing"))
+  with pytest.raises(FileNotFoundError, match="is not a SavedModel"):
+    export.load_export(str(tmp_path))
 
 
 def test_export_from_workdir_uses_restore_and_default_output(tmp_path, monkeypatch):
-    workdir = tmp_path / "run"
-    (workdir / "checkpoints").mkdir(parents=True)
-    fake = types.ModuleType("pdr_tf.model")
-    fake.restore_from_workdir = lambda w: StandInModel(dims=(2, 2, 2, 2))
-    monkeypatch.setitem(sys.modules, "pdr_tf.model", fake)
-    assert export.main(["--workdir", str(workdir)]) == 0
-    version_dir = workdir / "export" / "1"
-    assert tf.saved_model.contains_saved_model(str(version_dir))
-    info = json.loads((version_dir / export.INFO_FILENAME).read_text())
-    assert info["source"]["workdir"] == str(workdir) and info["source"]["step"] is None
-    assert export.main(["--workdir", str(tmp_path / "absent")]) == 1
+  workdir = tmp_path / "run"
+  (workdir / "checkpoints").mkdir(parents=True)
+  fake = types.ModuleType("pdr_tf.model")
+  fake.restore_from_workdir = lambda w: StandInModel(dims=(2, 2, 2, 2))
+  monkeypatch.setitem(sys.modules, "pdr_tf.model", fake)
+  assert export.main(["--workdir", str(workdir)]) == 0
+  version_dir = workdir / "export" / "1"
+  assert tf.saved_model.contains_saved_model(str(version_dir))
+  info = json.loads((version_dir / export.INFO_FILENAME).read_text())
+  assert info["source"]["workdir"] == str(workdir) and info["source"]["step"] is None
+  assert export.main(["--workdir", str(tmp_path / "absent")]) == 1
 
 
 @pytest.mark.parametrize("backend", ["tf", "tfg"])
 def test_de_render_exports_standard_ops_without_xla(tmp_path, backend):
-    """Whatever the renderer trains with (the kernel's custom op, or XLA), de_render is exported with the pure-TF
-    rasterizer uncompiled, so stock TF Serving can run every signature."""
-    from pdr_tf import model, renderer  # pylint: disable=import-outside-toplevel
-    net = model.DeRenderer(nf=8, zdim=16, encoder_nf=8,
-                           renderer=renderer.Renderer(backend=backend, jit_compile=True))
-    net.build_for_inference()
-    version_dir = export.export_model(net, str(tmp_path))
-    info = json.loads(open(os.path.join(version_dir, export.INFO_FILENAME), encoding="utf-8").read())
-    assert info["custom_ops"] == [] and "de_render" in info["signatures"]
-    assert net.renderer.backend == backend and net.renderer.jit_compile  # restored after the export
-    proto = saved_model_pb2.SavedModel()
-    with open(os.path.join(version_dir, "saved_model.pb"), "rb") as f:
-        proto.ParseFromString(f.read())
-    library = proto.meta_graphs[0].graph_def.library.function
-    must_compile = [f.signature.name for f in library if f.attr["_XlaMustCompile"].b] + [
-        n.name for f in library for n in f.node_def if n.attr["_XlaMustCompile"].b]
-    assert not must_compile  # no XLA needed to serve (TF Serving disables it on CPU by default)
-    loaded = tf.saved_model.load(version_dir)
-    out = loaded.signatures["de_render"](images=tf.fill([1, 64, 64, 3], 0.5))
-    assert np.all(np.isfinite(out["recon_image"].numpy()))
+  """Whatever the renderer trains with (the kernel's custom op, or XLA), de_render is exported with the pure-TF
+  rasterizer uncompiled, so stock TF Serving can run every signature."""
+  from pdr_tf import model, renderer  # pylint: disable=import-outside-toplevel
+
+  net = model.DeRenderer(nf=8, zdim=16, encoder_nf=8, renderer=renderer.Renderer(backend=backend, jit_compile=True))
+  net.build_for_inference()
+  version_dir = export.export_model(net, str(tmp_path))
+  info = json.loads(open(os.path.join(version_dir, export.INFO_FILENAME), encoding="utf-8").read())
+  assert info["custom_ops"] == [] and "de_render" in info["signatures"]
+  assert net.renderer.backend == backend and net.renderer.jit_compile  # restored after the export
+  proto = saved_model_pb2.SavedModel()
+  with open(os.path.join(version_dir, "saved_model.pb"), "rb") as f:
+    proto.ParseFromString(f.read())
+  library = proto.meta_graphs[0].graph_def.library.function
+  must_compile = [f.signature.name for f in library if f.attr["_XlaMustCompile"].b] + [
+    n.name for f in library for n in f.node_def if n.attr["_XlaMustCompile"].b
+  ]
+  assert not must_compile  # no XLA needed to serve (TF Serving disables it on CPU by default)
+  loaded = tf.saved_model.load(version_dir)
+  out = loaded.signatures["de_render"](images=tf.fill([1, 64, 64, 3], 0.5))
+  assert np.all(np.isfinite(out["recon_image"].numpy()))

@@ -73,8 +73,8 @@ def test_normals_of_sphere_match_closed_form():
   rays = np.stack([(u - cx) / fx, (v - cx) / fx, np.ones_like(u, dtype=np.float64)], -1)
   # Ray-sphere intersection |t r - C|^2 = R^2, nearest root.
   b = rays[..., 2] * centre_z
-  a = (rays ** 2).sum(-1)
-  disc = b * b - a * (centre_z ** 2 - radius ** 2)
+  a = (rays**2).sum(-1)
+  disc = b * b - a * (centre_z**2 - radius**2)
   hit = disc > 0
   t = np.where(hit, (b - np.sqrt(np.maximum(disc, 0))) / a, 0)
   depth = np.where(hit, t, centre_z).astype(np.float32)
@@ -91,12 +91,15 @@ def test_normals_of_sphere_match_closed_form():
   assert np.degrees(np.arccos(np.clip(cos, -1, 1))).max() < 5.0
 
 
-@pytest.mark.parametrize("light,normal,expected", [
+@pytest.mark.parametrize(
+  "light,normal,expected",
+  [
     ([0.2, 0.5, 0.0, 0.0], [0.0, 0.0, 1.0], 0.7),
     ([0.2, 0.5, 1.0, 0.0], [0.0, 0.0, 1.0], 0.2 + 0.5 / math.sqrt(2)),
     ([0.1, 0.8, 0.0, 0.0], [0.0, 0.0, -1.0], 0.1),  # facing away: diffuse clamps at zero
     ([0.0, 1.0, 0.0, 1.0], [0.0, 1.0, 0.0], 1 / math.sqrt(2)),
-])
+  ],
+)
 def test_lambertian_shading_closed_form(light, normal, expected):
   shading = geometry.lambertian_shading(tf.constant(normal, tf.float32)[None, None, None], tf.constant([light]))
   assert shading.shape == (1, 1, 1, 1)
@@ -153,14 +156,17 @@ def test_light_direction_is_unit():
   np.testing.assert_allclose(d, [[3 / math.sqrt(26), 4 / math.sqrt(26), 1 / math.sqrt(26)]], atol=1e-6)
 
 
-@pytest.mark.parametrize("fn,shapes", [
+@pytest.mark.parametrize(
+  "fn,shapes",
+  [
     (lambda d: geometry.normals_from_depth(d, K64), [(1, 5, 5)]),
     (lambda n, l: geometry.lambertian_shading(n, l), [(1, 2, 2, 3), (1, 4)]),
     (lambda p, v: geometry.transform_points(p, v, (0.0, 0.0, 1.0)), [(1, 4, 3), (1, 6)]),
     (lambda p, v: geometry.inverse_transform_points(p, v, (0.0, 0.0, 1.0)), [(1, 4, 3), (1, 6)]),
     (lambda a, s: geometry.shade_albedo(a, s), [(1, 2, 2, 3), (1, 2, 2, 1)]),
     (lambda d: geometry.depth_to_points(d, K64), [(1, 3, 3)]),
-])
+  ],
+)
 def test_gradients_match_finite_differences(fn, shapes, rng):
   args = []
   for shape in shapes:

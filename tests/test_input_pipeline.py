@@ -20,164 +20,185 @@ NUM_TRAIN, NUM_TEST = 10, 7
 
 
 def _image(index):
-    """Red is 0 on the left half and 255 on the right (shows flips); green is 10 * index (identifies it)."""
-    image = np.zeros((S, S, 3), np.uint8)
-    image[:, S // 2:, 0] = 255
-    image[:, :, 1] = 10 * index
-    image[:5, :5, 2] = 7
-    return image
+  """Red is 0 on the left half and 255 on the right (shows flips); green is 10 * index (identifies it)."""
+  image = np.zeros((S, S, 3), np.uint8)
+  image[:, S // 2 :, 0] = 255
+  image[:, :, 1] = 10 * index
+  image[:5, :5, 2] = 7
+  return image
 
 
 def _png(image):
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="PNG")
-    return buffer.getvalue()
+  buffer = io.BytesIO()
+  Image.fromarray(image).save(buffer, format="PNG")
+  return buffer.getvalue()
 
 
 def _records():
-    records = [{"image/encoded": _png(_image(i)), "split": "train", "source/path": f"/raw/train/{i}.png"}
-               for i in range(NUM_TRAIN)]
-    for i in range(NUM_TEST):
-        depth = np.full((S, S), 1.0 + i / 100.0, np.float32) if i % 2 == 0 else None
-        records.append({"image/encoded": _png(_image(i)), "split": "test", "source/path": f"/raw/test/{i}.jpg",
-                        "label/id": i % 5, "label/name": formats.BBT_IDENTITIES[i % 5], "track/id": f"t{i // 2}",
-                        "track/frame": 100 + i, "gt/has": int(depth is not None), "gt/depth": depth,
-                        "gt/light": [i, 0, 0, 0], "gt/view": [0, 0, 0, 0, 0, i]})
-    return records
+  records = [
+    {"image/encoded": _png(_image(i)), "split": "train", "source/path": f"/raw/train/{i}.png"} for i in range(NUM_TRAIN)
+  ]
+  for i in range(NUM_TEST):
+    depth = np.full((S, S), 1.0 + i / 100.0, np.float32) if i % 2 == 0 else None
+    records.append(
+      {
+        "image/encoded": _png(_image(i)),
+        "split": "test",
+        "source/path": f"/raw/test/{i}.jpg",
+        "label/id": i % 5,
+        "label/name": formats.BBT_IDENTITIES[i % 5],
+        "track/id": f"t{i // 2}",
+        "track/frame": 100 + i,
+        "gt/has": int(depth is not None),
+        "gt/depth": depth,
+        "gt/light": [i, 0, 0, 0],
+        "gt/view": [0, 0, 0, 0, 0, i],
+      }
+    )
+  return records
 
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("data") / "two_shards")
-    feature_spec.write_dataset(path, _records(), dataset="bbt", num_shards=2)
-    return path
+  path = str(tmp_path_factory.mktemp("data") / "two_shards")
+  feature_spec.write_dataset(path, _records(), dataset="bbt", num_shards=2)
+  return path
 
 
 @pytest.fixture(scope="module")
 def one_shard_dir(tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("data") / "one_shard")
-    feature_spec.write_dataset(path, _records(), dataset="bbt", num_shards=1)
-    return path
+  path = str(tmp_path_factory.mktemp("data") / "one_shard")
+  feature_spec.write_dataset(path, _records(), dataset="bbt", num_shards=1)
+  return path
 
 
 def _ids(images):
-    """Record index of each image of a batch, from the green channel."""
-    return [int(round((float(v) + 1.0) * 127.5 / 10.0)) for v in images[:, S // 2, S // 2, 1]]
+  """Record index of each image of a batch, from the green channel."""
+  return [int(round((float(v) + 1.0) * 127.5 / 10.0)) for v in images[:, S // 2, S // 2, 1]]
 
 
 def test_list_shards_and_num_examples(data_dir):
-    assert [os.path.basename(p) for p in input_pipeline.list_shards(data_dir, "train")] == [
-        "train.tfrecord-00000-of-00002", "train.tfrecord-00001-of-00002"]
-    assert input_pipeline.num_examples(data_dir, "test") == NUM_TEST
+  assert [os.path.basename(p) for p in input_pipeline.list_shards(data_dir, "train")] == [
+    "train.tfrecord-00000-of-00002",
+    "train.tfrecord-00001-of-00002",
+  ]
+  assert input_pipeline.num_examples(data_dir, "test") == NUM_TEST
 
 
 def test_training_batches_are_scaled_flipped_shuffled_and_repeated(data_dir):
-    ds = input_pipeline.make_dataset(data_dir, "train", batch_size=4, training=True, seed=3, shuffle_buffer=16)
-    assert ds.element_spec["image"].shape == (4, S, S, 3) and list(ds.element_spec) == ["image"]
-    batches = [b["image"].numpy() for b in ds.take(10)]  # 40 images from 10 records: repeats
-    images = np.concatenate(batches)
-    assert images.dtype == np.float32 and images.min() == -1.0 and images.max() == 1.0
-    flipped = images[:, 0, 0, 0] == 1.0  # red on the left: flipped
-    np.testing.assert_array_equal(images[:, 0, -1, 0], np.where(flipped, -1.0, 1.0))
-    assert 5 < flipped.sum() < 35
-    ids = _ids(images)
-    assert sorted(set(ids)) == list(range(NUM_TRAIN))
-    assert ids[:NUM_TRAIN] != list(range(NUM_TRAIN))  # shuffled
-    again = np.concatenate([b["image"].numpy() for b in input_pipeline.make_dataset(
-        data_dir, "train", batch_size=4, training=True, seed=3, shuffle_buffer=16).take(10)])
-    np.testing.assert_array_equal(again, images)  # a seed makes it reproducible
+  ds = input_pipeline.make_dataset(data_dir, "train", batch_size=4, training=True, seed=3, shuffle_buffer=16)
+  assert ds.element_spec["image"].shape == (4, S, S, 3) and list(ds.element_spec) == ["image"]
+  batches = [b["image"].numpy() for b in ds.take(10)]  # 40 images from 10 records: repeats
+  images = np.concatenate(batches)
+  assert images.dtype == np.float32 and images.min() == -1.0 and images.max() == 1.0
+  flipped = images[:, 0, 0, 0] == 1.0  # red on the left: flipped
+  np.testing.assert_array_equal(images[:, 0, -1, 0], np.where(flipped, -1.0, 1.0))
+  assert 5 < flipped.sum() < 35
+  ids = _ids(images)
+  assert sorted(set(ids)) == list(range(NUM_TRAIN))
+  assert ids[:NUM_TRAIN] != list(range(NUM_TRAIN))  # shuffled
+  again = np.concatenate(
+    [
+      b["image"].numpy()
+      for b in input_pipeline.make_dataset(
+        data_dir, "train", batch_size=4, training=True, seed=3, shuffle_buffer=16
+      ).take(10)
+    ]
+  )
+  np.testing.assert_array_equal(again, images)  # a seed makes it reproducible
 
 
 def test_training_without_repeat_drops_the_remainder(data_dir):
-    ds = input_pipeline.make_dataset(data_dir, "train", batch_size=4, training=True, repeat=False, seed=0)
-    assert [b["image"].shape[0] for b in ds] == [4, 4]
-    ds = input_pipeline.make_dataset(data_dir, "train", batch_size=4, training=True, repeat=False,
-                                     drop_remainder=False, seed=0)
-    assert sorted(i for b in ds for i in _ids(b["image"].numpy())) == list(range(NUM_TRAIN))
+  ds = input_pipeline.make_dataset(data_dir, "train", batch_size=4, training=True, repeat=False, seed=0)
+  assert [b["image"].shape[0] for b in ds] == [4, 4]
+  ds = input_pipeline.make_dataset(
+    data_dir, "train", batch_size=4, training=True, repeat=False, drop_remainder=False, seed=0
+  )
+  assert sorted(i for b in ds for i in _ids(b["image"].numpy())) == list(range(NUM_TRAIN))
 
 
 def test_evaluation_keeps_order_labels_and_ground_truth(data_dir):
-    batches = list(input_pipeline.make_dataset(data_dir, "test", batch_size=3, training=False))
-    assert [b["image"].shape[0] for b in batches] == [3, 3, 1]
-    merged = {k: np.concatenate([b[k].numpy() for b in batches]) for k in batches[0]}
-    order = [0, 2, 4, 6, 1, 3, 5]  # write_dataset deals records round-robin over 2 shards; shards read in order
-    assert merged["frame"].tolist() == [100 + i for i in order]
-    assert merged["label_id"].tolist() == [i % 5 for i in order]
-    assert [n.decode() for n in merged["label_name"]] == [formats.BBT_IDENTITIES[i % 5] for i in order]
-    assert [t.decode() for t in merged["track_id"]] == [f"t{i // 2}" for i in order]
-    assert [p.decode() for p in merged["source_path"]] == [f"/raw/test/{i}.jpg" for i in order]
-    assert merged["gt_has"].tolist() == [1, 1, 1, 1, 0, 0, 0]
-    assert merged["gt_depth"].shape == (NUM_TEST, S, S)
-    np.testing.assert_allclose(merged["gt_depth"][1], 1.02, rtol=1e-6)
-    assert merged["gt_depth"][4].max() == 0.0
-    assert merged["gt_light"][:, 0].tolist() == order and merged["gt_view"][:, 5].tolist() == order
-    assert merged["model_id"].tolist() == [b""] * NUM_TEST and merged["age"].tolist() == [-1] * NUM_TEST
-    for row, i in enumerate(order):  # exact pixels, no flip
-        np.testing.assert_array_equal(merged["image"][row], _image(i).astype(np.float32) / 127.5 - 1.0)
+  batches = list(input_pipeline.make_dataset(data_dir, "test", batch_size=3, training=False))
+  assert [b["image"].shape[0] for b in batches] == [3, 3, 1]
+  merged = {k: np.concatenate([b[k].numpy() for b in batches]) for k in batches[0]}
+  order = [0, 2, 4, 6, 1, 3, 5]  # write_dataset deals records round-robin over 2 shards; shards read in order
+  assert merged["frame"].tolist() == [100 + i for i in order]
+  assert merged["label_id"].tolist() == [i % 5 for i in order]
+  assert [n.decode() for n in merged["label_name"]] == [formats.BBT_IDENTITIES[i % 5] for i in order]
+  assert [t.decode() for t in merged["track_id"]] == [f"t{i // 2}" for i in order]
+  assert [p.decode() for p in merged["source_path"]] == [f"/raw/test/{i}.jpg" for i in order]
+  assert merged["gt_has"].tolist() == [1, 1, 1, 1, 0, 0, 0]
+  assert merged["gt_depth"].shape == (NUM_TEST, S, S)
+  np.testing.assert_allclose(merged["gt_depth"][1], 1.02, rtol=1e-6)
+  assert merged["gt_depth"][4].max() == 0.0
+  assert merged["gt_light"][:, 0].tolist() == order and merged["gt_view"][:, 5].tolist() == order
+  assert merged["model_id"].tolist() == [b""] * NUM_TEST and merged["age"].tolist() == [-1] * NUM_TEST
+  for row, i in enumerate(order):  # exact pixels, no flip
+    np.testing.assert_array_equal(merged["image"][row], _image(i).astype(np.float32) / 127.5 - 1.0)
 
 
 @pytest.mark.parametrize("fixture", ["data_dir", "one_shard_dir"])
 def test_input_context_shards_are_disjoint_and_complete(fixture, request):
-    path = request.getfixturevalue(fixture)
-    seen = []
-    for pipeline_id in range(2):
-        context = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=pipeline_id,
-                                             num_replicas_in_sync=2)
-        ds = input_pipeline.make_dataset(path, "train", batch_size=2, training=True, input_context=context,
-                                         repeat=False, drop_remainder=False, seed=1)
-        seen.append(sorted(i for b in ds for i in _ids(b["image"].numpy())))
-    assert not set(seen[0]) & set(seen[1])
-    assert sorted(seen[0] + seen[1]) == list(range(NUM_TRAIN))
-    assert len(seen[0]) == NUM_TRAIN // 2
+  path = request.getfixturevalue(fixture)
+  seen = []
+  for pipeline_id in range(2):
+    context = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=pipeline_id, num_replicas_in_sync=2)
+    ds = input_pipeline.make_dataset(
+      path, "train", batch_size=2, training=True, input_context=context, repeat=False, drop_remainder=False, seed=1
+    )
+    seen.append(sorted(i for b in ds for i in _ids(b["image"].numpy())))
+  assert not set(seen[0]) & set(seen[1])
+  assert sorted(seen[0] + seen[1]) == list(range(NUM_TRAIN))
+  assert len(seen[0]) == NUM_TRAIN // 2
 
 
 def test_missing_directory_names_the_path_and_the_command(tmp_path):
-    missing = str(tmp_path / "nope")
-    with pytest.raises(FileNotFoundError) as info:
-        input_pipeline.make_dataset(missing, "train", 4, training=True)
-    assert missing in str(info.value) and "python -m beam_pipelines." in str(info.value)
-    assert "python -m pdr_tf.synthetic" in str(info.value)
-    os.makedirs(tmp_path / "empty")
-    with pytest.raises(FileNotFoundError, match="manifest.json is missing") as info:
-        input_pipeline.list_shards(str(tmp_path / "empty"), "train")
-    assert str(tmp_path / "empty") in str(info.value) and "python -m beam_pipelines." in str(info.value)
+  missing = str(tmp_path / "nope")
+  with pytest.raises(FileNotFoundError) as info:
+    input_pipeline.make_dataset(missing, "train", 4, training=True)
+  assert missing in str(info.value) and "python -m beam_pipelines." in str(info.value)
+  assert "python -m pdr_tf.synthetic" in str(info.value)
+  os.makedirs(tmp_path / "empty")
+  with pytest.raises(FileNotFoundError, match="manifest.json is missing") as info:
+    input_pipeline.list_shards(str(tmp_path / "empty"), "train")
+  assert str(tmp_path / "empty") in str(info.value) and "python -m beam_pipelines." in str(info.value)
 
 
 def _copy_with_manifest(src, dst, **changes):
-    os.makedirs(dst)
-    for name in os.listdir(src):
-        with open(os.path.join(src, name), "rb") as f_in, open(os.path.join(dst, name), "wb") as f_out:
-            f_out.write(f_in.read())
-    manifest = json.load(open(os.path.join(dst, "manifest.json")))
-    manifest.update(changes)
-    json.dump(manifest, open(os.path.join(dst, "manifest.json"), "w"))
-    return dst
+  os.makedirs(dst)
+  for name in os.listdir(src):
+    with open(os.path.join(src, name), "rb") as f_in, open(os.path.join(dst, name), "wb") as f_out:
+      f_out.write(f_in.read())
+  manifest = json.load(open(os.path.join(dst, "manifest.json")))
+  manifest.update(changes)
+  json.dump(manifest, open(os.path.join(dst, "manifest.json"), "w"))
+  return dst
 
 
 def test_schema_mismatch_is_a_clear_error(data_dir, tmp_path):
-    old = _copy_with_manifest(data_dir, str(tmp_path / "old"), schema_version=feature_spec.SCHEMA_VERSION + 1)
-    with pytest.raises(ValueError, match="schema version") as info:
-        input_pipeline.make_dataset(old, "test", 2, training=False)
-    assert old in str(info.value) and "python -m beam_pipelines.bbt" in str(info.value)
+  old = _copy_with_manifest(data_dir, str(tmp_path / "old"), schema_version=feature_spec.SCHEMA_VERSION + 1)
+  with pytest.raises(ValueError, match="schema version") as info:
+    input_pipeline.make_dataset(old, "test", 2, training=False)
+  assert old in str(info.value) and "python -m beam_pipelines.bbt" in str(info.value)
 
 
 def test_missing_split_empty_split_and_missing_shard(data_dir, tmp_path):
-    with pytest.raises(FileNotFoundError, match="no 'val' split") as info:
-        input_pipeline.list_shards(data_dir, "val")
-    assert data_dir in str(info.value)
-    manifest = json.load(open(os.path.join(data_dir, "manifest.json")))
-    empty = _copy_with_manifest(data_dir, str(tmp_path / "empty_split"), splits=dict(manifest["splits"], test=0))
-    with pytest.raises(ValueError, match="has no records"):
-        input_pipeline.list_shards(empty, "test")
-    gone = _copy_with_manifest(data_dir, str(tmp_path / "gone"))
-    os.remove(os.path.join(gone, "test.tfrecord-00001-of-00002"))
-    with pytest.raises(FileNotFoundError, match="test.tfrecord-00001-of-00002"):
-        input_pipeline.list_shards(gone, "test")
+  with pytest.raises(FileNotFoundError, match="no 'val' split") as info:
+    input_pipeline.list_shards(data_dir, "val")
+  assert data_dir in str(info.value)
+  manifest = json.load(open(os.path.join(data_dir, "manifest.json")))
+  empty = _copy_with_manifest(data_dir, str(tmp_path / "empty_split"), splits=dict(manifest["splits"], test=0))
+  with pytest.raises(ValueError, match="has no records"):
+    input_pipeline.list_shards(empty, "test")
+  gone = _copy_with_manifest(data_dir, str(tmp_path / "gone"))
+  os.remove(os.path.join(gone, "test.tfrecord-00001-of-00002"))
+  with pytest.raises(FileNotFoundError, match="test.tfrecord-00001-of-00002"):
+    input_pipeline.list_shards(gone, "test")
 
 
 def test_distributed_per_replica_batches_on_two_cpu_replicas(data_dir):
-    # Logical devices must be configured before any op, once per process: run in a fresh interpreter.
-    script = textwrap.dedent(f"""
+  # Logical devices must be configured before any op, once per process: run in a fresh interpreter.
+  script = textwrap.dedent(f"""
         import json, tensorflow as tf
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
@@ -193,10 +214,12 @@ def test_distributed_per_replica_batches_on_two_cpu_replicas(data_dir):
         print("RESULT" + json.dumps({{"replicas": strategy.num_replicas_in_sync, "shapes": shapes,
                                       "frames": frames}}))
     """)
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=fixtures.HANG_GUARD_S, env=env)
-    assert result.returncode == 0, result.stderr[-3000:]
-    out = json.loads(result.stdout.split("RESULT")[-1])
-    assert out["replicas"] == 2
-    assert out["shapes"] == [[2, S, S, 3], [2, S, S, 3]]  # global batch 4 -> 2 per replica
-    assert len(out["frames"]) == 4 and set(out["frames"]) <= set(range(100, 100 + NUM_TEST))
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+  result = subprocess.run(
+    [sys.executable, "-c", script], capture_output=True, text=True, timeout=fixtures.HANG_GUARD_S, env=env
+  )
+  assert result.returncode == 0, result.stderr[-3000:]
+  out = json.loads(result.stdout.split("RESULT")[-1])
+  assert out["replicas"] == 2
+  assert out["shapes"] == [[2, S, S, 3], [2, S, S, 3]]  # global batch 4 -> 2 per replica
+  assert len(out["frames"]) == 4 and set(out["frames"]) <= set(range(100, 100 + NUM_TEST))

@@ -10,13 +10,16 @@ import pytest
 import fixtures
 from pdr_tf import kernel_build
 
-_BUILD_SCRIPT = ("import json; from pdr_tf import kernel_build as k; b = k.build_kernel(); k.load_kernel(); "
-                 "print(json.dumps({'path': b.path, 'compiled': b.compiled}))")
+_BUILD_SCRIPT = (
+  "import json; from pdr_tf import kernel_build as k; b = k.build_kernel(); k.load_kernel(); "
+  "print(json.dumps({'path': b.path, 'compiled': b.compiled}))"
+)
 
 
 def _run_build(env):
-  return subprocess.Popen([sys.executable, "-c", _BUILD_SCRIPT], env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True)
+  return subprocess.Popen(
+    [sys.executable, "-c", _BUILD_SCRIPT], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+  )
 
 
 def _result(proc):
@@ -40,6 +43,7 @@ def test_concurrent_builders_compile_once_and_later_calls_use_the_cache(tmp_path
 
 def test_cache_key_names_tensorflow_version(tmp_path):
   import tensorflow as tf
+
   path = kernel_build.kernel_path(str(tmp_path))
   assert f"tf-{tf.__version__}-" in path and path.endswith(".so")
 

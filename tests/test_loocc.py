@@ -72,8 +72,13 @@ def test_nt_xent_single_pair_is_zero_and_bad_inputs_raise():
 
 
 def _features(b=3):
-  return {"depth": tf.fill([b, 2], 1.0), "albedo": tf.fill([b, 3], 2.0), "light": tf.fill([b, 4], 3.0),
-          "view": tf.fill([b, 4], 4.0), "confidence": tf.zeros([b, 1])}
+  return {
+    "depth": tf.fill([b, 2], 1.0),
+    "albedo": tf.fill([b, 3], 2.0),
+    "light": tf.fill([b, 4], 3.0),
+    "view": tf.fill([b, 4], 4.0),
+    "confidence": tf.zeros([b, 1]),
+  }
 
 
 def test_leave_one_out_selects_exact_columns():
@@ -238,11 +243,17 @@ _MIRRORED_SCRIPT = textwrap.dedent("""
 
 def test_mirrored_strategy_matches_single_device():
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
-  proc = subprocess.run([sys.executable, "-c", _MIRRORED_SCRIPT], capture_output=True, text=True, env=env, cwd=REPO,
-                        timeout=fixtures.HANG_GUARD_S)
+  proc = subprocess.run(
+    [sys.executable, "-c", _MIRRORED_SCRIPT],
+    capture_output=True,
+    text=True,
+    env=env,
+    cwd=REPO,
+    timeout=fixtures.HANG_GUARD_S,
+  )
   assert proc.returncode == 0, proc.stderr[-3000:]
   line = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")][-1]
-  result = json.loads(line[len("RESULT "):])
+  result = json.loads(line[len("RESULT ") :])
 
   rng = np.random.default_rng(1)
   za = rng.normal(size=(8, 5)).astype(np.float32)

@@ -34,19 +34,24 @@ def test_photometric_l1_matches_numpy_with_and_without_confidence():
   expected = _np_masked_mean(math.sqrt(2) * np.abs(recon - target) / sigma + np.log(sigma), mask)
   np.testing.assert_allclose(losses.photometric_l1(recon, target, mask, conf=sigma).numpy(), expected, rtol=1e-5)
   # [B, H, W] sigma and [B, H, W, 1] mask are accepted too.
-  np.testing.assert_allclose(losses.photometric_l1(recon, target, mask[..., None], conf=sigma[..., 0]).numpy(),
-                             expected, rtol=1e-5)
+  np.testing.assert_allclose(
+    losses.photometric_l1(recon, target, mask[..., None], conf=sigma[..., 0]).numpy(), expected, rtol=1e-5
+  )
 
 
 def test_photometric_conf_one_is_sqrt2_l1_and_masked_pixels_do_not_count():
   recon, target, mask, _ = _data()
   ones = np.ones(mask.shape, np.float32)
-  np.testing.assert_allclose(losses.photometric_l1(recon, target, mask, conf=ones).numpy(),
-                             math.sqrt(2) * losses.photometric_l1(recon, target, mask).numpy(), rtol=1e-5)
+  np.testing.assert_allclose(
+    losses.photometric_l1(recon, target, mask, conf=ones).numpy(),
+    math.sqrt(2) * losses.photometric_l1(recon, target, mask).numpy(),
+    rtol=1e-5,
+  )
   # Changing pixels outside the mask changes nothing; an empty mask gives 0 for that example only.
   wild = np.where(mask[..., None] > 0, recon, 100.0).astype(np.float32)
-  np.testing.assert_allclose(losses.photometric_l1(wild, target, mask).numpy(),
-                             losses.photometric_l1(recon, target, mask).numpy(), rtol=1e-6)
+  np.testing.assert_allclose(
+    losses.photometric_l1(wild, target, mask).numpy(), losses.photometric_l1(recon, target, mask).numpy(), rtol=1e-6
+  )
   mask[1] = 0.0
   got = losses.photometric_l1(recon, target, mask).numpy()
   assert got[1] == 0.0 and got[0] > 0.0 and got[2] > 0.0
@@ -67,7 +72,7 @@ def test_perceptual_nll_matches_numpy_and_pools_the_mask():
   pooled = mask16.reshape(2, 4, 4, 4, 4).mean(axis=(2, 4))  # avg-pool by 4
   d2 = (f1 - f2) ** 2
   np.testing.assert_allclose(losses.perceptual_nll(f1, f2, pooled).numpy(), _np_masked_mean(d2, pooled), rtol=1e-5)
-  expected = _np_masked_mean(d2 / (2 * sigma ** 2) + np.log(sigma), pooled)
+  expected = _np_masked_mean(d2 / (2 * sigma**2) + np.log(sigma), pooled)
   np.testing.assert_allclose(losses.perceptual_nll(f1, f2, pooled, conf=sigma).numpy(), expected, rtol=1e-5)
   # A full-resolution mask is pooled to the feature size.
   np.testing.assert_allclose(losses.perceptual_nll(f1, f2, mask16, conf=sigma).numpy(), expected, rtol=1e-5)
@@ -91,17 +96,29 @@ def test_depth_smoothness_is_total_variation():
 
 
 def test_reconstruction_loss_combines_terms_with_weights():
-  terms = {k: tf.constant(v, tf.float32) for k, v in
-           {"l1": [1.0, 2.0], "l1_flip": [3.0, 4.0], "perc": [5.0, 6.0], "perc_flip": [7.0, 8.0],
-            "smooth": [9.0, 10.0]}.items()}
+  terms = {
+    k: tf.constant(v, tf.float32)
+    for k, v in {
+      "l1": [1.0, 2.0],
+      "l1_flip": [3.0, 4.0],
+      "perc": [5.0, 6.0],
+      "perc_flip": [7.0, 8.0],
+      "smooth": [9.0, 10.0],
+    }.items()
+  }
   w = losses.ReconstructionWeights(lambda_flip=0.5, lambda_perc=2.0, lambda_smooth=0.1)
-  expected = (np.array([1, 2]) + 0.5 * np.array([3, 4]) + 2.0 * (np.array([5, 6]) + 0.5 * np.array([7, 8]))
-              + 0.1 * np.array([9, 10]))
+  expected = (
+    np.array([1, 2])
+    + 0.5 * np.array([3, 4])
+    + 2.0 * (np.array([5, 6]) + 0.5 * np.array([7, 8]))
+    + 0.1 * np.array([9, 10])
+  )
   np.testing.assert_allclose(losses.reconstruction_loss(terms, w).numpy(), expected, rtol=1e-6)
   # Zero-weight terms may be absent and are ignored even when NaN.
   no_perc = dataclasses.replace(w, lambda_perc=0.0, lambda_smooth=0.0)
-  got = losses.reconstruction_loss({"l1": terms["l1"], "l1_flip": terms["l1_flip"],
-                                    "perc": tf.constant([np.nan, np.nan])}, no_perc)
+  got = losses.reconstruction_loss(
+    {"l1": terms["l1"], "l1_flip": terms["l1_flip"], "perc": tf.constant([np.nan, np.nan])}, no_perc
+  )
   np.testing.assert_allclose(got.numpy(), [2.5, 4.0])
   with pytest.raises(ValueError, match="perc"):
     losses.reconstruction_loss({"l1": terms["l1"], "l1_flip": terms["l1_flip"]}, w)
@@ -134,9 +151,12 @@ def test_gradients_are_finite_and_only_flow_through_masked_pixels():
     l1 = losses.photometric_l1(recon_v, target, mask, conf=sigma_v)
     perc = losses.perceptual_nll(f, tf.zeros_like(f), mask, conf=tf.ones([3, 2, 2, 1]))
     smooth = losses.depth_smoothness(recon_v[..., 0])
-    total = tf.reduce_sum(losses.reconstruction_loss(
+    total = tf.reduce_sum(
+      losses.reconstruction_loss(
         {"l1": l1, "l1_flip": l1, "perc": perc, "perc_flip": perc, "smooth": smooth},
-        losses.ReconstructionWeights.cars()))
+        losses.ReconstructionWeights.cars(),
+      )
+    )
   g_recon, g_sigma, g_f = tape.gradient(total, [recon_v, sigma_v, f])
   for g in (g_recon, g_sigma, g_f):
     assert np.all(np.isfinite(g.numpy())) and np.any(g.numpy() != 0.0)

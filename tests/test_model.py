@@ -52,11 +52,23 @@ def test_scene_ranges_validate():
 
 def test_forward_output_shapes_and_ranges(tiny_model, images):
   out = tiny_model(images)
-  expected = {"depth": (2, 64, 64), "albedo": (2, 64, 64, 3), "light": (2, 4), "view": (2, 6),
-              "canon_normal": (2, 64, 64, 3), "canon_shading": (2, 64, 64, 1), "canon_image": (2, 64, 64, 3),
-              "recon_depth": (2, 64, 64), "recon_image": (2, 64, 64, 3), "mask": (2, 64, 64),
-              "recon_image_flip": (2, 64, 64, 3), "mask_flip": (2, 64, 64), "mask_both": (2, 64, 64),
-              "conf_l1": (2, 64, 64, 2), "conf_perc": (2, 16, 16, 2)}
+  expected = {
+    "depth": (2, 64, 64),
+    "albedo": (2, 64, 64, 3),
+    "light": (2, 4),
+    "view": (2, 6),
+    "canon_normal": (2, 64, 64, 3),
+    "canon_shading": (2, 64, 64, 1),
+    "canon_image": (2, 64, 64, 3),
+    "recon_depth": (2, 64, 64),
+    "recon_image": (2, 64, 64, 3),
+    "mask": (2, 64, 64),
+    "recon_image_flip": (2, 64, 64, 3),
+    "mask_flip": (2, 64, 64),
+    "mask_both": (2, 64, 64),
+    "conf_l1": (2, 64, 64, 2),
+    "conf_perc": (2, 16, 16, 2),
+  }
   for key, shape in expected.items():
     assert tuple(out[key].shape) == shape, key
     assert np.all(np.isfinite(out[key].numpy())), key
@@ -68,8 +80,7 @@ def test_forward_output_shapes_and_ranges(tiny_model, images):
   assert out["view"].numpy()[:, 5].max() == 0.0  # z translation range 0
   assert set(np.unique(out["mask_both"].numpy())) <= {0.0, 1.0}
   assert (out["conf_l1"].numpy() > 0).all()
-  assert {k: v.shape[-1] for k, v in out["features"].items()} == {"depth": 16, "albedo": 16, "light": 64,
-                                                                  "view": 64}
+  assert {k: v.shape[-1] for k, v in out["features"].items()} == {"depth": 16, "albedo": 16, "light": 64, "view": 64}
 
 
 def test_encode_and_de_render_agree_with_forward(tiny_model, images):
@@ -83,9 +94,11 @@ def test_encode_and_de_render_agree_with_forward(tiny_model, images):
 
 
 def _objective(mode, backprop_through_render=True, **kwargs):
-  return objective_lib.Objective(weights=losses.ReconstructionWeights.cars(),
-                                 loocc_config=loocc.LooccConfig(mode=mode, **kwargs),
-                                 backprop_through_render=backprop_through_render)
+  return objective_lib.Objective(
+    weights=losses.ReconstructionWeights.cars(),
+    loocc_config=loocc.LooccConfig(mode=mode, **kwargs),
+    backprop_through_render=backprop_through_render,
+  )
 
 
 def test_objective_terms_are_per_example(tiny_model, images):

@@ -17,8 +17,16 @@ def _unsup3d_eddeconv_params(cout, nf=64, zdim=256):
   """Parameter count of Unsup3D's PyTorch EDDeconv, written out layer by layer (conv k*k*cin*cout, GN 2*C)."""
   down = 3 * nf * 16 + nf * 2 * nf * 16 + 2 * nf * 4 * nf * 16 + 4 * nf * 8 * nf * 16 + 8 * nf * zdim * 16
   down_gn = 2 * (nf + 2 * nf + 4 * nf)
-  up = (zdim * 8 * nf * 16 + 8 * nf * 8 * nf * 9 + 8 * nf * 4 * nf * 16 + 4 * nf * 4 * nf * 9 + 4 * nf * 2 * nf * 16
-        + 2 * nf * 2 * nf * 9 + 2 * nf * nf * 16 + nf * nf * 9)
+  up = (
+    zdim * 8 * nf * 16
+    + 8 * nf * 8 * nf * 9
+    + 8 * nf * 4 * nf * 16
+    + 4 * nf * 4 * nf * 9
+    + 4 * nf * 2 * nf * 16
+    + 2 * nf * 2 * nf * 9
+    + 2 * nf * nf * 16
+    + nf * nf * 9
+  )
   up_gn = 2 * (4 * nf * 2 + 2 * nf * 2 + nf * 2)
   tail = nf * nf * 9 + nf * nf * 25 + 2 * (nf + nf) + nf * cout * 25
   return down + down_gn + up + up_gn + tail
@@ -68,8 +76,12 @@ def test_paper_size_shapes_ranges_and_parameter_counts():
 
 
 def _tiny_nets():
-  return [networks.ConvEncoder(out_dim=6, nf=8), networks.EncoderDecoder(out_channels=1, nf=8, zdim=16),
-          networks.EncoderDecoder(out_channels=3, activation="tanh", nf=8, zdim=16), networks.ConfNet(nf=8, zdim=16)]
+  return [
+    networks.ConvEncoder(out_dim=6, nf=8),
+    networks.EncoderDecoder(out_channels=1, nf=8, zdim=16),
+    networks.EncoderDecoder(out_channels=3, activation="tanh", nf=8, zdim=16),
+    networks.ConfNet(nf=8, zdim=16),
+  ]
 
 
 def test_tiny_sizes_shapes_and_no_biases():
@@ -84,8 +96,11 @@ def test_tiny_sizes_shapes_and_no_biases():
   out = conf(images)
   assert out["conf_l1"].shape == (3, 64, 64, 2) and out["conf_perc"].shape == (3, 16, 16, 2)
   for net in (enc, depth, albedo, conf):
-    convs = [l for l in net._flatten_layers(include_self=False, recursive=True)
-             if isinstance(l, (keras.layers.Conv2D, keras.layers.Conv2DTranspose))]
+    convs = [
+      l
+      for l in net._flatten_layers(include_self=False, recursive=True)
+      if isinstance(l, (keras.layers.Conv2D, keras.layers.Conv2DTranspose))
+    ]
     assert convs and all(not l.use_bias and l.bias is None for l in convs)
     # Only conv kernels and GroupNorm gamma/beta carry weights.
     assert all(len(w.shape) == 4 or "gamma" in w.path or "beta" in w.path for w in net.weights)
@@ -112,8 +127,11 @@ def test_encoder_features_are_tanh_of_last_conv_and_head_sees_relu():
 
 def test_tf_checkpoint_saves_and_restores_every_weight(tmp_path):
   images = _images()
-  for make in (lambda: networks.ConvEncoder(out_dim=6, nf=4), lambda: networks.EncoderDecoder(nf=4, zdim=8),
-               lambda: networks.ConfNet(nf=4, zdim=8)):
+  for make in (
+    lambda: networks.ConvEncoder(out_dim=6, nf=4),
+    lambda: networks.EncoderDecoder(nf=4, zdim=8),
+    lambda: networks.ConfNet(nf=4, zdim=8),
+  ):
     source, target = make(), make()
     expected, _ = source(images), target(images)
     path = tf.train.Checkpoint(net=source).write(str(tmp_path / source.name))

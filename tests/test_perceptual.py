@@ -35,8 +35,9 @@ def test_disabled_without_weights_logs_once_and_refuses_calls(caplog):
     features = perceptual.PerceptualFeatures()
   assert not features.enabled
   messages = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-  assert messages == ["perceptual loss disabled: no VGG16 weights file configured "
-                      "(set PerceptualFeatures.vgg16_weights_path)"]
+  assert messages == [
+    "perceptual loss disabled: no VGG16 weights file configured (set PerceptualFeatures.vgg16_weights_path)"
+  ]
   assert features.weights == []
   with pytest.raises(RuntimeError, match="perceptual loss disabled"):
     features(tf.zeros([1, 64, 64, 3]))
@@ -64,8 +65,9 @@ def test_local_weights_give_frozen_relu3_3_features(random_vgg):
   assert out.shape == (2, 16, 16, 256)
   assert np.all(out.numpy() >= 0.0) and np.any(out.numpy() > 0.0)  # relu3_3
   assert features.trainable_weights == [] and len(features.non_trainable_weights) == 14  # 7 convs x (kernel, bias)
-  np.testing.assert_array_equal(features.vgg.get_layer("block3_conv3").kernel.numpy(),
-                                vgg.get_layer("block3_conv3").kernel.numpy())
+  np.testing.assert_array_equal(
+    features.vgg.get_layer("block3_conv3").kernel.numpy(), vgg.get_layer("block3_conv3").kernel.numpy()
+  )
   # Caffe preprocessing: [-1, 1] -> 0..255, RGB -> BGR, minus the ImageNet BGR means.
   pixels = ((images.numpy() + 1.0) * 127.5)[..., ::-1] - np.array([103.939, 116.779, 123.68], np.float32)
   reference = keras.Model(vgg.input, vgg.get_layer("block3_conv3").output)(pixels)
@@ -84,5 +86,6 @@ def test_legacy_h5_file_like_keras_imagenet_download_loads(random_vgg):
   vgg, _, legacy = random_vgg
   features = perceptual.PerceptualFeatures(vgg16_weights_path=legacy)
   assert features.enabled
-  np.testing.assert_array_equal(features.vgg.get_layer("block2_conv1").kernel.numpy(),
-                                vgg.get_layer("block2_conv1").kernel.numpy())
+  np.testing.assert_array_equal(
+    features.vgg.get_layer("block2_conv1").kernel.numpy(), vgg.get_layer("block2_conv1").kernel.numpy()
+  )

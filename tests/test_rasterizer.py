@@ -51,7 +51,9 @@ def test_single_triangle_coverage_and_barycentrics():
 
   e = [edge(corners_px[i], corners_px[(i + 1) % 3], uv) for i in range(3)]
   strictly_inside = ((e[0] > 1e-3) & (e[1] > 1e-3) & (e[2] > 1e-3)) | ((e[0] < -1e-3) & (e[1] < -1e-3) & (e[2] < -1e-3))
-  strictly_outside = (np.minimum(np.minimum(e[0], e[1]), e[2]) < -1e-3) & (np.maximum(np.maximum(e[0], e[1]), e[2]) > 1e-3)
+  strictly_outside = (np.minimum(np.minimum(e[0], e[1]), e[2]) < -1e-3) & (
+    np.maximum(np.maximum(e[0], e[1]), e[2]) > 1e-3
+  )
   mask = fragments.mask.numpy()[0] > 0
   assert np.all(mask[strictly_inside]) and not np.any(mask[strictly_outside])
   # Perspective-correct barycentrics interpolate the camera-space vertices to the point seen at each pixel.

@@ -53,8 +53,9 @@ def test_grid_meshes_64_agree_with_kernel_ids_and_depth():
   assert 0.3 < np.mean(want >= 0) < 1.0  # the views move parts of the mesh off its pixels
   scene = bench.grid_scene(2, 64, 60.0, 0)
   r_tf, r_tfg = renderer.Renderer(64, backend="tf"), renderer.Renderer(64, backend="tfg")
-  np.testing.assert_array_equal(r_tf.warp_depth(scene["depth"], scene["view"]).numpy(),
-                                r_tfg.warp_depth(scene["depth"], scene["view"]).numpy())
+  np.testing.assert_array_equal(
+    r_tf.warp_depth(scene["depth"], scene["view"]).numpy(), r_tfg.warp_depth(scene["depth"], scene["view"]).numpy()
+  )
 
 
 def test_random_soups_agree_with_kernel(rng):
@@ -116,20 +117,23 @@ def test_pixel_centre_on_shared_edge_goes_to_lower_id_on_equal_depth():
 def test_backend_under_jit_compile_and_without_xla(rng):
   clip, faces, height, width = _soup(rng)
   want = _ids("tfg", clip, faces, height, width)
-  inner = tf.function(lambda c: rasterizer_tf.triangle_ids(c, faces, height, width, jit_compile=False),
-                      jit_compile=True)
+  inner = tf.function(
+    lambda c: rasterizer_tf.triangle_ids(c, faces, height, width, jit_compile=False), jit_compile=True
+  )
   np.testing.assert_array_equal(inner(tf.constant(clip)).numpy(), want)
-  np.testing.assert_array_equal(
-      rasterizer_tf.triangle_ids(clip, faces, height, width, jit_compile=False).numpy(), want)
+  np.testing.assert_array_equal(rasterizer_tf.triangle_ids(clip, faces, height, width, jit_compile=False).numpy(), want)
   # The whole rasterize() with the "tf" backend compiles with XLA and gives the kernel's fragments.
   vertices = tf.constant(rng.uniform([-0.05, -0.05, 0.9], [0.05, 0.05, 1.1], (2, 30, 3)), tf.float32)
   tri = np.arange(30, dtype=np.int32).reshape(10, 3)
+
   def fragments(v):
     f = rasterizer.rasterize(v, tri, K, (SIZE, SIZE), backend="tf")
     return f.triangle_id, f.depth
 
-  (ids, depth), ref = tf.function(fragments, jit_compile=True)(vertices), rasterizer.rasterize(
-      vertices, tri, K, (SIZE, SIZE), backend="tfg")
+  (ids, depth), ref = (
+    tf.function(fragments, jit_compile=True)(vertices),
+    rasterizer.rasterize(vertices, tri, K, (SIZE, SIZE), backend="tfg"),
+  )
   np.testing.assert_array_equal(ids.numpy(), ref.triangle_id.numpy())
   np.testing.assert_allclose(depth.numpy(), ref.depth.numpy(), rtol=1e-6)
 
@@ -144,7 +148,8 @@ def test_renderer_outputs_and_gradients_match_kernel_backend():
       tape.watch(list(scene.values()))
       out = r.render(scene["depth"], scene["albedo"], scene["light"], scene["view"])
       loss = tf.reduce_mean(tf.abs(out["recon_image"] - target) * out["mask"][..., None]) + tf.reduce_mean(
-          out["recon_depth"])
+        out["recon_depth"]
+      )
     results[backend] = (out, tape.gradient(loss, list(scene.values())))
   (out_tf, grads_tf), (out_tfg, grads_tfg) = results["tf"], results["tfg"]
   for name in ("recon_depth", "recon_image", "mask"):
@@ -161,7 +166,8 @@ def test_renderer_outputs_and_gradients_match_kernel_backend():
       tape.watch([depth, albedo, light, view])
       out = r.render(depth, albedo, light, view)
       loss = tf.reduce_mean(tf.abs(out["recon_image"] - target) * out["mask"][..., None]) + tf.reduce_mean(
-          out["recon_depth"])
+        out["recon_depth"]
+      )
     return tape.gradient(loss, [depth, albedo, light, view])
 
   for g_xla, g_tfg in zip(step(*scene.values()), grads_tfg):
@@ -170,8 +176,7 @@ def test_renderer_outputs_and_gradients_match_kernel_backend():
 
 def test_auto_backend_choice(monkeypatch):
   real = tf.config.list_logical_devices
-  monkeypatch.setattr(tf.config, "list_logical_devices",
-                      lambda kind=None: ["/GPU:0"] if kind == "GPU" else real(kind))
+  monkeypatch.setattr(tf.config, "list_logical_devices", lambda kind=None: ["/GPU:0"] if kind == "GPU" else real(kind))
   assert rasterizer.resolve_backend("auto") == "tf"  # the kernel is CPU-only
   monkeypatch.setattr(tf.config, "list_logical_devices", real)
   for cpu_choice in ("tf", "tfg"):

@@ -12,7 +12,7 @@ from pdr_tf import renderer as renderer_lib
 def _scene(size, batch=2, seed=0):
   rng = np.random.RandomState(seed)
   yy, xx = np.mgrid[0:size, 0:size] / (size - 1) * 2 - 1
-  bump = 1.05 - 0.1 * np.exp(-(xx ** 2 + yy ** 2) * 3)
+  bump = 1.05 - 0.1 * np.exp(-(xx**2 + yy**2) * 3)
   depth = np.repeat(bump[None], batch, 0).astype(np.float32)
   albedo = rng.uniform(-0.8, 0.8, (batch, size, size, 3)).astype(np.float32)
   light = np.tile([[0.5, 0.5, 0.2, -0.1]], (batch, 1)).astype(np.float32)
@@ -65,8 +65,12 @@ def test_background_is_masked_out_when_view_moves_object():
 def test_gradients_reach_depth_albedo_light_and_view():
   r = renderer_lib.Renderer(image_size=16)
   depth, albedo, light = _scene(16)
-  variables = [tf.Variable(depth), tf.Variable(albedo), tf.Variable(light),
-               tf.Variable([[0.05, 0.2, 0.02, 0.01, -0.01, 0.0]] * 2)]
+  variables = [
+    tf.Variable(depth),
+    tf.Variable(albedo),
+    tf.Variable(light),
+    tf.Variable([[0.05, 0.2, 0.02, 0.01, -0.01, 0.0]] * 2),
+  ]
   target = tf.random.stateless_uniform([2, 16, 16, 3], [1, 2], -1, 1)
   with tf.GradientTape() as tape:
     out = r.render(*variables)
@@ -159,5 +163,8 @@ def test_relight_equals_render_with_the_new_light(jit_compile):
   view = tf.constant([[0.1, -0.2, 0.05, 0.01, 0, 0]] * 2)
   new_light = light + tf.constant([[0.2, -0.1, 0.3, 0.2]])
   recon_depth = r.render(depth, albedo, light, view)["recon_depth"]
-  np.testing.assert_allclose(r.relight(depth, albedo, new_light, view, recon_depth),
-                             r.render(depth, albedo, new_light, view)["recon_image"], atol=1e-5)
+  np.testing.assert_allclose(
+    r.relight(depth, albedo, new_light, view, recon_depth),
+    r.render(depth, albedo, new_light, view)["recon_image"],
+    atol=1e-5,
+  )

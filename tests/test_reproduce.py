@@ -12,23 +12,51 @@ from fixtures import write_tiny_dataset  # pylint: disable=wrong-import-order  (
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEBUG_GIN = os.path.join(REPO, "gin", "debug.gin")
 CAR_CLASSES = ("police car", "ambulance", "limousine", "jeep", "Ferrari")
-TINY_BASELINES = ["VQVAE.hidden = 8", "VQVAE.res_hidden = 4", "VQVAE.num_res_blocks = 0",
-                  "VQVAE.embedding_dim = 4", "VQVAE.num_embeddings = 8", "Trainer.image_summary_every = 0"]
+TINY_BASELINES = [
+  "VQVAE.hidden = 8",
+  "VQVAE.res_hidden = 4",
+  "VQVAE.num_res_blocks = 0",
+  "VQVAE.embedding_dim = 4",
+  "VQVAE.num_embeddings = 8",
+  "Trainer.image_summary_every = 0",
+]
 
 
 @pytest.fixture(scope="module")
 def tiny_cars(tmp_path_factory):
-  return write_tiny_dataset(tmp_path_factory.mktemp("cars") / "tfrecords", num_train=16, num_test=10,
-                            classes=CAR_CLASSES)
+  return write_tiny_dataset(
+    tmp_path_factory.mktemp("cars") / "tfrecords", num_train=16, num_test=10, classes=CAR_CLASSES
+  )
 
 
 @pytest.mark.slow
+@pytest.mark.longest
 def test_cars_suite_end_to_end_writes_table_with_every_method(tiny_cars, tmp_path, capsys):
   out = str(tmp_path / "runs")
   # One seed keeps it near two minutes (tracing the training step dominates); mean ± std over seeds is tested below.
-  argv = ["--suite", "cars", "--seeds", "1", "--first_seed", "1", "--output_dir", out, "--gin_file", DEBUG_GIN,
-          "--train_data_dir", tiny_cars, "--eval_data_dir", tiny_cars, "--train_steps", "2", "--vqvae_steps", "2",
-          "--pca_components", "8", "--no_progress"]
+  argv = [
+    "--suite",
+    "cars",
+    "--seeds",
+    "1",
+    "--first_seed",
+    "1",
+    "--output_dir",
+    out,
+    "--gin_file",
+    DEBUG_GIN,
+    "--train_data_dir",
+    tiny_cars,
+    "--eval_data_dir",
+    tiny_cars,
+    "--train_steps",
+    "2",
+    "--vqvae_steps",
+    "2",
+    "--pca_components",
+    "8",
+    "--no_progress",
+  ]
   for binding in TINY_BASELINES:
     argv += ["--gin_param", binding]
   assert reproduce.main(argv) == 0
@@ -62,15 +90,18 @@ def test_cars_suite_end_to_end_writes_table_with_every_method(tiny_cars, tmp_pat
   assert "Trainer.seed = 1" in operative
   rows = {r["method"]: r for r in data["table"]}
   assert rows["Unsup3D"]["paper_accuracy"] == 0.51 and rows["Unsup3D"]["runs"] == 1
-  assert rows["pixels_pca"]["paper_accuracy"] is None and rows["pixels_pca"]["accuracy"] == \
-      data["per_seed"]["pixels_pca"][0]["accuracy"]
+  assert (
+    rows["pixels_pca"]["paper_accuracy"] is None
+    and rows["pixels_pca"]["accuracy"] == data["per_seed"]["pixels_pca"][0]["accuracy"]
+  )
   assert len(data["comparison"]) == 2
 
 
 def test_table_rows_put_measurements_beside_the_paper():
-  rows = reproduce.table_rows(reproduce.get_suite("faces"),
-                              {"unsup3d": {"accuracy": [0.5, 0.7], "f1": [0.4, 0.4]},
-                               "pixels_pca": {"accuracy": [0.3], "f1": [0.2]}})
+  rows = reproduce.table_rows(
+    reproduce.get_suite("faces"),
+    {"unsup3d": {"accuracy": [0.5, 0.7], "f1": [0.4, 0.4]}, "pixels_pca": {"accuracy": [0.3], "f1": [0.2]}},
+  )
   by_method = {r["method"]: r for r in rows}
   assert all(r["dataset"] == "BBT" for r in rows)
   assert by_method["Unsup3D"]["accuracy"] == pytest.approx((0.6, 0.1414213), abs=1e-6)
@@ -82,21 +113,24 @@ def test_table_rows_put_measurements_beside_the_paper():
 def test_write_table_states_whether_loocc_beats_unsup3d(tmp_path):
   runs = lambda acc, f1: [{"seed": 0, "accuracy": acc, "f1": f1, "seconds": 1.0}]
   config = {"command": "x", "machine": "m", "date": "d", "seeds": [0], "quick": True}
-  paths, table = reproduce.write_table(reproduce.get_suite("cars"),
-                                       {"unsup3d": runs(0.5, 0.4), "loocc_light": runs(0.6, 0.3)}, config,
-                                       str(tmp_path))
+  paths, table = reproduce.write_table(
+    reproduce.get_suite("cars"), {"unsup3d": runs(0.5, 0.4), "loocc_light": runs(0.6, 0.3)}, config, str(tmp_path)
+  )
   markdown = open(paths["markdown"], encoding="utf-8").read()
   assert "Ours - Light Only beats Unsup3D on accuracy (0.6000 vs 0.5000)" in markdown
   assert "does not beat it on F1 (0.3000 vs 0.4000)" in markdown
   assert "| ShapeNet | Unsup3D | 0.5000 | 0.5100 | 0.4000 | 0.3877 | 1 |" in table
 
 
-@pytest.mark.parametrize("argv", [
+@pytest.mark.parametrize(
+  "argv",
+  [
     ["--suite", "planes"],
     ["--suite", "cars", "--methods", "loocc_light,dalle"],
     ["--suite", "cars", "--seeds", "0"],
     ["--suite", "cars", "--train_steps", "-3"],
-])
+  ],
+)
 def test_bad_arguments_exit_2(argv, tmp_path):
   assert reproduce.main(argv + ["--output_dir", str(tmp_path)]) == 2
   assert not os.listdir(tmp_path)  # nothing trained or written
@@ -115,5 +149,9 @@ def test_run_suite_rejects_unknown_suite_method_and_seeds():
 
 def test_missing_data_dir_is_a_clear_error(tmp_path):
   with pytest.raises(FileNotFoundError, match=str(tmp_path / "none")):
-    reproduce.run_suite("cars", train_data_dir=str(tmp_path / "none"), eval_data_dir=str(tmp_path / "none"),
-                        output_dir=str(tmp_path / "out"))
+    reproduce.run_suite(
+      "cars",
+      train_data_dir=str(tmp_path / "none"),
+      eval_data_dir=str(tmp_path / "none"),
+      output_dir=str(tmp_path / "out"),
+    )

@@ -21,9 +21,9 @@ from pdr_tf.synthetic import meshes
 from pdr_tf.synthetic import render
 
 TINY = {
-    "cars": {"train_models_per_class": 1, "val_models_per_class": 1, "test_models_per_class": 1, "images_per_model": 2},
-    "faces": {"num_identities": 3, "images_per_identity": 2},
-    "bbt": {"track_scale": 0.01, "min_frames": 2, "max_frames": 3},
+  "cars": {"train_models_per_class": 1, "val_models_per_class": 1, "test_models_per_class": 1, "images_per_model": 2},
+  "faces": {"num_identities": 3, "images_per_identity": 2},
+  "bbt": {"track_scale": 0.01, "min_frames": 2, "max_frames": 3},
 }
 
 
@@ -38,8 +38,9 @@ def worlds(tmp_path_factory):
 
 
 def _files(folder):
-  return sorted(os.path.relpath(os.path.join(root, name), folder) for root, _, names in os.walk(folder)
-                for name in names)
+  return sorted(
+    os.path.relpath(os.path.join(root, name), folder) for root, _, names in os.walk(folder) for name in names
+  )
 
 
 # ---------------------------------------------------------------------------------------------- meshes and render
@@ -98,8 +99,9 @@ def test_render_matches_the_model_shading_and_depth():
   sphere = meshes.with_normals(meshes.superellipsoid((0.05, 0.05, 0.05), rows=60, cols=90))
   light = np.array([[0.2, 0.7, 0.5, -0.3]])
   view = np.array([[0.0, 0.0, 0.0, 0.01, 0.0, 0.0]])
-  image, depth = render.render_views(sphere, view, light, lambda p, n, part: np.full((len(p), 3), 0.8), camera,
-                                     np.zeros(3))
+  image, depth = render.render_views(
+    sphere, view, light, lambda p, n, part: np.full((len(p), 3), 0.8), camera, np.zeros(3)
+  )
   normals = geometry.normals_from_depth(depth, camera.intrinsics).numpy()
   expected = 0.8 * geometry.lambertian_shading(normals, light.astype(np.float32)).numpy()[0, ..., 0]
   inside = ndimage.binary_erosion(depth[0] > 0, iterations=2)
@@ -125,6 +127,7 @@ def test_the_model_renderer_reproduces_the_world_from_its_ground_truth_scene(wor
   camera frame (the previous worlds) the shading errors are several times larger.
   """
   from pdr_tf import renderer as renderer_lib  # pylint: disable=import-outside-toplevel
+
   rng = np.random.RandomState(0)
   if world == "cars":
     mesh, to_canonical = cars.build_car("police car", rng).mesh, cars.TO_CANONICAL
@@ -135,16 +138,22 @@ def test_the_model_renderer_reproduces_the_world_from_its_ground_truth_scene(wor
   grey = lambda p, n, part: np.full(p.shape, 0.7)
   camera = _model_camera()
   images, depth = render.render_views(mesh, views, lights, grey, camera, np.full(3, 0.5), to_canonical=to_canonical)
-  albedo, canon_depth = render.render_views(mesh, np.zeros((1, 6)), np.array([[1.0, 0.0, 0.0, 0.0]]), grey, camera,
-                                            np.zeros(3), to_canonical=to_canonical)
+  albedo, canon_depth = render.render_views(
+    mesh, np.zeros((1, 6)), np.array([[1.0, 0.0, 0.0, 0.0]]), grey, camera, np.zeros(3), to_canonical=to_canonical
+  )
   canon_depth = np.where(canon_depth[0] > 0, canon_depth[0], 1.15).astype(np.float32)
   model = renderer_lib.Renderer(min_depth=0.9, max_depth=1.1, backend="tfg")
   n = len(views)
-  out = model.render(np.repeat(canon_depth[None], n, 0), np.repeat(albedo * 2.0 - 1.0, n, 0).astype(np.float32),
-                     lights.astype(np.float32), views.astype(np.float32))
+  out = model.render(
+    np.repeat(canon_depth[None], n, 0),
+    np.repeat(albedo * 2.0 - 1.0, n, 0).astype(np.float32),
+    lights.astype(np.float32),
+    views.astype(np.float32),
+  )
   recon = (out["recon_image"].numpy() + 1.0) / 2.0
-  seen = ndimage.binary_erosion(depth > 0, iterations=1, structure=np.ones((1, 3, 3))) & \
-      (np.abs(out["recon_depth"].numpy() - depth) < 0.003)
+  seen = ndimage.binary_erosion(depth > 0, iterations=1, structure=np.ones((1, 3, 3))) & (
+    np.abs(out["recon_depth"].numpy() - depth) < 0.003
+  )
   assert seen.sum() > 0.5 * (depth > 0).sum()
   error = np.abs(recon - images).mean(-1)[seen]
   # Shading from the mesh's smooth normals vs. from the 64x64 depth map differs at creases: a few larger errors.
@@ -195,8 +204,15 @@ def test_car_geometry_and_paint_are_left_right_symmetric():
 
 def test_canonical_car_render_is_mirror_symmetric():
   car = cars.build_car("police car", render.seeded_random(0, "test", "sym"))
-  image, depth = render.render_views(car.mesh, np.zeros((1, 6)), np.array([[0.4, 0.6, 0.0, 0.5]]), car.paint,
-                                     cars.CAMERA, np.ones(3), to_canonical=cars.TO_CANONICAL)
+  image, depth = render.render_views(
+    car.mesh,
+    np.zeros((1, 6)),
+    np.array([[0.4, 0.6, 0.0, 0.5]]),
+    car.paint,
+    cars.CAMERA,
+    np.ones(3),
+    to_canonical=cars.TO_CANONICAL,
+  )
   assert cars.CAMERA.intrinsics[2] == (cars.CAMERA.size - 1) / 2  # the principal point is the image's centre column
   assert np.mean(np.abs(image[0] - image[0, :, ::-1])) < 0.01
   assert np.mean((depth[0] > 0) != (depth[0, :, ::-1] > 0)) < 0.005
@@ -231,7 +247,7 @@ def test_cars_world_layout_and_metadata(worlds):
     classes.append(matched[0])
     assert row["up"] == "0,0,1"
   assert sorted(classes) == sorted(formats.CAR_CLASSES * 3)
-  assert {r["fullId"][len(formats.SHAPENET_FULLID_PREFIX):] for r in rows} == set.union(*ids_by_split.values())
+  assert {r["fullId"][len(formats.SHAPENET_FULLID_PREFIX) :] for r in rows} == set.union(*ids_by_split.values())
   assert summary["images"]["test"] == {c: 2 for c in formats.CAR_CLASSES} and summary["num_images"] == 30
   assert synthetic.is_complete(folder)
 
@@ -267,7 +283,7 @@ def test_cars_are_framed_in_the_syncar_crop(worlds):
       continue
     with np.load(os.path.join(folder, path)) as gt:
       mask = gt["depth"] > 0
-    crop = mask[y0:y0 + h, x0:x0 + w]
+    crop = mask[y0 : y0 + h, x0 : x0 + w]
     assert mask.sum() == pytest.approx(crop.sum(), rel=0.02), path  # (almost) all of the car inside the crop
     assert 0.12 < crop.mean() < 0.7, path
     rows, cols = np.nonzero(crop)
@@ -358,8 +374,13 @@ def test_other_seed_gives_other_images(tmp_path):
   a = synthetic.generate("bbt", str(tmp_path / "a"), seed=0, progress=False, **TINY["bbt"])
   b = synthetic.generate("bbt", str(tmp_path / "b"), seed=1, progress=False, **TINY["bbt"])
   assert a["tracks"] == b["tracks"]
-  image_a, image_b = (np.asarray(Image.open(os.path.join(tmp_path / k, next(
-      p for p in _files(str(tmp_path / k)) if p.endswith(".jpg")))), np.float64) for k in ("a", "b"))
+  image_a, image_b = (
+    np.asarray(
+      Image.open(os.path.join(tmp_path / k, next(p for p in _files(str(tmp_path / k)) if p.endswith(".jpg")))),
+      np.float64,
+    )
+    for k in ("a", "b")
+  )
   assert np.mean(np.abs(image_a - image_b)) > 5
 
 
@@ -407,8 +428,26 @@ def test_generate_rejects_bad_requests(tmp_path):
 
 def test_cli_writes_a_world_and_checks_flags(tmp_path, capsys):
   out = str(tmp_path / "w")
-  assert cli.main(["--world", "bbt", "--output_dir", out, "--track_scale", "0.01", "--min_frames", "1",
-                   "--max_frames", "1", "--no_progress", "--seed", "5"]) == 0
+  assert (
+    cli.main(
+      [
+        "--world",
+        "bbt",
+        "--output_dir",
+        out,
+        "--track_scale",
+        "0.01",
+        "--min_frames",
+        "1",
+        "--max_frames",
+        "1",
+        "--no_progress",
+        "--seed",
+        "5",
+      ]
+    )
+    == 0
+  )
   assert synthetic.is_complete(out) and synthetic.read_summary(out)["seed"] == 5
   with pytest.raises(SystemExit):
     cli.main(["--world", "cars", "--output_dir", out, "--num_identities", "3"])

@@ -32,15 +32,22 @@ def data_dir(tmp_path_factory):
 
 
 def _argv(workdir, data_dir, *params, experiment="cars_light_view.gin"):
-  argv = [f"--gin_file={GIN}/{experiment}", f"--gin_file={GIN}/debug.gin", f"--workdir={workdir}",
-          f"--gin_param=Trainer.data_dir={str(data_dir)!r}", "--gin_param=Trainer.synthetic_world=None"]
+  argv = [
+    f"--gin_file={GIN}/{experiment}",
+    f"--gin_file={GIN}/debug.gin",
+    f"--workdir={workdir}",
+    f"--gin_param=Trainer.data_dir={str(data_dir)!r}",
+    "--gin_param=Trainer.synthetic_world=None",
+  ]
   return argv + [f"--gin_param={p}" for p in params]
 
 
 def _trainer(workdir, data_dir, *params, experiment="cars_light_view.gin"):
-  gin_config.parse([f"{GIN}/{experiment}", f"{GIN}/debug.gin"],
-                   [f"Trainer.workdir={str(workdir)!r}", f"Trainer.data_dir={str(data_dir)!r}",
-                    "Trainer.synthetic_world=None"] + list(params))
+  gin_config.parse(
+    [f"{GIN}/{experiment}", f"{GIN}/debug.gin"],
+    [f"Trainer.workdir={str(workdir)!r}", f"Trainer.data_dir={str(data_dir)!r}", "Trainer.synthetic_world=None"]
+    + list(params),
+  )
   return trainer_lib.Trainer()
 
 
@@ -56,8 +63,18 @@ def test_train_main_writes_every_artifact(tmp_path, data_dir):
   for event_file in glob.glob(str(workdir / "logs" / "train" / "events.out.tfevents.*")):
     for event in tf.compat.v1.train.summary_iterator(event_file):
       tags.update(v.tag for v in event.summary.value)
-  for tag in ("loss/total", "loss/l1", "loss/loocc", "loss/loocc_accuracy", "learning_rate", "images_per_second",
-              "images/input", "images/reconstruction", "images/loocc_augmented", "images/new_view_yaw_plus30"):
+  for tag in (
+    "loss/total",
+    "loss/l1",
+    "loss/loocc",
+    "loss/loocc_accuracy",
+    "learning_rate",
+    "images_per_second",
+    "images/input",
+    "images/reconstruction",
+    "images/loocc_augmented",
+    "images/new_view_yaw_plus30",
+  ):
     assert tag in tags, tag
 
 
@@ -71,16 +88,28 @@ def _losses(trainer):
   return losses
 
 
-_FAST_FIT = ("Trainer.steps_per_loop=5", "Trainer.learning_rate=1e-3", "Trainer.export_at_end=False",
-             "Trainer.checkpoint_every=100", "Trainer.image_summary_every=0", "LooccConfig.mode='none'")
+_FAST_FIT = (
+  "Trainer.steps_per_loop=5",
+  "Trainer.learning_rate=1e-3",
+  "Trainer.export_at_end=False",
+  "Trainer.checkpoint_every=100",
+  "Trainer.image_summary_every=0",
+  "LooccConfig.mode='none'",
+)
 
 
 @pytest.mark.slow
 def test_validation_scores_a_fixed_batch_against_ground_truth_and_trivial_predictors(tmp_path):
   data = fixtures.write_tiny_dataset(tmp_path / "data", num_train=8, num_test=2, num_val=6)
   workdir = tmp_path / "work"
-  trainer = _trainer(workdir, data, "Trainer.validation_every=2", "Trainer.validation_size=4",
-                     "Trainer.export_at_end=False", "LooccConfig.mode='none'")
+  trainer = _trainer(
+    workdir,
+    data,
+    "Trainer.validation_every=2",
+    "Trainer.validation_size=4",
+    "Trainer.export_at_end=False",
+    "LooccConfig.mode='none'",
+  )
   trainer.run()
   lines = (workdir / trainer_lib.VALIDATION_LOG).read_text().splitlines()
   assert len(lines) == 2  # steps 2 and 4
@@ -111,12 +140,16 @@ def test_tiny_run_loss_falls(tmp_path, data_dir):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("switches", [
+@pytest.mark.parametrize(
+  "switches",
+  [
     ("Renderer.backend='tf'", "Renderer.jit_compile=True"),
     ("Renderer.backend='tf'", "Renderer.jit_compile=True", "Trainer.jit_compile=True"),
     ("Renderer.backend='tf'", "Renderer.jit_compile=True", "Trainer.precision='mixed_bfloat16'"),
     ("Trainer.precision='mixed_float16'",),
-], ids=["renderer_xla", "step_xla", "mixed_bfloat16", "mixed_float16"])
+  ],
+  ids=["renderer_xla", "step_xla", "mixed_bfloat16", "mixed_float16"],
+)
 def test_performance_switches_train(tmp_path, data_dir, switches):
   trainer = _trainer(tmp_path / "work", data_dir, "Trainer.train_steps=20", *_FAST_FIT, *switches)
   losses = _losses(trainer)
@@ -159,10 +192,17 @@ def test_restart_resumes_at_saved_step_with_optimizer_state(tmp_path, data_dir):
 @pytest.mark.slow
 def test_killed_run_resumes_at_its_saved_step(tmp_path, data_dir):
   workdir = tmp_path / "work"
-  argv = _argv(workdir, data_dir, "Trainer.train_steps=400", "Trainer.export_at_end=False",
-               "Trainer.image_summary_every=0")
-  proc = subprocess.Popen([sys.executable, "-m", "pdr_tf.train"] + argv, cwd=REPO, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.DEVNULL, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+  argv = _argv(
+    workdir, data_dir, "Trainer.train_steps=400", "Trainer.export_at_end=False", "Trainer.image_summary_every=0"
+  )
+  proc = subprocess.Popen(
+    [sys.executable, "-m", "pdr_tf.train"] + argv,
+    cwd=REPO,
+    stdout=subprocess.DEVNULL,
+    stderr=subprocess.DEVNULL,
+    env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+  )
+
   def latest_step():  # the checkpoint state file names a checkpoint only once its files are complete
     latest = tf.train.latest_checkpoint(str(workdir / "checkpoints"))
     return int(latest.rsplit("-", 1)[1]) if latest else 0
@@ -181,12 +221,14 @@ def test_killed_run_resumes_at_its_saved_step(tmp_path, data_dir):
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, data_dir):
   workdir = tmp_path / "work"
-  trainer = _trainer(workdir, data_dir, "Trainer.train_steps=6", "Trainer.inject_nan_at_step=2",
-                     "Trainer.image_summary_every=0")
+  trainer = _trainer(
+    workdir, data_dir, "Trainer.train_steps=6", "Trainer.inject_nan_at_step=2", "Trainer.image_summary_every=0"
+  )
   with pytest.raises(trainer_lib.NonFiniteLossError, match=r"steps 3-4.*Last good checkpoint: .*ckpt-2"):
     trainer.run()
   assert sorted(os.path.basename(p) for p in glob.glob(str(workdir / "checkpoints" / "ckpt-*.index"))) == [
-      "ckpt-2.index"]
+    "ckpt-2.index"
+  ]
   assert not (workdir / "export").exists()
 
 
@@ -224,9 +266,14 @@ def test_every_experiment_gin_file_parses():
     trainer = trainer_lib.Trainer()
     assert trainer.workdir == f"runs/{name}"
     from pdr_tf import loocc
+
     mode = loocc.LooccConfig().mode
-    assert mode == {"cars_light_view": "light_view", "faces_light_view": "light_view", "cars_light": "light",
-                    "faces_light": "light"}.get(name, "none")
+    assert mode == {
+      "cars_light_view": "light_view",
+      "faces_light_view": "light_view",
+      "cars_light": "light",
+      "faces_light": "light",
+    }.get(name, "none")
 
 
 def test_help_text():
@@ -244,6 +291,7 @@ def test_jit_compile_falls_back_under_a_distribution_strategy(tmp_path, data_dir
 
 
 # --- one workdir, one trainer; bad data and bad configuration are named ---------------------------------------------
+
 
 def test_a_workdir_in_use_by_another_live_process_is_refused(tmp_path, data_dir, caplog):
   workdir = tmp_path / "work"
@@ -278,7 +326,7 @@ def _corrupt_copy(data_dir, tmp_path):
   shard = sorted(glob.glob(str(copy / "train.tfrecord-*")))[0]
   data = bytearray(open(shard, "rb").read())
   middle = len(data) // 2
-  data[middle:middle + 16] = b"\x00" * 16
+  data[middle : middle + 16] = b"\x00" * 16
   with open(shard, "wb") as f:
     f.write(bytes(data))
   return copy, shard
@@ -293,23 +341,32 @@ def test_a_corrupt_shard_is_named_with_its_offset_and_the_recovery(tmp_path, dat
   assert shard in message and "corrupted record at byte" in message
   assert "--overwrite" in message and "make_dataset.skip_corrupt=True" in message
   # With the switch on, training goes on past the corrupt record and says what it skipped.
-  trainer = _trainer(tmp_path / "work2", copy, "Trainer.export_at_end=False", "Trainer.train_steps=4",
-                     "make_dataset.skip_corrupt=True")
+  trainer = _trainer(
+    tmp_path / "work2", copy, "Trainer.export_at_end=False", "Trainer.train_steps=4", "make_dataset.skip_corrupt=True"
+  )
   trainer.run()
   assert int(trainer.step.numpy()) == 4
 
 
-@pytest.mark.parametrize("binding, expected", [
+@pytest.mark.parametrize(
+  "binding, expected",
+  [
     ("Trainer.global_batch_size='4'", "Trainer.global_batch_size must be an integer >= 1, got '4' (str)"),
     ("LooccConfig.mode='lights'", "LooccConfig.mode must be one of"),
     ("Trainer.strategy='mirored'", "Trainer.strategy must be one of"),
     ("Renderer.backend='kernel'", "Renderer.backend must be one of"),
-])
+  ],
+)
 def test_configuration_errors_name_the_binding_before_any_work(tmp_path, binding, expected, caplog):
   workdir = tmp_path / "work"
   missing_data = tmp_path / "data" / "cars" / "tfrecords"
-  argv = [f"--gin_file={GIN}/cars_light_view.gin", f"--gin_file={GIN}/debug.gin", f"--workdir={workdir}",
-          f"--gin_param=Trainer.data_dir={str(missing_data)!r}", f"--gin_param={binding}"]
+  argv = [
+    f"--gin_file={GIN}/cars_light_view.gin",
+    f"--gin_file={GIN}/debug.gin",
+    f"--workdir={workdir}",
+    f"--gin_param=Trainer.data_dir={str(missing_data)!r}",
+    f"--gin_param={binding}",
+  ]
   assert train.main(argv) == 2
   assert expected in caplog.text
   assert not workdir.exists() and not missing_data.exists()  # stopped before start-up and data generation

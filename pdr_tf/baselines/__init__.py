@@ -5,6 +5,17 @@ from pdr_tf.baselines.vqvae import VQVAE, VectorQuantizer, load_vqvae, save_vqva
 from pdr_tf.baselines.vqvae import embed as embed_vqvae
 
 __all__ = [
-    "PCAState", "embed_pca", "fit_pca", "load_pca", "reconstruct_pca", "save_pca",
-    "VQVAE", "VectorQuantizer", "embed_vqvae", "load_vqvae", "save_vqvae", "train_vqvae", "vqvae_losses",
+  "PCAState",
+  "embed_pca",
+  "fit_pca",
+  "load_pca",
+  "reconstruct_pca",
+  "save_pca",
+  "VQVAE",
+  "VectorQuantizer",
+  "embed_vqvae",
+  "load_vqvae",
+  "save_vqvae",
+  "train_vqvae",
+  "vqvae_losses",
 ]

@@ -49,12 +49,20 @@ def grid_scene(batch=64, size=64, max_angle=60.0, seed=0, border_depth=1.04):
     depth = np.clip(depth, 0.9, 1.1)
     depth[:, :2] = depth[:, -2:] = border_depth
     depths.append(depth)
-  view = np.concatenate([np.radians(rng.uniform(-max_angle, max_angle, (batch, 3))),
-                         rng.uniform(-0.1, 0.1, (batch, 2)), np.zeros((batch, 1))], axis=1)
-  return {"depth": np.asarray(depths, np.float32),
-          "albedo": rng.uniform(-1, 1, (batch, size, size, 3)).astype(np.float32),
-          "light": np.concatenate([rng.uniform(0, 1, (batch, 2)), rng.uniform(-1, 1, (batch, 2))], 1).astype(np.float32),
-          "view": view.astype(np.float32)}
+  view = np.concatenate(
+    [
+      np.radians(rng.uniform(-max_angle, max_angle, (batch, 3))),
+      rng.uniform(-0.1, 0.1, (batch, 2)),
+      np.zeros((batch, 1)),
+    ],
+    axis=1,
+  )
+  return {
+    "depth": np.asarray(depths, np.float32),
+    "albedo": rng.uniform(-1, 1, (batch, size, size, 3)).astype(np.float32),
+    "light": np.concatenate([rng.uniform(0, 1, (batch, 2)), rng.uniform(-1, 1, (batch, 2))], 1).astype(np.float32),
+    "view": view.astype(np.float32),
+  }
 
 
 def scene_clip(scene, size):
@@ -93,7 +101,7 @@ def configurations(backends=("tf", "tfg")):
   """(name, backend, kind, jit_compile) of every timed configuration; the kernel never runs under XLA."""
   configs = []
   for backend in backends:
-    for jit in ((False, True) if backend == "tf" else (False,)):
+    for jit in (False, True) if backend == "tf" else (False,):
       for kind in ("ids", "forward", "forward_backward"):
         configs.append((f"{backend}{' xla' if jit else ''} {kind}", backend, kind, jit))
   return configs
@@ -124,8 +132,19 @@ def run(batch=64, size=64, repeats=7, backends=("tf", "tfg"), max_angle=60.0, se
     tf.nest.map_structure(lambda t: t.numpy(), fn(*args))
     compile_s = time.perf_counter() - start
     fns[name] = (fn, args)
-    results.append({"name": name, "backend": backend, "kind": kind, "jit_compile": jit, "batch": batch,
-                    "size": size, "repeats": repeats, "compile_s": round(compile_s, 2), "times": []})
+    results.append(
+      {
+        "name": name,
+        "backend": backend,
+        "kind": kind,
+        "jit_compile": jit,
+        "batch": batch,
+        "size": size,
+        "repeats": repeats,
+        "compile_s": round(compile_s, 2),
+        "times": [],
+      }
+    )
   for _ in tqdm(range(repeats), desc="rounds", unit="round", disable=not progress):
     for result in results:
       fn, args = fns[result["name"]]
@@ -139,8 +158,11 @@ def run(batch=64, size=64, repeats=7, backends=("tf", "tfg"), max_angle=60.0, se
   agreement = None
   if {"tf", "tfg"} <= set(backends):
     ids = {b: rasterizer._BACKENDS[b](clip, faces, size, size).numpy() for b in ("tf", "tfg")}  # pylint: disable=protected-access
-    agreement = {"pixels": int(ids["tf"].size), "equal_ids": float(np.mean(ids["tf"] == ids["tfg"])),
-                 "covered": float(np.mean(ids["tfg"] >= 0))}
+    agreement = {
+      "pixels": int(ids["tf"].size),
+      "equal_ids": float(np.mean(ids["tf"] == ids["tfg"])),
+      "covered": float(np.mean(ids["tfg"] >= 0)),
+    }
   return results, agreement
 
 
@@ -148,15 +170,20 @@ def table(results):
   """The results as a fixed-width text table."""
   lines = [f"{'configuration':<28} {'batch':>5} {'size':>4} {'median ms':>10} {'min ms':>8} {'compile s':>10}"]
   for r in results:
-    lines.append(f"{r['name']:<28} {r['batch']:>5} {r['size']:>4} {r['median_ms']:>10.2f} {r['min_ms']:>8.2f} "
-                 f"{r['compile_s']:>10.2f}")
+    lines.append(
+      f"{r['name']:<28} {r['batch']:>5} {r['size']:>4} {r['median_ms']:>10.2f} {r['min_ms']:>8.2f} "
+      f"{r['compile_s']:>10.2f}"
+    )
   return "\n".join(lines)
 
 
 def main(argv=None) -> int:
   """Entry point: times the rasterizer backends, prints a table and optionally writes JSON."""
-  parser = argparse.ArgumentParser(prog="python -m pdr_tf.benchmarks.rasterizer", description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser = argparse.ArgumentParser(
+    prog="python -m pdr_tf.benchmarks.rasterizer",
+    description=__doc__,
+    formatter_class=argparse.RawDescriptionHelpFormatter,
+  )
   parser.add_argument("--json", default=None, help="write the results here")
   parser.add_argument("--batch", type=int, default=64, help="images per batch")
   parser.add_argument("--size", type=int, default=64, help="image side in pixels (grid mesh of size^2 vertices)")
@@ -170,17 +197,28 @@ def main(argv=None) -> int:
   unknown = [b for b in backends if b not in rasterizer.backends()]
   if unknown:
     parser.error(f"unknown backends {unknown}; available: {', '.join(rasterizer.backends())}")
-  logging.info("Timing %s at batch %d, %dx%d, %d rounds", ", ".join(backends), args.batch, args.size, args.size,
-               args.repeats)
+  logging.info(
+    "Timing %s at batch %d, %dx%d, %d rounds", ", ".join(backends), args.batch, args.size, args.size, args.repeats
+  )
   results, agreement = run(args.batch, args.size, args.repeats, backends, args.max_angle, args.seed)
   print(table(results))
   if agreement:
-    print(f"tf vs tfg triangle ids: {agreement['equal_ids']:.6f} of {agreement['pixels']} pixels equal "
-          f"({agreement['covered']:.3f} covered)")
+    print(
+      f"tf vs tfg triangle ids: {agreement['equal_ids']:.6f} of {agreement['pixels']} pixels equal "
+      f"({agreement['covered']:.3f} covered)"
+    )
   if args.json:
-    report = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": sys.version.split()[0],
-                          "tensorflow": tf.__version__},
-              "auto_backend": rasterizer.resolve_backend("auto"), "agreement": agreement, "results": results}
+    report = {
+      "machine": {
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "tensorflow": tf.__version__,
+      },
+      "auto_backend": rasterizer.resolve_backend("auto"),
+      "agreement": agreement,
+      "results": results,
+    }
     with open(args.json, "w", encoding="utf-8") as f:
       json.dump(report, f, indent=2)
     logging.info("Results written to %s", args.json)

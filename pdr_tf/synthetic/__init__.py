@@ -26,9 +26,9 @@ _MODULES = {"cars": cars, "faces": faces, "bbt": bbt}
 WORLDS = tuple(_MODULES)
 # What each world writes under its output folder (besides the summary), removed before it is rewritten.
 _OUTPUTS = {
-    "cars": formats.SYNCAR_SPLITS + (formats.SHAPENET_METADATA_FILENAME, render.LABELS_FILENAME),
-    "faces": (faces.IMAGES_DIRNAME, render.LABELS_FILENAME),
-    "bbt": (formats.BBT_TRACKS_DIRNAME, formats.BBT_LABELS_FILENAME, render.LABELS_FILENAME),
+  "cars": formats.SYNCAR_SPLITS + (formats.SHAPENET_METADATA_FILENAME, render.LABELS_FILENAME),
+  "faces": (faces.IMAGES_DIRNAME, render.LABELS_FILENAME),
+  "bbt": (formats.BBT_TRACKS_DIRNAME, formats.BBT_LABELS_FILENAME, render.LABELS_FILENAME),
 }
 
 
@@ -65,6 +65,7 @@ def read_summary(output_dir: str):
 
 def count_images(world: str, output_dir: str) -> int:
   """Number of image files of a world in output_dir, recognised by the dataset's own file-name patterns."""
+
   def matching(folder, pattern):
     return sum(1 for n in os.listdir(folder) if pattern.match(n)) if os.path.isdir(folder) else 0
 
@@ -96,12 +97,16 @@ def _prepare(world: str, output_dir: str) -> None:
   marker = os.path.join(output_dir, IN_PROGRESS_FILENAME)
   summary = read_summary(output_dir)
   if summary is not None and summary.get("world") != world:
-    raise ValueError(f"{output_dir} already holds a synthetic {summary.get('world')!r} world; "
-                     f"write the {world!r} world to another directory")
+    raise ValueError(
+      f"{output_dir} already holds a synthetic {summary.get('world')!r} world; "
+      f"write the {world!r} world to another directory"
+    )
   stale = [name for name in _OUTPUTS[world] if os.path.exists(os.path.join(output_dir, name))]
   if stale and summary is None and not os.path.exists(marker):
-    raise ValueError(f"{output_dir} already contains {', '.join(stale)}, which no synthetic world wrote; "
-                     "use an empty directory or remove them")
+    raise ValueError(
+      f"{output_dir} already contains {', '.join(stale)}, which no synthetic world wrote; "
+      "use an empty directory or remove them"
+    )
   with open(marker, "w", encoding="utf-8") as f:
     f.write(world + "\n")
   if os.path.exists(summary_path):
@@ -115,9 +120,13 @@ def _prepare(world: str, output_dir: str) -> None:
 
 
 def _camera_summary(camera: render.Camera) -> dict:
-  return {"raw_size": camera.size, "intrinsics": [float(k) for k in camera.intrinsics],
-          "supersample": camera.supersample, "model_fov_degrees": render.MODEL_FOV_DEGREES,
-          "rotation_center": [float(c) for c in render.ROTATION_CENTER]}
+  return {
+    "raw_size": camera.size,
+    "intrinsics": [float(k) for k in camera.intrinsics],
+    "supersample": camera.supersample,
+    "model_fov_degrees": render.MODEL_FOV_DEGREES,
+    "rotation_center": [float(c) for c in render.ROTATION_CENTER],
+  }
 
 
 def generate(world: str, output_dir: str, seed: int = 0, progress: bool = True, **sizes) -> dict:
@@ -139,8 +148,9 @@ def generate(world: str, output_dir: str, seed: int = 0, progress: bool = True, 
   module = _module(world)
   unknown = sorted(set(sizes) - set(module.DEFAULT_SIZES))
   if unknown:
-    raise ValueError(f"unknown size argument(s) {unknown} for the {world!r} world; "
-                     f"valid: {', '.join(sorted(module.DEFAULT_SIZES))}")
+    raise ValueError(
+      f"unknown size argument(s) {unknown} for the {world!r} world; valid: {', '.join(sorted(module.DEFAULT_SIZES))}"
+    )
   if int(seed) != seed:
     raise ValueError(f"seed must be an integer, got {seed!r}")
   sizes = dict(module.DEFAULT_SIZES, **sizes)
@@ -148,10 +158,15 @@ def generate(world: str, output_dir: str, seed: int = 0, progress: bool = True, 
   _prepare(world, output_dir)
   logger.info("Rendering the synthetic %s world (seed %d, %s) into %s", world, seed, sizes, output_dir)
   details = module.generate(output_dir, seed=int(seed), progress=progress, **sizes)
-  summary = {"world": world, "seed": int(seed), "version": VERSION, "sizes": sizes,
-             "camera": _camera_summary(module.CAMERA), "dataset_root": _DATASET_ROOTS[world],
-             "ground_truth": {"suffix": formats.GT_SUFFIX, "keys": list(formats.GT_KEYS),
-                              "labels_file": render.LABELS_FILENAME}}
+  summary = {
+    "world": world,
+    "seed": int(seed),
+    "version": VERSION,
+    "sizes": sizes,
+    "camera": _camera_summary(module.CAMERA),
+    "dataset_root": _DATASET_ROOTS[world],
+    "ground_truth": {"suffix": formats.GT_SUFFIX, "keys": list(formats.GT_KEYS), "labels_file": render.LABELS_FILENAME},
+  }
   summary.update(details)
   with open(os.path.join(output_dir, SUMMARY_FILENAME), "w", encoding="utf-8") as f:
     json.dump(summary, f, indent=2, sort_keys=True)

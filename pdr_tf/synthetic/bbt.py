@@ -24,16 +24,34 @@ EPISODE_FRAMES = 32000  # about 22 minutes at 24 fps
 
 # Labels (age, gender, race) and code overrides that make each character recognisable, as in the show.
 _CHARACTERS = {
-    "leonard": ((27, 0, 0), {"hair": (0.12, 0.08, 0.05), "glasses": True, "hairline": -0.6, "hair_volume": 0.07,
-                             "height": 1.28, "jaw": 0.28}),
-    "sheldon": ((27, 0, 0), {"hair": (0.35, 0.24, 0.14), "height": 1.45, "a": 0.054, "jaw": 0.36, "nose_len": 1.2,
-                             "hairline": -0.62, "hair_volume": 0.03}),
-    "penny": ((23, 1, 0), {"hair": (0.8, 0.66, 0.38), "long_hair": True, "skin": (0.88, 0.7, 0.6), "jaw": 0.4,
-                           "lips": (0.75, 0.38, 0.38)}),
-    "howard": ((27, 0, 0), {"hair": (0.2, 0.13, 0.08), "hairline": -0.42, "hair_volume": 0.09, "a": 0.055,
-                            "height": 1.4, "nose_len": 1.35}),
-    "raj": ((27, 0, 3), {"hair": (0.04, 0.03, 0.03), "skin": (0.55, 0.37, 0.25), "hairline": -0.58,
-                         "nose_width": 1.3, "cheeks": 1.3}),
+  "leonard": (
+    (27, 0, 0),
+    {"hair": (0.12, 0.08, 0.05), "glasses": True, "hairline": -0.6, "hair_volume": 0.07, "height": 1.28, "jaw": 0.28},
+  ),
+  "sheldon": (
+    (27, 0, 0),
+    {
+      "hair": (0.35, 0.24, 0.14),
+      "height": 1.45,
+      "a": 0.054,
+      "jaw": 0.36,
+      "nose_len": 1.2,
+      "hairline": -0.62,
+      "hair_volume": 0.03,
+    },
+  ),
+  "penny": (
+    (23, 1, 0),
+    {"hair": (0.8, 0.66, 0.38), "long_hair": True, "skin": (0.88, 0.7, 0.6), "jaw": 0.4, "lips": (0.75, 0.38, 0.38)},
+  ),
+  "howard": (
+    (27, 0, 0),
+    {"hair": (0.2, 0.13, 0.08), "hairline": -0.42, "hair_volume": 0.09, "a": 0.055, "height": 1.4, "nose_len": 1.35},
+  ),
+  "raj": (
+    (27, 0, 3),
+    {"hair": (0.04, 0.03, 0.03), "skin": (0.55, 0.37, 0.25), "hairline": -0.58, "nose_width": 1.3, "cheeks": 1.3},
+  ),
 }
 _DEFAULT_TRAITS = {"glasses": False, "beard": False, "long_hair": False}
 
@@ -66,25 +84,39 @@ def sample_track(rng: np.random.RandomState, frames: int):
   end_view[:3] = start_view[:3] + rng.uniform(-1, 1, 3) * (np.radians(8), np.radians(20), np.radians(4))
   start_view[3:5] = rng.uniform(-faces.TRANSLATION_RANGE, faces.TRANSLATION_RANGE, 2)
   end_view[3:5] = start_view[3:5] + rng.uniform(-0.002, 0.002, 2)
-  start_light = np.array([rng.uniform(*faces.AMBIENT_RANGE), rng.uniform(*faces.DIFFUSE_RANGE),
-                          rng.uniform(-faces.DIRECTION_RANGE, faces.DIRECTION_RANGE),
-                          rng.uniform(-faces.DIRECTION_RANGE, faces.DIRECTION_RANGE)])
+  start_light = np.array(
+    [
+      rng.uniform(*faces.AMBIENT_RANGE),
+      rng.uniform(*faces.DIFFUSE_RANGE),
+      rng.uniform(-faces.DIRECTION_RANGE, faces.DIRECTION_RANGE),
+      rng.uniform(-faces.DIRECTION_RANGE, faces.DIRECTION_RANGE),
+    ]
+  )
   end_light = start_light + rng.uniform(-1, 1, 4) * (0.08, 0.1, 0.4, 0.3)
   views = start_view + ease * (end_view - start_view)
   views[:, 1] += np.radians(2.0) * np.sin(2 * np.pi * (t[:, 0] * rng.uniform(0.5, 1.5) + rng.rand()))  # head wobble
   return views, start_light + ease * (end_light - start_light)
 
 
-def check_sizes(track_scale=DEFAULT_SIZES["track_scale"], min_frames=DEFAULT_SIZES["min_frames"],
-                max_frames=DEFAULT_SIZES["max_frames"]) -> None:
+def check_sizes(
+  track_scale=DEFAULT_SIZES["track_scale"],
+  min_frames=DEFAULT_SIZES["min_frames"],
+  max_frames=DEFAULT_SIZES["max_frames"],
+) -> None:
   """Raises ValueError unless track_scale > 0 and min_frames, max_frames are integers with 1 <= min <= max."""
   track_counts(track_scale)
   if not (all(isinstance(v, (int, np.integer)) for v in (min_frames, max_frames)) and 1 <= min_frames <= max_frames):
     raise ValueError(f"bbt: need integers 1 <= min_frames <= max_frames, got {min_frames!r}, {max_frames!r}")
 
 
-def generate(output_dir: str, seed: int = 0, track_scale: float = 0.25, min_frames: int = 8, max_frames: int = 24,
-             progress: bool = True) -> dict:
+def generate(
+  output_dir: str,
+  seed: int = 0,
+  track_scale: float = 0.25,
+  min_frames: int = 8,
+  max_frames: int = 24,
+  progress: bool = True,
+) -> dict:
   """Writes the BBT world: <out>/tracks/<track id>/<frame>.jpg with .gt.npz sidecars, <out>/tracklabels.ids and
   ground_truth.csv. Track ids are 1..N in a seeded random order of identities. The summary is written by the caller.
 
@@ -113,8 +145,9 @@ def generate(output_dir: str, seed: int = 0, track_scale: float = 0.25, min_fram
     rng = render.seeded_random(seed, WORLD, "track", track_id)
     frames = int(rng.randint(min_frames, max_frames + 1))
     views, lights = sample_track(rng, frames)
-    background = render.gradient_background(rng, 1, CAMERA.size * CAMERA.supersample, base_range=(0.15, 0.75),
-                                            tint=0.15, slope=0.3)
+    background = render.gradient_background(
+      rng, 1, CAMERA.size * CAMERA.supersample, base_range=(0.15, 0.75), tint=0.15, slope=0.3
+    )
     # Clothes change between scenes: a new shirt colour per track.
     paint = faces.head_paint(dict(codes[name], shirt=rng.uniform(0.05, 0.9, 3)))
     images, depth = render.render_views(characters[name], views, lights, paint, CAMERA, background)
@@ -126,12 +159,23 @@ def generate(output_dir: str, seed: int = 0, track_scale: float = 0.25, min_fram
       path = os.path.join(folder, frame_name)
       render.save_image(path, images[k])
       render.save_ground_truth(path, depth[k], lights[k], views[k])
-      labels.append({"image": f"{formats.BBT_TRACKS_DIRNAME}/{track_id}/{frame_name}", "split": "", "label": name,
-                     "object_id": track_id})
+      labels.append(
+        {
+          "image": f"{formats.BBT_TRACKS_DIRNAME}/{track_id}/{frame_name}",
+          "split": "",
+          "label": name,
+          "object_id": track_id,
+        }
+      )
     lines.append(f"{track_id} {name}")
     frames_per_identity[name] += frames
   with open(os.path.join(output_dir, formats.BBT_LABELS_FILENAME), "w", encoding="utf-8") as f:
     f.write("\n".join(lines) + "\n")
   render.write_labels(output_dir, labels)
-  return {"frame_size": FRAME_SIZE, "num_tracks": len(names), "num_images": len(labels), "tracks": counts,
-          "frames": frames_per_identity}
+  return {
+    "frame_size": FRAME_SIZE,
+    "num_tracks": len(names),
+    "num_images": len(labels),
+    "tracks": counts,
+    "frames": frames_per_identity,
+  }

@@ -20,10 +20,10 @@ from pdr_tf.synthetic import render
 
 WORLD = "cars"
 DEFAULT_SIZES = {
-    "train_models_per_class": 50,  # x 5 classes x images_per_model = 2,000 training images
-    "val_models_per_class": 5,
-    "test_models_per_class": 25,  # 200 test images per class, 1,000 in all, as in the paper
-    "images_per_model": 8,
+  "train_models_per_class": 50,  # x 5 classes x images_per_model = 2,000 training images
+  "val_models_per_class": 5,
+  "test_models_per_class": 25,  # 200 test images per class, 1,000 in all, as in the paper
+  "images_per_model": 8,
 }
 CAMERA = render.Camera.for_crop(formats.SYNCAR_RAW_SIZE, formats.SYNCAR_CROP, supersample=2)
 # Viewpoints follow syncar (docs/synthetic.md): "random viewpoints from the top, where the cars are primarily oriented
@@ -45,14 +45,19 @@ TO_CANONICAL = np.array([[1.0, 0.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, -1.0]])
 
 BODY, CABIN, WHEEL, LIGHTBAR, BOX, SPARE, SPOILER = range(7)  # part ids
 GENERIC_CAR_LEMMAS = ("car", "auto", "automobile", "machine", "motorcar")
-_NAMES = {"police car": ("Police car", "Patrol car", "Police cruiser"), "ambulance": ("Ambulance", "Ambulance van"),
-          "limousine": ("Limousine", "Stretch limousine"), "jeep": ("Jeep", "Off-road jeep"),
-          "Ferrari": ("Ferrari", "Ferrari sports car", "Ferrari racer")}
+_NAMES = {
+  "police car": ("Police car", "Patrol car", "Police cruiser"),
+  "ambulance": ("Ambulance", "Ambulance van"),
+  "limousine": ("Limousine", "Stretch limousine"),
+  "jeep": ("Jeep", "Off-road jeep"),
+  "Ferrari": ("Ferrari", "Ferrari sports car", "Ferrari racer"),
+}
 
 
 @dataclasses.dataclass
 class Car:
   """One synthetic car model: its class, ShapeNet-style name and lemmas, mesh (object frame) and paint."""
+
   class_name: str
   name: str
   lemmas: tuple
@@ -73,45 +78,164 @@ def _jitter(rng, colour, amount=0.04):
 def sample_params(class_name: str, rng: np.random.RandomState) -> dict:
   """Shape and colour parameters of one car of a class. Lengths are absolute (scene units) or fractions of L."""
   u = rng.uniform
-  p = dict(body_exp=(0.3, 0.3), front_drop=0.3, rear_drop=0.15, nose_taper=0.06, cabin_w=0.86, cabin_exp=(0.35, 0.3),
-           taper_front=0.35, taper_rear=0.25, taper_side=0.18, wheel_w=0.075, wheelbase=0.62, clearance=0.05,
-           lightbar=False, box=False, spare=False, spoiler=False, stripe=False, soft_top=False, centre_stripe=False)
+  p = dict(
+    body_exp=(0.3, 0.3),
+    front_drop=0.3,
+    rear_drop=0.15,
+    nose_taper=0.06,
+    cabin_w=0.86,
+    cabin_exp=(0.35, 0.3),
+    taper_front=0.35,
+    taper_rear=0.25,
+    taper_side=0.18,
+    wheel_w=0.075,
+    wheelbase=0.62,
+    clearance=0.05,
+    lightbar=False,
+    box=False,
+    spare=False,
+    spoiler=False,
+    stripe=False,
+    soft_top=False,
+    centre_stripe=False,
+  )
   if class_name == "police car":
-    p.update(L=u(0.125, 0.14), W=u(0.38, 0.41), Hb=u(0.16, 0.19), cabin_len=u(0.44, 0.52), cabin_h=u(0.09, 0.11),
-             cabin_y=u(-0.08, -0.03), wheel_r=u(0.066, 0.074), lightbar=True,
-             scheme=_pick(rng, ("black_white", "stripe", "navy"), (0.45, 0.35, 0.2)))
-    p["base"] = {"black_white": _jitter(rng, (0.06, 0.06, 0.07), 0.02), "stripe": _jitter(rng, (0.9, 0.9, 0.9)),
-                 "navy": _jitter(rng, (0.08, 0.1, 0.26), 0.03)}[p["scheme"]]
-    p["accent"] = _jitter(rng, _pick(rng, ((0.92, 0.92, 0.92), (0.1, 0.2, 0.65), (0.05, 0.05, 0.25)),
-                                     (1, 0, 0) if p["scheme"] != "stripe" else (0, 0.6, 0.4)), 0.03)
+    p.update(
+      L=u(0.125, 0.14),
+      W=u(0.38, 0.41),
+      Hb=u(0.16, 0.19),
+      cabin_len=u(0.44, 0.52),
+      cabin_h=u(0.09, 0.11),
+      cabin_y=u(-0.08, -0.03),
+      wheel_r=u(0.066, 0.074),
+      lightbar=True,
+      scheme=_pick(rng, ("black_white", "stripe", "navy"), (0.45, 0.35, 0.2)),
+    )
+    p["base"] = {
+      "black_white": _jitter(rng, (0.06, 0.06, 0.07), 0.02),
+      "stripe": _jitter(rng, (0.9, 0.9, 0.9)),
+      "navy": _jitter(rng, (0.08, 0.1, 0.26), 0.03),
+    }[p["scheme"]]
+    p["accent"] = _jitter(
+      rng,
+      _pick(
+        rng,
+        ((0.92, 0.92, 0.92), (0.1, 0.2, 0.65), (0.05, 0.05, 0.25)),
+        (1, 0, 0) if p["scheme"] != "stripe" else (0, 0.6, 0.4),
+      ),
+      0.03,
+    )
   elif class_name == "ambulance":
-    p.update(L=u(0.135, 0.15), W=u(0.42, 0.45), Hb=u(0.16, 0.18), cabin_len=u(0.2, 0.25), cabin_h=u(0.11, 0.14),
-             cabin_y=u(0.26, 0.3), cabin_w=0.9, taper_front=0.45, taper_rear=0.0, wheel_r=u(0.068, 0.076),
-             front_drop=u(0.15, 0.3), rear_drop=0.0, box=True, box_len=u(0.56, 0.64), box_h=u(0.24, 0.3),
-             lightbar=True, stripe=True)
+    p.update(
+      L=u(0.135, 0.15),
+      W=u(0.42, 0.45),
+      Hb=u(0.16, 0.18),
+      cabin_len=u(0.2, 0.25),
+      cabin_h=u(0.11, 0.14),
+      cabin_y=u(0.26, 0.3),
+      cabin_w=0.9,
+      taper_front=0.45,
+      taper_rear=0.0,
+      wheel_r=u(0.068, 0.076),
+      front_drop=u(0.15, 0.3),
+      rear_drop=0.0,
+      box=True,
+      box_len=u(0.56, 0.64),
+      box_h=u(0.24, 0.3),
+      lightbar=True,
+      stripe=True,
+    )
     p["base"] = _jitter(rng, _pick(rng, ((0.93, 0.93, 0.93), (0.92, 0.85, 0.25)), (0.8, 0.2)), 0.03)
-    p["accent"] = _jitter(rng, _pick(rng, ((0.82, 0.08, 0.08), (0.92, 0.45, 0.08), (0.1, 0.25, 0.75)),
-                                     (0.6, 0.2, 0.2)), 0.03)
+    p["accent"] = _jitter(
+      rng, _pick(rng, ((0.82, 0.08, 0.08), (0.92, 0.45, 0.08), (0.1, 0.25, 0.75)), (0.6, 0.2, 0.2)), 0.03
+    )
   elif class_name == "limousine":
-    p.update(L=u(0.145, 0.16), W=u(0.32, 0.35), Hb=u(0.13, 0.145), cabin_len=u(0.6, 0.68), cabin_h=u(0.07, 0.08),
-             cabin_y=u(-0.08, -0.04), wheel_r=u(0.05, 0.056), wheelbase=0.72, front_drop=0.25, rear_drop=0.2)
-    p["base"] = _jitter(rng, _pick(rng, ((0.04, 0.04, 0.05), (0.9, 0.9, 0.9), (0.62, 0.63, 0.65),
-                                         (0.07, 0.1, 0.28), (0.75, 0.68, 0.5)), (0.45, 0.25, 0.15, 0.1, 0.05)), 0.02)
+    p.update(
+      L=u(0.145, 0.16),
+      W=u(0.32, 0.35),
+      Hb=u(0.13, 0.145),
+      cabin_len=u(0.6, 0.68),
+      cabin_h=u(0.07, 0.08),
+      cabin_y=u(-0.08, -0.04),
+      wheel_r=u(0.05, 0.056),
+      wheelbase=0.72,
+      front_drop=0.25,
+      rear_drop=0.2,
+    )
+    p["base"] = _jitter(
+      rng,
+      _pick(
+        rng,
+        ((0.04, 0.04, 0.05), (0.9, 0.9, 0.9), (0.62, 0.63, 0.65), (0.07, 0.1, 0.28), (0.75, 0.68, 0.5)),
+        (0.45, 0.25, 0.15, 0.1, 0.05),
+      ),
+      0.02,
+    )
   elif class_name == "jeep":
-    p.update(L=u(0.105, 0.12), W=u(0.48, 0.53), Hb=u(0.2, 0.24), cabin_len=u(0.46, 0.54), cabin_h=u(0.16, 0.19),
-             cabin_y=u(-0.17, -0.12), cabin_w=0.96, cabin_exp=(0.2, 0.2), body_exp=(0.2, 0.2), front_drop=0.08,
-             rear_drop=0.0, nose_taper=0.0, taper_front=0.12, taper_rear=0.02, taper_side=0.04,
-             wheel_r=u(0.1, 0.12), wheel_w=0.1, clearance=u(0.08, 0.1), wheelbase=0.6, spare=True,
-             soft_top=bool(rng.rand() < 0.5))
-    p["base"] = _jitter(rng, _pick(rng, ((0.3, 0.34, 0.16), (0.72, 0.63, 0.44), (0.06, 0.06, 0.06),
-                                         (0.45, 0.06, 0.06), (0.88, 0.88, 0.86), (0.85, 0.4, 0.08), (0.1, 0.3, 0.15)),
-                                   (0.3, 0.2, 0.15, 0.1, 0.1, 0.08, 0.07)), 0.03)
+    p.update(
+      L=u(0.105, 0.12),
+      W=u(0.48, 0.53),
+      Hb=u(0.2, 0.24),
+      cabin_len=u(0.46, 0.54),
+      cabin_h=u(0.16, 0.19),
+      cabin_y=u(-0.17, -0.12),
+      cabin_w=0.96,
+      cabin_exp=(0.2, 0.2),
+      body_exp=(0.2, 0.2),
+      front_drop=0.08,
+      rear_drop=0.0,
+      nose_taper=0.0,
+      taper_front=0.12,
+      taper_rear=0.02,
+      taper_side=0.04,
+      wheel_r=u(0.1, 0.12),
+      wheel_w=0.1,
+      clearance=u(0.08, 0.1),
+      wheelbase=0.6,
+      spare=True,
+      soft_top=bool(rng.rand() < 0.5),
+    )
+    p["base"] = _jitter(
+      rng,
+      _pick(
+        rng,
+        (
+          (0.3, 0.34, 0.16),
+          (0.72, 0.63, 0.44),
+          (0.06, 0.06, 0.06),
+          (0.45, 0.06, 0.06),
+          (0.88, 0.88, 0.86),
+          (0.85, 0.4, 0.08),
+          (0.1, 0.3, 0.15),
+        ),
+        (0.3, 0.2, 0.15, 0.1, 0.1, 0.08, 0.07),
+      ),
+      0.03,
+    )
   elif class_name == "Ferrari":
-    p.update(L=u(0.125, 0.14), W=u(0.45, 0.49), Hb=u(0.11, 0.13), cabin_len=u(0.32, 0.38), cabin_h=u(0.065, 0.08),
-             cabin_y=u(-0.1, -0.04), cabin_w=0.78, body_exp=(0.45, 0.55), cabin_exp=(0.6, 0.6), front_drop=u(0.35, 0.5),
-             rear_drop=0.1, nose_taper=u(0.15, 0.25), taper_front=0.55, taper_rear=0.45, taper_side=0.3,
-             wheel_r=u(0.062, 0.07), wheel_w=0.09, clearance=0.03, wheelbase=0.6, spoiler=bool(rng.rand() < 0.5),
-             centre_stripe=bool(rng.rand() < 0.25))
+    p.update(
+      L=u(0.125, 0.14),
+      W=u(0.45, 0.49),
+      Hb=u(0.11, 0.13),
+      cabin_len=u(0.32, 0.38),
+      cabin_h=u(0.065, 0.08),
+      cabin_y=u(-0.1, -0.04),
+      cabin_w=0.78,
+      body_exp=(0.45, 0.55),
+      cabin_exp=(0.6, 0.6),
+      front_drop=u(0.35, 0.5),
+      rear_drop=0.1,
+      nose_taper=u(0.15, 0.25),
+      taper_front=0.55,
+      taper_rear=0.45,
+      taper_side=0.3,
+      wheel_r=u(0.062, 0.07),
+      wheel_w=0.09,
+      clearance=0.03,
+      wheelbase=0.6,
+      spoiler=bool(rng.rand() < 0.5),
+      centre_stripe=bool(rng.rand() < 0.25),
+    )
     red = (u(0.7, 0.86), u(0.02, 0.08), u(0.02, 0.06))
     colours = (red, (0.95, 0.8, 0.05), (0.05, 0.05, 0.05), (0.92, 0.92, 0.92), (0.65, 0.66, 0.68), (0.1, 0.2, 0.6))
     p["base"] = _jitter(rng, _pick(rng, colours, (0.65, 0.12, 0.08, 0.05, 0.05, 0.05)), 0.02)
@@ -167,18 +291,43 @@ def car_mesh(p: dict) -> meshes.Mesh:
   if p["box"]:
     box_top = body_top + p["box_h"] * length
     yb = -length / 2 + p["box_len"] * length / 2 + 0.01 * length
-    parts.append(meshes.superellipsoid((width / 2 * 0.99, p["box_len"] * length / 2, (box_top - zc) / 2), (0.12, 0.12),
-                                       (0, yb, (box_top + zc) / 2), BOX, 20, 44))
+    parts.append(
+      meshes.superellipsoid(
+        (width / 2 * 0.99, p["box_len"] * length / 2, (box_top - zc) / 2),
+        (0.12, 0.12),
+        (0, yb, (box_top + zc) / 2),
+        BOX,
+        20,
+        44,
+      )
+    )
     p["box_geometry"] = (yb, zc, box_top)
   if p["spare"]:
-    parts.append(meshes.superellipsoid((0.9 * r, ww / 2, 0.9 * r), (0.2, 1.0),
-                                       (0, -length / 2 - 0.3 * ww, zc + 0.1 * hb), SPARE, 10, 24, axis="y"))
+    parts.append(
+      meshes.superellipsoid(
+        (0.9 * r, ww / 2, 0.9 * r), (0.2, 1.0), (0, -length / 2 - 0.3 * ww, zc + 0.1 * hb), SPARE, 10, 24, axis="y"
+      )
+    )
   if p["spoiler"]:
     rear_top = zc + hb / 2 * float(_body_top_scale(p, -0.42 * length))
-    parts.append(meshes.superellipsoid((0.45 * width, 0.05 * length, 0.007 * length), (0.3, 0.3),
-                                       (0, -0.42 * length, rear_top + 0.05 * length), SPOILER, 8, 24))
-    post = meshes.superellipsoid((0.012 * length, 0.02 * length, 0.03 * length), (0.3, 0.3),
-                                 (0.25 * width, -0.42 * length, rear_top + 0.02 * length), SPOILER, 6, 12)
+    parts.append(
+      meshes.superellipsoid(
+        (0.45 * width, 0.05 * length, 0.007 * length),
+        (0.3, 0.3),
+        (0, -0.42 * length, rear_top + 0.05 * length),
+        SPOILER,
+        8,
+        24,
+      )
+    )
+    post = meshes.superellipsoid(
+      (0.012 * length, 0.02 * length, 0.03 * length),
+      (0.3, 0.3),
+      (0.25 * width, -0.42 * length, rear_top + 0.02 * length),
+      SPOILER,
+      6,
+      12,
+    )
     parts.append(meshes.symmetric_pair(post))
   mesh = meshes.merge(parts)
   low, high = meshes.bounding_box(mesh)
@@ -245,8 +394,9 @@ def car_paint(p: dict) -> render.PaintFn:
     radial = np.hypot(np.abs(y) - wheel_y, z - r)
     albedo[wheel] = np.where(((nx[wheel] > 0.7) & (radial[wheel] < 0.6 * r))[:, None], _HUB, _TIRE)
     spare = part == SPARE
-    albedo[spare] = np.where(((-ny[spare] > 0.7) & (np.hypot(x, z - zc - 0.1 * hb)[spare] < 0.6 * r))[:, None],
-                             base, _TIRE)
+    albedo[spare] = np.where(
+      ((-ny[spare] > 0.7) & (np.hypot(x, z - zc - 0.1 * hb)[spare] < 0.6 * r))[:, None], base, _TIRE
+    )
     return albedo
 
   return paint
@@ -287,9 +437,15 @@ def sample_views(rng: np.random.RandomState, count: int):
   views[:, 0:2] = rng.uniform(-TILT_RANGE, TILT_RANGE, (count, 2))
   views[:, 2] = rng.uniform(-AZIMUTH_RANGE, AZIMUTH_RANGE, count)
   views[:, 3:5] = rng.uniform(-TRANSLATION_RANGE, TRANSLATION_RANGE, (count, 2))
-  lights = np.stack([rng.uniform(*AMBIENT_RANGE, count), rng.uniform(*DIFFUSE_RANGE, count),
-                     rng.uniform(-DIRECTION_RANGE, DIRECTION_RANGE, count),
-                     rng.uniform(-DIRECTION_RANGE, DIRECTION_RANGE, count)], -1)
+  lights = np.stack(
+    [
+      rng.uniform(*AMBIENT_RANGE, count),
+      rng.uniform(*DIFFUSE_RANGE, count),
+      rng.uniform(-DIRECTION_RANGE, DIRECTION_RANGE, count),
+      rng.uniform(-DIRECTION_RANGE, DIRECTION_RANGE, count),
+    ],
+    -1,
+  )
   backgrounds = rng.uniform(*BACKGROUND_RANGE, count)
   return views, lights, backgrounds
 
@@ -302,15 +458,20 @@ def render_model(car: Car, rng: np.random.RandomState, count: int):
   """
   views, lights, backgrounds = sample_views(rng, count)
   background = np.broadcast_to(backgrounds[:, None, None, None], (count, 1, 1, 3))
-  images, depth = render.render_views(car.mesh, views, lights, car.paint, CAMERA, background,
-                                      to_canonical=TO_CANONICAL)
+  images, depth = render.render_views(car.mesh, views, lights, car.paint, CAMERA, background, to_canonical=TO_CANONICAL)
   return images, depth, views, lights
 
 
 def _metadata_row(mid: str, car: Car):
-  return {"fullId": formats.SHAPENET_FULLID_PREFIX + mid, "wnsynset": formats.SHAPENET_CAR_SYNSET,
-          "wnlemmas": ",".join(GENERIC_CAR_LEMMAS + car.lemmas), "up": "0,0,1", "front": "0,1,0",
-          "name": car.name, "tags": "synthetic," + car.class_name}
+  return {
+    "fullId": formats.SHAPENET_FULLID_PREFIX + mid,
+    "wnsynset": formats.SHAPENET_CAR_SYNSET,
+    "wnlemmas": ",".join(GENERIC_CAR_LEMMAS + car.lemmas),
+    "up": "0,0,1",
+    "front": "0,1,0",
+    "name": car.name,
+    "tags": "synthetic," + car.class_name,
+  }
 
 
 def check_sizes(**sizes) -> None:
@@ -321,8 +482,15 @@ def check_sizes(**sizes) -> None:
       raise ValueError(f"cars: {name} must be an integer >= {low}, got {value!r}")
 
 
-def generate(output_dir: str, seed: int = 0, train_models_per_class: int = 50, val_models_per_class: int = 5,
-             test_models_per_class: int = 25, images_per_model: int = 8, progress: bool = True) -> dict:
+def generate(
+  output_dir: str,
+  seed: int = 0,
+  train_models_per_class: int = 50,
+  val_models_per_class: int = 5,
+  test_models_per_class: int = 25,
+  images_per_model: int = 8,
+  progress: bool = True,
+) -> dict:
   """Writes the car world: <out>/{train,val,test}/<model id>_<view>.png with .gt.npz sidecars, metadata.csv and
   ground_truth.csv (image, split, label, object id). The summary JSON is written by the caller.
 
@@ -336,11 +504,19 @@ def generate(output_dir: str, seed: int = 0, train_models_per_class: int = 50, v
   Returns:
     The world-specific part of the summary (sizes and counts).
   """
-  check_sizes(train_models_per_class=train_models_per_class, val_models_per_class=val_models_per_class,
-              test_models_per_class=test_models_per_class, images_per_model=images_per_model)
+  check_sizes(
+    train_models_per_class=train_models_per_class,
+    val_models_per_class=val_models_per_class,
+    test_models_per_class=test_models_per_class,
+    images_per_model=images_per_model,
+  )
   per_split = dict(zip(formats.SYNCAR_SPLITS, (train_models_per_class, val_models_per_class, test_models_per_class)))
-  jobs = [(split, class_name, i) for split in formats.SYNCAR_SPLITS for class_name in formats.CAR_CLASSES
-          for i in range(per_split[split])]
+  jobs = [
+    (split, class_name, i)
+    for split in formats.SYNCAR_SPLITS
+    for class_name in formats.CAR_CLASSES
+    for i in range(per_split[split])
+  ]
   counts = {split: {c: 0 for c in formats.CAR_CLASSES} for split in formats.SYNCAR_SPLITS}
   metadata, labels = [], []
   for split in formats.SYNCAR_SPLITS:
@@ -348,8 +524,7 @@ def generate(output_dir: str, seed: int = 0, train_models_per_class: int = 50, v
   for split, class_name, index in tqdm(jobs, desc="cars (models)", disable=not progress, unit="model"):
     mid = model_id(seed, split, class_name, index)
     car = build_car(class_name, render.seeded_random(seed, WORLD, "model", mid), index)
-    images, depth, views, lights = render_model(car, render.seeded_random(seed, WORLD, "views", mid),
-                                                images_per_model)
+    images, depth, views, lights = render_model(car, render.seeded_random(seed, WORLD, "views", mid), images_per_model)
     for view_index in range(images_per_model):
       name = f"{mid}_{view_index}.png"
       path = os.path.join(output_dir, split, name)
@@ -363,6 +538,9 @@ def generate(output_dir: str, seed: int = 0, train_models_per_class: int = 50, v
     writer.writeheader()
     writer.writerows(metadata)
   render.write_labels(output_dir, labels)
-  return {"models": {split: per_split[split] * len(formats.CAR_CLASSES) for split in formats.SYNCAR_SPLITS},
-          "images": counts, "num_images": len(labels), "classes": list(formats.CAR_CLASSES)}
-
+  return {
+    "models": {split: per_split[split] * len(formats.CAR_CLASSES) for split in formats.SYNCAR_SPLITS},
+    "images": counts,
+    "num_images": len(labels),
+    "classes": list(formats.CAR_CLASSES),
+  }

@@ -28,19 +28,28 @@ AMBIENT_RANGE, DIFFUSE_RANGE, DIRECTION_RANGE = (0.35, 0.65), (0.3, 0.7), 0.8
 HEAD, EAR, NECK, TORSO, BACK_HAIR = range(5)  # part ids
 _FIRST_TIMESTAMP = datetime.datetime(2017, 1, 9, 12, 0, 0)
 
-_SKIN = {0: (0.86, 0.68, 0.58), 1: (0.36, 0.23, 0.16), 2: (0.86, 0.7, 0.55), 3: (0.6, 0.42, 0.3),
-         4: (0.72, 0.53, 0.4)}
+_SKIN = {0: (0.86, 0.68, 0.58), 1: (0.36, 0.23, 0.16), 2: (0.86, 0.7, 0.55), 3: (0.6, 0.42, 0.3), 4: (0.72, 0.53, 0.4)}
 _HAIR = ((0.75, 0.6, 0.35), (0.45, 0.3, 0.18), (0.22, 0.14, 0.08), (0.06, 0.05, 0.05), (0.5, 0.2, 0.08))
-_HAIR_WEIGHTS = {0: (0.2, 0.3, 0.3, 0.12, 0.08), 1: (0, 0, 0.1, 0.9, 0), 2: (0, 0, 0.1, 0.9, 0),
-                 3: (0, 0, 0.15, 0.85, 0), 4: (0.03, 0.1, 0.4, 0.45, 0.02)}
+_HAIR_WEIGHTS = {
+  0: (0.2, 0.3, 0.3, 0.12, 0.08),
+  1: (0, 0, 0.1, 0.9, 0),
+  2: (0, 0, 0.1, 0.9, 0),
+  3: (0, 0, 0.15, 0.85, 0),
+  4: (0.03, 0.1, 0.4, 0.45, 0.02),
+}
 _IRIS = ((0.25, 0.15, 0.08), (0.3, 0.45, 0.6), (0.3, 0.4, 0.25), (0.1, 0.07, 0.05))
 
 
 def sample_labels(rng: np.random.RandomState):
   """(age, gender, race) drawn roughly like UTKFace: many young adults, some children and elderly."""
   kind = rng.choice(5, p=(0.12, 0.1, 0.5, 0.2, 0.08))
-  age = [rng.uniform(1, 10), rng.uniform(10, 20), np.clip(rng.normal(30, 7), 18, 45), rng.uniform(45, 70),
-         rng.uniform(70, 100)][kind]
+  age = [
+    rng.uniform(1, 10),
+    rng.uniform(10, 20),
+    np.clip(rng.normal(30, 7), 18, 45),
+    rng.uniform(45, 70),
+    rng.uniform(70, 100),
+  ][kind]
   return int(age), int(rng.rand() < 0.48), int(rng.choice(5, p=(0.42, 0.19, 0.145, 0.167, 0.078)))
 
 
@@ -50,30 +59,37 @@ def sample_identity(rng: np.random.RandomState, age: int, gender: int, race: int
   child, old, female = float(np.clip((14 - age) / 12, 0, 1)), float(np.clip((age - 45) / 40, 0, 1)), float(gender)
   wide_nose = race in (1, 3)
   code = {
-      "a": HEAD_HALF_WIDTH * (1 + 0.05 * n()) * (1 - 0.04 * female),
-      "height": 1.33 + 0.06 * n() - 0.12 * child, "depth": 1.18 + 0.05 * n() + 0.04 * (race == 0),
-      "jaw": np.clip(0.3 + 0.08 * n() + 0.1 * female + 0.1 * child - 0.08 * (1 - female) * (age > 16), 0.05, 0.6),
-      "chin": np.clip(1 + 0.3 * n() - 0.3 * female - 0.4 * child, 0.2, 1.8),
-      "nose_len": np.clip(1 + 0.2 * n() - 0.3 * child + 0.15 * old - 0.1 * (race in (1, 2)), 0.4, 1.6),
-      "nose_width": np.clip(1 + 0.15 * n() + 0.3 * wide_nose - 0.1 * female, 0.6, 1.6),
-      "brow": np.clip(1 + 0.25 * n() - 0.35 * female - 0.5 * child, 0.1, 1.8),
-      "cheeks": np.clip(1 + 0.3 * n() + 0.3 * child + 0.2 * (race == 2), 0.2, 2.0),
-      "eyes": np.clip(1 + 0.2 * n() - 0.35 * (race == 2), 0.3, 1.6), "eye_y": -0.05 + 0.03 * n() + 0.08 * child,
-      "ears": np.clip(1 + 0.2 * n(), 0.5, 1.5),
-      "hairline": -0.55 + 0.06 * n() + 0.35 * old * (1 - female) * (rng.rand() < 0.5),
-      "long_hair": bool(rng.rand() < (0.75 if female else 0.08)), "hair_volume": np.clip(0.04 + 0.02 * n(), 0, 0.09),
+    "a": HEAD_HALF_WIDTH * (1 + 0.05 * n()) * (1 - 0.04 * female),
+    "height": 1.33 + 0.06 * n() - 0.12 * child,
+    "depth": 1.18 + 0.05 * n() + 0.04 * (race == 0),
+    "jaw": np.clip(0.3 + 0.08 * n() + 0.1 * female + 0.1 * child - 0.08 * (1 - female) * (age > 16), 0.05, 0.6),
+    "chin": np.clip(1 + 0.3 * n() - 0.3 * female - 0.4 * child, 0.2, 1.8),
+    "nose_len": np.clip(1 + 0.2 * n() - 0.3 * child + 0.15 * old - 0.1 * (race in (1, 2)), 0.4, 1.6),
+    "nose_width": np.clip(1 + 0.15 * n() + 0.3 * wide_nose - 0.1 * female, 0.6, 1.6),
+    "brow": np.clip(1 + 0.25 * n() - 0.35 * female - 0.5 * child, 0.1, 1.8),
+    "cheeks": np.clip(1 + 0.3 * n() + 0.3 * child + 0.2 * (race == 2), 0.2, 2.0),
+    "eyes": np.clip(1 + 0.2 * n() - 0.35 * (race == 2), 0.3, 1.6),
+    "eye_y": -0.05 + 0.03 * n() + 0.08 * child,
+    "ears": np.clip(1 + 0.2 * n(), 0.5, 1.5),
+    "hairline": -0.55 + 0.06 * n() + 0.35 * old * (1 - female) * (rng.rand() < 0.5),
+    "long_hair": bool(rng.rand() < (0.75 if female else 0.08)),
+    "hair_volume": np.clip(0.04 + 0.02 * n(), 0, 0.09),
   }
   skin = np.asarray(_SKIN[race]) * (1 + 0.08 * n()) * (1 + 0.04 * rng.randn(3))
   hair = np.asarray(_HAIR[rng.choice(len(_HAIR), p=_HAIR_WEIGHTS[race])]) * (1 + 0.15 * n())
   grey = np.clip((age - 40) / 35 + 0.2 * n(), 0, 1)
   hair = (1 - grey) * hair + grey * np.array([0.72, 0.72, 0.7])
   code.update(
-      skin=np.clip(skin, 0.05, 0.95), hair=np.clip(hair, 0.02, 0.95),
-      brow_colour=np.clip(hair * 0.7 if grey < 0.7 else hair * 0.85, 0.02, 0.9),
-      lips=np.clip(skin * np.array([1.0, 0.68, 0.7]) * (0.95 - 0.1 * female) + np.array([0.06 * female, 0, 0]), 0, 1),
-      iris=np.asarray(_IRIS[rng.randint(len(_IRIS))] if race == 0 else _IRIS[0]) * (1 + 0.1 * n()),
-      beard=bool(gender == 0 and age >= 18 and rng.rand() < 0.3), shirt=np.clip(rng.uniform(0.05, 0.9, 3), 0, 1),
-      blush=0.05 * female + 0.05 * child, glasses=bool(rng.rand() < 0.12))
+    skin=np.clip(skin, 0.05, 0.95),
+    hair=np.clip(hair, 0.02, 0.95),
+    brow_colour=np.clip(hair * 0.7 if grey < 0.7 else hair * 0.85, 0.02, 0.9),
+    lips=np.clip(skin * np.array([1.0, 0.68, 0.7]) * (0.95 - 0.1 * female) + np.array([0.06 * female, 0, 0]), 0, 1),
+    iris=np.asarray(_IRIS[rng.randint(len(_IRIS))] if race == 0 else _IRIS[0]) * (1 + 0.1 * n()),
+    beard=bool(gender == 0 and age >= 18 and rng.rand() < 0.3),
+    shirt=np.clip(rng.uniform(0.05, 0.9, 3), 0, 1),
+    blush=0.05 * female + 0.05 * child,
+    glasses=bool(rng.rand() < 0.12),
+  )
   return code
 
 
@@ -97,7 +113,7 @@ def head_mesh(code: dict) -> meshes.Mesh:
     out += -0.07 * code["eyes"] * _gauss(np.abs(u), w, 0.36, code["eye_y"], 0.16, 0.09)
     out += 0.05 * code["brow"] * _gauss(np.abs(u), w, 0.36, code["eye_y"] - 0.17, 0.25, 0.06)
     # The nose rises from between the eyes to its tip at w = 0.34 and falls off quickly below it.
-    ridge = np.where(w < 0.34, meshes.smoothstep(code["eye_y"] - 0.05, 0.32, w), np.exp(-((w - 0.34) / 0.05) ** 2))
+    ridge = np.where(w < 0.34, meshes.smoothstep(code["eye_y"] - 0.05, 0.32, w), np.exp(-(((w - 0.34) / 0.05) ** 2)))
     out += 0.22 * code["nose_len"] * ridge * np.exp(-0.5 * (u / (0.09 * code["nose_width"])) ** 2)
     out += 0.05 * code["nose_width"] * _gauss(np.abs(u), w, 0.1 * code["nose_width"], 0.33, 0.06, 0.05)
     out += 0.05 * code["cheeks"] * _gauss(np.abs(u), w, 0.5, 0.22, 0.2, 0.18)
@@ -108,15 +124,18 @@ def head_mesh(code: dict) -> meshes.Mesh:
     return v
 
   parts = [meshes.deform(head, shape_head)]
-  ear = meshes.superellipsoid((0.1 * a, 0.3 * a * code["ears"], 0.18 * a), (0.8, 0.8), (0.93 * a, 0.05 * b, 0.12 * c),
-                              EAR, 10, 16)
+  ear = meshes.superellipsoid(
+    (0.1 * a, 0.3 * a * code["ears"], 0.18 * a), (0.8, 0.8), (0.93 * a, 0.05 * b, 0.12 * c), EAR, 10, 16
+  )
   parts.append(meshes.symmetric_pair(ear))
-  parts.append(meshes.superellipsoid((0.55 * a, 0.7 * b, 0.55 * a), (0.2, 1.0), (0, 1.1 * b, 0.2 * c), NECK, 10, 24,
-                                     axis="y"))
+  parts.append(
+    meshes.superellipsoid((0.55 * a, 0.7 * b, 0.55 * a), (0.2, 1.0), (0, 1.1 * b, 0.2 * c), NECK, 10, 24, axis="y")
+  )
   parts.append(meshes.superellipsoid((2.3 * a, 0.7 * b, 1.1 * c), (0.7, 0.9), (0, 2.1 * b, 0.35 * c), TORSO, 20, 40))
   if code["long_hair"]:
-    parts.append(meshes.superellipsoid((1.18 * a, 1.2 * b, 0.55 * c), (0.8, 0.8), (0, 0.35 * b, 0.5 * c), BACK_HAIR,
-                                       20, 32))
+    parts.append(
+      meshes.superellipsoid((1.18 * a, 1.2 * b, 0.55 * c), (0.8, 0.8), (0, 0.35 * b, 0.5 * c), BACK_HAIR, 20, 32)
+    )
   return meshes.with_normals(meshes.merge(parts))
 
 
@@ -135,9 +154,9 @@ def head_paint(code: dict) -> render.PaintFn:
     albedo[front] *= 1 + code["blush"] * _gauss(au, w, 0.5, 0.25, 0.15, 0.12)[front, None] * np.array([1, -1, -1])
     sclera = front & (((au - 0.36) / 0.13) ** 2 + ((w - ey) / 0.05) ** 2 < 1)
     albedo[sclera] = (0.85, 0.83, 0.8)
-    iris = sclera & ((au - 0.36) ** 2 + ((w - ey) * b / a) ** 2 < 0.052 ** 2)
+    iris = sclera & ((au - 0.36) ** 2 + ((w - ey) * b / a) ** 2 < 0.052**2)
     albedo[iris] = code["iris"]
-    albedo[iris & ((au - 0.36) ** 2 + ((w - ey) * b / a) ** 2 < 0.022 ** 2)] = (0.03, 0.03, 0.03)
+    albedo[iris & ((au - 0.36) ** 2 + ((w - ey) * b / a) ** 2 < 0.022**2)] = (0.03, 0.03, 0.03)
     if code["glasses"]:
       ring = ((au - 0.36) / 0.2) ** 2 + ((w - ey) / 0.13) ** 2
       albedo[front & (((ring > 0.8) & (ring < 1.0)) | ((au < 0.17) & (np.abs(w - ey + 0.03) < 0.015)))] = 0.05
@@ -146,11 +165,11 @@ def head_paint(code: dict) -> render.PaintFn:
     albedo[front & (au > 0.14) & (au < 0.6) & (np.abs(w - brow_v) < thickness)] = code["brow_colour"]
     albedo[front & ((u / 0.2) ** 2 + ((w - 0.56) / 0.055) ** 2 < 1)] = code["lips"]
     albedo[front & (au < 0.17) & (np.abs(w - 0.56) < 0.008)] = skin * 0.35
-    albedo[front & ((au - 0.08) ** 2 / 0.035 ** 2 + (w - 0.37) ** 2 / 0.02 ** 2 < 1)] = skin * 0.4
+    albedo[front & ((au - 0.08) ** 2 / 0.035**2 + (w - 0.37) ** 2 / 0.02**2 < 1)] = skin * 0.4
     if code["beard"]:
       beard = head & (z < 0.0) & (((w > 0.62) & (au < 0.8)) | ((w > 0.45) & (w < 0.5) & (au < 0.3)))
       albedo[beard] = 0.7 * hair + 0.3 * skin
-    line = code["hairline"] + 0.3 * u ** 2
+    line = code["hairline"] + 0.3 * u**2
     scalp = head & (((z < -0.35) & (w < line)) | ((z >= -0.35) & (w < 0.05 + 0.5 * meshes.smoothstep(-0.35, 0.6, z))))
     albedo[scalp | (part == BACK_HAIR)] = hair
     albedo[(part == TORSO)] = code["shirt"]
@@ -166,9 +185,15 @@ def sample_pose_light(rng: np.random.RandomState, count: int):
   views[:, 1] = rng.uniform(-YAW_RANGE, YAW_RANGE, count)
   views[:, 2] = rng.uniform(-ROLL_RANGE, ROLL_RANGE, count)
   views[:, 3:5] = rng.uniform(-TRANSLATION_RANGE, TRANSLATION_RANGE, (count, 2))
-  lights = np.stack([rng.uniform(*AMBIENT_RANGE, count), rng.uniform(*DIFFUSE_RANGE, count),
-                     rng.uniform(-DIRECTION_RANGE, DIRECTION_RANGE, count),
-                     rng.uniform(-DIRECTION_RANGE, DIRECTION_RANGE, count)], -1)
+  lights = np.stack(
+    [
+      rng.uniform(*AMBIENT_RANGE, count),
+      rng.uniform(*DIFFUSE_RANGE, count),
+      rng.uniform(-DIRECTION_RANGE, DIRECTION_RANGE, count),
+      rng.uniform(-DIRECTION_RANGE, DIRECTION_RANGE, count),
+    ],
+    -1,
+  )
   return views, lights
 
 
@@ -185,8 +210,9 @@ def check_sizes(**sizes) -> None:
       raise ValueError(f"faces: {name} must be a positive integer, got {value!r}")
 
 
-def generate(output_dir: str, seed: int = 0, num_identities: int = 2000, images_per_identity: int = 2,
-             progress: bool = True) -> dict:
+def generate(
+  output_dir: str, seed: int = 0, num_identities: int = 2000, images_per_identity: int = 2, progress: bool = True
+) -> dict:
   """Writes the face world: <out>/UTKFace/<age>_<gender>_<race>_<timestamp>.jpg (200x200 aligned crops) with .gt.npz
   sidecars, and ground_truth.csv (label = identity number). The summary JSON is written by the caller.
 
@@ -222,7 +248,10 @@ def generate(output_dir: str, seed: int = 0, num_identities: int = 2000, images_
     races[race] += images_per_identity
     ages.append(age)
   render.write_labels(output_dir, labels)
-  return {"num_identities": num_identities, "num_images": len(labels),
-          "images_by_gender": dict(zip(formats.UTKFACE_GENDERS, genders)),
-          "images_by_race": dict(zip(formats.UTKFACE_RACES, races)),
-          "identity_age": {"min": int(min(ages)), "median": float(np.median(ages)), "max": int(max(ages))}}
+  return {
+    "num_identities": num_identities,
+    "num_images": len(labels),
+    "images_by_gender": dict(zip(formats.UTKFACE_GENDERS, genders)),
+    "images_by_race": dict(zip(formats.UTKFACE_RACES, races)),
+    "identity_age": {"min": int(min(ages)), "median": float(np.median(ages)), "max": int(max(ages))},
+  }

@@ -21,6 +21,7 @@ class Mesh:
     part: [F] int32 part id of each face.
     normals: [V, 3] float64 unit outward normals (recomputed by `with_normals`).
   """
+
   vertices: np.ndarray
   faces: np.ndarray
   part: np.ndarray
@@ -85,8 +86,15 @@ def with_normals(mesh: Mesh) -> Mesh:
   return dataclasses.replace(mesh, normals=compute_normals(mesh.vertices, mesh.faces, mesh.part))
 
 
-def superellipsoid(radii: Sequence[float], exponents=(1.0, 1.0), center=(0.0, 0.0, 0.0), part: int = 0,
-                   rows: int = 24, cols: int = 32, axis: str = "z") -> Mesh:
+def superellipsoid(
+  radii: Sequence[float],
+  exponents=(1.0, 1.0),
+  center=(0.0, 0.0, 0.0),
+  part: int = 0,
+  rows: int = 24,
+  cols: int = 32,
+  axis: str = "z",
+) -> Mesh:
   """A superellipsoid |x/a|^(2/e2) + |y/b|^(2/e2))^(e2/e1) + |z/c|^(2/e1) = 1 as a latitude-longitude grid.
 
   Args:

@@ -1,13 +1,13 @@
 """Renders a mesh in a batch of views with the project's rasterizer, plus the writers for images and ground truth.
 
-Image formation matches the model's renderer (Unsup3D): image = albedo * (ka + kd * max(0, n . l)),
-l = normalize([lx, ly, 1]), with n the surface normal *in the canonical frame*, flipped to point away from the camera
-(the convention of `geometry.normals_from_depth`): the object is shaded in its canonical pose and the view then moves
-the shaded surface, so a light (ka, kd, lx, ly) means the same to the world and to the model. Views move the object, given in its canonical frame around
-c = (0, 0, 1), by P' = R (P - c) + c + t with R = Rz Ry Rx (`geometry.transform_points`). `rasterizer.rasterize`
-decides which triangle each pixel centre sees; the surface point is then found exactly by intersecting the pixel's
-ray with that triangle. Images are rendered at `supersample` times the raw resolution and area-downsampled;
-ground-truth depth is taken at the raw resolution's pixel centres, 0 where no object covers the pixel.
+Image formation matches the model's renderer (Unsup3D): image = albedo * (ka + kd * max(0, n . l)), l = normalize([lx,
+ly, 1]), with n the surface normal *in the canonical frame*, flipped to point away from the camera (the convention of
+`geometry.normals_from_depth`): the object is shaded in its canonical pose and the view then moves the shaded surface,
+so a light (ka, kd, lx, ly) means the same to the world and to the model. Views move the object, given in its canonical
+frame around c = (0, 0, 1), by P' = R (P - c) + c + t with R = Rz Ry Rx (`geometry.transform_points`).
+`rasterizer.rasterize` decides which triangle each pixel centre sees; the surface point is then found exactly by
+intersecting the pixel's ray with that triangle. Images are rendered at `supersample` times the raw resolution and area-
+downsampled; ground-truth depth is taken at the raw resolution's pixel centres, 0 where no object covers the pixel.
 """
 
 import csv
@@ -50,6 +50,7 @@ class Camera:
     intrinsics: (fx, fy, cx, cy) in raw pixels.
     supersample: render at this many times the raw resolution, then average blocks (anti-aliasing).
   """
+
   size: int
   intrinsics: Tuple[float, float, float, float]
   supersample: int = 2
@@ -116,8 +117,15 @@ def _raster_function(high: int, low: int):
   """
   if (high, low) not in _RASTER_FUNCTIONS:
 
-    @tf.function(input_signature=[tf.TensorSpec([None, 3]), tf.TensorSpec([None, 6]),
-                                  tf.TensorSpec([None, 3], tf.int32), tf.TensorSpec([4]), tf.TensorSpec([4])])
+    @tf.function(
+      input_signature=[
+        tf.TensorSpec([None, 3]),
+        tf.TensorSpec([None, 6]),
+        tf.TensorSpec([None, 3], tf.int32),
+        tf.TensorSpec([4]),
+        tf.TensorSpec([4]),
+      ]
+    )
     def run(canonical, views, faces, intrinsics_high, intrinsics_low):
       batch = tf.shape(views)[0]
       canonical = tf.broadcast_to(canonical[None], tf.concat([[batch], tf.shape(canonical)], 0))
@@ -177,8 +185,15 @@ def downsample(image: np.ndarray, factor: int) -> np.ndarray:
   return total / (factor * factor)
 
 
-def render_views(mesh, views: np.ndarray, lights: np.ndarray, paint: PaintFn, camera: Camera, background,
-                 to_canonical: np.ndarray = None):
+def render_views(
+  mesh,
+  views: np.ndarray,
+  lights: np.ndarray,
+  paint: PaintFn,
+  camera: Camera,
+  background,
+  to_canonical: np.ndarray = None,
+):
   """Renders one mesh in a batch of views and lights.
 
   Args:
@@ -204,9 +219,16 @@ def render_views(mesh, views: np.ndarray, lights: np.ndarray, paint: PaintFn, ca
   batch, s = len(views), camera.supersample
   high = camera.size * s
   canonical = mesh.vertices @ to_canonical.T + ROTATION_CENTER
-  vertices, ids_high, ids_low = (t.numpy() for t in _raster_function(high, camera.size)(
-      canonical.astype(np.float32), views.astype(np.float32), mesh.faces, camera.scaled_intrinsics(),
-      np.asarray(camera.intrinsics, np.float32)))
+  vertices, ids_high, ids_low = (
+    t.numpy()
+    for t in _raster_function(high, camera.size)(
+      canonical.astype(np.float32),
+      views.astype(np.float32),
+      mesh.faces,
+      camera.scaled_intrinsics(),
+      np.asarray(camera.intrinsics, np.float32),
+    )
+  )
   covered, bary, _ = surface_hits(vertices, mesh.faces, ids_high, camera.scaled_intrinsics())
   triangle_id = ids_high[covered]
   attributes = np.concatenate([mesh.vertices, mesh.normals], -1).astype(np.float32)
@@ -265,11 +287,14 @@ def save_ground_truth(image_path: str, depth: np.ndarray, light: np.ndarray, vie
   Returns:
     The sidecar path.
   """
-  arrays = dict(zip(formats.GT_KEYS, (np.asarray(depth, np.float32), np.asarray(light, np.float32),
-                                      np.asarray(view, np.float32))))
+  arrays = dict(
+    zip(formats.GT_KEYS, (np.asarray(depth, np.float32), np.asarray(light, np.float32), np.asarray(view, np.float32)))
+  )
   if arrays["light"].shape != (formats.GT_LIGHT_DIM,) or arrays["view"].shape != (formats.GT_VIEW_DIM,):
-    raise ValueError(f"light must be [{formats.GT_LIGHT_DIM}] and view [{formats.GT_VIEW_DIM}], "
-                     f"got {arrays['light'].shape} and {arrays['view'].shape}")
+    raise ValueError(
+      f"light must be [{formats.GT_LIGHT_DIM}] and view [{formats.GT_VIEW_DIM}], "
+      f"got {arrays['light'].shape} and {arrays['view'].shape}"
+    )
   if arrays["depth"].ndim != 2:
     raise ValueError(f"depth must be [H, W], got {arrays['depth'].shape}")
   path = ground_truth_path(image_path)
@@ -285,8 +310,9 @@ def save_ground_truth(image_path: str, depth: np.ndarray, light: np.ndarray, vie
   return path
 
 
-def gradient_background(rng: np.random.RandomState, batch: int, size: int, base_range=(0.3, 0.8),
-                        tint: float = 0.12, slope: float = 0.15) -> np.ndarray:
+def gradient_background(
+  rng: np.random.RandomState, batch: int, size: int, base_range=(0.3, 0.8), tint: float = 0.12, slope: float = 0.15
+) -> np.ndarray:
   """[batch, size, size, 3] mildly varied backgrounds: one random colour per call with a gentle vertical gradient.
 
   The same background is repeated over the batch (e.g. the frames of one track).
