@@ -162,8 +162,7 @@ def build_pipeline(
   )
 
 
-def main(argv=None):
-  """Entry point: python -m beam_pipelines.bbt --input_dir DIR --output_dir DIR [Beam flags]."""
+def make_parser():
   parser = runner.make_parser(DATASET, __doc__)
   parser.add_argument(
     "--labels_file", default=None, help=f"track labels (default <input_dir>/{formats.BBT_LABELS_FILENAME})"
@@ -173,14 +172,29 @@ def main(argv=None):
     default="utf-8-sig",
     help="text encoding of the labels file (default UTF-8, with or without a byte-order mark)",
   )
-  args, beam_args = parser.parse_known_args(argv)
-  runner.setup_logging(args.log_level)
+  return parser
 
-  def build(pipeline, output_dir):
+
+def convert(input_dir, output_dir, beam_args=(), **options):
+  """Converts a BBT face-track folder into TFRecords: the library form of this job (what `main` runs).
+
+  Args:
+    input_dir: the raw folder (`tracks/<track id>/<frame>.<ext>` and the labels file).
+    output_dir: the TFRecord folder.
+    beam_args: flags for Beam's PipelineOptions.
+    **options: the job's options by name (overwrite, strict, num_workers, num_shards, images_per_shard,
+      labels_file, labels_encoding).
+
+  Returns:
+    Exit status: 0 when records were written, 1 otherwise (reason logged).
+  """
+  args = runner.job_args(make_parser(), input_dir, output_dir, **options)
+
+  def build(pipeline, target):
     build_pipeline(
       pipeline,
       args.input_dir,
-      output_dir,
+      target,
       labels_file=args.labels_file,
       strict=args.strict,
       num_shards=args.num_shards,
@@ -190,6 +204,14 @@ def main(argv=None):
     )
 
   return runner.run_job(DATASET, build, args, beam_args)
+
+
+def main(argv=None):
+  """Entry point: python -m beam_pipelines.bbt --input_dir DIR --output_dir DIR [Beam flags]."""
+  args, beam_args = make_parser().parse_known_args(argv)
+  runner.setup_logging(args.log_level)
+  options = vars(args)
+  return convert(options.pop("input_dir"), options.pop("output_dir"), beam_args, **options)
 
 
 if __name__ == "__main__":

@@ -71,6 +71,26 @@ def make_parser(dataset, description):
   return parser
 
 
+def job_args(parser, input_dir, output_dir, **options):
+  """The arguments of a job called as a library: the parser's defaults, the two folders and `options` by name.
+
+  Args:
+    parser: the job's parser (`make_parser` plus the job's own options): the one home of every default.
+    input_dir, output_dir: as --input_dir and --output_dir.
+    **options: any other option of the parser by its destination name (overwrite=True, num_workers=4, ...).
+
+  Raises:
+    TypeError: an option the job does not have.
+  """
+  args = parser.parse_args(["--input_dir", str(input_dir), "--output_dir", str(output_dir)])
+  unknown = sorted(set(options) - set(vars(args)))
+  if unknown:
+    raise TypeError(f"{parser.prog} has no option {', '.join(unknown)}; options: {', '.join(sorted(vars(args)))}")
+  for name, value in options.items():
+    setattr(args, name, value)
+  return args
+
+
 def beam_argv(beam_args, num_workers=None):
   """Beam flags: the user's, untouched, plus local FnApiRunner defaults when no --runner was given.
 

@@ -195,8 +195,7 @@ def build_pipeline(
   )
 
 
-def main(argv=None):
-  """Entry point: python -m beam_pipelines.shapenet_cars --input_dir DIR --output_dir DIR [Beam flags]."""
+def make_parser():
   parser = runner.make_parser(DATASET, __doc__)
   parser.add_argument(
     "--metadata_csv",
@@ -208,14 +207,29 @@ def main(argv=None):
     default="utf-8-sig",
     help="text encoding of the metadata CSV (default UTF-8, with or without a byte-order mark)",
   )
-  args, beam_args = parser.parse_known_args(argv)
-  runner.setup_logging(args.log_level)
+  return parser
 
-  def build(pipeline, output_dir):
+
+def convert(input_dir, output_dir, beam_args=(), **options):
+  """Converts a syncar folder into TFRecords: the library form of this job (what `main` runs).
+
+  Args:
+    input_dir: the raw folder (`train/ val/ test/` PNGs and the metadata CSV).
+    output_dir: the TFRecord folder.
+    beam_args: flags for Beam's PipelineOptions.
+    **options: the job's options by name (overwrite, strict, num_workers, num_shards, images_per_shard,
+      metadata_csv, metadata_encoding).
+
+  Returns:
+    Exit status: 0 when records were written, 1 otherwise (reason logged).
+  """
+  args = runner.job_args(make_parser(), input_dir, output_dir, **options)
+
+  def build(pipeline, target):
     build_pipeline(
       pipeline,
       args.input_dir,
-      output_dir,
+      target,
       metadata_csv=args.metadata_csv,
       strict=args.strict,
       num_shards=args.num_shards,
@@ -225,6 +239,14 @@ def main(argv=None):
     )
 
   return runner.run_job(DATASET, build, args, beam_args)
+
+
+def main(argv=None):
+  """Entry point: python -m beam_pipelines.shapenet_cars --input_dir DIR --output_dir DIR [Beam flags]."""
+  args, beam_args = make_parser().parse_known_args(argv)
+  runner.setup_logging(args.log_level)
+  options = vars(args)
+  return convert(options.pop("input_dir"), options.pop("output_dir"), beam_args, **options)
 
 
 if __name__ == "__main__":

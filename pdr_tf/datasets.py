@@ -4,7 +4,6 @@ Layout under a dataset root such as `data/cars/`: `raw/` (the world in the real 
 `tfrecords/` (the Beam job's output, what training reads). Real data goes through the same Beam jobs by hand.
 """
 
-import importlib
 import json
 import logging
 import os
@@ -17,7 +16,7 @@ from pdr_tf import input_pipeline
 
 logger = logging.getLogger(__name__)
 
-# world -> Beam job module under beam_pipelines
+# world -> the Beam job (one of beam_pipelines.JOBS) that converts its raw data
 BEAM_JOBS = {"cars": "shapenet_cars", "faces": "utkface", "bbt": "bbt"}
 
 
@@ -116,10 +115,9 @@ def ensure_synthetic(
     logger.info("Stage 1/2: generating the synthetic %s world into %s (once)", world, raw)
     synthetic.generate(world, raw, seed=seed, **(sizes or {}))
   logger.info("Stage 2/2: converting %s to TFRecords in %s with beam_pipelines.%s", raw, data_dir, BEAM_JOBS[world])
-  job = importlib.import_module(f"beam_pipelines.{BEAM_JOBS[world]}")
-  code = job.main(
-    ["--input_dir", synthetic.dataset_root(world, raw), "--output_dir", data_dir, "--num_workers", str(num_workers)]
-  )
+  import beam_pipelines  # pylint: disable=import-outside-toplevel  (Beam only when data must be converted)
+
+  code = beam_pipelines.convert(BEAM_JOBS[world], synthetic.dataset_root(world, raw), data_dir, num_workers=num_workers)
   if code != 0 or not has_tfrecords(data_dir):
     raise RuntimeError(
       f"Converting {raw} with beam_pipelines.{BEAM_JOBS[world]} failed (exit {code}); see the log "

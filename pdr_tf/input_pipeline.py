@@ -12,9 +12,9 @@ import re
 import gin
 import tensorflow as tf
 
+from beam_pipelines import JOBS  # the package's names only: importing it does not import Beam
 from pdr_tf import feature_spec, formats
 
-JOBS = ("utkface", "shapenet_cars", "bbt")
 EVAL_KEYS = {  # output name -> (feature key); the image is decoded separately
   "label_id": "label/id",
   "label_name": "label/name",

@@ -14,6 +14,7 @@ import tensorflow as tf
 from apache_beam import pvalue
 from PIL import Image
 
+import beam_pipelines
 from beam_pipelines import common, runner, utkface
 import fixtures
 from pdr_tf import feature_spec, formats, locks
@@ -320,3 +321,23 @@ def test_overwrite_replaces_a_previous_dataset_in_place(tmp_path):
   make_utkface(root, good=GOOD[4:6], converted=False, bad=False)
   assert utkface.main(["--input_dir", root, "--output_dir", out, "--overwrite"] + IN_MEMORY) == 0
   assert json.load(open(os.path.join(out, "manifest.json")))["written"] == 6 and _no_leftovers(out) == []
+
+
+# --- the library form ------------------------------------------------------------------------------------------------
+
+
+def test_the_library_form_converts_as_the_command_does(tmp_path):
+  root = make_utkface(str(tmp_path / "raw"), good=GOOD[:2], converted=False, bad=False)
+  out = str(tmp_path / "out")
+  assert beam_pipelines.convert("utkface", root, out, beam_args=IN_MEMORY, num_shards=1) == 0
+  manifest = json.load(open(os.path.join(out, "manifest.json"), encoding="utf-8"))
+  assert manifest["written"] == 2 and manifest["args"]["num_shards"] == 1
+  assert beam_pipelines.convert("utkface", root, out, beam_args=IN_MEMORY) == 1  # a dataset is there: no --overwrite
+  assert beam_pipelines.convert("utkface", root, out, beam_args=IN_MEMORY, overwrite=True) == 0
+
+
+def test_the_library_form_names_unknown_jobs_and_options(tmp_path):
+  with pytest.raises(ValueError, match="unknown Beam job 'celeba'"):
+    beam_pipelines.convert("celeba", str(tmp_path), str(tmp_path / "o"))
+  with pytest.raises(TypeError, match="no option shards"):
+    beam_pipelines.convert("utkface", str(tmp_path), str(tmp_path / "o"), shards=3)

@@ -59,9 +59,7 @@ def bench_beam(num_workers, num_images, workdir=None, measure_startup=True):
     def run(input_dir, name):
       out = os.path.join(tmp, name)
       start = time.perf_counter()
-      code = utkface.main(
-        ["--input_dir", input_dir, "--output_dir", out, f"--num_workers={num_workers}", "--log_level=WARNING"]
-      )
+      code = utkface.convert(input_dir, out, num_workers=num_workers)
       seconds = time.perf_counter() - start
       if code != 0:
         raise RuntimeError(f"the UTKFace job failed on {input_dir} (exit {code})")
