@@ -1,6 +1,7 @@
 """Command-line plumbing shared by the Beam jobs: arguments, local-runner defaults, running and the exit code."""
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -262,7 +263,8 @@ def run_job(dataset, build, args, beam_args):
       lock.release()
     return 1
   try:
-    return _run_and_commit(dataset, pipeline, args, target, old_files, start)
+    with _quiet_beam():
+      return _run_and_commit(dataset, pipeline, args, target, old_files, start)
   finally:
     if local and os.path.isdir(target):  # not moved into place: the job failed
       shutil.rmtree(target, ignore_errors=True)
@@ -352,5 +354,16 @@ def setup_logging(level):
     level=getattr(logging, str(level).upper(), logging.INFO), format="%(asctime)s %(levelname)s %(message)s"
   )
   logging.getLogger().setLevel(getattr(logging, str(level).upper(), logging.INFO))
-  # Beam's portable runner relays every worker's start-up chatter at INFO; keep the job's own log readable.
-  logging.getLogger("apache_beam").setLevel(max(logging.WARNING, logging.getLogger().level))
+
+
+@contextlib.contextmanager
+def _quiet_beam():
+  """Beam's portable runner relays every worker's start-up chatter at INFO: keep the job's own log readable (for
+  the command and the library form alike) by raising Beam's loggers to WARNING while a job runs."""
+  beam_logger = logging.getLogger("apache_beam")
+  saved = beam_logger.level
+  beam_logger.setLevel(max(logging.WARNING, logging.getLogger().level, saved))
+  try:
+    yield
+  finally:
+    beam_logger.setLevel(saved)
