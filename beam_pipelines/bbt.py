@@ -178,40 +178,15 @@ def make_parser():
 def convert(input_dir, output_dir, beam_args=(), **options):
   """Converts a BBT face-track folder into TFRecords: the library form of this job (what `main` runs).
 
-  Args:
-    input_dir: the raw folder (`tracks/<track id>/<frame>.<ext>` and the labels file).
-    output_dir: the TFRecord folder.
-    beam_args: flags for Beam's PipelineOptions.
-    **options: the job's options by name (overwrite, strict, num_workers, num_shards, images_per_shard,
-      labels_file, labels_encoding).
-
-  Returns:
-    Exit status: 0 when records were written, 1 otherwise (reason logged).
+  Options by name: overwrite, strict, num_workers, num_shards, images_per_shard, labels_file, labels_encoding.
+  beam_args go to Beam's PipelineOptions. Returns the exit status (0: records written).
   """
-  args = runner.job_args(make_parser(), input_dir, output_dir, **options)
-
-  def build(pipeline, target):
-    build_pipeline(
-      pipeline,
-      args.input_dir,
-      target,
-      labels_file=args.labels_file,
-      strict=args.strict,
-      num_shards=args.num_shards,
-      images_per_shard=args.images_per_shard,
-      args=runner.manifest_args(args, beam_args),
-      labels_encoding=args.labels_encoding,
-    )
-
-  return runner.run_job(DATASET, build, args, beam_args)
+  return runner.convert(DATASET, make_parser(), build_pipeline, input_dir, output_dir, beam_args, **options)
 
 
 def main(argv=None):
   """Entry point: python -m beam_pipelines.bbt --input_dir DIR --output_dir DIR [Beam flags]."""
-  args, beam_args = make_parser().parse_known_args(argv)
-  runner.setup_logging(args.log_level)
-  options = vars(args)
-  return convert(options.pop("input_dir"), options.pop("output_dir"), beam_args, **options)
+  return runner.main(DATASET, make_parser(), build_pipeline, argv)
 
 
 if __name__ == "__main__":

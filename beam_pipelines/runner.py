@@ -92,6 +92,50 @@ def job_args(parser, input_dir, output_dir, **options):
   return args
 
 
+def convert(dataset, parser, build_pipeline, input_dir, output_dir, beam_args=(), **options):
+  """A job's library form: parses `options` with the job's parser and runs `build_pipeline` through `run_job`.
+
+  Args:
+    dataset: job name.
+    parser: the job's parser (`make_parser` plus the job's own options).
+    build_pipeline: function(pipeline, input_dir, output_dir, strict, num_shards, images_per_shard, args, **extra)
+      of the job, where extra are the job's own options by name (e.g. metadata_csv).
+    input_dir, output_dir: as --input_dir and --output_dir.
+    beam_args: flags for Beam's PipelineOptions.
+    **options: the job's options by name (see `job_args`).
+
+  Returns:
+    Exit status: 0 when records were written, 1 otherwise (reason logged).
+  """
+  args = job_args(parser, input_dir, output_dir, **options)
+  common_options = set(vars(make_parser(dataset, "").parse_args(["--input_dir", "-", "--output_dir", "-"])))
+  extra = {name: value for name, value in vars(args).items() if name not in common_options}
+
+  def build(pipeline, target):
+    build_pipeline(
+      pipeline,
+      args.input_dir,
+      target,
+      strict=args.strict,
+      num_shards=args.num_shards,
+      images_per_shard=args.images_per_shard,
+      args=manifest_args(args, beam_args),
+      **extra,
+    )
+
+  return run_job(dataset, build, args, beam_args)
+
+
+def main(dataset, parser, build_pipeline, argv=None):
+  """A job's command-line form: parses argv (unknown flags go to Beam), sets up logging and calls `convert`."""
+  args, beam_args = parser.parse_known_args(argv)
+  setup_logging(args.log_level)
+  options = vars(args)
+  return convert(
+    dataset, parser, build_pipeline, options.pop("input_dir"), options.pop("output_dir"), beam_args, **options
+  )
+
+
 def beam_argv(beam_args, num_workers=None):
   """Beam flags: the user's, untouched, plus local FnApiRunner defaults when no --runner was given.
 

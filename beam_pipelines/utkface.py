@@ -141,37 +141,15 @@ def make_parser():
 def convert(input_dir, output_dir, beam_args=(), **options):
   """Converts a UTKFace folder into TFRecords: the library form of this job (what `main` runs).
 
-  Args:
-    input_dir: the raw folder of `<age>_<gender>_<race>_<time>.<ext>` images.
-    output_dir: the TFRecord folder.
-    beam_args: flags for Beam's PipelineOptions (e.g. ["--runner=DataflowRunner", ...]).
-    **options: the job's options by name (overwrite, strict, num_workers, num_shards, images_per_shard).
-
-  Returns:
-    Exit status: 0 when records were written, 1 otherwise (reason logged).
+  Options by name: overwrite, strict, num_workers, num_shards, images_per_shard.
+  beam_args go to Beam's PipelineOptions. Returns the exit status (0: records written).
   """
-  args = runner.job_args(make_parser(), input_dir, output_dir, **options)
-
-  def build(pipeline, target):
-    build_pipeline(
-      pipeline,
-      args.input_dir,
-      target,
-      strict=args.strict,
-      num_shards=args.num_shards,
-      images_per_shard=args.images_per_shard,
-      args=runner.manifest_args(args, beam_args),
-    )
-
-  return runner.run_job(DATASET, build, args, beam_args)
+  return runner.convert(DATASET, make_parser(), build_pipeline, input_dir, output_dir, beam_args, **options)
 
 
 def main(argv=None):
   """Entry point: python -m beam_pipelines.utkface --input_dir DIR --output_dir DIR [Beam flags]."""
-  args, beam_args = make_parser().parse_known_args(argv)
-  runner.setup_logging(args.log_level)
-  options = vars(args)
-  return convert(options.pop("input_dir"), options.pop("output_dir"), beam_args, **options)
+  return runner.main(DATASET, make_parser(), build_pipeline, argv)
 
 
 if __name__ == "__main__":
