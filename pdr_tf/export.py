@@ -21,7 +21,6 @@ Images cross the SavedModel boundary in [0, 1] (or as bytes); the model itself w
 """
 
 import argparse
-import contextlib
 import datetime
 import json
 import logging
@@ -119,7 +118,7 @@ def _unless_empty(images, compute):
 class _ExportModule(tf.Module):
   """Holds the signature functions and the variables they capture."""
 
-  def __init__(self, model, image_size, include_de_render=True):
+  def __init__(self, model, image_size, include_de_render=True, renderer=None):
     super().__init__(name="pdr_export")
     # The model stays out of the object graph (the functions reach it through the closure); `track_variables`
     # adds the tf.Variables the traced functions capture, as Keras' ExportArchive does. With the Keras model
@@ -141,7 +140,7 @@ class _ExportModule(tf.Module):
       return embed(_checked_images(images, size, "embed_images"))
 
     def scene_outputs(images):
-      scene = model.de_render(images, training=False)
+      scene = model.de_render(images, training=False, **({"renderer": renderer} if renderer is not None else {}))
       missing = [key for key in DERENDER_OUTPUTS if key not in scene]
       if missing:
         raise ValueError(f"model.de_render must return {list(DERENDER_OUTPUTS)}; missing {missing}")
@@ -256,8 +255,8 @@ def export_model(model, output_dir, image_size=formats.IMAGE_SIZE, version=None,
       image_size: S, the model's input side in pixels.
       version: integer version; None picks the next free one. An existing version is never overwritten.
       workdir: training work dir the model came from, recorded (with its latest checkpoint) in export_info.json.
-      include_de_render: export the de_render signature. A `renderer.Renderer` is traced through its
-          `portable()` mode (the pure-TF rasterizer, no XLA), so stock TF Serving runs it whatever backend the
+      include_de_render: export the de_render signature. A model's `renderer.Renderer` is replaced by its
+          `portable()` copy (the pure-TF rasterizer, no XLA), so stock TF Serving runs it whatever backend the
           model trains with; leave it out for models whose de_render needs custom ops (listed as custom_ops in
           export_info.json), which a server without those ops cannot load.
 
@@ -288,7 +287,12 @@ def export_model(model, output_dir, image_size=formats.IMAGE_SIZE, version=None,
   # One eager call builds the model's variables and gives the feature sizes for export_info.json.
   dummy = tf.zeros([1, image_size, image_size, 3], tf.float32)
   dims = {name: int(v.shape[-1]) for name, v in _features_to_outputs(model.encode(dummy, training=False)).items()}
-  module = _ExportModule(model, image_size, include_de_render)
+  # Traced (here and again by save) with standard ops and no XLA: stock TF Serving has no rasterizer kernel and runs
+  # no XLA on CPU unless started with --xla_cpu_compilation_enabled. A model with a `renderer.Renderer` renders
+  # with its portable copy; any other model's de_render must itself be portable (custom_ops in export_info.json).
+  model_renderer = getattr(model, "renderer", None)
+  portable = model_renderer.portable() if callable(getattr(model_renderer, "portable", None)) else None
+  module = _ExportModule(model, image_size, include_de_render, renderer=portable)
   signatures = {"serving_default": module.serving_default, "embed_images": module.embed_images}
   if include_de_render:
     signatures["de_render"] = module.de_render
@@ -301,13 +305,9 @@ def export_model(model, output_dir, image_size=formats.IMAGE_SIZE, version=None,
   os.makedirs(output_dir, exist_ok=True)
   staging = tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=output_dir)
   try:
-    # Traced (here and again by save) with standard ops and no XLA: stock TF Serving has no rasterizer kernel
-    # and runs no XLA on CPU unless started with --xla_cpu_compilation_enabled.
-    renderer = getattr(model, "renderer", None)
-    with renderer.portable() if hasattr(renderer, "portable") else contextlib.nullcontext():
-      concrete = {name: fn.get_concrete_function() for name, fn in signatures.items()}
-      module.track_variables(concrete.values())
-      tf.saved_model.save(module, staging, signatures=concrete)
+    concrete = {name: fn.get_concrete_function() for name, fn in signatures.items()}
+    module.track_variables(concrete.values())
+    tf.saved_model.save(module, staging, signatures=concrete)
     custom_ops = sorted(t for t in saved_model_op_types(staging) if not hasattr(tf.raw_ops, t))
     info = {
       "format": "pdr_tf SavedModel",

@@ -172,3 +172,14 @@ def load_kernel(cache_dir: str = None):
       f"The compiled kernel {build.path} failed to load ({e}). Delete that file to rebuild it; "
       "if it fails again, report the TensorFlow version and the error."
     ) from e
+
+
+@functools.lru_cache(maxsize=None)
+def kernel_available() -> bool:
+  """Whether the kernel can be built (or is cached) and loaded here; says why once when not."""
+  try:
+    load_kernel()
+    return True
+  except KernelBuildError as e:
+    logger.warning("Rasterizer kernel unavailable, using the pure-TensorFlow backend: %s", e)
+    return False

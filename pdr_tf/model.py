@@ -48,8 +48,9 @@ class DeRenderer(keras.Model):
     encoder_nf: base width of the light and view encoders (paper 32; features are 8 * encoder_nf wide).
     use_confidence: predict confidence maps (faces) or not (cars).
     conf_zdim: bottleneck of the confidence network (paper 128).
-    renderer: a `renderer.Renderer` (gin-configured one by default).
-    ranges: a `scene.SceneRanges` (gin-configured one by default).
+    renderer: a `renderer.Renderer` (default: a gin-configured one with these `ranges`).
+    ranges: a `scene.SceneRanges` (default: the renderer's, else the gin-configured one); the renderer's depth
+      range must be the same.
   """
 
   def __init__(
@@ -79,8 +80,15 @@ class DeRenderer(keras.Model):
     self.depth_size, self.initializer, self.flat_depth_init = depth_size, initializer, flat_depth_init
     self.convex_prior = float(convex_prior)
     self.convex_prior_radius, self.convex_prior_aspect = float(convex_prior_radius), float(convex_prior_aspect)
-    self.renderer = renderer if renderer is not None else renderer_lib.Renderer()
-    self.ranges = ranges if ranges is not None else scene.SceneRanges()
+    if ranges is None:
+      ranges = renderer.ranges if renderer is not None else scene.SceneRanges()
+    self.ranges = ranges
+    self.renderer = renderer if renderer is not None else renderer_lib.Renderer(ranges=ranges)
+    if (self.renderer.min_depth, self.renderer.max_depth) != (ranges.min_depth, ranges.max_depth):
+      raise ValueError(
+        f"the renderer's depth range ({self.renderer.min_depth}, {self.renderer.max_depth}) differs from the "
+        f"model's SceneRanges ({ranges.min_depth}, {ranges.max_depth}); build the Renderer with ranges=the same"
+      )
     init = {"initializer": initializer}
     self.depth_net = networks.EncoderDecoder(
       out_channels=1,
@@ -150,8 +158,8 @@ class DeRenderer(keras.Model):
     view = self.view_net(images, training=training)["features"]
     return _float32({"depth": depth, "albedo": albedo, "light": light, "view": view})
 
-  def call(self, images, training=False):
-    """Predicts the scene and renders it and its mirror.
+  def call(self, images, training=False, renderer=None):
+    """Predicts the scene and renders it and its mirror (with `renderer` instead of the model's when given).
 
     Returns:
       `predict_scene`'s dict plus canon_normal, canon_shading, canon_diffuse, canon_image, recon_depth,
@@ -161,7 +169,9 @@ class DeRenderer(keras.Model):
     images = tf.convert_to_tensor(images, tf.float32)
     out = self.predict_scene(images, training=training)
     batch = tf.shape(images)[0]
-    rendered = self.renderer.render(*renderer_lib.flip_pair(out["depth"], out["albedo"], out["light"], out["view"]))
+    rendered = (renderer or self.renderer).render(
+      *renderer_lib.flip_pair(out["depth"], out["albedo"], out["light"], out["view"])
+    )
     for key in ("canon_normal", "canon_shading", "canon_diffuse", "canon_image", "recon_depth", "recon_image", "mask"):
       out[key] = rendered[key][:batch]
     out["recon_image_flip"] = rendered["recon_image"][batch:]
@@ -169,15 +179,17 @@ class DeRenderer(keras.Model):
     out["mask_both"] = tf.stop_gradient(out["mask"] * out["mask_flip"])
     return out
 
-  def de_render(self, images, training=False) -> Dict[str, tf.Tensor]:
+  def de_render(self, images, training=False, renderer=None) -> Dict[str, tf.Tensor]:
     """Scene parameters and the reconstruction, without the mirrored render (for serving and evaluation).
+
+    `renderer`: render with this one instead of the model's (e.g. `self.renderer.portable()` for exports).
 
     Returns:
       depth [B,S,S], albedo [B,S,S,3], light [B,4], view [B,6], recon_image [B,S,S,3], recon_depth [B,S,S],
       mask [B,S,S].
     """
     out = self.predict_scene(images, training=training)
-    rendered = self.renderer.render(out["depth"], out["albedo"], out["light"], out["view"])
+    rendered = (renderer or self.renderer).render(out["depth"], out["albedo"], out["light"], out["view"])
     return {
       "depth": out["depth"],
       "albedo": out["albedo"],

@@ -75,7 +75,7 @@ class Objective:
       )
     return terms
 
-  def augment(self, model, images, out, seed) -> Dict[str, tf.Tensor]:
+  def augment(self, model, images, out, seed, renderer=None) -> Dict[str, tf.Tensor]:
     """Renders x_aug with the light or the view perturbed.
 
     In mode "light" the geometry of the model's own render (`out["recon_depth"]`, `out["mask"]`) is kept and only
@@ -104,16 +104,17 @@ class Objective:
     if not self.backprop_through_render:
       scene_in = [tf.stop_gradient(x) for x in scene_in]
 
+    renderer = renderer or model.renderer
     if self.loocc.mode == "light":  # only the light changes: the geometry is the original render's
-      recon_image, recon_mask = model.renderer.relight(*scene_in), out["mask"]
+      recon_image, recon_mask = renderer.relight(*scene_in), out["mask"]
     else:
-      rendered = model.render(*scene_in[:4])
+      rendered = renderer.render(*scene_in[:4])
       recon_image, recon_mask = rendered["recon_image"], rendered["mask"]
     mask = recon_mask[..., None]
     image = recon_image * mask + images * (1.0 - mask)
     return {"image": image, "perturb_view": perturb_view, "light": light, "view": view, "mask": recon_mask}
 
-  def __call__(self, model, images, seed, training=True) -> Dict[str, tf.Tensor]:
+  def __call__(self, model, images, seed, training=True, renderer=None) -> Dict[str, tf.Tensor]:
     """Forward pass and every per-example term.
 
     Args:
@@ -121,18 +122,20 @@ class Objective:
       images: [B, S, S, 3] in [-1, 1] (this replica's batch).
       seed: [2] int seed of this step.
       training: forwarded to the model.
+      renderer: render with this one instead of the model's (the trainer's XLA-compiled step passes
+        `model.renderer.inline()`).
 
     Returns:
       dict of [B] tensors: total, recon, each reconstruction term, and with LOOCC on: loocc, loocc_accuracy; plus
       "outputs" (the model's dict) and "augmented" (x_aug's dict) for summaries.
     """
-    out = model(images, training=training)
+    out = model(images, training=training, renderer=renderer)
     terms = self.reconstruction_terms(model, images, out)
     recon = losses.reconstruction_loss(terms, self.weights)
     result = dict(terms)
     result.update({"recon": recon, "total": recon, "outputs": out})
     if self.loocc.enabled:
-      augmented = self.augment(model, images, out, seed)
+      augmented = self.augment(model, images, out, seed, renderer)
       features_aug = model.encode(augmented["image"], training=training)
       z_a = loocc.leave_one_out_features(out["features"], augmented["perturb_view"])
       z_b = loocc.leave_one_out_features(features_aug, augmented["perturb_view"])

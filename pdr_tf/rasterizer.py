@@ -6,8 +6,13 @@ triangle's clip-space vertices with TF-Graphics' `barycentrics` module, so any i
 gradients to the vertex positions; depth is the covering triangle's plane met by the pixel-centre ray (the same
 value, computed more cheaply).
 
+This module owns the seam: a small record per backend (`Backend`: name, triangle-id function, whether it is made of
+standard ops that XLA compiles and TF Serving runs, whether it is available here) and the "auto" choice. Backends
+do not know each other or this module.
+
 Backends:
   "tfg"  TF-Graphics' C++ CPU kernel, compiled at first use from the installed wheel's sources (`kernel_build`).
+  "tf"   pure TensorFlow (`rasterizer_tf`), the same triangle ids, XLA-compilable, runs on CPU, GPU and TPU.
 """
 
 import dataclasses
@@ -18,6 +23,7 @@ from tensorflow_graphics.rendering import barycentrics as tfg_barycentrics
 
 from pdr_tf import geometry
 from pdr_tf import kernel_build
+from pdr_tf import rasterizer_tf
 
 DEFAULT_NEAR = 0.1
 DEFAULT_FAR = 100.0
@@ -66,8 +72,9 @@ def clip_space(vertices, intrinsics, image_size, near=DEFAULT_NEAR, far=DEFAULT_
     return tf.stack([x_clip, y_clip, z_clip, z], axis=-1)
 
 
-def _tfg_triangle_ids(clip, faces, height, width):
-  """TF-Graphics kernel backend: [B, H, W] int32 triangle ids, -1 on background."""
+def _tfg_triangle_ids(clip, faces, height, width, jit_compile=True):
+  """TF-Graphics kernel backend: [B, H, W] int32 triangle ids, -1 on background (a custom op: never compiled)."""
+  del jit_compile
   ops = kernel_build.load_kernel()
 
   def one(clip_b):
@@ -79,30 +86,77 @@ def _tfg_triangle_ids(clip, faces, height, width):
   return tf.map_fn(one, tf.stop_gradient(clip), fn_output_signature=tf.TensorSpec([height, width], tf.int32))
 
 
-_BACKENDS: Dict[str, Callable] = {"tfg": _tfg_triangle_ids}
-_XLA_BACKENDS = set()  # backends made of standard ops only, which XLA can compile
+@dataclasses.dataclass(frozen=True)
+class Backend:
+  """A rasterizer backend: which triangle covers each pixel centre.
 
-
-def register_backend(name: str, triangle_ids_fn: Callable, xla: bool = False) -> None:
-  """Adds a backend: fn(clip [B,V,4], faces [F,3] int32, height, width) -> [B,H,W] int32 ids, -1 on background.
-
-  `xla`: the function uses standard TensorFlow ops only, so a caller may compile it with `jit_compile=True`.
+  Attributes:
+    name: the `Renderer.backend` value that selects it.
+    triangle_ids: fn(clip [B, V, 4], faces [F, 3] int32, height, width, jit_compile) -> [B, H, W] int32 ids, -1 on
+      background. `jit_compile` asks an XLA-capable backend to compile itself (inside an XLA-compiled caller it is
+      inlined either way); False gives plain ops, for servers without an XLA JIT.
+    xla: made of standard TensorFlow ops only, so callers may compile it with XLA and stock TF Serving runs it.
+    available: whether it can run on this machine (e.g. the kernel needs a C++ compiler at first use).
   """
-  _BACKENDS[name] = triangle_ids_fn
-  if xla:
-    _XLA_BACKENDS.add(name)
-  else:
-    _XLA_BACKENDS.discard(name)
+
+  name: str
+  triangle_ids: Callable
+  xla: bool = False
+  available: Callable[[], bool] = lambda: True
 
 
-def supports_xla(backend: str) -> bool:
-  """Whether `backend` (or what "auto" resolves to) compiles under XLA; the "tfg" kernel is a custom op and does not."""
-  return resolve_backend(backend) in _XLA_BACKENDS
+_BACKENDS: Dict[str, Backend] = {}
+
+# The backend "auto" picks on a CPU-only machine ("tf" or "tfg"). Measured with `python -m pdr_tf.bench --quick` on
+# the 2-core CI CPU: on smooth scenes (64x64 grid meshes, batch 64, views within +-17 degrees) the triangle ids alone
+# take 23 ms ("tf") against 21 ms ("tfg"), and the rendering path compiled with XLA (`Renderer.jit_compile`, which
+# only "tf" allows) 30 against 65 ms forward, 74 against 153 ms forward plus backward. But on noisy depth seen
+# edge-on (~950k candidate pixels per image against ~5k) the "tf" cost follows the triangles' box areas: there the
+# quick-preset step takes 3.9 s with "tf" + XLA against 0.74 s with the kernel. So CPUs get the kernel when it
+# builds; GPUs and TPUs (and CPUs that cannot build it) get "tf".
+CPU_BACKEND = "tfg"
+PORTABLE_BACKEND = "tf"  # standard ops only: what exports trace, so stock TF Serving runs them
+
+
+def register_backend(name: str, triangle_ids_fn: Callable, xla: bool = False, available=None) -> Backend:
+  """Adds (or replaces) a backend; see `Backend` for the function's contract. Returns its record."""
+  record = Backend(name, triangle_ids_fn, bool(xla), available or (lambda: True))
+  _BACKENDS[name] = record
+  return record
 
 
 def backends():
   """Names of the registered backends."""
   return tuple(sorted(_BACKENDS))
+
+
+def resolve_backend(name: str) -> str:
+  """Returns `name`, or for "auto" the fastest backend available here: "tf" when a GPU or TPU is visible,
+  otherwise `CPU_BACKEND` when it is available, else "tf". Looking for devices starts the TF runtime, so callers
+  resolve "auto" at first use, not at construction (multi-worker collectives are configured before the start)."""
+  if name != "auto":
+    return name
+  if tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"):
+    return PORTABLE_BACKEND
+  preferred = _BACKENDS.get(CPU_BACKEND)
+  return CPU_BACKEND if preferred is not None and preferred.available() else PORTABLE_BACKEND
+
+
+def get_backend(name: str) -> Backend:
+  """The record of backend `name` ("auto" resolved); ValueError naming the registered ones when unknown."""
+  resolved = resolve_backend(name)
+  if resolved not in _BACKENDS:
+    raise ValueError(f"Unknown rasterizer backend {name!r}; available: {', '.join(backends())} or 'auto'")
+  return _BACKENDS[resolved]
+
+
+def supports_xla(backend: str) -> bool:
+  """Whether `backend` (or what "auto" resolves to) compiles under XLA; the "tfg" kernel is a custom op and does not."""
+  return get_backend(backend).xla
+
+
+register_backend("tfg", _tfg_triangle_ids, xla=False, available=lambda: kernel_build.kernel_available())
+register_backend(PORTABLE_BACKEND, rasterizer_tf.triangle_ids, xla=True)
 
 
 def _perspective_barycentrics(clip, faces, triangle_id, height, width):
@@ -152,6 +206,7 @@ def rasterize(
   near=DEFAULT_NEAR,
   far=DEFAULT_FAR,
   background_depth=None,
+  jit_compile=True,
   name="rasterize",
 ) -> Fragments:
   """Rasterizes a batch of triangle meshes given in camera space (x right, y down, z forward).
@@ -161,17 +216,16 @@ def rasterize(
     faces: [F, 3] int32 vertex ids shared by the batch (either winding; no culling).
     intrinsics: [4] (fx, fy, cx, cy) in pixels.
     image_size: (height, width) in pixels.
-    backend: one of `backends()`, or "auto" (see `resolve_backend`).
+    backend: one of `backends()`, "auto" (see `resolve_backend`), or a `Backend` record.
     near, far: clipping distances; geometry outside is not drawn.
     background_depth: depth written where no triangle covers a pixel (default `far`).
+    jit_compile: let an XLA-capable backend compile its triangle ids (False: plain ops, for exports).
 
   Returns:
     Fragments; `depth` and `barycentrics` are differentiable w.r.t. `vertices`.
   """
   with tf.name_scope(name):
-    backend = resolve_backend(backend)
-    if backend not in _BACKENDS:
-      raise ValueError(f"Unknown rasterizer backend {backend!r}; available: {', '.join(backends())}")
+    record = backend if isinstance(backend, Backend) else get_backend(backend)
     height, width = (int(s) for s in image_size)
     if height < 1 or width < 1:
       raise ValueError(f"image_size must be positive, got {image_size}")
@@ -182,7 +236,7 @@ def rasterize(
     if faces.shape.rank != 2 or faces.shape[-1] != 3:
       raise ValueError(f"faces must have shape [F, 3], got {faces.shape}")
     clip = clip_space(vertices, intrinsics, (height, width), near, far)
-    triangle_id = _BACKENDS[backend](clip, faces, height, width)
+    triangle_id = record.triangle_ids(clip, faces, height, width, jit_compile=jit_compile)
     bary = _perspective_barycentrics(clip, faces, triangle_id, height, width)
     background = far if background_depth is None else background_depth
     depth = _plane_depth(vertices, faces, triangle_id, intrinsics, background)
@@ -221,14 +275,3 @@ def _plane_depth(vertices, faces, triangle_id, intrinsics, background):
   denominator = tf.where(covered, tf.reduce_sum(normal * ray, -1), tf.ones_like(normal[..., 0]))
   z = tf.math.divide_no_nan(tf.reduce_sum(normal * p0, -1), denominator)
   return tf.where(covered, z, tf.cast(background, tf.float32))
-
-
-# The pure-TensorFlow backend "tf" (rasterizer_tf does not import this module, so there is no import cycle).
-from pdr_tf import rasterizer_tf  # noqa: E402
-
-register_backend("tf", rasterizer_tf.triangle_ids, xla=True)
-
-
-def resolve_backend(name: str) -> str:
-  """Returns `name`, or for "auto" the fastest backend available here (`rasterizer_tf.auto_backend`)."""
-  return rasterizer_tf.auto_backend() if name == "auto" else name

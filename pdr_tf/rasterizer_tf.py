@@ -32,18 +32,15 @@ the cumulative areas: a `tf.while_loop` takes `chunk` candidates per iteration f
 instances, sets those up once and tests every candidate. Nothing is ragged, so the backend compiles under XLA
 (`jit_compile=True`) and runs on CPU, GPU and TPU (it uses int64 arithmetic, which XLA emulates on TPU). It is meant
 to run compiled: `triangle_ids` compiles it by default even when called eagerly or from a graph that is not
-compiled (not inside `xla_disabled()`), and inside an XLA-compiled caller it is inlined. Without XLA it is correct
+compiled (`jit_compile=False` traces it with plain ops, for exports), and inside an XLA-compiled caller it is
+inlined. Without XLA it is correct
 but several times slower than the kernel on CPU (many small ops; TensorFlow's scatter-min is single-threaded).
 """
 
-import contextlib
 import functools
-import logging
 
 import numpy as np
 import tensorflow as tf
-
-logger = logging.getLogger(__name__)
 
 FRACTIONAL_BITS = 16
 _ONE = float(1 << FRACTIONAL_BITS)
@@ -360,22 +357,7 @@ def _compiled(height, width, chunk):
   )  # XLA compiles per shape anyway; static shapes size the chunks
 
 
-_XLA = {"enabled": True}  # the default of `triangle_ids(jit_compile=None)`; see `xla_disabled`
-
-
-@contextlib.contextmanager
-def xla_disabled():
-  """Within this block `triangle_ids` traces without its own XLA compilation (unless asked for explicitly): for
-  exports that servers without an XLA JIT must run (TF Serving disables XLA on CPU by default), and for callers
-  that compile the whole computation themselves."""
-  saved, _XLA["enabled"] = _XLA["enabled"], False
-  try:
-    yield
-  finally:
-    _XLA["enabled"] = saved
-
-
-def triangle_ids(clip, faces, height, width, chunk=DEFAULT_CHUNK, jit_compile=None):
+def triangle_ids(clip, faces, height, width, jit_compile=True, chunk=DEFAULT_CHUNK):
   """Nearest covering triangle at each pixel centre, decided as TF-Graphics' kernel does, in TensorFlow ops.
 
   Args:
@@ -384,8 +366,8 @@ def triangle_ids(clip, faces, height, width, chunk=DEFAULT_CHUNK, jit_compile=No
     height, width: image size in pixels.
     chunk: candidate fragments (pixel centres in triangles' boxes) per loop iteration, about 200 bytes of memory
       each; any value gives the same ids. Small scenes use a smaller chunk automatically.
-    jit_compile: compile with XLA (None: yes, except inside `xla_disabled()`; inside an XLA-compiled caller it is
-      inlined either way).
+    jit_compile: compile with XLA (inside an XLA-compiled caller it is inlined either way); False traces plain ops,
+      for servers without an XLA JIT (TF Serving disables it on CPU by default).
 
   Returns:
     [B, H, W] int32 triangle ids, -1 where no triangle covers the pixel centre.
@@ -401,40 +383,6 @@ def triangle_ids(clip, faces, height, width, chunk=DEFAULT_CHUNK, jit_compile=No
     raise ValueError(f"clip must have shape [B, V, 4], got {clip.shape}")
   if faces.shape.rank != 2 or faces.shape[-1] != 3:
     raise ValueError(f"faces must have shape [F, 3], got {faces.shape}")
-  if jit_compile or (jit_compile is None and _XLA["enabled"]):
+  if jit_compile:
     return _compiled(height, width, chunk)(clip, faces)
   return _triangle_ids(clip, faces, height, width, chunk)
-
-
-# Which backend "auto" picks on a CPU-only machine: "tf" or "tfg". Measured with `python -m pdr_tf.bench --quick` on
-# the 2-core CI CPU: on smooth scenes (64x64 grid meshes, batch 64, views within +-17 degrees) the triangle ids alone
-# take 23 ms ("tf") against 21 ms ("tfg"), and the rendering path compiled with XLA (`Renderer.jit_compile`, which
-# only "tf" allows) 30 against 65 ms forward, 74 against 153 ms forward plus backward. But training reaches noisy
-# depth seen edge-on within its first steps (the quick cars run: views near -60 degrees about every axis, ~950k
-# candidate pixels per image against ~5k), where cost follows the triangles' box areas: there the quick-preset step
-# takes 3.9 s with "tf" + XLA against 0.74 s with the kernel, which scans a box far more cheaply. So CPUs get the
-# kernel; GPUs and TPUs (and CPUs that cannot build it) get "tf".
-CPU_BACKEND = "tfg"
-
-
-@functools.lru_cache(maxsize=None)
-def kernel_available() -> bool:
-  """Whether TF-Graphics' CPU kernel can be built (or is cached) and loaded here; logged once when not."""
-  from pdr_tf import kernel_build  # pylint: disable=import-outside-toplevel  (compiles it at first use)
-
-  try:
-    kernel_build.load_kernel()
-    return True
-  except kernel_build.KernelBuildError as e:
-    logger.warning("Rasterizer kernel unavailable, using the pure-TensorFlow backend: %s", e)
-    return False
-
-
-def auto_backend() -> str:
-  """The backend that "auto" stands for on this machine: "tf" when a GPU or TPU is visible or the kernel cannot be
-  built, otherwise `CPU_BACKEND`."""
-  if tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"):
-    return "tf"
-  if CPU_BACKEND == "tfg" and kernel_available():
-    return "tfg"
-  return "tf"

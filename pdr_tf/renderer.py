@@ -6,7 +6,6 @@ depth, moved back by the inverse view and projected into the canonical frame, wh
 sampled bilinearly. Only depth is rasterized, never the image; gradients reach depth, albedo, light and view.
 """
 
-import contextlib
 import functools
 from typing import Dict
 
@@ -16,24 +15,31 @@ import tensorflow as tf
 from pdr_tf import config_checks
 from pdr_tf import geometry
 from pdr_tf import rasterizer
-from pdr_tf import rasterizer_tf
+from pdr_tf import scene
 
 
 @gin.configurable
 class Renderer:
   """Binds the renderer's constants; every method is a pure function of its tensor arguments.
 
+  A Renderer never changes after construction: `variant`, `portable` and `inline` build new ones (for exports and
+  for callers that compile everything themselves) instead of switching modes.
+
   Args:
     image_size: side S of the square images (pixels).
     fov: field of view in degrees.
     rotation_center_depth: the view rotates about (0, 0, rotation_center_depth).
-    min_depth, max_depth: range of canonical depth; reconstructed depth is clamped to
-      [min_depth - margin, max_depth + margin] and pixels at the far clamp are invalid.
+    ranges: a `scene.SceneRanges` (default: the gin-configured one), the one home of the canonical depth range
+      [min_depth, max_depth]; reconstructed depth is clamped to [min_depth - margin, max_depth + margin] and
+      pixels at the far clamp are invalid.
     margin: clamp margin (Unsup3D: 0.1).
-    backend: rasterizer backend, see `rasterizer.backends()`, or "auto" (the fastest one here).
+    backend: rasterizer backend, see `rasterizer.backends()`, or "auto" (the fastest one here, resolved once, at
+      first use: looking for devices starts the TF runtime, which multi-worker set-up must precede).
     jit_compile: run `render` (forward and backward) compiled with XLA when the backend allows it (the pure-TF
       "tf" backend; the "tfg" kernel is a custom op and always runs uncompiled). On the 2-core CPU the rendering
       path then runs ~2x faster than with the kernel (docs/performance.md); each new batch size compiles once.
+    compile_rasterizer: let an XLA-capable backend compile its own triangle ids when `render` itself is not
+      compiled (False: plain ops, for exports to servers without an XLA JIT).
   """
 
   def __init__(
@@ -41,29 +47,66 @@ class Renderer:
     image_size=64,
     fov=10.0,
     rotation_center_depth=1.0,
-    min_depth=0.9,
-    max_depth=1.1,
+    ranges=None,
     margin=0.1,
     backend="tfg",
     jit_compile=False,
+    compile_rasterizer=True,
   ):
-    if not 0 < min_depth < max_depth:
-      raise ValueError(f"need 0 < min_depth < max_depth, got {min_depth}, {max_depth}")
     config_checks.choice("Renderer.backend", backend, rasterizer.backends() + ("auto",))
     config_checks.integer("Renderer.image_size", image_size, 2)
     config_checks.boolean("Renderer.jit_compile", jit_compile)
+    config_checks.boolean("Renderer.compile_rasterizer", compile_rasterizer)
     self.image_size = int(image_size)
     geometry.check_fov(self.image_size, fov)
     self.fov = float(fov)
-    self.rotation_center = (0.0, 0.0, float(rotation_center_depth))
-    self.min_depth, self.max_depth, self.margin = float(min_depth), float(max_depth), float(margin)
+    self.rotation_center_depth = float(rotation_center_depth)
+    self.rotation_center = (0.0, 0.0, self.rotation_center_depth)
+    self.ranges = ranges if ranges is not None else scene.SceneRanges()
+    self.margin = float(margin)
     self.backend = backend
     self.jit_compile = bool(jit_compile)
+    self.compile_rasterizer = bool(compile_rasterizer)
     self._compiled_render = tf.function(self._render, jit_compile=True)
     self._compiled_relight = tf.function(self._relight, jit_compile=True)
 
-  # The mesh and the camera are built on first use: constructing a Renderer must not start the TF runtime, because
-  # multi-worker collectives can be configured only before it starts and `train` checks the configuration first.
+  @property
+  def min_depth(self) -> float:
+    return float(self.ranges.min_depth)
+
+  @property
+  def max_depth(self) -> float:
+    return float(self.ranges.max_depth)
+
+  def variant(self, **changes) -> "Renderer":
+    """A new Renderer with the same constants except `changes` (any constructor argument)."""
+    args = dict(
+      image_size=self.image_size,
+      fov=self.fov,
+      rotation_center_depth=self.rotation_center_depth,
+      ranges=self.ranges,
+      margin=self.margin,
+      backend=self.backend,
+      jit_compile=self.jit_compile,
+      compile_rasterizer=self.compile_rasterizer,
+    )
+    args.update(changes)
+    return Renderer(**args)
+
+  def portable(self) -> "Renderer":
+    """The same renderer made of standard TensorFlow ops only, with no XLA: the pure-TF "tf" rasterizer (the same
+    triangle ids as the "tfg" kernel), uncompiled. For exports: stock TF Serving has neither the kernel's custom
+    op nor, on CPU, an XLA JIT."""
+    return self.variant(backend=rasterizer.PORTABLE_BACKEND, jit_compile=False, compile_rasterizer=False)
+
+  def inline(self) -> "Renderer":
+    """The same renderer with no XLA of its own (the rasterizer's included), for tracing inside a caller that
+    compiles the whole computation (the gradient of a nested XLA function does not compile)."""
+    return self.variant(jit_compile=False, compile_rasterizer=False)
+
+  # The mesh, the camera and the backend are settled on first use: constructing a Renderer must not start the TF
+  # runtime, because multi-worker collectives can be configured only before it starts and `train` checks the
+  # configuration first.
   @functools.cached_property
   def intrinsics(self) -> tf.Tensor:
     with tf.init_scope():  # an eager constant even when first used while tracing a tf.function
@@ -74,35 +117,15 @@ class Renderer:
     with tf.init_scope():
       return tf.constant(geometry.grid_faces(self.image_size, self.image_size))
 
+  @functools.cached_property
+  def rasterizer_backend(self) -> rasterizer.Backend:
+    """The backend record `backend` stands for here ("auto" resolved once)."""
+    return rasterizer.get_backend(self.backend)
+
   @property
   def compiled(self) -> bool:
     """Whether `render` runs under XLA (jit_compile asked for and an XLA-capable backend)."""
-    return self.jit_compile and rasterizer.supports_xla(self.backend)
-
-  @contextlib.contextmanager
-  def portable(self):
-    """Within this block `render` traces with standard TensorFlow ops only and no XLA: the pure-TF "tf" rasterizer
-    (the same triangle ids as the "tfg" kernel) uncompiled. For exports: stock TF Serving has neither the kernel's
-    custom op nor, on CPU, an XLA JIT."""
-    saved = self.backend
-    self.backend = "tf"
-    try:
-      with self.uncompiled():
-        yield self
-    finally:
-      self.backend = saved
-
-  @contextlib.contextmanager
-  def uncompiled(self):
-    """Within this block `render` runs (and traces) without XLA, the "tf" rasterizer's own compilation included:
-    for callers that compile everything themselves (a nested XLA function's gradient does not compile) and for
-    `portable`."""
-    saved, self.jit_compile = self.jit_compile, False
-    try:
-      with rasterizer_tf.xla_disabled():
-        yield self
-    finally:
-      self.jit_compile = saved
+    return self.jit_compile and self.rasterizer_backend.xla
 
   @property
   def far_depth(self) -> float:
@@ -134,8 +157,9 @@ class Renderer:
       self.faces,
       self.intrinsics,
       (self.image_size, self.image_size),
-      backend=self.backend,
+      backend=self.rasterizer_backend,
       background_depth=self.far_depth,
+      jit_compile=self.compile_rasterizer,
     )
     return tf.clip_by_value(fragments.depth, self.min_depth - self.margin, self.far_depth)
 

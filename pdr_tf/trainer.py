@@ -226,8 +226,9 @@ class Trainer:
     one_device = self.strategy is tf.distribute.get_strategy()
     self.compiled_update = one_device
     self.compiled_step = self.jit_compile and self._check_step_compilable(one_device)
+    self._inline_renderer = self.model.renderer.inline() if self.compiled_step else None
     self._compute_gradients = (
-      tf.function(self._uncompiled_renderer_gradients, jit_compile=True) if self.compiled_step else self._gradients
+      tf.function(self._inline_renderer_gradients, jit_compile=True) if self.compiled_step else self._gradients
     )
     self._apply_update = tf.function(self._update, jit_compile=True) if self.compiled_update else self._update
     self._train_loop = self._make_train_loop()
@@ -322,15 +323,14 @@ class Trainer:
   def _update(self, grads):
     self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
 
-  def _uncompiled_renderer_gradients(self, images, seed, step):
+  def _inline_renderer_gradients(self, images, seed, step):
     # Inside the compiled step the renderer is traced inline: the gradient of a nested XLA function does not compile.
-    with self.model.renderer.uncompiled():
-      return self._gradients(images, seed, step)
+    return self._gradients(images, seed, step, renderer=self._inline_renderer)
 
-  def _gradients(self, images, seed, step):
+  def _gradients(self, images, seed, step, renderer=None):
     """Per-replica gradients of the once-scaled loss, and the per-replica sums of every scalar term."""
     with tf.GradientTape() as tape:
-      result = self.objective(self.model, images, seed, training=True)
+      result = self.objective(self.model, images, seed, training=True, renderer=renderer)
       per_example = result["total"]
       if self.inject_nan_at_step is not None:
         # Added, not selected with tf.where: the unselected NaN branch would poison the gradients of good steps.

@@ -192,3 +192,16 @@ def test_loocc_gradients_reach_the_encoders_of_unchanged_properties(tiny_model, 
   for name in ("depth_net", "albedo_net", "light_net"):
     assert view_step[name] > 0, (name, view_step)
   assert light_step["light_net"] == 0 and view_step["view_net"] == 0
+
+
+def test_depth_range_has_one_home():
+  from pdr_tf import renderer as renderer_lib  # pylint: disable=import-outside-toplevel
+  from pdr_tf import scene as scene_lib  # pylint: disable=import-outside-toplevel
+
+  wide = scene_lib.SceneRanges(min_depth=0.8, max_depth=1.2, border_depth=1.1)
+  m = model_lib.DeRenderer(nf=8, zdim=16, encoder_nf=8, ranges=wide)
+  assert (m.renderer.min_depth, m.renderer.max_depth) == (0.8, 1.2)  # the renderer follows the model's ranges
+  m = model_lib.DeRenderer(nf=8, zdim=16, encoder_nf=8, renderer=renderer_lib.Renderer(ranges=wide))
+  assert m.ranges is wide  # and the model the renderer's
+  with pytest.raises(ValueError, match="depth range"):
+    model_lib.DeRenderer(nf=8, zdim=16, encoder_nf=8, renderer=renderer_lib.Renderer(), ranges=wide)

@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 from pdr_tf import geometry
+from pdr_tf import kernel_build
 from pdr_tf import rasterizer
 from pdr_tf import rasterizer_tf
 from pdr_tf import renderer
@@ -18,7 +19,7 @@ K = geometry.intrinsics_from_fov(SIZE)
 
 
 def _ids(backend, clip, faces, height, width):
-  return rasterizer._BACKENDS[backend](tf.constant(clip), tf.constant(faces), height, width).numpy()  # pylint: disable=protected-access
+  return rasterizer.get_backend(backend).triangle_ids(tf.constant(clip), tf.constant(faces), height, width).numpy()
 
 
 def _grid(size=SIZE, batch=2, max_angle=60.0, seed=0):
@@ -180,16 +181,26 @@ def test_auto_backend_choice(monkeypatch):
   assert rasterizer.resolve_backend("auto") == "tf"  # the kernel is CPU-only
   monkeypatch.setattr(tf.config, "list_logical_devices", real)
   for cpu_choice in ("tf", "tfg"):
-    monkeypatch.setattr(rasterizer_tf, "CPU_BACKEND", cpu_choice)
+    monkeypatch.setattr(rasterizer, "CPU_BACKEND", cpu_choice)
     assert rasterizer.resolve_backend("auto") == cpu_choice
-  monkeypatch.setattr(rasterizer_tf, "kernel_available", lambda: False)  # e.g. no C++ compiler
+  monkeypatch.setattr(kernel_build, "kernel_available", lambda: False)  # e.g. no C++ compiler
   assert rasterizer.resolve_backend("auto") == "tf"
   assert rasterizer.resolve_backend("tfg") == "tfg" and "tf" in rasterizer.backends()
-  monkeypatch.setattr(rasterizer_tf, "CPU_BACKEND", "tfg")
-  monkeypatch.setattr(rasterizer_tf, "kernel_available", lambda: True)
+  monkeypatch.setattr(rasterizer, "CPU_BACKEND", "tfg")
+  monkeypatch.setattr(kernel_build, "kernel_available", lambda: True)
   vertices = tf.constant([[[0.0, 0.0, 1.0], [0.02, 0.0, 1.0], [0.0, 0.02, 1.0]]])
   fragments = rasterizer.rasterize(vertices, np.array([[0, 1, 2]], np.int32), K, (SIZE, SIZE), backend="auto")
   assert fragments.mask.numpy().sum() > 0
+
+
+def test_backend_records():
+  tf_backend, tfg_backend = rasterizer.get_backend("tf"), rasterizer.get_backend("tfg")
+  assert tf_backend.xla and not tfg_backend.xla and tf_backend.triangle_ids is rasterizer_tf.triangle_ids
+  assert rasterizer.supports_xla("tf") and not rasterizer.supports_xla("tfg")
+  with pytest.raises(ValueError, match="Unknown rasterizer backend 'nope'"):
+    rasterizer.get_backend("nope")
+  renderer_auto = renderer.Renderer(8, backend="auto")
+  assert renderer_auto.rasterizer_backend.name == rasterizer.resolve_backend("auto")
 
 
 def test_bad_arguments():

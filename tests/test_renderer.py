@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 
 from pdr_tf import renderer as renderer_lib
+from pdr_tf import scene as scene_lib
 
 
 def _scene(size, batch=2, seed=0):
@@ -121,7 +122,7 @@ def test_flip_pair_doubles_batch_and_mirrors():
 
 def test_invalid_arguments():
   with pytest.raises(ValueError, match="min_depth"):
-    renderer_lib.Renderer(min_depth=1.2, max_depth=1.1)
+    renderer_lib.Renderer(ranges=scene_lib.SceneRanges(min_depth=1.2, max_depth=1.1))
   r = renderer_lib.Renderer(image_size=8)
   with pytest.raises(ValueError, match=r"\[B, 8, 8\]"):
     r.warp_depth(tf.ones([1, 9, 9]), tf.zeros([1, 6]))
@@ -147,13 +148,26 @@ def test_jit_compile_renders_the_same_outputs_and_gradients():
     np.testing.assert_allclose(g_a.numpy(), g_b.numpy(), rtol=1e-3, atol=1e-5)
 
 
-def test_jit_compile_is_skipped_for_the_kernel_backend_and_inside_uncompiled():
+def test_jit_compile_is_skipped_for_the_kernel_backend_and_by_inline_and_portable_copies():
   assert not renderer_lib.Renderer(16, backend="tfg", jit_compile=True).compiled  # a custom op: no XLA
-  r = renderer_lib.Renderer(16, backend="tf", jit_compile=True)
-  with r.uncompiled():
-    assert not r.compiled
-    r.render(*_scene(16, batch=1), tf.zeros([1, 6]))
-  assert r.compiled
+  r = renderer_lib.Renderer(16, backend="tfg", jit_compile=True, fov=12.0)
+  inline, portable = r.inline(), r.portable()
+  assert not inline.compiled and not inline.compile_rasterizer and inline.backend == "tfg"
+  assert not portable.compiled and not portable.compile_rasterizer and portable.backend == "tf"
+  for copy in (inline, portable):
+    assert (copy.fov, copy.ranges, copy.image_size) == (r.fov, r.ranges, r.image_size)
+  portable.render(*_scene(16, batch=1), tf.zeros([1, 6]))
+  assert r.jit_compile and r.backend == "tfg"  # the original is unchanged
+
+
+def test_portable_renderer_traces_standard_ops_only():
+  r = renderer_lib.Renderer(16, backend="tfg", jit_compile=True).portable()
+  scene = [tf.constant(x) for x in _scene(16, batch=1)] + [tf.zeros([1, 6])]
+  graph = tf.function(r.render).get_concrete_function(*scene).graph
+  op_types = {op.type for op in graph.get_operations()}
+  assert "RasterizeTriangles" not in op_types and all(hasattr(tf.raw_ops, t) for t in op_types)
+  compiled = [op.name for op in graph.get_operations() if op.node_def.attr["_XlaMustCompile"].b]
+  assert not compiled, compiled
 
 
 @pytest.mark.parametrize("jit_compile", [False, True])

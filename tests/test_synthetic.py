@@ -127,6 +127,7 @@ def test_the_model_renderer_reproduces_the_world_from_its_ground_truth_scene(wor
   camera frame (the previous worlds) the shading errors are several times larger.
   """
   from pdr_tf import renderer as renderer_lib  # pylint: disable=import-outside-toplevel
+  from pdr_tf import scene as scene_lib  # pylint: disable=import-outside-toplevel
 
   rng = np.random.RandomState(0)
   if world == "cars":
@@ -142,7 +143,7 @@ def test_the_model_renderer_reproduces_the_world_from_its_ground_truth_scene(wor
     mesh, np.zeros((1, 6)), np.array([[1.0, 0.0, 0.0, 0.0]]), grey, camera, np.zeros(3), to_canonical=to_canonical
   )
   canon_depth = np.where(canon_depth[0] > 0, canon_depth[0], 1.15).astype(np.float32)
-  model = renderer_lib.Renderer(min_depth=0.9, max_depth=1.1, backend="tfg")
+  model = renderer_lib.Renderer(ranges=scene_lib.SceneRanges(min_depth=0.9, max_depth=1.1), backend="tfg")
   n = len(views)
   out = model.render(
     np.repeat(canon_depth[None], n, 0),

@@ -76,7 +76,7 @@ def scene_clip(scene, size):
 
 def _ids_fn(backend, faces, size, jit_compile):
   """The backend's triangle ids alone, in a tf.function."""
-  backend_fn = rasterizer._BACKENDS[backend]  # pylint: disable=protected-access  (timing the seam itself)
+  backend_fn = rasterizer.get_backend(backend).triangle_ids  # timing the seam itself
   return tf.function(lambda clip: backend_fn(clip, faces, size, size), jit_compile=jit_compile)
 
 
@@ -157,7 +157,7 @@ def run(batch=64, size=64, repeats=7, backends=("tf", "tfg"), max_angle=60.0, se
     result["min_ms"] = round(1000 * float(np.min(times)), 2)
   agreement = None
   if {"tf", "tfg"} <= set(backends):
-    ids = {b: rasterizer._BACKENDS[b](clip, faces, size, size).numpy() for b in ("tf", "tfg")}  # pylint: disable=protected-access
+    ids = {b: rasterizer.get_backend(b).triangle_ids(clip, faces, size, size).numpy() for b in ("tf", "tfg")}
     agreement = {
       "pixels": int(ids["tf"].size),
       "equal_ids": float(np.mean(ids["tf"] == ids["tfg"])),

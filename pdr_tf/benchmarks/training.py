@@ -116,14 +116,15 @@ def training_functions(net, obj, optimizer, step_xla=False):
 
   variables = net.trainable_variables
 
-  def gradients(images, seed):
+  def gradients(images, seed, renderer=None):
     with tf.GradientTape() as tape:
-      loss = tf.reduce_mean(obj(net, images, seed, training=True)["total"])
+      loss = tf.reduce_mean(obj(net, images, seed, training=True, renderer=renderer)["total"])
     return loss, tape.gradient(loss, variables)
 
+  inline = net.renderer.inline()
+
   def inline_renderer_gradients(images, seed):  # as Trainer does: the renderer traced inline in the XLA step
-    with net.renderer.uncompiled():
-      return gradients(images, seed)
+    return gradients(images, seed, renderer=inline)
 
   compiled_gradients = tf.function(inline_renderer_gradients, jit_compile=True) if step_xla else gradients
   update = compiled_update(optimizer, variables)
