@@ -33,7 +33,11 @@ setup(
   long_description=open("README.md", encoding="utf-8").read(),
   long_description_content_type="text/markdown",
   python_requires=">=3.10",
-  packages=find_packages(include=["pdr_tf", "pdr_tf.*", "beam_pipelines", "beam_pipelines.*"]),
+  packages=find_packages(include=["pdr_tf", "pdr_tf.*", "beam_pipelines", "beam_pipelines.*"]) + ["pdr_tf.configs"],
+  # The gin files live in the repository's top-level gin/ and install as the package data pdr_tf/configs, so that
+  # `pdr_tf.gin_config.GIN_DIR` finds them in a wheel install as well as in a checkout.
+  package_dir={"pdr_tf.configs": "gin"},
+  package_data={"pdr_tf.configs": ["*.gin", "pieces/*.gin"]},
   install_requires=INSTALL_REQUIRES,
   extras_require=EXTRAS_REQUIRE,
   license="Apache-2.0",

@@ -36,12 +36,14 @@ from tensorflow.python.framework import op_def_registry  # pylint: disable=no-na
 from tensorflow.python.trackable import base as trackable_base  # pylint: disable=no-name-in-module
 
 from pdr_tf import formats
+from pdr_tf import scene
+from pdr_tf import workdir as workdir_lib
 
 _LOG = logging.getLogger(__name__)
 
-FEATURE_NAMES = ("depth", "albedo", "light", "view")
+FEATURE_NAMES = scene.PROPERTIES
 EMBEDDING_OUTPUTS = ("embedding",) + tuple(f"{name}_features" for name in FEATURE_NAMES)
-DERENDER_OUTPUTS = ("depth", "albedo", "light", "view", "recon_image", "recon_depth", "mask")
+DERENDER_OUTPUTS = scene.PROPERTIES + ("recon_image", "recon_depth", "mask")
 SIGNATURES = ("serving_default", "embed_images", "de_render")
 INFO_FILENAME = "export_info.json"
 # JPEG, PNG, GIF and BMP magic numbers: what tf.io.decode_image accepts.
@@ -140,11 +142,11 @@ class _ExportModule(tf.Module):
       return embed(_checked_images(images, size, "embed_images"))
 
     def scene_outputs(images):
-      scene = model.de_render(images, training=False, **({"renderer": renderer} if renderer is not None else {}))
-      missing = [key for key in DERENDER_OUTPUTS if key not in scene]
+      scene_out = model.de_render(images, training=False, **({"renderer": renderer} if renderer is not None else {}))
+      missing = [key for key in DERENDER_OUTPUTS if key not in scene_out]
       if missing:
         raise ValueError(f"model.de_render must return {list(DERENDER_OUTPUTS)}; missing {missing}")
-      out = {key: tf.cast(scene[key], tf.float32) for key in DERENDER_OUTPUTS}
+      out = {key: tf.cast(scene_out[key], tf.float32) for key in DERENDER_OUTPUTS}
       for key in ("albedo", "recon_image"):  # [-1, 1] inside the model, [0, 1] at the boundary
         out[key] = tf.clip_by_value((out[key] + 1.0) / 2.0, 0.0, 1.0)
       return out
@@ -237,7 +239,7 @@ def _source_info(workdir):
   info = {"workdir": None, "checkpoint": None, "step": None}
   if workdir:
     info["workdir"] = os.path.abspath(workdir)
-    checkpoint = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
+    checkpoint = workdir_lib.latest_checkpoint(workdir)
     if checkpoint:
       info["checkpoint"] = checkpoint
       match = re.search(r"-(\d+)$", checkpoint)
@@ -358,10 +360,8 @@ def export_from_workdir(workdir, output_dir=None, version=None, image_size=forma
   """
   if not tf.io.gfile.isdir(workdir):
     raise FileNotFoundError(f"work dir {workdir} does not exist")
-  from pdr_tf.model import restore_from_workdir  # pylint: disable=import-outside-toplevel  (heavy; optional)
-
-  model = restore_from_workdir(workdir)
-  output_dir = output_dir or os.path.join(workdir, "export")
+  model = workdir_lib.restore_model(workdir)
+  output_dir = output_dir or workdir_lib.export(workdir)
   return export_model(
     model, output_dir, image_size=image_size, version=version, workdir=workdir, include_de_render=include_de_render
   )

@@ -8,19 +8,21 @@ from typing import Sequence
 
 import gin
 
-# Import every module with configurables so that bindings to them resolve.
-from pdr_tf import datasets  # noqa: F401
-from pdr_tf import input_pipeline  # noqa: F401
-from pdr_tf import losses  # noqa: F401
-from pdr_tf import loocc  # noqa: F401
-from pdr_tf import model  # noqa: F401
-from pdr_tf import networks  # noqa: F401
-from pdr_tf import objective  # noqa: F401
-from pdr_tf import perceptual  # noqa: F401
-from pdr_tf import renderer  # noqa: F401
-from pdr_tf import scene  # noqa: F401
 
-GIN_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "gin")
+def _find_gin_dir() -> str:
+  """The shipped gin files: `pdr_tf/configs` in a wheel install (setup.py installs the repository's gin/ there),
+  the repository's top-level gin/ in a checkout or an editable install."""
+  package = os.path.dirname(os.path.abspath(__file__))
+  checkout = os.path.join(os.path.dirname(package), "gin")
+  for candidate in (os.path.join(package, "configs"), checkout):
+    if os.path.isfile(os.path.join(candidate, "cars_light_view.gin")):
+      return candidate
+  return checkout
+
+
+# Registration is the entry points' business: each imports the modules whose configurables its gin files bind
+# (`pdr_tf.train`, `pdr_tf.reproduce`, `pdr_tf.evaluate`), so scoring a SavedModel loads no Keras network.
+GIN_DIR = _find_gin_dir()
 
 
 class _GinProbeFilter(logging.Filter):
@@ -47,7 +49,8 @@ class GinConfigError(ValueError):
 def parse(gin_files: Sequence[str], gin_params: Sequence[str] = ()) -> None:
   """Clears gin and applies files in order, then bindings (later ones win).
 
-  Relative `include`s resolve against the including file's folder, the current folder and the package's `gin/`.
+  Relative `include`s resolve against the including file's folder, the current folder and `GIN_DIR` (the shipped
+  gin files). The configurables the bindings name must be registered, i.e. their modules imported, by the caller.
 
   Raises:
     GinConfigError: missing file, unknown configurable or parameter (typo), or malformed binding.

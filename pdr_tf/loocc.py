@@ -19,10 +19,12 @@ from typing import Mapping, Optional, Tuple, Union
 import gin
 import tensorflow as tf
 
+from pdr_tf import scene
+
 MODES = ("none", "light", "light_view")
 LIGHT_NOISE = ("released", "clipped")  # LooccConfig.light_noise
 RELEASED_BASE_TEMPERATURE = 0.07  # SupConLoss's base_temperature in the released PDR code
-FEATURE_KEYS = ("depth", "albedo", "light", "view")
+FEATURE_KEYS = scene.PROPERTIES
 _LARGE = 1e9  # subtracted from self-similarity logits so that exp() is exactly 0
 
 

@@ -6,11 +6,8 @@ the physically disentangled representations (PDRs): the depth and albedo bottlen
 encoders' last conv features.
 """
 
-import logging
-import os
-from typing import Dict, Optional
+from typing import Dict
 
-import gin
 import keras
 import tensorflow as tf
 
@@ -20,11 +17,7 @@ from pdr_tf import renderer as renderer_lib
 from pdr_tf import scene
 from pdr_tf.gin_utils import keras_configurable
 
-logger = logging.getLogger(__name__)
-
-FEATURE_KEYS = ("depth", "albedo", "light", "view")
-OPERATIVE_CONFIG = "operative_config.gin"
-CHECKPOINT_DIR = "checkpoints"
+FEATURE_KEYS = scene.PROPERTIES
 
 
 def _float32(outputs):
@@ -226,35 +219,3 @@ class DeRenderer(keras.Model):
 def normals_for_display(depth, model: DeRenderer) -> tf.Tensor:
   """[B,S,S,3] normals of a depth map mapped to [0, 1] for image summaries."""
   return geometry.normals_from_depth(depth, model.renderer.intrinsics) * 0.5 + 0.5
-
-
-def restore_from_workdir(workdir: str, step: Optional[int] = None) -> DeRenderer:
-  """Rebuilds the model from a training work dir's operative gin config and restores a checkpoint.
-
-  Args:
-    workdir: a directory written by `python -m pdr_tf.train`.
-    step: checkpoint step to restore; the latest by default.
-
-  Returns:
-    The restored DeRenderer with all variables built.
-  """
-  config_path = os.path.join(workdir, OPERATIVE_CONFIG)
-  checkpoint_dir = os.path.join(workdir, CHECKPOINT_DIR)
-  if not os.path.isfile(config_path):
-    raise FileNotFoundError(
-      f"{config_path} not found: is {workdir!r} a pdr_tf training work dir? "
-      "Train one with `python -m pdr_tf.train --gin_file=gin/cars_light_view.gin`."
-    )
-  if step is None:
-    checkpoint = tf.train.latest_checkpoint(checkpoint_dir)
-  else:
-    checkpoint = os.path.join(checkpoint_dir, f"ckpt-{step}")
-  if checkpoint is None or not tf.io.gfile.glob(checkpoint + ".index"):
-    raise FileNotFoundError(f"no checkpoint {'at step ' + str(step) if step else ''} in {checkpoint_dir}")
-  with gin.unlock_config():
-    gin.parse_config_file(config_path, skip_unknown=True)
-  model = DeRenderer()
-  model.build_for_inference()
-  tf.train.Checkpoint(model=model).restore(checkpoint).expect_partial()
-  logger.info("Restored %s", checkpoint)
-  return model

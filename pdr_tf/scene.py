@@ -13,6 +13,10 @@ from typing import Tuple
 import gin
 import tensorflow as tf
 
+# The four physical properties, each predicted by its own encoder: the names of the scene parameters, of the PDR
+# feature blocks (model.encode, LOOCC, the exported `<name>_features` outputs) and of evaluation's feature sets.
+PROPERTIES = ("depth", "albedo", "light", "view")
+
 
 @gin.configurable
 @dataclasses.dataclass(frozen=True)

@@ -15,18 +15,23 @@ import argparse
 import logging
 import sys
 
-
 from pdr_tf import config_checks
 from pdr_tf import gin_config
 from pdr_tf import input_pipeline
 from pdr_tf import locks
+from pdr_tf import trainer as trainer_lib
+from pdr_tf.kernel_build import KernelBuildError
+
+# Every module whose configurables the training gin files bind: importing registers them with gin.
+from pdr_tf import datasets  # noqa: F401
 from pdr_tf import losses
 from pdr_tf import loocc
 from pdr_tf import model
+from pdr_tf import networks  # noqa: F401
+from pdr_tf import objective  # noqa: F401
+from pdr_tf import perceptual  # noqa: F401
 from pdr_tf import renderer
 from pdr_tf import scene
-from pdr_tf import trainer as trainer_lib
-from pdr_tf.kernel_build import KernelBuildError
 
 logger = logging.getLogger("pdr_tf.train")
 

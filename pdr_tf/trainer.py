@@ -33,12 +33,11 @@ from pdr_tf import optimizers
 from pdr_tf import rasterizer
 from pdr_tf import strategies
 from pdr_tf import summaries
+from pdr_tf import workdir as workdir_lib
 
 logger = logging.getLogger(__name__)
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
-VALIDATION_LOG = "validation.jsonl"  # one JSON line per de-rendering validation, in the workdir
-TRAIN_LOCK = ".pdr_tf_train.lock"  # held by the training process (the chief under multi-worker) in the workdir
 _SCALARS = ("total", "recon", "l1", "l1_flip", "perc", "perc_flip", "smooth", "loocc", "loocc_accuracy")
 
 
@@ -195,12 +194,11 @@ class Trainer:
       self.optimizer.build(self.model.trainable_variables)
       self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
     self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, step=self.step)
-    checkpoint_dir = strategies.worker_dir(os.path.join(self.workdir, model_lib.CHECKPOINT_DIR), self.strategy)
+    checkpoint_dir = strategies.worker_dir(workdir_lib.checkpoints(self.workdir), self.strategy)
     self.manager = tf.train.CheckpointManager(
       self.checkpoint, checkpoint_dir, max_to_keep=self.keep_checkpoints, step_counter=self.step
     )
-    real_dir = os.path.join(self.workdir, model_lib.CHECKPOINT_DIR)
-    latest = tf.train.latest_checkpoint(real_dir)
+    latest = workdir_lib.latest_checkpoint(self.workdir)
     if latest:
       self.checkpoint.restore(latest)
       logger.info("Resumed from %s at step %d", latest, int(self.step.numpy()))
@@ -211,7 +209,7 @@ class Trainer:
       )
     self._write_operative_config()
     self.writer = (
-      tf.summary.create_file_writer(os.path.join(self.workdir, "logs", "train"))
+      tf.summary.create_file_writer(workdir_lib.train_logs(self.workdir))
       if self.chief
       else tf.summary.create_noop_writer()
     )
@@ -235,10 +233,10 @@ class Trainer:
     self._validation_batch = self._load_validation_batch() if self.validation_every > 0 and self.chief else None
 
   def _take_workdir_lock(self) -> None:
-    """One workdir, one trainer: the chief (or the only process) holds <workdir>/TRAIN_LOCK while it trains."""
+    """One workdir, one trainer: the chief (or the only process) holds `workdir.train_lock(workdir)` while it trains."""
     if not strategies.is_chief_from_environment():
       return
-    self._lock = locks.FolderLock(os.path.join(self.workdir, TRAIN_LOCK), f"pdr_tf training in {self.workdir}")
+    self._lock = locks.FolderLock(workdir_lib.train_lock(self.workdir), f"pdr_tf training in {self.workdir}")
     self._lock.acquire()
 
   def release_workdir(self) -> None:
@@ -308,7 +306,7 @@ class Trainer:
 
   def _write_operative_config(self) -> None:
     if self.chief:
-      with open(os.path.join(self.workdir, model_lib.OPERATIVE_CONFIG), "w") as f:
+      with open(workdir_lib.operative_config(self.workdir), "w") as f:
         f.write(gin.operative_config_str())
 
   # ------------------------------------------------------------------------------------------------ steps
@@ -438,7 +436,7 @@ class Trainer:
       for key, value in derender_eval.scalars(report).items():
         tf.summary.scalar(f"validation/{key}", value)
     self.writer.flush()
-    with open(os.path.join(self.workdir, VALIDATION_LOG), "a", encoding="utf-8") as f:
+    with open(workdir_lib.validation_log(self.workdir), "a", encoding="utf-8") as f:
       f.write(json.dumps({"step": step, "ratios": ratios, **derender_eval.scalars(report)}) + "\n")
 
   def _summaries(self, step_before, step, scalars) -> None:
@@ -466,9 +464,9 @@ class Trainer:
       self.manager.save(checkpoint_number=int(self.step.numpy()))
     outputs = {
       "workdir": self.workdir,
-      "checkpoint": os.path.join(self.workdir, model_lib.CHECKPOINT_DIR),
-      "tensorboard": os.path.join(self.workdir, "logs"),
-      "operative_config": os.path.join(self.workdir, model_lib.OPERATIVE_CONFIG),
+      "checkpoint": workdir_lib.checkpoints(self.workdir),
+      "tensorboard": workdir_lib.logs(self.workdir),
+      "operative_config": workdir_lib.operative_config(self.workdir),
     }
     self._write_operative_config()
     if not self.chief:  # a non-chief's checkpoints only existed to take part in the collective save
@@ -477,7 +475,7 @@ class Trainer:
       from pdr_tf import export  # pylint: disable=import-outside-toplevel
 
       outputs["saved_model"] = export.export_model(
-        self.model, os.path.join(self.workdir, "export"), image_size=self.model.image_size, workdir=self.workdir
+        self.model, workdir_lib.export(self.workdir), image_size=self.model.image_size, workdir=self.workdir
       )
     self.release_workdir()
     return outputs

@@ -18,6 +18,7 @@ from tensorflow.core.protobuf import saved_model_pb2
 
 import fixtures
 from pdr_tf import export
+from pdr_tf import workdir as workdir_lib
 
 SIZE = 64
 
@@ -310,9 +311,7 @@ def test_load_export_errors_name_the_path(exported, tmp_path):
 def test_export_from_workdir_uses_restore_and_default_output(tmp_path, monkeypatch):
   workdir = tmp_path / "run"
   (workdir / "checkpoints").mkdir(parents=True)
-  fake = types.ModuleType("pdr_tf.model")
-  fake.restore_from_workdir = lambda w: StandInModel(dims=(2, 2, 2, 2))
-  monkeypatch.setitem(sys.modules, "pdr_tf.model", fake)
+  monkeypatch.setattr(workdir_lib, "restore_model", lambda w: StandInModel(dims=(2, 2, 2, 2)))
   assert export.main(["--workdir", str(workdir)]) == 0
   version_dir = workdir / "export" / "1"
   assert tf.saved_model.contains_saved_model(str(version_dir))
@@ -344,3 +343,13 @@ def test_de_render_exports_standard_ops_without_xla(tmp_path, backend):
   loaded = tf.saved_model.load(version_dir)
   out = loaded.signatures["de_render"](images=tf.fill([1, 64, 64, 3], 0.5))
   assert np.all(np.isfinite(out["recon_image"].numpy()))
+
+
+def test_workdir_layout_has_one_home(tmp_path):
+  workdir = str(tmp_path / "run")
+  assert workdir_lib.checkpoints(workdir) == os.path.join(workdir, "checkpoints")
+  assert workdir_lib.export(workdir) == os.path.join(workdir, "export")
+  assert workdir_lib.train_logs(workdir).startswith(workdir_lib.logs(workdir))
+  assert workdir_lib.latest_checkpoint(workdir) is None
+  with pytest.raises(FileNotFoundError, match="operative_config.gin not found"):
+    workdir_lib.restore_model(workdir)

@@ -21,6 +21,7 @@ from pdr_tf import gin_config
 from pdr_tf import input_pipeline
 from pdr_tf import train
 from pdr_tf import trainer as trainer_lib
+from pdr_tf import workdir as workdir_lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GIN = os.path.join(REPO, "gin")
@@ -111,7 +112,7 @@ def test_validation_scores_a_fixed_batch_against_ground_truth_and_trivial_predic
     "LooccConfig.mode='none'",
   )
   trainer.run()
-  lines = (workdir / trainer_lib.VALIDATION_LOG).read_text().splitlines()
+  lines = (workdir / workdir_lib.VALIDATION_LOG).read_text().splitlines()
   assert len(lines) == 2  # steps 2 and 4
   entry = json.loads(lines[-1])
   assert entry["step"] == 4 and set(entry["ratios"]) == {"view", "light", "normals", "depth"}
@@ -298,7 +299,7 @@ def test_a_workdir_in_use_by_another_live_process_is_refused(tmp_path, data_dir,
   workdir.mkdir()
   other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
   try:
-    with open(workdir / trainer_lib.TRAIN_LOCK, "w", encoding="utf-8") as f:
+    with open(workdir / workdir_lib.TRAIN_LOCK, "w", encoding="utf-8") as f:
       json.dump({"pid": other.pid, "host": socket.gethostname(), "started": "now", "purpose": "the other run"}, f)
     assert train.main(_argv(workdir, data_dir)) == 1
     assert f"pid {other.pid}" in caplog.text and "the other run" in caplog.text
@@ -313,11 +314,11 @@ def test_a_stale_workdir_lock_is_taken_over_with_a_log_line(tmp_path, data_dir, 
   workdir.mkdir()
   dead = subprocess.Popen([sys.executable, "-c", "pass"])
   dead.wait()
-  with open(workdir / trainer_lib.TRAIN_LOCK, "w", encoding="utf-8") as f:
+  with open(workdir / workdir_lib.TRAIN_LOCK, "w", encoding="utf-8") as f:
     json.dump({"pid": dead.pid, "host": socket.gethostname(), "started": "earlier"}, f)
   trainer = _trainer(workdir, data_dir, "Trainer.export_at_end=False", "Trainer.train_steps=2")
   trainer.run()
-  assert "stale lock" in caplog.text and not (workdir / trainer_lib.TRAIN_LOCK).exists()
+  assert "stale lock" in caplog.text and not (workdir / workdir_lib.TRAIN_LOCK).exists()
 
 
 def _corrupt_copy(data_dir, tmp_path):
