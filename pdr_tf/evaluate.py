@@ -13,6 +13,7 @@ import csv
 import logging
 import os
 import sys
+import time
 
 import gin
 import numpy as np
@@ -33,6 +34,7 @@ FEATURE_SETS = {
   "light": ("light",),
   "view": ("view",),
 }
+_STAGES = ("load_saved_model_s", "embed_and_de_render_s", "cluster_and_report_s")  # evaluate's stages, in order
 # label field -> class names by index (None: names come from the records' label/name).
 LABEL_FIELDS = {"label_id": None, "gender": formats.UTKFACE_GENDERS, "race": formats.UTKFACE_RACES}
 
@@ -241,6 +243,7 @@ def embed_dataset(
   derender_metrics_on=True,
   saved_model_dir="SavedModel",
   image_size=formats.IMAGE_SIZE,
+  timings=None,
 ):
   """Runs an exported model over a split: features of labelled records and de-rendering metrics.
 
@@ -254,10 +257,15 @@ def embed_dataset(
       derender_metrics_on: compute de-rendering metrics on records with gt/has = 1.
       saved_model_dir: path for error messages.
       image_size: model input side.
+      timings: optional dict; gets the seconds spent in reading, "embed_images", "de_render" and scoring.
 
   Returns:
       (features {name: [N, D]}, labels [N] str, track_ids [N] str, records_read, derender result or None).
   """
+  timings = {} if timings is None else timings
+  for key in ("read_s", "embed_images_s", "de_render_s", "derender_scoring_s"):
+    timings.setdefault(key, 0.0)
+  clock = time.monotonic
   if label_field not in LABEL_FIELDS:
     raise ValueError(f"unknown label_field {label_field!r}; expected one of {sorted(LABEL_FIELDS)}")
   total = input_pipeline.num_examples(data_dir, split)
@@ -268,8 +276,10 @@ def embed_dataset(
   derender = derender_eval.DerenderScorer(image_size)
   chunks = {name: [] for name in FEATURE_NAMES}
   labels, tracks, read = [], [], 0
-  with tqdm(total=total, desc=f"embedding {split}", unit="img", disable=None) as progress:
-    for batch in dataset:
+  with tqdm(total=total, desc=f"embedding + de-rendering {split}", unit="img", disable=None) as progress:
+    batches, tick = iter(dataset), clock()
+    for batch in batches:
+      timings["read_s"] += clock() - tick
       take = batch["image"].shape[0] if max_examples is None else min(batch["image"].shape[0], int(max_examples) - read)
       if take <= 0:
         break
@@ -279,9 +289,11 @@ def embed_dataset(
       images = np.clip((batch["image"].numpy() + 1.0) / 2.0, 0.0, 1.0)
       keep = batch[label_field].numpy() >= 0
       if np.any(keep):
+        tick = clock()
         out = embed(images=tf.constant(images[keep]))
         for name in FEATURE_NAMES:
           chunks[name].append(out[f"{name}_features"].numpy())
+        timings["embed_images_s"] += clock() - tick
         labels += _label_names(batch, label_field, keep)
         tracks += [t.decode("utf-8") for t in batch["track_id"].numpy()[keep]]
       has_gt = batch["gt_has"].numpy() == 1
@@ -291,18 +303,26 @@ def embed_dataset(
             f"SavedModel {saved_model_dir} has no de_render signature but {data_dir} has "
             "ground truth; re-export it or set evaluate.derender_metrics = False"
           )
-        scene = loaded.signatures["de_render"](images=tf.constant(images[has_gt]))
+        tick = clock()
+        scene = {k: v.numpy() for k, v in loaded.signatures["de_render"](images=tf.constant(images[has_gt])).items()}
+        timings["de_render_s"] += clock() - tick
+        tick = clock()
         derender.add(
-          scene["recon_depth"].numpy(),
-          scene["mask"].numpy(),
-          scene["light"].numpy(),
-          scene["view"].numpy(),
+          scene["recon_depth"],
+          scene["mask"],
+          scene["light"],
+          scene["view"],
           batch["gt_depth"].numpy()[has_gt],
           batch["gt_light"].numpy()[has_gt],
           batch["gt_view"].numpy()[has_gt],
         )
+        timings["derender_scoring_s"] += clock() - tick
+      tick = clock()
+  tick = clock()
+  derender_result = derender.result()
+  timings["derender_scoring_s"] += clock() - tick
   features = {name: (np.concatenate(c) if c else np.zeros((0, 1), np.float32)) for name, c in chunks.items()}
-  return features, np.asarray(labels, dtype=str), np.asarray(tracks, dtype=str), read, derender.result()
+  return features, np.asarray(labels, dtype=str), np.asarray(tracks, dtype=str), read, derender_result
 
 
 @gin.configurable(module="pdr_tf")
@@ -369,8 +389,12 @@ def evaluate(
     "max_examples": max_examples,
     "seed": seed,
   }
+  timings = {}
+  tick = time.monotonic()
   loaded, resolved = export.load_export(saved_model_dir, signatures=("embed_images",))
+  timings["load_saved_model_s"] = time.monotonic() - tick
   config["saved_model_dir"] = resolved
+  tick = time.monotonic()
   features, labels, tracks, read, derender = embed_dataset(
     loaded,
     data_dir,
@@ -380,6 +404,17 @@ def evaluate(
     max_examples=max_examples,
     derender_metrics_on=derender_metrics,
     saved_model_dir=resolved,
+    timings=timings,
+  )
+  timings["embed_and_de_render_s"] = time.monotonic() - tick
+  _LOG.info(
+    "embedded %d records in %.1f s (embed_images %.1f s, de_render %.1f s, scoring %.1f s, reading %.1f s)",
+    read,
+    timings["embed_and_de_render_s"],
+    timings["embed_images_s"],
+    timings["de_render_s"],
+    timings["derender_scoring_s"],
+    timings["read_s"],
   )
   if labels.size == 0:
     raise ValueError(
@@ -400,7 +435,14 @@ def evaluate(
     method,
     num_clusters or "number of classes",
   )
-  extra = {"config": config, "records_read": int(read), "n_images": int(labels.size), "derender": derender}
+  extra = {
+    "config": config,
+    "records_read": int(read),
+    "n_images": int(labels.size),
+    "derender": derender,
+    "timings_s": timings,
+  }
+  tick = time.monotonic()
   results = evaluate_features(
     features,
     labels,
@@ -413,6 +455,16 @@ def evaluate(
     output_dir=output_dir,
     name=name,
     extra=extra,
+  )
+  timings["cluster_and_report_s"] = time.monotonic() - tick
+  timings["total_s"] = sum(v for k, v in timings.items() if k in _STAGES)
+  if "outputs" in results:  # written before the last stage's time was known: written again with it
+    report.write_report(results, output_dir, name, tables={"Clustering": _summary_table(results)})
+  _LOG.info(
+    "stage times: load %.1f s, embed + de-render %.1f s, cluster + report %.1f s",
+    timings["load_saved_model_s"],
+    timings["embed_and_de_render_s"],
+    timings["cluster_and_report_s"],
   )
   _LOG.info(
     "%s: accuracy (WCP) %.4f, F1 %.4f, NMI %.4f on %d %s",

@@ -151,39 +151,35 @@ def _gin_files(suite: Suite, method: str, quick: bool, extra_gin_files: Sequence
   return files + list(extra_gin_files)
 
 
-def _gin_params(workdir, seed, train_data_dir, train_world, quick, train_steps, gin_params, progress=True):
-  params = [] if progress else ["Trainer.progress = False"]
-  params += [
-    f"Trainer.workdir = {workdir!r}",
-    f"Trainer.seed = {int(seed)}",
-    f"Trainer.data_dir = {train_data_dir!r}",
-    f"Trainer.synthetic_world = {train_world!r}" if train_world else "Trainer.synthetic_world = None",
-    "Trainer.export_at_end = True",
-  ]
-  if quick:
-    params.append(f"Trainer.train_steps = {QUICK_TRAIN_STEPS}")
-  params += list(gin_params)
-  if train_steps is not None:
-    params.append(f"Trainer.train_steps = {int(train_steps)}")
-  return params
+def _parse_method_config(suite, method, ctx) -> None:
+  """Applies the method's gin stack (its experiment file, the quick preset, the user's files and bindings)."""
+  params = [f"Trainer.train_steps = {QUICK_TRAIN_STEPS}"] if ctx["quick"] else []
+  gin_config.parse(_gin_files(suite, method, ctx["quick"], ctx["gin_files"]), params + list(ctx["gin_params"]))
+
+
+def _train_steps(ctx) -> int:
+  """The training length: --train_steps, else what the parsed gin stack says."""
+  return int(ctx["train_steps"]) if ctx["train_steps"] is not None else int(gin.query_parameter("Trainer.train_steps"))
+
+
+def _build_trainer(workdir, seed, ctx) -> trainer_lib.Trainer:
+  """A Trainer for one (method, seed) run: the gin stack configures the model, the objective and the loop; the
+  run's own settings are passed here. The data were provisioned before (`reproduce` provisions both worlds first)."""
+  return trainer_lib.Trainer(
+    workdir=workdir,
+    seed=int(seed),
+    data_dir=ctx["train_data_dir"],
+    synthetic_world=None,
+    train_steps=_train_steps(ctx),
+    export_at_end=True,
+    progress=ctx["progress"],
+  )
 
 
 def _run_derenderer(suite, method, seed, workdir, ctx):
-  gin_config.parse(
-    _gin_files(suite, method, ctx["quick"], ctx["gin_files"]),
-    _gin_params(
-      workdir,
-      seed,
-      ctx["train_data_dir"],
-      ctx["train_world"],
-      ctx["quick"],
-      ctx["train_steps"],
-      ctx["gin_params"],
-      ctx["progress"],
-    ),
-  )
-  steps = gin.query_parameter("Trainer.train_steps")
-  outputs = trainer_lib.Trainer().run()
+  _parse_method_config(suite, method, ctx)
+  trainer = _build_trainer(workdir, seed, ctx)
+  outputs = trainer.run()
   results = evaluate_lib.evaluate(
     outputs["saved_model"],
     ctx["eval_data_dir"],
@@ -197,27 +193,15 @@ def _run_derenderer(suite, method, seed, workdir, ctx):
     name=method,
     seed=seed,
   )
-  results["train_steps"] = int(steps)
+  results["train_steps"] = int(trainer.train_steps)
   results["saved_model"] = outputs["saved_model"]
   return results
 
 
 def _baseline_budget(suite, seed, workdir, ctx):
-  """Parses the Unsup3D gin stack (with the user's bindings) and returns its (train_steps, global_batch_size)."""
-  gin_config.parse(
-    _gin_files(suite, "unsup3d", ctx["quick"], ctx["gin_files"]),
-    _gin_params(
-      workdir,
-      seed,
-      ctx["train_data_dir"],
-      ctx["train_world"],
-      ctx["quick"],
-      ctx["train_steps"],
-      ctx["gin_params"],
-      ctx["progress"],
-    ),
-  )
-  return int(gin.query_parameter("Trainer.train_steps")), int(gin.query_parameter("Trainer.global_batch_size"))
+  """The Unsup3D run's (train_steps, global_batch_size) under the same gin stack and flags: the baselines' budget."""
+  _parse_method_config(suite, "unsup3d", ctx)
+  return _train_steps(ctx), int(gin.query_parameter("Trainer.global_batch_size"))
 
 
 def _run_vqvae(suite, seed, workdir, ctx):

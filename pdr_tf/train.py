@@ -23,7 +23,7 @@ from pdr_tf import trainer as trainer_lib
 from pdr_tf.kernel_build import KernelBuildError
 
 # Every module whose configurables the training gin files bind: importing registers them with gin.
-from pdr_tf import datasets  # noqa: F401
+from pdr_tf import datasets
 from pdr_tf import losses
 from pdr_tf import loocc
 from pdr_tf import model
@@ -68,6 +68,13 @@ def validate_configuration() -> None:
   model.DeRenderer()
 
 
+def prepare_data(trainer: trainer_lib.Trainer) -> None:
+  """Provisions the trainer's data: with `Trainer.synthetic_world` set, generates and converts that embedded world
+  into `Trainer.data_dir` on first use (`datasets.ensure_synthetic`; never into a folder holding other data)."""
+  if trainer.synthetic_world:
+    datasets.ensure_synthetic(trainer.synthetic_world, trainer.data_dir)
+
+
 def main(argv=None) -> int:
   args = make_parser().parse_args(argv)
   logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -89,6 +96,11 @@ def main(argv=None) -> int:
       raise
     logger.error("Configuration incomplete: %s", e)  # e.g. Trainer.workdir left unset
     return 2
+  try:
+    prepare_data(trainer)
+  except (ValueError, FileNotFoundError, RuntimeError) as e:  # refused folder, wrong kind, failed conversion
+    logger.error("Data for %s: %s", trainer.data_dir, e)
+    return 1
   try:
     outputs = trainer.run()
   except (

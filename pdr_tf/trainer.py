@@ -14,7 +14,7 @@ import logging
 import os
 import shutil
 import time
-from typing import Dict, Optional, Sequence
+from typing import Callable, Dict, Optional, Sequence
 
 import gin
 import keras
@@ -94,9 +94,22 @@ class Trainer:
       depth), to TensorBoard (validation/*), the progress bar, the log and <workdir>/validation.jsonl. Data without
       ground truth (real datasets) logs once that the check is off.
     validation_split, validation_size: where the fixed validation batch comes from and how many images it holds.
-    export_at_end: write a SavedModel into <workdir>/export when training ends.
+    export_at_end: write a SavedModel into <workdir>/export when training ends (`ExportHook`).
     inject_nan_at_step: testing hook: makes the loss NaN from this step on, to exercise the failure path.
     progress: show a tqdm progress bar.
+    model_builder: () -> the model to train (default: the gin-configured `model.DeRenderer`), called under the
+      strategy's scope and the precision policy.
+    objective_builder: () -> the loss (default: the gin-configured `objective.Objective`).
+    optimizer_builder: (trainer) -> a Keras optimizer (default `default_optimizer`: `optimizers.ScaledAdamW` from
+      learning_rate, weight_decay, adam_epsilon and lr_multipliers); a LossScaleOptimizer wraps it under
+      mixed_float16.
+    dataset_builder: (strategy, data_dir, split, global_batch_size, seed) -> the distributed training dataset
+      (default `training_dataset`).
+    hooks: extra `Hook`s, called after every loop of steps and at the end, after the built-in summaries,
+      validation, checkpoints and export.
+
+  The Trainer trains on data that exists: an entry point provisions it first (`train.prepare_data`, which
+  generates the embedded synthetic world named by `synthetic_world` on first use).
   """
 
   def __init__(
@@ -127,6 +140,11 @@ class Trainer:
     export_at_end=True,
     inject_nan_at_step: Optional[int] = None,
     progress=True,
+    model_builder: Optional[Callable] = None,
+    objective_builder: Optional[Callable] = None,
+    optimizer_builder: Optional[Callable] = None,
+    dataset_builder: Optional[Callable] = None,
+    hooks: Sequence["Hook"] = (),
   ):
     check = config_checks
     self.workdir = check.text("Trainer.workdir", workdir)
@@ -147,7 +165,11 @@ class Trainer:
     self.keep_checkpoints = check.integer("Trainer.keep_checkpoints", keep_checkpoints, 1)
     self.summary_every = check.integer("Trainer.summary_every", summary_every, 0)
     self.image_summary_every = check.integer("Trainer.image_summary_every", image_summary_every, 0)
-    self.strategy_name = check.choice("Trainer.strategy", strategy, strategies.STRATEGIES)
+    if isinstance(strategy, tf.distribute.Strategy):  # injected (tests, or a caller that built its own)
+      self.strategy_name, self._given_strategy = type(strategy).__name__, strategy
+    else:
+      self.strategy_name = check.choice("Trainer.strategy", strategy, strategies.STRATEGIES)
+      self._given_strategy = None
     self.devices, self.tpu = devices, tpu
     self.seed = check.integer("Trainer.seed", seed)
     self.jit_compile = check.boolean("Trainer.jit_compile", jit_compile)
@@ -160,16 +182,22 @@ class Trainer:
     self.validation_size = check.integer("Trainer.validation_size", validation_size, 1)
     self.last_validation = None
     self._lock = None
+    self.model_builder = model_builder or model_lib.DeRenderer
+    self.objective_builder = objective_builder or objective_lib.Objective
+    self.optimizer_builder = optimizer_builder or default_optimizer
+    self.dataset_builder = dataset_builder or training_dataset
+    self.hooks = [SummaryHook(), ValidationHook(), CheckpointHook()]
+    if self.export_at_end:
+      self.hooks.append(ExportHook())
+    self.hooks += list(hooks)
 
   # ------------------------------------------------------------------------------------------------ begin
   def begin(self) -> None:
-    """Prepares data, builds strategy, model, optimizer and checkpoints, and restores the latest checkpoint."""
+    """Checks the data, builds strategy, model, optimizer and checkpoints, and restores the latest checkpoint."""
     os.makedirs(self.workdir, exist_ok=True)
     self._take_workdir_lock()
-    if self.synthetic_world:
-      datasets.ensure_synthetic(self.synthetic_world, self.data_dir)
     input_pipeline.list_shards(self.data_dir, "train")  # clear error naming the path and the command
-    self.strategy = strategies.make_strategy(self.strategy_name, self.devices, self.tpu)
+    self.strategy = self._given_strategy or strategies.make_strategy(self.strategy_name, self.devices, self.tpu)
     self.chief = strategies.is_chief(self.strategy)
     logger.info(
       "Strategy %s with %d replica(s)%s",
@@ -180,15 +208,10 @@ class Trainer:
     keras.utils.set_random_seed(self.seed)
     with self.strategy.scope():
       with precision_policy(self.precision):  # layers keep the policy they were built under
-        self.model = model_lib.DeRenderer()
+        self.model = self.model_builder()
         self.model.build_for_inference()
-      self.objective = objective_lib.Objective()
-      self.optimizer = optimizers.ScaledAdamW(
-        learning_rate=self.learning_rate,
-        weight_decay=self.weight_decay,
-        epsilon=self.adam_epsilon,
-        lr_multipliers=self.lr_multipliers,
-      )
+      self.objective = self.objective_builder()
+      self.optimizer = self.optimizer_builder(self)
       if self.precision == "mixed_float16":
         self.optimizer = keras.optimizers.LossScaleOptimizer(self.optimizer)
       self.optimizer.build(self.model.trainable_variables)
@@ -213,9 +236,7 @@ class Trainer:
       if self.chief
       else tf.summary.create_noop_writer()
     )
-    self.dataset = input_pipeline.make_distributed_dataset(
-      self.strategy, self.data_dir, "train", self.global_batch_size, training=True, seed=self.seed
-    )
+    self.dataset = self.dataset_builder(self.strategy, self.data_dir, "train", self.global_batch_size, self.seed)
     self.iterator = iter(self.dataset)
     # Without tf.distribute (one device) the optimizer update is compiled with XLA: Keras applies AdamW variable by
     # variable, ~10 small ops each, and fused it costs a third (docs/performance.md). Under a distribution strategy
@@ -305,9 +326,25 @@ class Trainer:
     return False
 
   def _write_operative_config(self) -> None:
+    """gin's operative config plus this run's own settings, whether they came from gin or from Python."""
     if self.chief:
       with open(workdir_lib.operative_config(self.workdir), "w") as f:
         f.write(gin.operative_config_str())
+        f.write("\n# The Trainer settings of this run (gin bindings or arguments given in Python):\n")
+        for name, value in self.settings().items():
+          f.write(f"Trainer.{name} = {value!r}\n")
+
+  def settings(self) -> Dict[str, object]:
+    """The loop's plain settings (numbers, strings, flags): what `operative_config.gin` records of the Trainer."""
+    names = (
+      "workdir data_dir synthetic_world train_steps global_batch_size learning_rate weight_decay adam_epsilon "
+      "lr_multipliers steps_per_loop checkpoint_every keep_checkpoints summary_every image_summary_every seed "
+      "jit_compile precision validation_every validation_split validation_size export_at_end"
+    ).split()
+    out = {name: getattr(self, name) for name in names}
+    if self._given_strategy is None:
+      out["strategy"] = self.strategy_name
+    return out
 
   # ------------------------------------------------------------------------------------------------ steps
   def _step_seed(self, step):
@@ -374,7 +411,7 @@ class Trainer:
       dynamic_ncols=True,
     )
     scalars = {}
-    last_saved = start_step
+    self.last_saved_step = start_step
     while int(self.step.numpy()) < self.train_steps:
       step_before = int(self.step.numpy())
       num_steps = min(self.steps_per_loop, self.train_steps - step_before)
@@ -400,8 +437,8 @@ class Trainer:
         )
       scalars["images_per_second"] = num_steps * self.global_batch_size / max(seconds, 1e-9)
       scalars["learning_rate"] = float(self.learning_rate)
-      self._summaries(step_before, step, scalars)
-      self._maybe_validate(step_before, step)
+      for hook in self.hooks:
+        hook.after_loop(self, step_before, step, scalars)
       bar.set_postfix(
         loss=f"{scalars['total']:.4f}",
         img_s=f"{scalars['images_per_second']:.1f}",
@@ -409,13 +446,13 @@ class Trainer:
         refresh=False,
       )
       bar.update(step - step_before)
-      if self.preemption is not None:
-        self.preemption.save_checkpoint_if_preempted()
-      if step - last_saved >= self.checkpoint_every or step >= self.train_steps:
-        self.manager.save(checkpoint_number=step)
-        last_saved = step
     bar.close()
     return scalars
+
+  def run_steps(self, num_steps: int) -> Dict[str, float]:
+    """Runs `num_steps` optimizer steps in one call of the compiled loop (after `begin`); returns their mean
+    scalars. No hooks run: `train` is the loop with summaries, validation, checkpoints and export."""
+    return {k: float(v) for k, v in self._train_loop(self.iterator, tf.constant(int(num_steps))).items()}
 
   def _validation_postfix(self) -> Dict[str, str]:
     if self.last_validation is None:
@@ -423,7 +460,7 @@ class Trainer:
     ratios = self.last_validation["ratios"]
     return {"val_view_light_normals": f"{ratios['view']:.2f}/{ratios['light']:.2f}/{ratios['normals']:.2f}x"}
 
-  def _maybe_validate(self, step_before, step) -> None:
+  def maybe_validate(self, step_before, step) -> None:
     if self._validation_batch is None or not (
       _crossed(self.validation_every, step_before, step) or step >= self.train_steps
     ):
@@ -439,7 +476,7 @@ class Trainer:
     with open(workdir_lib.validation_log(self.workdir), "a", encoding="utf-8") as f:
       f.write(json.dumps({"step": step, "ratios": ratios, **derender_eval.scalars(report)}) + "\n")
 
-  def _summaries(self, step_before, step, scalars) -> None:
+  def write_summaries(self, step_before, step, scalars) -> None:
     crossed = lambda every: _crossed(every, step_before, step)
     with self.writer.as_default(step=step):
       if crossed(self.summary_every) or step >= self.train_steps:
@@ -471,12 +508,8 @@ class Trainer:
     self._write_operative_config()
     if not self.chief:  # a non-chief's checkpoints only existed to take part in the collective save
       shutil.rmtree(os.path.dirname(self.manager.directory), ignore_errors=True)
-    if self.export_at_end and self.chief:
-      from pdr_tf import export  # pylint: disable=import-outside-toplevel
-
-      outputs["saved_model"] = export.export_model(
-        self.model, workdir_lib.export(self.workdir), image_size=self.model.image_size, workdir=self.workdir
-      )
+    for hook in self.hooks:
+      hook.at_end(self, outputs)
     self.release_workdir()
     return outputs
 
@@ -490,3 +523,67 @@ class Trainer:
       return self.end()
     finally:
       self.release_workdir()
+
+
+# ---------------------------------------------------------------------------------------------------- collaborators
+def default_optimizer(trainer: Trainer):
+  """AdamW with per-network learning-rate multipliers, from the trainer's learning-rate settings."""
+  return optimizers.ScaledAdamW(
+    learning_rate=trainer.learning_rate,
+    weight_decay=trainer.weight_decay,
+    epsilon=trainer.adam_epsilon,
+    lr_multipliers=trainer.lr_multipliers,
+  )
+
+
+def training_dataset(strategy, data_dir: str, split: str, global_batch_size: int, seed: int):
+  """The shuffled, flipped, repeated training split, distributed over the strategy's replicas."""
+  return input_pipeline.make_distributed_dataset(strategy, data_dir, split, global_batch_size, training=True, seed=seed)
+
+
+class Hook:
+  """Called by `Trainer.train` after every loop of `steps_per_loop` steps and by `Trainer.end`."""
+
+  def after_loop(self, trainer: Trainer, step_before: int, step: int, scalars: Dict[str, float]) -> None:
+    """After the steps (step_before, step]; `scalars` are their mean losses, images/s and learning rate."""
+
+  def at_end(self, trainer: Trainer, outputs: Dict[str, str]) -> None:
+    """After the final checkpoint; may add entries to `outputs` (what `Trainer.run` returns)."""
+
+
+class SummaryHook(Hook):
+  """Scalars every `summary_every` steps and image grids every `image_summary_every` steps, to TensorBoard."""
+
+  def after_loop(self, trainer, step_before, step, scalars):
+    trainer.write_summaries(step_before, step, scalars)
+
+
+class ValidationHook(Hook):
+  """The de-rendering check against ground truth every `validation_every` steps (and at the last step)."""
+
+  def after_loop(self, trainer, step_before, step, scalars):
+    trainer.maybe_validate(step_before, step)
+
+
+class CheckpointHook(Hook):
+  """A checkpoint every `checkpoint_every` steps and at the last step; the preemption handler's save first."""
+
+  def after_loop(self, trainer, step_before, step, scalars):
+    if trainer.preemption is not None:
+      trainer.preemption.save_checkpoint_if_preempted()
+    if step - trainer.last_saved_step >= trainer.checkpoint_every or step >= trainer.train_steps:
+      trainer.manager.save(checkpoint_number=step)
+      trainer.last_saved_step = step
+
+
+class ExportHook(Hook):
+  """A SavedModel in `<workdir>/export` at the end (on the chief), returned as outputs["saved_model"]."""
+
+  def at_end(self, trainer, outputs):
+    if not trainer.chief:
+      return
+    from pdr_tf import export  # pylint: disable=import-outside-toplevel  (serving code, only at the end)
+
+    outputs["saved_model"] = export.export_model(
+      trainer.model, workdir_lib.export(trainer.workdir), image_size=trainer.model.image_size, workdir=trainer.workdir
+    )

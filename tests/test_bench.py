@@ -134,7 +134,9 @@ def test_smoke_run_writes_every_section(tmp_path):
     sections["flops"],
     ("machine_matmul_gflops", "machine_conv2d_gflops", "train_step_gflop_per_image", "model_train_step_gflops"),
   )
-  _check_section("serving", sections["serving"], ("serving_default_batch1_ms", "embed_images_per_s"))
+  _check_section(
+    "serving", sections["serving"], ("serving_default_batch1_ms", "embed_images_per_s", "evaluation_images_per_s")
+  )
   for workers in (1, 2):
     _check_section(f"beam[{workers}]", sections["beam"].get(f"workers_{workers}", sections["beam"]), ("images_per_s",))
 

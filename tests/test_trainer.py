@@ -84,7 +84,7 @@ def _losses(trainer):
   trainer.begin()
   losses = []
   while int(trainer.step.numpy()) < trainer.train_steps:
-    losses.append(float(trainer._train_loop(trainer.iterator, tf.constant(5))["total"]))
+    losses.append(trainer.run_steps(5)["total"])
   assert np.isfinite(losses).all()
   return losses
 
@@ -371,3 +371,70 @@ def test_configuration_errors_name_the_binding_before_any_work(tmp_path, binding
   assert train.main(argv) == 2
   assert expected in caplog.text
   assert not workdir.exists() and not missing_data.exists()  # stopped before start-up and data generation
+
+
+def test_collaborators_are_injected_and_hooks_run(tmp_path, data_dir):
+  """The loop takes its strategy, model, objective, optimizer and dataset from builders, and calls hooks."""
+  from pdr_tf import model as model_lib  # pylint: disable=import-outside-toplevel
+  from pdr_tf import objective as objective_lib  # pylint: disable=import-outside-toplevel
+
+  gin_config.parse([f"{GIN}/cars_unsup3d.gin", f"{GIN}/debug.gin"], [])
+  built = []
+
+  def model_builder():
+    built.append("model")
+    return model_lib.DeRenderer(nf=8, zdim=16, encoder_nf=8)
+
+  def optimizer_builder(trainer):
+    built.append("optimizer")
+    return keras.optimizers.SGD(learning_rate=1e-3)
+
+  def dataset_builder(strategy, directory, split, batch_size, seed):
+    built.append(("dataset", split, batch_size))
+    return trainer_lib.training_dataset(strategy, directory, split, batch_size, seed)
+
+  class Recorder(trainer_lib.Hook):
+    def __init__(self):
+      self.loops, self.ended = [], False
+
+    def after_loop(self, trainer, step_before, step, scalars):
+      self.loops.append((step_before, step, "total" in scalars))
+
+    def at_end(self, trainer, outputs):
+      self.ended = "saved_model" not in outputs  # export_at_end=False: no ExportHook before this one
+
+  recorder = Recorder()
+  trainer = trainer_lib.Trainer(
+    workdir=str(tmp_path / "work"),
+    data_dir=str(data_dir),
+    synthetic_world=None,
+    train_steps=4,
+    global_batch_size=4,
+    steps_per_loop=2,
+    export_at_end=False,
+    strategy=tf.distribute.get_strategy(),
+    model_builder=model_builder,
+    objective_builder=lambda: objective_lib.Objective(),
+    optimizer_builder=optimizer_builder,
+    dataset_builder=dataset_builder,
+    hooks=[recorder],
+  )
+  trainer.run()
+  assert built == ["model", "optimizer", ("dataset", "train", 4)]
+  assert isinstance(trainer.optimizer, keras.optimizers.SGD) and trainer.model.nf == 8
+  assert recorder.loops == [(0, 2, True), (2, 4, True)] and recorder.ended
+  assert [type(h).__name__ for h in trainer.hooks] == ["SummaryHook", "ValidationHook", "CheckpointHook", "Recorder"]
+  assert workdir_lib.latest_checkpoint(str(tmp_path / "work")).endswith("ckpt-4")
+
+
+def test_the_trainer_does_not_provision_data_the_entry_point_does(tmp_path, monkeypatch):
+  calls = []
+  monkeypatch.setattr(train.datasets, "ensure_synthetic", lambda world, data_dir: calls.append((world, data_dir)))
+  gin_config.parse([f"{GIN}/cars_unsup3d.gin", f"{GIN}/debug.gin"], [])
+  trainer = trainer_lib.Trainer(workdir=str(tmp_path / "w"), data_dir=str(tmp_path / "d"), synthetic_world="cars")
+  with pytest.raises(FileNotFoundError):
+    trainer.begin()  # no data and no provisioning inside the trainer
+  trainer.release_workdir()
+  assert calls == []
+  train.prepare_data(trainer)
+  assert calls == [("cars", str(tmp_path / "d"))]
