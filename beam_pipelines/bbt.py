@@ -3,7 +3,7 @@
 Input: <input_dir>/tracks/<track id>/<frame index>.jpg (any image extension; optional <name>.gt.npz beside a
 frame) and
 <input_dir>/tracklabels.ids: the header line CVHCI_TRACKLABELS_V1, then one `trackid name` line per track.
-Names are lower-cased; the five main identities (pdr_tf.formats.BBT_IDENTITIES) get label/id 0-4, any other
+Names are lower-cased; the five main identities (pdr_tf.data.formats.BBT_IDENTITIES) get label/id 0-4, any other
 labelled name is written with label/id -1 and its name. Each frame is centre-cropped
 (formats.FACE_CENTER_CROP of the shorter side) and resized to 64x64. Frames of tracks without a label, badly
 named files, files outside a track folder (directly in tracks/ or deeper than a track folder) and unusable images
@@ -15,7 +15,7 @@ import sys
 from apache_beam.io.filesystems import FileSystems
 
 from beam_pipelines import common, runner
-from pdr_tf import formats
+from pdr_tf.data import formats
 
 DATASET = "bbt"
 SPLIT = "test"

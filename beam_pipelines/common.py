@@ -2,7 +2,7 @@
 
 Every job has the same shape: `ListInputs` lists the input files, a dataset-specific DoFn parses each path's labels,
 `ProcessImage` decodes, converts, crops and resizes the image (and its optional ground-truth sidecar),
-`EncodeExample` serializes it with `pdr_tf.feature_spec`, and `build_conversion` writes the shards of each split,
+`EncodeExample` serializes it with `pdr_tf.data.feature_spec`, and `build_conversion` writes the shards of each split,
 the rejects file and the manifest. Inputs that cannot be used leave through the "rejects" tagged output as
 {"path", "reason"} dicts and are counted with Beam counters; with strict=True the first one raises instead.
 """
@@ -22,7 +22,9 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from PIL import Image, UnidentifiedImageError
 
-from pdr_tf import feature_spec, formats
+from pdr_tf.data import feature_spec
+
+from pdr_tf.data import formats
 
 NAMESPACE = "pdr_tf"  # Beam counter namespace
 REJECTS_TAG = "rejects"
@@ -483,7 +485,7 @@ class ProcessImage(RejectingDoFn):
 
 
 class EncodeExample(beam.DoFn):
-  """Record dict -> serialized tf.train.Example (pdr_tf.feature_spec schema); counts written records."""
+  """Record dict -> serialized tf.train.Example (pdr_tf.data.feature_spec schema); counts written records."""
 
   def process(self, record):
     Metrics.counter(NAMESPACE, "written").inc()

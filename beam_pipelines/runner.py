@@ -15,8 +15,8 @@ from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from beam_pipelines import common
-from pdr_tf import feature_spec
-from pdr_tf import locks
+from pdr_tf.data import feature_spec
+from pdr_tf.data import locks
 
 DEFAULT_NUM_WORKERS = 2
 DEFAULT_IMAGES_PER_SHARD = 2000

@@ -3,7 +3,7 @@
 Input: <input_dir>/{train,val,test}/<32-hex model id>_<index>.png (any image extension; optional <name>.gt.npz
 ground truth beside each image) and the ShapeNet metadata CSV (default <input_dir>/metadata.csv; columns fullId,
 wnlemmas, name, ...).
-Each render is cropped with pdr_tf.formats.SYNCAR_CROP and resized to 64x64. A model's class is the first of the
+Each render is cropped with pdr_tf.data.formats.SYNCAR_CROP and resized to 64x64. A model's class is the first of the
 paper's five test classes (formats.CAR_CLASSES) whose lemmas (formats.CAR_CLASS_LEMMAS) appear among the row's
 comma-separated `wnlemmas`, or else as whole words in its `name`; models of any other class are written with
 label/id -1 and label/name "" in every split (evaluation keeps label/id >= 0). Images of models missing from the
@@ -19,7 +19,7 @@ import sys
 from apache_beam.io.filesystems import FileSystems
 
 from beam_pipelines import common, runner
-from pdr_tf import formats
+from pdr_tf.data import formats
 
 DATASET = "shapenet_cars"
 REASON_BAD_NAME = "malformed syncar file name"

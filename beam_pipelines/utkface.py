@@ -2,7 +2,7 @@
 
 Input: <input_dir>/<age>_<gender>_<race>_<YYYYMMDDHHMMSSFFF>.jpg (any image extension, also ".jpg.chip.jpg"),
 flat; optional
-ground-truth sidecars <name without extension>.gt.npz. Each face is centre-cropped (pdr_tf.formats.FACE_CENTER_CROP
+ground-truth sidecars <name without extension>.gt.npz. Each face is centre-cropped (pdr_tf.data.formats.FACE_CENTER_CROP
 of the shorter side) and resized to 64x64. Age, gender and race come from the file name; label/id is -1.
 Malformed names (the real download has some), stray files, files in subfolders and unusable images are listed in
 rejects.jsonl.
@@ -14,7 +14,7 @@ import sys
 from apache_beam.io.filesystems import FileSystems
 
 from beam_pipelines import common, runner
-from pdr_tf import formats
+from pdr_tf.data import formats
 
 DATASET = "utkface"
 REASON_BAD_NAME = "malformed UTKFace file name"

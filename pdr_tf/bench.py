@@ -24,7 +24,7 @@ import numpy as np
 
 from pdr_tf.benchmarks.timing import ms as _ms, time_call, time_interleaved  # noqa: F401  (re-exported)
 from pdr_tf.benchmarks.training import PAPER_MODEL, QUICK_MODEL, TARGET_STEP_RATIO  # noqa: F401
-from pdr_tf.formats import IMAGE_SIZE
+from pdr_tf.data.formats import IMAGE_SIZE
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ def bench_rasterizers(settings: Settings) -> Dict[str, object]:
     {"tf": ..., "tf+xla": ..., "tfg": ...}, each with batch, triangle_ids_ms, render_forward_ms,
     render_forward_backward_ms (medians per batch); "agreement": the fraction of equal ids of "tf" and "tfg".
   """
-  from pdr_tf import rasterizer  # pylint: disable=import-outside-toplevel
+  from pdr_tf.render import rasterizer  # pylint: disable=import-outside-toplevel
   from pdr_tf.benchmarks import rasterizer as raster_bench  # pylint: disable=import-outside-toplevel
 
   results, agreement = raster_bench.run(
@@ -212,7 +212,8 @@ def bench_serving(settings: Settings) -> Dict[str, object]:
   presets train), so the rasterizer sees a smooth scene as in a trained model; de_render is the portable export
   (the pure-TF rasterizer, no XLA)."""
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  from pdr_tf import export, model  # pylint: disable=import-outside-toplevel
+  from pdr_tf import export  # pylint: disable=import-outside-toplevel
+  from pdr_tf.model import de_renderer as model
 
   net = model.DeRenderer(**QUICK_MODEL, flat_depth_init=True)
   net.build_for_inference()

@@ -2,10 +2,10 @@
 
 `evaluate` loads a SavedModel from `pdr_tf.export` and a converted TFRecord split, embeds every labelled image with
 the `embed_images` signature, optionally averages features per face track (BBT), clusters them with k = number of
-classes and scores the clusters (pdr_tf.metrics), measures the mean PCC between the four features
-(pdr_tf.disentanglement) and, for records with ground truth, SIDE / MAD / light / view errors of the `de_render`
-signature (pdr_tf.derender_metrics). `evaluate_features` does the clustering part on precomputed features, so
-baselines (VQ-VAE, pixels + PCA) are scored the same way. Definitions: docs/evaluation.md.
+classes and scores the clusters (pdr_tf.evaluation.metrics), measures the mean PCC between the four
+features (pdr_tf.evaluation.disentanglement) and, for records with ground truth, SIDE / MAD / light / view errors
+of the `de_render` signature (pdr_tf.evaluation.derender_metrics). `evaluate_features` does the clustering part
+on precomputed features, so baselines (VQ-VAE, pixels + PCA) are scored the same way. Definitions: docs/evaluation.md.
 """
 
 import argparse
@@ -20,8 +20,17 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from pdr_tf import clustering, derender_eval, disentanglement, export, formats, gin_config
-from pdr_tf import input_pipeline, metrics, plots, report
+from pdr_tf.evaluation import clustering
+from pdr_tf.evaluation import derender_eval
+from pdr_tf.evaluation import disentanglement
+from pdr_tf import export
+from pdr_tf.data import formats
+from pdr_tf import gin_config
+from pdr_tf.data import input_pipeline
+
+from pdr_tf.evaluation import metrics
+from pdr_tf.evaluation import plots
+from pdr_tf.evaluation import report
 
 _LOG = logging.getLogger(__name__)
 
@@ -250,7 +259,7 @@ def embed_dataset(
   Args:
       loaded: the object returned by `export.load_export` (needs the embed_images signature; de_render when a
           record has ground truth and derender_metrics_on).
-      data_dir, split: a converted dataset and split (pdr_tf.input_pipeline).
+      data_dir, split: a converted dataset and split (pdr_tf.data.input_pipeline).
       label_field: "label_id", "gender" or "race"; records with -1 there are not clustered.
       batch_size: records per signature call.
       max_examples: read at most this many records (labelled or not); None for all.
@@ -347,7 +356,7 @@ def evaluate(
 
   Args:
       saved_model_dir: SavedModel version folder (or export base folder: its highest version is used).
-      data_dir: converted TFRecord folder (pdr_tf.feature_spec layout).
+      data_dir: converted TFRecord folder (pdr_tf.data.feature_spec layout).
       split: split to evaluate.
       feature_set: "depth_albedo" (the paper's PDR; default), "all", "depth", "albedo", "light" or "view".
       method: "ward" (agglomerative, Ward linkage; default) or "kmeans".

@@ -35,9 +35,9 @@ from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow.python.framework import op_def_registry  # pylint: disable=no-name-in-module
 from tensorflow.python.trackable import base as trackable_base  # pylint: disable=no-name-in-module
 
-from pdr_tf import formats
-from pdr_tf import scene
-from pdr_tf import workdir as workdir_lib
+from pdr_tf.data import formats
+from pdr_tf.render import scene
+from pdr_tf.training import workdir as workdir_lib
 
 _LOG = logging.getLogger(__name__)
 
@@ -406,7 +406,7 @@ def load_export(path, signatures=("embed_images",)):
   path = resolve_saved_model_dir(path)
   missing_ops = sorted(t for t in saved_model_op_types(path) if op_def_registry.get(t) is None)
   if missing_ops:
-    from pdr_tf import kernel_build  # pylint: disable=import-outside-toplevel
+    from pdr_tf.render import kernel_build  # pylint: disable=import-outside-toplevel
 
     try:
       kernel_build.load_kernel()

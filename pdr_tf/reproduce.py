@@ -34,9 +34,12 @@ import gin
 import numpy as np
 from tqdm import tqdm
 
-from pdr_tf import datasets, gin_config, input_pipeline, report
+from pdr_tf.data import datasets
+from pdr_tf import gin_config
+from pdr_tf.data import input_pipeline
+from pdr_tf.evaluation import report
 from pdr_tf import evaluate as evaluate_lib
-from pdr_tf import trainer as trainer_lib
+from pdr_tf.training import trainer as trainer_lib
 from pdr_tf.baselines import pixels_pca, vqvae
 
 logger = logging.getLogger("pdr_tf.reproduce")

@@ -17,21 +17,21 @@ import sys
 
 from pdr_tf import config_checks
 from pdr_tf import gin_config
-from pdr_tf import input_pipeline
-from pdr_tf import locks
-from pdr_tf import trainer as trainer_lib
-from pdr_tf.kernel_build import KernelBuildError
+from pdr_tf.data import input_pipeline
+from pdr_tf.data import locks
+from pdr_tf.training import trainer as trainer_lib
+from pdr_tf.render.kernel_build import KernelBuildError
 
 # Every module whose configurables the training gin files bind: importing registers them with gin.
-from pdr_tf import datasets
-from pdr_tf import losses
-from pdr_tf import loocc
-from pdr_tf import model
-from pdr_tf import networks  # noqa: F401
-from pdr_tf import objective  # noqa: F401
-from pdr_tf import perceptual  # noqa: F401
-from pdr_tf import renderer
-from pdr_tf import scene
+from pdr_tf.data import datasets
+from pdr_tf.model import losses
+from pdr_tf.model import loocc
+from pdr_tf.model import de_renderer as model
+from pdr_tf.model import networks  # noqa: F401
+from pdr_tf.model import objective  # noqa: F401
+from pdr_tf.model import perceptual  # noqa: F401
+from pdr_tf.render import renderer
+from pdr_tf.render import scene
 
 logger = logging.getLogger("pdr_tf.train")
 

@@ -5,7 +5,7 @@ import io
 import numpy as np
 from PIL import Image
 
-from pdr_tf import feature_spec
+from pdr_tf.data import feature_spec
 
 # Subprocesses in tests get this limit only to stop a deadlock from hanging CI: it is no budget. A loaded machine
 # makes a subprocess slower, never wrong, so no test may fail because one took long.

@@ -12,7 +12,9 @@ from apache_beam import pvalue
 from PIL import Image
 
 from beam_pipelines import bbt, common
-from pdr_tf import feature_spec, formats
+from pdr_tf.data import feature_spec
+
+from pdr_tf.data import formats
 
 IN_MEMORY = ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
 LABELS = f"""{formats.BBT_LABELS_HEADER}

@@ -11,7 +11,10 @@ from apache_beam import pvalue
 from PIL import Image
 
 from beam_pipelines import common, runner
-from pdr_tf import feature_spec, formats
+from pdr_tf.data import feature_spec
+
+
+from pdr_tf.data import formats
 
 
 def _png(array, mode=None, **save_args):

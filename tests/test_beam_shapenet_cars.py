@@ -13,7 +13,9 @@ from apache_beam import pvalue
 from PIL import Image
 
 from beam_pipelines import common, shapenet_cars
-from pdr_tf import feature_spec, formats
+from pdr_tf.data import feature_spec
+
+from pdr_tf.data import formats
 
 IN_MEMORY = ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
 AMBULANCE, JEEP, POLICE, OTHER, MISSING = ("a" * 32, "b" * 32, "c" * 32, "d" * 32, "e" * 32)

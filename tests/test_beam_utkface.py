@@ -17,7 +17,10 @@ from PIL import Image
 import beam_pipelines
 from beam_pipelines import common, runner, utkface
 import fixtures
-from pdr_tf import feature_spec, formats, locks
+from pdr_tf.data import feature_spec
+
+from pdr_tf.data import formats
+from pdr_tf.data import locks
 
 IN_MEMORY = ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
 GOOD = [f"{20 + i}_{i % 2}_{i % 5}_2017011617452{5100 + i:04d}.jpg" for i in range(10)]

@@ -142,7 +142,7 @@ def test_smoke_run_writes_every_section(tmp_path):
 
 
 def test_default_modes_put_the_shipped_backend_first(monkeypatch):
-  from pdr_tf import rasterizer  # pylint: disable=import-outside-toplevel
+  from pdr_tf.render import rasterizer  # pylint: disable=import-outside-toplevel
   from pdr_tf.benchmarks import training  # pylint: disable=import-outside-toplevel
 
   for resolved, headline in (("tfg", "tfg"), ("tf", "tf_xla_render")):

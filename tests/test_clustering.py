@@ -1,9 +1,12 @@
-"""Tests for pdr_tf.clustering: Ward / k-means on separable blobs, per-group averaging and label carrying, errors."""
+"""Tests for pdr_tf.evaluation.clustering: Ward / k-means on separable blobs, per-group averaging, labels, errors."""
 
 import numpy as np
 import pytest
 
-from pdr_tf import clustering, metrics
+from pdr_tf.evaluation import clustering
+
+
+from pdr_tf.evaluation import metrics
 
 
 def _blobs(seed=0, per_class=20, k=3, dim=5):

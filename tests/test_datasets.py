@@ -1,12 +1,12 @@
-"""Tests for pdr_tf.datasets: the embedded synthetic data is generated and converted once, on first use."""
+"""Tests for pdr_tf.data.datasets: the embedded synthetic data is generated and converted once, on first use."""
 
 import json
 import os
 
 import pytest
 
-from pdr_tf import datasets
-from pdr_tf import input_pipeline
+from pdr_tf.data import datasets
+from pdr_tf.data import input_pipeline
 
 TINY = {
   "cars": {"train_models_per_class": 1, "val_models_per_class": 1, "test_models_per_class": 1, "images_per_model": 1},

@@ -1,11 +1,11 @@
-"""Tests of pdr_tf.derender_eval: the scorer's report on hand-made scenes, against ground truth and trivial
+"""Tests of pdr_tf.evaluation.derender_eval: the scorer's report on hand-made scenes, against ground truth and trivial
 predictors."""
 
 import numpy as np
 import pytest
 
-from pdr_tf import derender_eval
-from pdr_tf import rotations
+from pdr_tf.evaluation import derender_eval
+from pdr_tf.render import rotations
 
 SIZE = 16
 

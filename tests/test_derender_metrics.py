@@ -1,4 +1,4 @@
-"""Tests for pdr_tf.derender_metrics against closed forms: SIDE, MAD, erosion, light and view errors."""
+"""Tests for pdr_tf.evaluation.derender_metrics against closed forms: SIDE, MAD, erosion, light and view errors."""
 
 import logging
 import math
@@ -8,9 +8,9 @@ import pytest
 
 from scipy.spatial.transform import Rotation
 
-from pdr_tf import derender_metrics as dm
-from pdr_tf import geometry
-from pdr_tf import rotations
+from pdr_tf.evaluation import derender_metrics as dm
+from pdr_tf.render import geometry
+from pdr_tf.render import rotations
 
 
 def _depth(seed=0, n=2, size=6):

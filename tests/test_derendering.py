@@ -12,7 +12,7 @@ import os
 
 import pytest
 
-from pdr_tf import datasets
+from pdr_tf.data import datasets
 from pdr_tf import train
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -1,11 +1,11 @@
-"""Tests for pdr_tf.disentanglement: the mean |PCC| score between feature blocks and its matrix."""
+"""Tests for pdr_tf.evaluation.disentanglement: the mean |PCC| score between feature blocks and its matrix."""
 
 import math
 
 import numpy as np
 import pytest
 
-from pdr_tf import disentanglement as dis
+from pdr_tf.evaluation import disentanglement as dis
 
 
 def test_independent_features_score_near_chance():

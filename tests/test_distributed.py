@@ -25,8 +25,11 @@ MIRRORED_SCRIPT = textwrap.dedent("""
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     import keras
-    from pdr_tf import losses, loocc, model, objective
+    from pdr_tf.model import losses
 
+    from pdr_tf.model import loocc
+    from pdr_tf.model import de_renderer as model
+    from pdr_tf.model import objective
     GLOBAL_BATCH = 4
     weights = losses.ReconstructionWeights.cars()
     # Zero perturbation widths make x_aug independent of the per-replica noise seeds, so both set-ups see the

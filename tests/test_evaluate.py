@@ -9,7 +9,9 @@ import pytest
 import tensorflow as tf
 
 from pdr_tf import evaluate as ev
-from pdr_tf import export, feature_spec, gin_config
+from pdr_tf import export
+from pdr_tf.data import feature_spec
+from pdr_tf import gin_config
 from test_export import StandInModel, encode_png  # pylint: disable=wrong-import-order  (tests/ is on sys.path)
 
 SIZE = 64

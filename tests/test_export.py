@@ -18,7 +18,7 @@ from tensorflow.core.protobuf import saved_model_pb2
 
 import fixtures
 from pdr_tf import export
-from pdr_tf import workdir as workdir_lib
+from pdr_tf.training import workdir as workdir_lib
 
 SIZE = 64
 
@@ -324,7 +324,8 @@ def test_export_from_workdir_uses_restore_and_default_output(tmp_path, monkeypat
 def test_de_render_exports_standard_ops_without_xla(tmp_path, backend):
   """Whatever the renderer trains with (the kernel's custom op, or XLA), de_render is exported with the pure-TF
   rasterizer uncompiled, so stock TF Serving can run every signature."""
-  from pdr_tf import model, renderer  # pylint: disable=import-outside-toplevel
+  from pdr_tf.model import de_renderer as model  # pylint: disable=import-outside-toplevel
+  from pdr_tf.render import renderer
 
   net = model.DeRenderer(nf=8, zdim=16, encoder_nf=8, renderer=renderer.Renderer(backend=backend, jit_compile=True))
   net.build_for_inference()

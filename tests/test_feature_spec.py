@@ -1,4 +1,4 @@
-"""Tests of pdr_tf.feature_spec: the Example encoder, parser, manifest and in-process writer."""
+"""Tests of pdr_tf.data.feature_spec: the Example encoder, parser, manifest and in-process writer."""
 
 import io
 import json
@@ -12,7 +12,9 @@ import tensorflow as tf
 from PIL import Image
 
 import fixtures
-from pdr_tf import feature_spec, formats
+from pdr_tf.data import feature_spec
+
+from pdr_tf.data import formats
 
 S = formats.IMAGE_SIZE
 
@@ -101,7 +103,7 @@ def test_invalid_records_raise_a_clear_error(record, message):
 
 def test_writing_does_not_import_tensorflow():
   code = (
-    "import sys; from pdr_tf import feature_spec; "
+    "import sys; from pdr_tf.data import feature_spec; "
     "b = feature_spec.serialize_example({'image/encoded': b'x', 'gt/depth': [0.5]}); "
     "assert len(b) > 4 * 4096, len(b); assert 'tensorflow' not in sys.modules, 'tensorflow imported'"
   )

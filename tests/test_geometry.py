@@ -1,4 +1,4 @@
-"""Tests for pdr_tf.geometry: closed forms, finite-difference gradients, shape and dtype errors."""
+"""Tests for pdr_tf.render.geometry: closed forms, finite-difference gradients, shape and dtype errors."""
 
 import math
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pdr_tf import geometry
+from pdr_tf.render import geometry
 
 K64 = geometry.intrinsics_from_fov(64)
 

@@ -1,4 +1,4 @@
-"""Tests of pdr_tf.input_pipeline: training and evaluation datasets, sharding, distribution and errors."""
+"""Tests of pdr_tf.data.input_pipeline: training and evaluation datasets, sharding, distribution and errors."""
 
 import io
 import json
@@ -13,7 +13,10 @@ import tensorflow as tf
 from PIL import Image
 
 import fixtures
-from pdr_tf import feature_spec, formats, input_pipeline
+from pdr_tf.data import feature_spec
+
+from pdr_tf.data import formats
+from pdr_tf.data import input_pipeline
 
 S = formats.IMAGE_SIZE
 NUM_TRAIN, NUM_TEST = 10, 7
@@ -202,7 +205,7 @@ def test_distributed_per_replica_batches_on_two_cpu_replicas(data_dir):
         import json, tensorflow as tf
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-        from pdr_tf import input_pipeline
+        from pdr_tf.data import input_pipeline
         strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
         ds = input_pipeline.make_distributed_dataset(strategy, {data_dir!r}, "train", 4, seed=0)
         batch = next(iter(ds))

@@ -1,4 +1,4 @@
-"""Tests for pdr_tf.kernel_build: cached compilation, concurrent builders, and the documented errors."""
+"""Tests for pdr_tf.render.kernel_build: cached compilation, concurrent builders, and the documented errors."""
 
 import json
 import os
@@ -8,10 +8,10 @@ import sys
 import pytest
 
 import fixtures
-from pdr_tf import kernel_build
+from pdr_tf.render import kernel_build
 
 _BUILD_SCRIPT = (
-  "import json; from pdr_tf import kernel_build as k; b = k.build_kernel(); k.load_kernel(); "
+  "import json; from pdr_tf.render import kernel_build as k; b = k.build_kernel(); k.load_kernel(); "
   "print(json.dumps({'path': b.path, 'compiled': b.compiled}))"
 )
 

@@ -1,4 +1,4 @@
-"""Tests for pdr_tf.loocc: config, perturbations, leave-one-out selection, NT-Xent (also under MirroredStrategy)."""
+"""Tests for pdr_tf.model.loocc: config, perturbations, leave-one-out selection, NT-Xent (also mirrored)."""
 
 import json
 import math
@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 
 import fixtures
-from pdr_tf import loocc
+from pdr_tf.model import loocc
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RNG = np.random.default_rng(0)
@@ -204,7 +204,7 @@ _MIRRORED_SCRIPT = textwrap.dedent("""
     import tensorflow as tf
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    from pdr_tf import loocc
+    from pdr_tf.model import loocc
 
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     rng = np.random.default_rng(1)

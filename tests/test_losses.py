@@ -1,4 +1,4 @@
-"""Tests for pdr_tf.losses against NumPy references: masks, confidence, per-example shapes, weights and gradients."""
+"""Tests for pdr_tf.model.losses against NumPy references: masks, confidence, per-example shapes, weights, gradients."""
 
 import dataclasses
 import math
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pdr_tf import losses
+from pdr_tf.model import losses
 
 RNG = np.random.default_rng(0)
 

@@ -1,11 +1,11 @@
-"""Tests for pdr_tf.metrics: hand-computed clustering scores, extreme clusterings and input checks."""
+"""Tests for pdr_tf.evaluation.metrics: hand-computed clustering scores, extreme clusterings and input checks."""
 
 import math
 
 import numpy as np
 import pytest
 
-from pdr_tf import metrics
+from pdr_tf.evaluation import metrics
 
 # A small case checked by hand.  Classes [0 0 0 1 1 1], clusters [0 0 1 1 1 1]:
 #   contingency  class 0: (2, 1)   class 1: (0, 3)     cluster sizes (2, 4), class sizes (3, 3), N = 6

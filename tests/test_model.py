@@ -1,4 +1,4 @@
-"""Tests for pdr_tf.model, pdr_tf.scene and pdr_tf.objective: output shapes and ranges, LOOCC wiring."""
+"""Tests for pdr_tf.model.de_renderer, .scene and .objective: output shapes and ranges, LOOCC wiring."""
 
 import math
 
@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pdr_tf import loocc
-from pdr_tf import losses
-from pdr_tf import model as model_lib
-from pdr_tf import objective as objective_lib
-from pdr_tf import scene
+from pdr_tf.model import loocc
+from pdr_tf.model import losses
+from pdr_tf.model import de_renderer as model_lib
+from pdr_tf.model import objective as objective_lib
+from pdr_tf.render import scene
 
 RANGES = scene.SceneRanges()
 
@@ -195,8 +195,8 @@ def test_loocc_gradients_reach_the_encoders_of_unchanged_properties(tiny_model, 
 
 
 def test_depth_range_has_one_home():
-  from pdr_tf import renderer as renderer_lib  # pylint: disable=import-outside-toplevel
-  from pdr_tf import scene as scene_lib  # pylint: disable=import-outside-toplevel
+  from pdr_tf.render import renderer as renderer_lib  # pylint: disable=import-outside-toplevel
+  from pdr_tf.render import scene as scene_lib  # pylint: disable=import-outside-toplevel
 
   wide = scene_lib.SceneRanges(min_depth=0.8, max_depth=1.2, border_depth=1.1)
   m = model_lib.DeRenderer(nf=8, zdim=16, encoder_nf=8, ranges=wide)

@@ -1,4 +1,4 @@
-"""Tests for pdr_tf.networks: shapes, ranges, parameter counts, no biases, input checks and gin configuration."""
+"""Tests for pdr_tf.model.networks: shapes, ranges, parameter counts, no biases, input checks and gin configuration."""
 
 import gin
 import keras
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pdr_tf import networks
+from pdr_tf.model import networks
 
 
 def _images(batch=2, seed=0):

@@ -44,8 +44,8 @@ def test_evaluate_loads_no_network_or_rasterizer():
   points' business, not the gin parsing helper's."""
   code = (
     "import sys; from pdr_tf import evaluate, gin_config; "
-    "print(sorted(m for m in ('pdr_tf.networks', 'pdr_tf.model', 'pdr_tf.rasterizer', 'pdr_tf.renderer') "
-    "if m in sys.modules))"
+    "print(sorted(m for m in ('pdr_tf.model.networks', 'pdr_tf.model.de_renderer', 'pdr_tf.render.rasterizer', "
+    "'pdr_tf.render.renderer') if m in sys.modules))"
   )
   out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd=REPO)
   assert out.stdout.strip().splitlines()[-1] == "[]"

@@ -1,4 +1,4 @@
-"""Tests for pdr_tf.perceptual: disabled without weights (with a log line), frozen relu3_3 features from local files."""
+"""Tests for pdr_tf.model.perceptual: off without weights (a log line says so), frozen relu3_3 features from files."""
 
 import logging
 
@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 from keras.src.legacy.saving import legacy_h5_format
 
-from pdr_tf import perceptual
+from pdr_tf.model import perceptual
 
 # Keras' legacy HDF5 writer (used to mimic the ImageNet download) trips a NumPy 2 deprecation inside Keras.
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
@@ -31,7 +31,7 @@ def random_vgg(tmp_path_factory):
 
 
 def test_disabled_without_weights_logs_once_and_refuses_calls(caplog):
-  with caplog.at_level(logging.WARNING, logger="pdr_tf.perceptual"):
+  with caplog.at_level(logging.WARNING, logger="pdr_tf.model.perceptual"):
     features = perceptual.PerceptualFeatures()
   assert not features.enabled
   messages = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
@@ -45,7 +45,7 @@ def test_disabled_without_weights_logs_once_and_refuses_calls(caplog):
 
 def test_disabled_when_configured_file_is_missing(tmp_path, caplog):
   missing = str(tmp_path / "nope.weights.h5")
-  with caplog.at_level(logging.WARNING, logger="pdr_tf.perceptual"):
+  with caplog.at_level(logging.WARNING, logger="pdr_tf.model.perceptual"):
     features = perceptual.PerceptualFeatures(vgg16_weights_path=missing)
   assert not features.enabled
   assert any("perceptual loss disabled" in r.getMessage() and missing in r.getMessage() for r in caplog.records)

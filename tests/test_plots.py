@@ -1,10 +1,10 @@
-"""Tests for pdr_tf.plots: each figure is a valid, non-trivial PNG on disk; PCA and column order by value."""
+"""Tests for pdr_tf.evaluation.plots: each figure is a valid, non-trivial PNG on disk; PCA and column order by value."""
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from pdr_tf import plots
+from pdr_tf.evaluation import plots
 
 
 def _check_png(path, expected):

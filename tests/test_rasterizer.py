@@ -1,11 +1,11 @@
-"""Tests for pdr_tf.rasterizer (tfg backend): coverage, depth, occlusion, barycentrics, gradients, errors."""
+"""Tests for pdr_tf.render.rasterizer (tfg backend): coverage, depth, occlusion, barycentrics, gradients, errors."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from pdr_tf import geometry
-from pdr_tf import rasterizer
+from pdr_tf.render import geometry
+from pdr_tf.render import rasterizer
 
 SIZE = 16
 K = geometry.intrinsics_from_fov(SIZE)

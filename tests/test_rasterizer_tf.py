@@ -1,4 +1,4 @@
-"""Tests for pdr_tf.rasterizer_tf (the pure-TensorFlow "tf" backend): agreement with the TF-Graphics kernel
+"""Tests for pdr_tf.render.rasterizer_tf (the pure-TensorFlow "tf" backend): agreement with the TF-Graphics kernel
 ("tfg") on grid meshes and triangle soups, edge ties, XLA, gradients through the renderer, and the "auto" choice."""
 
 import json
@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pdr_tf import geometry
-from pdr_tf import kernel_build
-from pdr_tf import rasterizer
-from pdr_tf import rasterizer_tf
-from pdr_tf import renderer
+from pdr_tf.render import geometry
+from pdr_tf.render import kernel_build
+from pdr_tf.render import rasterizer
+from pdr_tf.render import rasterizer_tf
+from pdr_tf.render import renderer
 from pdr_tf.benchmarks import rasterizer as bench
 
 SIZE = 16

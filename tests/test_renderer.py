@@ -1,4 +1,4 @@
-"""Tests for pdr_tf.renderer: the Unsup3D rendering path end to end."""
+"""Tests for pdr_tf.render.renderer: the Unsup3D rendering path end to end."""
 
 import math
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pdr_tf import renderer as renderer_lib
-from pdr_tf import scene as scene_lib
+from pdr_tf.render import renderer as renderer_lib
+from pdr_tf.render import scene as scene_lib
 
 
 def _scene(size, batch=2, seed=0):

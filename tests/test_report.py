@@ -1,4 +1,4 @@
-"""Tests for pdr_tf.report: mean ± std, markdown tables, JSON/markdown reports and the Table 1 comparison."""
+"""Tests for pdr_tf.evaluation.report: mean ± std, markdown tables, JSON/markdown reports and the Table 1 comparison."""
 
 import json
 import math
@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from pdr_tf import report
+from pdr_tf.evaluation import report
 
 
 def test_mean_std_and_format():

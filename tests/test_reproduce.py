@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from pdr_tf import report
+from pdr_tf.evaluation import report
 from pdr_tf import reproduce
 from fixtures import write_tiny_dataset  # pylint: disable=wrong-import-order  (tests/ is on sys.path)
 

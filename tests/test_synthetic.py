@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
-from pdr_tf import formats
-from pdr_tf import geometry
+from pdr_tf.data import formats
+from pdr_tf.render import geometry
 from pdr_tf import synthetic
 from pdr_tf.synthetic import __main__ as cli
 from pdr_tf.synthetic import bbt
@@ -126,8 +126,8 @@ def test_the_model_renderer_reproduces_the_world_from_its_ground_truth_scene(wor
   with a flat grey paint, so that only geometry, shading and the view count. With the light in the input view's
   camera frame (the previous worlds) the shading errors are several times larger.
   """
-  from pdr_tf import renderer as renderer_lib  # pylint: disable=import-outside-toplevel
-  from pdr_tf import scene as scene_lib  # pylint: disable=import-outside-toplevel
+  from pdr_tf.render import renderer as renderer_lib  # pylint: disable=import-outside-toplevel
+  from pdr_tf.render import scene as scene_lib  # pylint: disable=import-outside-toplevel
 
   rng = np.random.RandomState(0)
   if world == "cars":

@@ -6,7 +6,7 @@ import os
 import numpy as np
 from PIL import Image
 
-from pdr_tf import formats
+from pdr_tf.data import formats
 from pdr_tf import synthetic
 from pdr_tf.synthetic import cars
 from pdr_tf.synthetic import render

@@ -1,4 +1,4 @@
-"""Tests for pdr_tf.trainer and the train entry point on tiny data with gin/debug.gin."""
+"""Tests for pdr_tf.training.trainer and the train entry point on tiny data with gin/debug.gin."""
 
 import glob
 import json
@@ -18,10 +18,10 @@ import tensorflow as tf
 
 import fixtures
 from pdr_tf import gin_config
-from pdr_tf import input_pipeline
+from pdr_tf.data import input_pipeline
 from pdr_tf import train
-from pdr_tf import trainer as trainer_lib
-from pdr_tf import workdir as workdir_lib
+from pdr_tf.training import trainer as trainer_lib
+from pdr_tf.training import workdir as workdir_lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GIN = os.path.join(REPO, "gin")
@@ -266,7 +266,7 @@ def test_every_experiment_gin_file_parses():
     gin_config.parse([f"{GIN}/{name}.gin", f"{GIN}/quick.gin"])
     trainer = trainer_lib.Trainer()
     assert trainer.workdir == f"runs/{name}"
-    from pdr_tf import loocc
+    from pdr_tf.model import loocc
 
     mode = loocc.LooccConfig().mode
     assert mode == {
@@ -375,8 +375,8 @@ def test_configuration_errors_name_the_binding_before_any_work(tmp_path, binding
 
 def test_collaborators_are_injected_and_hooks_run(tmp_path, data_dir):
   """The loop takes its strategy, model, objective, optimizer and dataset from builders, and calls hooks."""
-  from pdr_tf import model as model_lib  # pylint: disable=import-outside-toplevel
-  from pdr_tf import objective as objective_lib  # pylint: disable=import-outside-toplevel
+  from pdr_tf.model import de_renderer as model_lib  # pylint: disable=import-outside-toplevel
+  from pdr_tf.model import objective as objective_lib  # pylint: disable=import-outside-toplevel
 
   gin_config.parse([f"{GIN}/cars_unsup3d.gin", f"{GIN}/debug.gin"], [])
   built = []
@@ -438,3 +438,22 @@ def test_the_trainer_does_not_provision_data_the_entry_point_does(tmp_path, monk
   assert calls == []
   train.prepare_data(trainer)
   assert calls == [("cars", str(tmp_path / "d"))]
+
+
+@pytest.mark.slow
+def test_training_needs_no_cpp_compiler(tmp_path, data_dir):
+  """With no compiler and no cached kernel, Renderer.backend='auto' falls back to the pure-TF rasterizer and the
+  run completes: the default install needs no C++ compiler."""
+  env = dict(os.environ, CXX=str(tmp_path / "no" / "such" / "g++"), PDR_TF_CACHE_DIR=str(tmp_path / "cache"))
+  argv = _argv(tmp_path / "work", data_dir, "Trainer.export_at_end=False", "Renderer.backend='auto'")
+  result = subprocess.run(
+    [sys.executable, "-m", "pdr_tf.train", *argv],
+    cwd=REPO,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=fixtures.HANG_GUARD_S,
+  )
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "Rasterizer kernel unavailable, using the pure-TensorFlow backend" in result.stderr
+  assert not os.path.exists(tmp_path / "cache" / "kernels") or not glob.glob(str(tmp_path / "cache" / "**" / "*.so"))

@@ -16,7 +16,11 @@ import numpy as np
 import tensorflow as tf
 from scipy import ndimage
 
-from pdr_tf import derender_metrics, formats, geometry, input_pipeline
+from pdr_tf.evaluation import derender_metrics
+
+from pdr_tf.data import formats
+from pdr_tf.render import geometry
+from pdr_tf.data import input_pipeline
 
 FAR_DEPTH = 1.1  # the canonical depth range's far end (SceneRanges.max_depth)
 

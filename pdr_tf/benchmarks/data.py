@@ -18,7 +18,10 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from pdr_tf import feature_spec, formats
+from pdr_tf.data import feature_spec
+
+
+from pdr_tf.data import formats
 
 
 def make_raw_utkface(directory, num_images, size=formats.UTKFACE_RAW_SIZE, seed=0):
@@ -92,7 +95,7 @@ def bench_input_pipeline(num_images=512, batch_size=64, num_batches=30, training
     Dict: mode, num_images, batch_size, batches, images, seconds, images_per_s.
   """
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  from pdr_tf import input_pipeline  # pylint: disable=import-outside-toplevel
+  from pdr_tf.data import input_pipeline  # pylint: disable=import-outside-toplevel
 
   rng = np.random.default_rng(0)
   with tempfile.TemporaryDirectory(dir=workdir) as tmp:

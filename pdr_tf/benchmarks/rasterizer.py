@@ -19,9 +19,9 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from pdr_tf import geometry
-from pdr_tf import rasterizer
-from pdr_tf import renderer as renderer_lib
+from pdr_tf.render import geometry
+from pdr_tf.render import rasterizer
+from pdr_tf.render import renderer as renderer_lib
 
 
 def grid_scene(batch=64, size=64, max_angle=60.0, seed=0, border_depth=1.04):

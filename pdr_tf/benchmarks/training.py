@@ -10,7 +10,7 @@ import dataclasses
 from typing import Dict, Sequence, Tuple
 
 from pdr_tf.benchmarks import timing
-from pdr_tf.formats import IMAGE_SIZE
+from pdr_tf.data.formats import IMAGE_SIZE
 
 TARGET_STEP_RATIO = 1.5  # a training step at most 1.5x the networks' forward plus backward alone
 QUICK_MODEL = {"nf": 16, "zdim": 64, "encoder_nf": 16}  # gin/quick.gin
@@ -53,7 +53,7 @@ DEFAULT_MODE = "tf_xla_render"
 def default_modes() -> Tuple[str, ...]:
   """Every mode, the shipped configuration on this machine first (`Renderer.backend = 'auto'` with
   `Renderer.jit_compile`: "tfg" where auto picks the kernel, CPUs; "tf_xla_render" elsewhere)."""
-  from pdr_tf import rasterizer  # pylint: disable=import-outside-toplevel
+  from pdr_tf.render import rasterizer  # pylint: disable=import-outside-toplevel
 
   shipped = "tfg" if rasterizer.resolve_backend("auto") == "tfg" else "tf_xla_render"
   return (shipped,) + tuple(m for m in MODES if m != shipped)
@@ -70,7 +70,11 @@ def build_training(model_size: Dict[str, int], mode: str = DEFAULT_MODE, seed: i
   renderer of `mode` (see MODES)."""
   import keras  # pylint: disable=import-outside-toplevel
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  from pdr_tf import losses, loocc, model, objective, renderer  # pylint: disable=import-outside-toplevel
+  from pdr_tf.model import losses  # pylint: disable=import-outside-toplevel
+  from pdr_tf.model import loocc
+  from pdr_tf.model import de_renderer as model
+  from pdr_tf.model import objective
+  from pdr_tf.render import renderer
 
   keras.utils.set_random_seed(seed)
   backend, render_xla = MODES[mode].backend, MODES[mode].render_xla
@@ -151,7 +155,7 @@ def render_parts(r, scene, repeats) -> Dict[str, float]:
   """Forward plus backward (ms) of each stage of `Renderer.render` on `scene` (depth, albedo, light, view):
   shading, the depth warp (mesh, rasterization, plane depth) and the inverse warp with bilinear sampling."""
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  from pdr_tf import geometry  # pylint: disable=import-outside-toplevel
+  from pdr_tf.render import geometry  # pylint: disable=import-outside-toplevel
 
   depth, albedo, light, view = scene
   recon_depth = r.warp_depth(depth, view)
@@ -183,7 +187,8 @@ def step_breakdown(net, obj, optimizer, images, repeats) -> Dict[str, float]:
   2B batch of the scene and its mirror, the LOOCC re-render (B, no gradient), the losses (reconstruction terms and
   NT-Xent on fixed tensors) and the AdamW update. Used as the profile when the 1.5x target is missed."""
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  from pdr_tf import loocc, renderer  # pylint: disable=import-outside-toplevel
+  from pdr_tf.model import loocc  # pylint: disable=import-outside-toplevel
+  from pdr_tf.render import renderer
 
   out = net(images, training=False)
   scene = renderer.flip_pair(out["depth"], out["albedo"], out["light"], out["view"])

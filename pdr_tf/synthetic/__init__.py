@@ -11,7 +11,7 @@ import logging
 import os
 import shutil
 
-from pdr_tf import formats
+from pdr_tf.data import formats
 from pdr_tf.synthetic import bbt
 from pdr_tf.synthetic import cars
 from pdr_tf.synthetic import faces

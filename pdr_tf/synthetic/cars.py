@@ -14,7 +14,7 @@ import os
 import numpy as np
 from tqdm import tqdm
 
-from pdr_tf import formats
+from pdr_tf.data import formats
 from pdr_tf.synthetic import meshes
 from pdr_tf.synthetic import render
 

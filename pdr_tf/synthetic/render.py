@@ -22,9 +22,9 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from pdr_tf import formats
-from pdr_tf import geometry
-from pdr_tf import rasterizer
+from pdr_tf.data import formats
+from pdr_tf.render import geometry
+from pdr_tf.render import rasterizer
 
 MODEL_FOV_DEGREES = 10.0
 ROTATION_CENTER = np.array([0.0, 0.0, 1.0])

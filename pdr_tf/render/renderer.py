@@ -13,9 +13,9 @@ import gin
 import tensorflow as tf
 
 from pdr_tf import config_checks
-from pdr_tf import geometry
-from pdr_tf import rasterizer
-from pdr_tf import scene
+from pdr_tf.render import geometry
+from pdr_tf.render import rasterizer
+from pdr_tf.render import scene
 
 
 @gin.configurable

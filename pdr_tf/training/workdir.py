@@ -75,7 +75,7 @@ def restore_model(workdir: str, step: Optional[int] = None):
   import gin  # pylint: disable=import-outside-toplevel
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
 
-  from pdr_tf import model as model_lib  # pylint: disable=import-outside-toplevel  (heavy: Keras networks)
+  from pdr_tf.model import de_renderer as model_lib  # pylint: disable=import-outside-toplevel  (heavy: Keras networks)
 
   config_path = operative_config(workdir)
   if not os.path.isfile(config_path):

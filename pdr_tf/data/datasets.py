@@ -11,8 +11,8 @@ from typing import Optional
 
 import gin
 
-from pdr_tf import feature_spec
-from pdr_tf import input_pipeline
+from pdr_tf.data import feature_spec
+from pdr_tf.data import input_pipeline
 
 logger = logging.getLogger(__name__)
 

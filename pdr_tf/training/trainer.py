@@ -23,17 +23,17 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from pdr_tf import config_checks
-from pdr_tf import datasets
-from pdr_tf import derender_eval
-from pdr_tf import input_pipeline
-from pdr_tf import locks
-from pdr_tf import model as model_lib
-from pdr_tf import objective as objective_lib
-from pdr_tf import optimizers
-from pdr_tf import rasterizer
-from pdr_tf import strategies
-from pdr_tf import summaries
-from pdr_tf import workdir as workdir_lib
+from pdr_tf.data import datasets
+from pdr_tf.evaluation import derender_eval
+from pdr_tf.data import input_pipeline
+from pdr_tf.data import locks
+from pdr_tf.model import de_renderer as model_lib
+from pdr_tf.model import objective as objective_lib
+from pdr_tf.model import optimizers
+from pdr_tf.render import rasterizer
+from pdr_tf.training import strategies
+from pdr_tf.training import summaries
+from pdr_tf.training import workdir as workdir_lib
 
 logger = logging.getLogger(__name__)
 

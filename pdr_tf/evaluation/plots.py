@@ -8,7 +8,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from scipy.optimize import linear_sum_assignment
 
-from pdr_tf import metrics
+from pdr_tf.evaluation import metrics
 
 MAX_LEGEND_ENTRIES = 20
 MAX_ANNOTATED_CELLS = 400

@@ -1,8 +1,8 @@
 """Scores de-rendered scenes against ground truth, beside trivial predictors: batches in, one report out.
 
 Used by `pdr_tf.evaluate` (a whole split through the exported `de_render` signature) and by training's validation
-(a fixed batch through the model), so both report the same numbers. Definitions: `pdr_tf.derender_metrics` and
-docs/evaluation.md.
+(a fixed batch through the model), so both report the same numbers. Definitions:
+`pdr_tf.evaluation.derender_metrics` and docs/evaluation.md.
 """
 
 from typing import Dict, Optional
@@ -10,8 +10,8 @@ from typing import Dict, Optional
 import numpy as np
 import tensorflow as tf
 
-from pdr_tf import derender_metrics
-from pdr_tf import geometry
+from pdr_tf.evaluation import derender_metrics
+from pdr_tf.render import geometry
 
 EROSION_PIXELS = 1
 # The headline ratio of each property (model error / trivial error) and where it sits in the report.

@@ -1,7 +1,7 @@
 """The one TFRecord schema of pdr_tf: feature keys and types, the Example writer and parser, and the output layout.
 
 The Beam jobs (`beam_pipelines`) write every record with `serialize_example` and the tf.data reader
-(`pdr_tf.input_pipeline`) parses them with `parse_example`; both read the key list below, so the schema lives here
+(`pdr_tf.data.input_pipeline`) parses them with `parse_example`; both read the key list below, so the schema lives here
 only. Writing needs no TensorFlow: `serialize_example` encodes the `tf.train.Example` protobuf with the standard
 library and numpy, so Beam workers do not pay TensorFlow's import. Its bytes are identical to
 `tf.train.Example.SerializeToString(deterministic=True)` (checked by the tests).
@@ -17,7 +17,7 @@ import os
 
 import numpy as np
 
-from pdr_tf import formats
+from pdr_tf.data import formats
 
 # Bump whenever a key, type or shape below changes; readers refuse data written under another version.
 SCHEMA_VERSION = 1
@@ -37,7 +37,7 @@ FEATURES = {
   "image/width": ("int64", 1, formats.IMAGE_SIZE),
   "image/format": ("bytes", 1, "png"),
   "label/name": ("bytes", 1, ""),  # class name; "" when unknown
-  "label/id": ("int64", 1, -1),  # index into the dataset's class tuple in pdr_tf.formats; -1 when unknown
+  "label/id": ("int64", 1, -1),  # index into the dataset's class tuple in pdr_tf.data.formats; -1 when unknown
   "label/age": ("int64", 1, -1),  # UTKFace: years
   "label/gender": ("int64", 1, -1),  # UTKFace: index into formats.UTKFACE_GENDERS
   "label/race": ("int64", 1, -1),  # UTKFace: index into formats.UTKFACE_RACES

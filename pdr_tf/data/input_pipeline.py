@@ -1,6 +1,6 @@
 """tf.data input over the converted TFRecords: training and evaluation datasets and per-replica distributed input.
 
-The data directory is what `python -m beam_pipelines.<dataset>` writes (see pdr_tf.feature_spec for the layout);
+The data directory is what `python -m beam_pipelines.<dataset>` writes (see pdr_tf.data.feature_spec for the layout);
 records are parsed with the shared schema and images are scaled from uint8 to [-1, 1].
 """
 
@@ -13,7 +13,9 @@ import gin
 import tensorflow as tf
 
 from beam_pipelines import JOBS  # the package's names only: importing it does not import Beam
-from pdr_tf import feature_spec, formats
+from pdr_tf.data import feature_spec
+
+from pdr_tf.data import formats
 
 EVAL_KEYS = {  # output name -> (feature key); the image is decoded separately
   "label_id": "label/id",

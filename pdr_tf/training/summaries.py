@@ -4,7 +4,7 @@ import math
 
 import tensorflow as tf
 
-from pdr_tf import geometry
+from pdr_tf.render import geometry
 
 
 def _to_unit(images):

@@ -19,7 +19,7 @@ from typing import Mapping, Optional, Tuple, Union
 import gin
 import tensorflow as tf
 
-from pdr_tf import scene
+from pdr_tf.render import scene
 
 MODES = ("none", "light", "light_view")
 LIGHT_NOISE = ("released", "clipped")  # LooccConfig.light_noise

@@ -14,7 +14,7 @@ from typing import Optional
 import keras
 import tensorflow as tf
 
-from pdr_tf import formats
+from pdr_tf.data import formats
 from pdr_tf.gin_utils import keras_configurable
 
 _LOG = logging.getLogger(__name__)

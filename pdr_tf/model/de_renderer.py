@@ -11,10 +11,10 @@ from typing import Dict
 import keras
 import tensorflow as tf
 
-from pdr_tf import geometry
-from pdr_tf import networks
-from pdr_tf import renderer as renderer_lib
-from pdr_tf import scene
+from pdr_tf.render import geometry
+from pdr_tf.model import networks
+from pdr_tf.render import renderer as renderer_lib
+from pdr_tf.render import scene
 from pdr_tf.gin_utils import keras_configurable
 
 FEATURE_KEYS = scene.PROPERTIES

@@ -18,8 +18,8 @@ import logging
 
 import numpy as np
 
-from pdr_tf import formats
-from pdr_tf import rotations
+from pdr_tf.data import formats
+from pdr_tf.render import rotations
 
 _LOG = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from typing import Optional
 import keras
 import tensorflow as tf
 
-from pdr_tf import formats
+from pdr_tf.data import formats
 from pdr_tf.gin_utils import keras_configurable
 
 _INPUT_SHAPE = (formats.IMAGE_SIZE, formats.IMAGE_SIZE, 3)

@@ -19,9 +19,9 @@ from typing import Dict
 import gin
 import tensorflow as tf
 
-from pdr_tf import losses
-from pdr_tf import loocc
-from pdr_tf import perceptual
+from pdr_tf.model import losses
+from pdr_tf.model import loocc
+from pdr_tf.model import perceptual
 
 logger = logging.getLogger(__name__)
 

@@ -21,9 +21,9 @@ from typing import Callable, Dict
 import tensorflow as tf
 from tensorflow_graphics.rendering import barycentrics as tfg_barycentrics
 
-from pdr_tf import geometry
-from pdr_tf import kernel_build
-from pdr_tf import rasterizer_tf
+from pdr_tf.render import geometry
+from pdr_tf.render import kernel_build
+from pdr_tf.render import rasterizer_tf
 
 DEFAULT_NEAR = 0.1
 DEFAULT_FAR = 100.0

@@ -1,0 +1,1 @@
+"""Evaluation: clustering metrics, disentanglement, de-rendering metrics and scoring, plots, reports."""

@@ -1,0 +1,1 @@
+"""The de-renderer: networks, the model, losses, LOOCC, the objective, the optimizer."""

@@ -1,0 +1,1 @@
+"""Training: distribution strategies, the training loop and its hooks, summaries, the work-dir layout."""
