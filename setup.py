@@ -18,7 +18,6 @@ INSTALL_REQUIRES = [
   "pillow>=10",
   "matplotlib>=3.8",
   "tqdm>=4.66",
-  "absl-py>=2.0",
 ]
 
 EXTRAS_REQUIRE = {

@@ -14,7 +14,7 @@ import sys
 
 from apache_beam.io.filesystems import FileSystems
 
-from beam_pipelines import common, runner
+from beam_pipelines import common, inputs, runner
 from pdr_tf.data import formats
 
 DATASET = "bbt"
@@ -67,7 +67,7 @@ def read_track_labels(path, encoding="utf-8-sig"):
   """parse_track_labels of a file; ValueError naming the path when it does not exist or is not `encoding` text."""
   if not FileSystems.exists(path):
     raise ValueError(f"BBT track labels file {path} does not exist")
-  return parse_track_labels(common.decode_text(common.read_bytes(path), path, encoding, flag="--labels_encoding"), path)
+  return parse_track_labels(inputs.decode_text(inputs.read_bytes(path), path, encoding, flag="--labels_encoding"), path)
 
 
 class ParseBbtPath(common.RejectingDoFn):
@@ -154,7 +154,7 @@ def build_pipeline(
     dataset=DATASET,
     patterns=[common.recursive_pattern(tracks_dir)],
     parse_fn=ParseBbtPath(labels, tracks_dir, strict),
-    box_fn=common.center_box,
+    box_fn=inputs.center_box,
     output_dir=output_dir,
     split_shards={SPLIT: common.shards_for(len(items), num_shards, images_per_shard)},
     strict=strict,

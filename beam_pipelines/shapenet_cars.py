@@ -18,7 +18,7 @@ import sys
 
 from apache_beam.io.filesystems import FileSystems
 
-from beam_pipelines import common, runner
+from beam_pipelines import common, inputs, runner
 from pdr_tf.data import formats
 
 DATASET = "shapenet_cars"
@@ -78,7 +78,7 @@ def read_metadata(path, encoding="utf-8-sig"):
   """
   if not FileSystems.exists(path):
     raise ValueError(f"ShapeNet metadata CSV {path} does not exist (pass --metadata_csv)")
-  text = common.decode_text(common.read_bytes(path), path, encoding, flag="--metadata_encoding")
+  text = inputs.decode_text(inputs.read_bytes(path), path, encoding, flag="--metadata_encoding")
   reader = csv.DictReader(io.StringIO(text))
   missing = [c for c in _REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
   if missing:

@@ -13,7 +13,7 @@ import sys
 
 from apache_beam.io.filesystems import FileSystems
 
-from beam_pipelines import common, runner
+from beam_pipelines import common, inputs, runner
 from pdr_tf.data import formats
 
 DATASET = "utkface"
@@ -126,7 +126,7 @@ def build_pipeline(
     patterns=[common.recursive_pattern(input_dir)],
     exclude_names=EXCLUDE_NAMES,
     parse_fn=ParseUtkfacePath(input_dir, strict),
-    box_fn=common.center_box,
+    box_fn=inputs.center_box,
     output_dir=output_dir,
     split_shards=split_shards,
     strict=strict,

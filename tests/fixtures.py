@@ -13,9 +13,7 @@ HANG_GUARD_S = 3600
 
 
 def png_bytes(image: np.ndarray) -> bytes:
-  buffer = io.BytesIO()
-  Image.fromarray(image).save(buffer, format="PNG")
-  return buffer.getvalue()
+  return png_image(image)
 
 
 def blob_image(rng, size=64, colour=None):
@@ -67,3 +65,47 @@ def write_tiny_dataset(path, num_train=16, num_test=10, classes=("a", "b"), seed
       records.append(record)
   feature_spec.write_dataset(str(path), records, dataset="custom")
   return str(path)
+
+
+def tiny_de_renderer():
+  """A built DeRenderer small enough for unit tests (confidence maps on), seeded."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel  (fixtures stay importable without TF)
+
+  from pdr_tf.model import de_renderer  # pylint: disable=import-outside-toplevel
+
+  tf.keras.utils.set_random_seed(0)
+  model = de_renderer.DeRenderer(nf=8, zdim=16, encoder_nf=8, use_confidence=True, conf_zdim=16)
+  model.build_for_inference()
+  return model
+
+
+def tiny_images():
+  """[2, 64, 64, 3] fixed random images in [-1, 1]."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+  return tf.random.stateless_uniform([2, 64, 64, 3], [1, 2], -1.0, 1.0)
+
+
+def png_image(array, mode=None, **save_args) -> bytes:
+  """PNG bytes of a uint8 array, optionally converted to a PIL mode first (e.g. "LA", "P", "I;16")."""
+  image = Image.fromarray(array) if mode is None else Image.fromarray(array).convert(mode)
+  buffer = io.BytesIO()
+  image.save(buffer, format="PNG", **save_args)
+  return buffer.getvalue()
+
+
+def random_rgb(height=20, width=30, seed=0) -> np.ndarray:
+  return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+
+
+def gt_npz(depth, light=None, view=None, drop=None) -> bytes:
+  """A ground-truth sidecar (.gt.npz bytes) with depth, light and view; `drop` leaves one array out."""
+  arrays = {
+    "depth": depth,
+    "light": np.arange(4, dtype=np.float32) if light is None else light,
+    "view": np.arange(6, dtype=np.float32) if view is None else view,
+  }
+  arrays.pop(drop, None)
+  buffer = io.BytesIO()
+  np.savez(buffer, **arrays)
+  return buffer.getvalue()

@@ -11,7 +11,7 @@ import tensorflow as tf
 from apache_beam import pvalue
 from PIL import Image
 
-from beam_pipelines import bbt, common
+from beam_pipelines import bbt, inputs
 from pdr_tf.data import feature_spec
 
 from pdr_tf.data import formats
@@ -30,7 +30,7 @@ FILES = {
   ("0001", "000101.jpg"): (0, "leonard"),
   ("0001", "000102.jpg"): (0, "leonard"),  # grayscale, converted
   ("0002", "000200.jpg"): (2, "penny"),
-  ("0002", "000201.jpg"): common.REASON_NOT_IMAGE,
+  ("0002", "000201.jpg"): inputs.REASON_NOT_IMAGE,
   ("0002", "thumbs.db"): bbt.REASON_BAD_NAME,
   ("0003", "000300.jpg"): (-1, "kurt"),
   ("0004", "000400.jpg"): bbt.REASON_NO_LABEL,
@@ -55,7 +55,7 @@ def make_bbt(root, files=FILES, labels=LABELS):
     shape = (90, 70) if name == "000102.jpg" else (90, 70, 3)
     buffer = io.BytesIO()
     Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8)).save(buffer, format="JPEG")
-    data = b"\x00garbage" if expected == common.REASON_NOT_IMAGE or name == "thumbs.db" else buffer.getvalue()
+    data = b"\x00garbage" if expected == inputs.REASON_NOT_IMAGE or name == "thumbs.db" else buffer.getvalue()
     with open(os.path.join(folder, name), "wb") as f:
       f.write(data)
   with open(os.path.join(root, formats.BBT_LABELS_FILENAME), "w") as f:
@@ -92,7 +92,7 @@ def test_parse_dofn():
   ):
     (out,) = list(fn.process({"path": path, "gt_path": None}))
     assert isinstance(out, pvalue.TaggedOutput) and out.value == {"path": path, "reason": reason}
-  with pytest.raises(common.RejectedInputError, match="tracks/9/000001.jpg: track has no label"):
+  with pytest.raises(inputs.RejectedInputError, match="tracks/9/000001.jpg: track has no label"):
     list(bbt.ParseBbtPath({}, "/r/tracks", strict=True).process({"path": "/r/tracks/9/000001.jpg"}))
 
 
@@ -110,7 +110,7 @@ def test_job_end_to_end(tmp_path):
     bbt.REASON_NO_LABEL: 3,
     bbt.REASON_BAD_NAME: 2,
     bbt.REASON_NO_TRACK: 2,
-    common.REASON_NOT_IMAGE: 1,
+    inputs.REASON_NOT_IMAGE: 1,
   }
   rejects = [json.loads(line) for line in open(os.path.join(out, "rejects.jsonl"))]
   tracks = os.path.join(root, formats.BBT_TRACKS_DIRNAME)

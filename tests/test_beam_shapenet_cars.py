@@ -12,7 +12,7 @@ import tensorflow as tf
 from apache_beam import pvalue
 from PIL import Image
 
-from beam_pipelines import common, shapenet_cars
+from beam_pipelines import inputs, shapenet_cars
 from pdr_tf.data import feature_spec
 
 from pdr_tf.data import formats
@@ -68,7 +68,7 @@ FILES = {
   ("train", f"{AMBULANCE}_1.png"): 1,  # RGBA, converted
   ("train", f"{MISSING}_0.png"): shapenet_cars.REASON_NO_MODEL,
   ("train", "notes.txt"): shapenet_cars.REASON_BAD_NAME,
-  ("train", f"{POLICE}_0.png"): common.REASON_CORRUPT,  # truncated
+  ("train", f"{POLICE}_0.png"): inputs.REASON_CORRUPT,  # truncated
   ("val", f"{POLICE}_1.png"): 0,
   ("val", f"{AMBULANCE}_2.png"): 1,  # the latter with ground truth
   ("test", f"{AMBULANCE}_3.png"): 1,
@@ -93,7 +93,7 @@ def make_syncar(root):
     data = _png(
       _render(i, size=256 if name == f"{OTHER}_1.png" else 128, channels=4 if name == f"{AMBULANCE}_1.png" else 3)
     )
-    if FILES[(split, name)] == common.REASON_CORRUPT:
+    if FILES[(split, name)] == inputs.REASON_CORRUPT:
       data = data[: len(data) // 2]
     elif name == "notes.txt":
       data = b"renders by blender\n"
@@ -220,7 +220,7 @@ def test_job_end_to_end(tmp_path):
   gt = seen[("val", f"{AMBULANCE}_2.png")]
   assert gt["gt/has"] == 1 and seen[("val", f"{POLICE}_1.png")]["gt/has"] == 0
   np.testing.assert_array_equal(
-    gt["gt/depth"].reshape(64, 64), common.crop_resize_depth(depth, shapenet_cars.syncar_box(128, 128))
+    gt["gt/depth"].reshape(64, 64), inputs.crop_resize_depth(depth, shapenet_cars.syncar_box(128, 128))
   )
   np.testing.assert_allclose(gt["gt/light"], [0.3, 0.7, 0.1, -0.2], rtol=1e-6)
   np.testing.assert_allclose(gt["gt/view"], [0.1, 0.2, 0.0, 0.01, 0.0, 0.0], rtol=1e-6)

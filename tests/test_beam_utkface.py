@@ -15,7 +15,7 @@ from apache_beam import pvalue
 from PIL import Image
 
 import beam_pipelines
-from beam_pipelines import common, runner, utkface
+from beam_pipelines import inputs, runner, utkface
 import fixtures
 from pdr_tf.data import feature_spec
 
@@ -34,9 +34,9 @@ BAD = {
   "61_1_20170109142408075.jpg": utkface.REASON_BAD_NAME,  # malformed names as in the real download
   "39_1_20170116174525125.jpg": utkface.REASON_BAD_NAME,
   "README.txt": utkface.REASON_BAD_NAME,
-  "50_0_0_20170116174525901.jpg": common.REASON_CORRUPT,  # truncated JPEG
-  "51_0_0_20170116174525902.jpg": common.REASON_NOT_IMAGE,  # text file
-  "52_0_0_20170116174525903.jpg": common.REASON_EMPTY,
+  "50_0_0_20170116174525901.jpg": inputs.REASON_CORRUPT,  # truncated JPEG
+  "51_0_0_20170116174525902.jpg": inputs.REASON_NOT_IMAGE,  # text file
+  "52_0_0_20170116174525903.jpg": inputs.REASON_EMPTY,
 }
 
 
@@ -62,11 +62,11 @@ def make_utkface(root, good=GOOD, converted=True, bad=True):
   if bad:
     for name, reason in BAD.items():
       data = _save(os.path.join(root, name), rng.integers(0, 256, (200, 200, 3), dtype=np.uint8))
-      if reason == common.REASON_CORRUPT:
+      if reason == inputs.REASON_CORRUPT:
         data = data[: len(data) // 2]
-      elif reason == common.REASON_NOT_IMAGE:
+      elif reason == inputs.REASON_NOT_IMAGE:
         data = b"not an image\n"
-      elif reason == common.REASON_EMPTY:
+      elif reason == inputs.REASON_EMPTY:
         data = b""
       with open(os.path.join(root, name), "wb") as f:
         f.write(data)

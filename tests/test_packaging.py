@@ -21,7 +21,7 @@ def test_gin_dir_holds_the_shipped_gin_files():
 def test_wheel_ships_every_gin_file_as_package_data(tmp_path):
   source = tmp_path / "source"  # a copy, so that the build writes nothing into the checkout
   source.mkdir()
-  for name in ("setup.py", "README.md", "pdr_tf", "beam_pipelines", "gin"):
+  for name in ("setup.py", "pyproject.toml", "README.md", "pdr_tf", "beam_pipelines", "gin"):
     copy = shutil.copytree if os.path.isdir(os.path.join(REPO, name)) else shutil.copy
     copy(os.path.join(REPO, name), source / name, **({"ignore": IGNORE} if copy is shutil.copytree else {}))
   # --no-build-isolation --no-deps: nothing is downloaded; setuptools comes with the environment.

@@ -6,6 +6,7 @@ import os
 import pytest
 
 from pdr_tf.evaluation import report
+from pdr_tf.evaluation import table1
 from pdr_tf import reproduce
 from fixtures import write_tiny_dataset  # pylint: disable=wrong-import-order  (tests/ is on sys.path)
 
@@ -98,7 +99,7 @@ def test_cars_suite_end_to_end_writes_table_with_every_method(tiny_cars, tmp_pat
 
 
 def test_table_rows_put_measurements_beside_the_paper():
-  rows = reproduce.table_rows(
+  rows = table1.table_rows(
     reproduce.get_suite("faces"),
     {"unsup3d": {"accuracy": [0.5, 0.7], "f1": [0.4, 0.4]}, "pixels_pca": {"accuracy": [0.3], "f1": [0.2]}},
   )
@@ -113,7 +114,7 @@ def test_table_rows_put_measurements_beside_the_paper():
 def test_write_table_states_whether_loocc_beats_unsup3d(tmp_path):
   runs = lambda acc, f1: [{"seed": 0, "accuracy": acc, "f1": f1, "seconds": 1.0}]
   config = {"command": "x", "machine": "m", "date": "d", "seeds": [0], "quick": True}
-  paths, table = reproduce.write_table(
+  paths, table = table1.write_table(
     reproduce.get_suite("cars"), {"unsup3d": runs(0.5, 0.4), "loocc_light": runs(0.6, 0.3)}, config, str(tmp_path)
   )
   markdown = open(paths["markdown"], encoding="utf-8").read()

@@ -11,7 +11,6 @@ from typing import Dict
 import keras
 import tensorflow as tf
 
-from pdr_tf.render import geometry
 from pdr_tf.model import networks
 from pdr_tf.render import renderer as renderer_lib
 from pdr_tf.render import scene
@@ -214,8 +213,3 @@ class DeRenderer(keras.Model):
       "convex_prior": self.convex_prior,
       "name": self.name,
     }
-
-
-def normals_for_display(depth, model: DeRenderer) -> tf.Tensor:
-  """[B,S,S,3] normals of a depth map mapped to [0, 1] for image summaries."""
-  return geometry.normals_from_depth(depth, model.renderer.intrinsics) * 0.5 + 0.5

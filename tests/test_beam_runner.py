@@ -1,0 +1,83 @@
+"""Tests of beam_pipelines.runner: Beam flags, the parser, and output folders (foreign data is never touched)."""
+
+import json
+import os
+
+import pytest
+
+from beam_pipelines import runner
+from pdr_tf.data import feature_spec
+
+
+def test_local_runner_defaults_are_added_only_without_runner():
+  assert runner.beam_argv([]) == [
+    "--runner=FnApiRunner",
+    "--direct_num_workers=2",
+    "--direct_running_mode=multi_processing",
+  ]
+  assert runner.beam_argv(["--direct_running_mode=in_memory"], 3) == [
+    "--direct_running_mode=in_memory",
+    "--num_workers=3",
+    "--runner=FnApiRunner",
+    "--direct_num_workers=3",
+  ]
+  dataflow = ["--runner=DataflowRunner", "--project=p", "--region=r", "--temp_location=gs://b/tmp"]
+  assert runner.beam_argv(dataflow) == dataflow
+  assert runner.beam_argv(dataflow, 8) == dataflow + ["--num_workers=8"]
+
+
+def test_unknown_flags_pass_through_the_parser():
+  parser = runner.make_parser("utkface", "doc")
+  args, rest = parser.parse_known_args(
+    [
+      "--input_dir",
+      "i",
+      "--output_dir",
+      "o",
+      "--runner=FlinkRunner",
+      "--flink_master=localhost:8081",
+      "--num_workers=4",
+      "--max_num_workers=9",
+    ]
+  )
+  assert args.input_dir == "i" and args.num_workers == 4
+  assert rest == ["--runner=FlinkRunner", "--flink_master=localhost:8081", "--max_num_workers=9"]
+
+
+def _fake_dataset(out, shards=("train.tfrecord-00000-of-00001",)):
+  os.makedirs(out, exist_ok=True)
+  for name in shards:
+    (out / name).write_bytes(b"x")
+  manifest = {"schema_version": feature_spec.SCHEMA_VERSION, "shards": {"train": list(shards)}}
+  (out / feature_spec.MANIFEST_FILENAME).write_text(json.dumps(manifest))
+  (out / feature_spec.REJECTS_FILENAME).write_text("")
+
+
+def test_check_output_dir_replaces_only_a_pdr_tf_dataset(tmp_path):
+  out = tmp_path / "out"
+  assert runner.check_output_dir(str(out)) == []  # absent
+  out.mkdir()
+  assert runner.check_output_dir(str(out)) == []  # empty
+  _fake_dataset(out)
+  with pytest.raises(ValueError, match="--overwrite"):
+    runner.check_output_dir(str(out))
+  assert sorted(runner.check_output_dir(str(out), overwrite=True)) == sorted(
+    ["train.tfrecord-00000-of-00001", feature_spec.MANIFEST_FILENAME, feature_spec.REJECTS_FILENAME]
+  )
+  (out / "keep.txt").write_text("not ours")
+  with pytest.raises(ValueError, match="did not write") as info:
+    runner.check_output_dir(str(out), overwrite=True)
+  assert "keep.txt" in str(info.value)
+  assert (out / "keep.txt").exists() and (out / "train.tfrecord-00000-of-00001").exists()
+
+
+def test_shards_without_a_manifest_are_never_deleted(tmp_path):
+  # Shards copied by hand (or by an older tool) are somebody's data: refused even with --overwrite.
+  out = tmp_path / "copied"
+  out.mkdir()
+  for i in range(3):
+    (out / f"train.tfrecord-0000{i}-of-00003").write_bytes(b"user data")
+  with pytest.raises(ValueError, match="no manifest.json") as info:
+    runner.check_output_dir(str(out), overwrite=True)
+  assert str(out) in str(info.value)
+  assert len(os.listdir(out)) == 3
