@@ -206,23 +206,27 @@ def _baseline_budget(suite, seed, workdir, ctx):
   return _train_steps(ctx), int(gin.query_parameter("Trainer.global_batch_size"))
 
 
+def _score_baseline(method, embed, seed, workdir, ctx):
+  """Clusters a baseline's features of the labelled test split as the de-renderers' are (Ward, k = classes)."""
+  images, labels, groups = ctx["eval_split"]()
+  return evaluate_lib.evaluate_features(
+    {method: embed(images)},
+    labels,
+    group_ids=groups,
+    method="ward",
+    seed=seed,
+    output_dir=os.path.join(workdir, "eval"),
+    name=method,
+  )
+
+
 def _run_vqvae(suite, seed, workdir, ctx):
   steps, batch_size = _baseline_budget(suite, seed, workdir, ctx)
   steps = int(ctx["vqvae_steps"] or steps)
   dataset = input_pipeline.make_dataset(ctx["train_data_dir"], "train", batch_size, training=True, seed=seed)
   model, history = vqvae.train_vqvae(dataset, steps, seed=seed, log_every=max(1, steps // 10), progress=ctx["progress"])
   vqvae.save_vqvae(model, os.path.join(workdir, "vqvae.weights.h5"))
-  images, labels, groups = ctx["eval_split"]()
-  features = {"vq_vae": vqvae.embed(model, images)}
-  results = evaluate_lib.evaluate_features(
-    features,
-    labels,
-    group_ids=groups,
-    method="ward",
-    seed=seed,
-    output_dir=os.path.join(workdir, "eval"),
-    name="vq_vae",
-  )
+  results = _score_baseline("vq_vae", lambda images: vqvae.embed(model, images), seed, workdir, ctx)
   results.update(
     train_steps=steps,
     batch_size=batch_size,
@@ -246,17 +250,7 @@ def _run_pca(suite, seed, workdir, ctx):
     )
   state = pixels_pca.fit_pca(train, n_components=components, seed=seed, downsample=downsample)
   pixels_pca.save_pca(state, os.path.join(workdir, "pca.npz"))
-  images, labels, groups = ctx["eval_split"]()
-  features = {"pixels_pca": pixels_pca.embed_pca(state, images)}
-  results = evaluate_lib.evaluate_features(
-    features,
-    labels,
-    group_ids=groups,
-    method="ward",
-    seed=seed,
-    output_dir=os.path.join(workdir, "eval"),
-    name="pixels_pca",
-  )
+  results = _score_baseline("pixels_pca", lambda images: pixels_pca.embed_pca(state, images), seed, workdir, ctx)
   results.update(
     n_components=components,
     n_train_images=int(train.shape[0]),

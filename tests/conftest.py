@@ -32,3 +32,18 @@ def _no_gin_leaks():
   settings parsed by one test would otherwise change the defaults of the next test in the same worker."""
   yield
   gin.clear_config()
+
+
+# The small de-renderer and images that the model and objective tests share (built once per module).
+@pytest.fixture(scope="module")
+def tiny_model():
+  import fixtures  # pylint: disable=import-outside-toplevel  (TensorFlow loads only for tests that ask)
+
+  return fixtures.tiny_de_renderer()
+
+
+@pytest.fixture(scope="module")
+def images():
+  import fixtures  # pylint: disable=import-outside-toplevel
+
+  return fixtures.tiny_images()

@@ -5,18 +5,7 @@ import math
 import numpy as np
 import pytest
 
-import fixtures
 from pdr_tf.model import de_renderer as model_lib
-
-
-@pytest.fixture(scope="module")
-def tiny_model():
-  return fixtures.tiny_de_renderer()
-
-
-@pytest.fixture(scope="module")
-def images():
-  return fixtures.tiny_images()
 
 
 def test_forward_output_shapes_and_ranges(tiny_model, images):

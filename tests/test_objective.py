@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import fixtures
 from pdr_tf.model import loocc
 from pdr_tf.model import losses
 from pdr_tf.model import objective as objective_lib
@@ -16,16 +15,6 @@ def _objective(mode, backprop_through_render=True, **kwargs):
     loocc_config=loocc.LooccConfig(mode=mode, **kwargs),
     backprop_through_render=backprop_through_render,
   )
-
-
-@pytest.fixture(scope="module")
-def tiny_model():
-  return fixtures.tiny_de_renderer()
-
-
-@pytest.fixture(scope="module")
-def images():
-  return fixtures.tiny_images()
 
 
 def test_objective_terms_are_per_example(tiny_model, images):

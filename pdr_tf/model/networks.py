@@ -73,8 +73,10 @@ def _check_widths(**widths) -> None:
       raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
-def _conv(filters, kernel, strides=1, padding="same", name=None, init="pytorch"):
-  return keras.layers.Conv2D(
+def _conv(filters, kernel, strides=1, padding="same", name=None, init="pytorch", transpose=False):
+  """A bias-free (transposed) convolution with the chosen kernel initializer, as Unsup3D's layers."""
+  layer = keras.layers.Conv2DTranspose if transpose else keras.layers.Conv2D
+  return layer(
     filters,
     kernel,
     strides=strides,
@@ -86,15 +88,7 @@ def _conv(filters, kernel, strides=1, padding="same", name=None, init="pytorch")
 
 
 def _deconv(filters, kernel, strides=1, padding="same", name=None, init="pytorch"):
-  return keras.layers.Conv2DTranspose(
-    filters,
-    kernel,
-    strides=strides,
-    padding=padding,
-    use_bias=False,
-    name=name,
-    kernel_initializer=kernel_initializer(init),
-  )
+  return _conv(filters, kernel, strides, padding, name, init, transpose=True)
 
 
 def _norm(channels, name=None):
