@@ -175,18 +175,7 @@ def make_parser():
   return parser
 
 
-def convert(input_dir, output_dir, beam_args=(), **options):
-  """Converts a BBT face-track folder into TFRecords: the library form of this job (what `main` runs).
-
-  Options by name: overwrite, strict, num_workers, num_shards, images_per_shard, labels_file, labels_encoding.
-  beam_args go to Beam's PipelineOptions. Returns the exit status (0: records written).
-  """
-  return runner.convert(DATASET, make_parser(), build_pipeline, input_dir, output_dir, beam_args, **options)
-
-
-def main(argv=None):
-  """Entry point: python -m beam_pipelines.bbt --input_dir DIR --output_dir DIR [Beam flags]."""
-  return runner.main(DATASET, make_parser(), build_pipeline, argv)
+convert, main = runner.entry_points(DATASET, make_parser, build_pipeline, "a BBT face-track folder")
 
 
 if __name__ == "__main__":

@@ -136,6 +136,38 @@ def main(dataset, parser, build_pipeline, argv=None):
   )
 
 
+def entry_points(dataset, make_job_parser, build_pipeline, what):
+  """A job's two public functions, `convert` (library) and `main` (command line), built once here for every job.
+
+  Args:
+    dataset: job name (the module name under beam_pipelines).
+    make_job_parser: () -> the job's parser (`make_parser` plus its own options).
+    build_pipeline: the job's pipeline body (see `convert`).
+    what: what the job converts, for the docstring, e.g. "a UTKFace folder".
+
+  Returns:
+    (convert(input_dir, output_dir, beam_args=(), **options) -> exit status, main(argv=None) -> exit status).
+  """
+
+  def job_convert(input_dir, output_dir, beam_args=(), **options):
+    return convert(dataset, make_job_parser(), build_pipeline, input_dir, output_dir, beam_args, **options)
+
+  def job_main(argv=None):
+    return main(dataset, make_job_parser(), build_pipeline, argv)
+
+  common_options = set(vars(make_parser(dataset, "").parse_args(["--input_dir", "-", "--output_dir", "-"])))
+  job_options = [a.dest for a in make_job_parser()._actions if a.dest not in common_options | {"help"}]  # pylint: disable=protected-access
+  options = ", ".join(sorted(common_options - {"input_dir", "output_dir", "log_level"}) + job_options)
+  job_convert.__doc__ = (
+    f"Converts {what} into TFRecords: the library form of this job (what `main` runs).\n\n"
+    f"Options by name: {options}. beam_args go to Beam's PipelineOptions. Returns the exit status (0: records "
+    "written)."
+  )
+  job_main.__doc__ = f"Entry point: python -m beam_pipelines.{dataset} --input_dir DIR --output_dir DIR [Beam flags]."
+  job_convert.__name__, job_main.__name__ = "convert", "main"
+  return job_convert, job_main
+
+
 def beam_argv(beam_args, num_workers=None):
   """Beam flags: the user's, untouched, plus local FnApiRunner defaults when no --runner was given.
 

@@ -138,18 +138,7 @@ def make_parser():
   return runner.make_parser(DATASET, __doc__)
 
 
-def convert(input_dir, output_dir, beam_args=(), **options):
-  """Converts a UTKFace folder into TFRecords: the library form of this job (what `main` runs).
-
-  Options by name: overwrite, strict, num_workers, num_shards, images_per_shard.
-  beam_args go to Beam's PipelineOptions. Returns the exit status (0: records written).
-  """
-  return runner.convert(DATASET, make_parser(), build_pipeline, input_dir, output_dir, beam_args, **options)
-
-
-def main(argv=None):
-  """Entry point: python -m beam_pipelines.utkface --input_dir DIR --output_dir DIR [Beam flags]."""
-  return runner.main(DATASET, make_parser(), build_pipeline, argv)
+convert, main = runner.entry_points(DATASET, make_parser, build_pipeline, "a UTKFace folder")
 
 
 if __name__ == "__main__":
