@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import fixtures
-from pdr_tf import bench
+from pdr_tf.benchmarks import suite as bench
 
 SECTIONS = ("rasterizer", "training_step", "input_pipeline", "flops", "serving", "beam")
 
