@@ -17,13 +17,14 @@ QUICK_MODEL = {"nf": 16, "zdim": 64, "encoder_nf": 16}  # gin/quick.gin
 PAPER_MODEL = {"nf": 64, "zdim": 256, "encoder_nf": 32}
 
 
-# Rasterization cost follows the predicted geometry. Randomly initialised depth networks predict depth noise
-# (neighbouring pixels ~0.05 apart in a 0.2 range); seen from a rotated view the grid mesh turns into slivers tens of
-# pixels long whose boxes hold many candidate pixels. Scenes "smooth": the depth network's output layer scaled by
-# SMOOTH_DEPTH_SCALE (neighbouring depths ~0.009 apart) and views near the front, the cheap regime. "edge_on": raw
-# depth noise and views pinned near +-60 degrees about every axis (the view head's rotation weights multiplied by
-# EDGE_ON_VIEW_GAIN, saturating its tanh), the state the quick cars run reached within 40 steps (views near -60
-# degrees about all three axes; measured ~950k candidate pixels per image against ~5k for smooth scenes).
+# Rasterization cost follows the predicted geometry. Glorot-initialised depth networks predict depth noise
+# (neighbouring pixels ~0.05 apart in a 0.2 range; PyTorch's initialisation, the default, about half that); seen
+# from a rotated view the grid mesh turns into slivers tens of pixels long whose boxes hold many candidate pixels.
+# Scenes "smooth": the depth network's output layer scaled by SMOOTH_DEPTH_SCALE (neighbouring depths ~0.009 apart)
+# and views near the front, the cheap regime. "edge_on": Glorot's raw depth noise and views pinned near +-60 degrees
+# about every axis (the view head's rotation weights multiplied by EDGE_ON_VIEW_GAIN, saturating its tanh), the
+# state the quick cars run reached within 40 steps before the de-rendering fixes (views near -60 degrees about all
+# three axes; measured ~950k candidate pixels per image against ~5k for smooth scenes).
 SMOOTH_DEPTH_SCALE = 0.1
 EDGE_ON_VIEW_GAIN = 50.0
 
@@ -78,8 +79,13 @@ def build_training(model_size: Dict[str, int], mode: str = DEFAULT_MODE, seed: i
 
   keras.utils.set_random_seed(seed)
   backend, render_xla = MODES[mode].backend, MODES[mode].render_xla
+  # The edge-on state was reached with Keras' Glorot initialisation (twice PyTorch's scale, the default now): its
+  # depth noise is what makes the slivers, so the scene keeps it whatever the default.
+  init = {"initializer": "glorot"} if MODES[mode].scene == "edge_on" else {}
   net = model.DeRenderer(
-    **model_size, renderer=renderer.Renderer(image_size=IMAGE_SIZE, backend=backend, jit_compile=render_xla)
+    **model_size,
+    **init,
+    renderer=renderer.Renderer(image_size=IMAGE_SIZE, backend=backend, jit_compile=render_xla),
   )
   net.build_for_inference()
   if MODES[mode].scene == "smooth":
