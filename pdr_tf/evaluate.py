@@ -43,6 +43,7 @@ FEATURE_SETS = {
   "light": ("light",),
   "view": ("view",),
 }
+LOG_EVERY_RECORDS = 256  # without a terminal (no progress bar), a log line per this many records
 _STAGES = ("load_saved_model_s", "embed_and_de_render_s", "cluster_and_report_s")  # evaluate's stages, in order
 # label field -> class names by index (None: names come from the records' label/name).
 LABEL_FIELDS = {"label_id": None, "gender": formats.UTKFACE_GENDERS, "race": formats.UTKFACE_RACES}
@@ -286,7 +287,7 @@ def embed_dataset(
   chunks = {name: [] for name in FEATURE_NAMES}
   labels, tracks, read = [], [], 0
   with tqdm(total=total, desc=f"embedding + de-rendering {split}", unit="img", disable=None) as progress:
-    batches, tick = iter(dataset), clock()
+    batches, tick, logged = iter(dataset), clock(), 0
     for batch in batches:
       timings["read_s"] += clock() - tick
       take = batch["image"].shape[0] if max_examples is None else min(batch["image"].shape[0], int(max_examples) - read)
@@ -295,6 +296,9 @@ def embed_dataset(
       batch = {key: value[:take] for key, value in batch.items()}
       read += take
       progress.update(take)
+      if progress.disable and (read - logged >= LOG_EVERY_RECORDS or read >= total):  # no terminal: log lines
+        _LOG.info("embedding + de-rendering %s: %d/%d records", split, read, total)
+        logged = read
       images = np.clip((batch["image"].numpy() + 1.0) / 2.0, 0.0, 1.0)
       keep = batch[label_field].numpy() >= 0
       if np.any(keep):
