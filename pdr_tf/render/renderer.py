@@ -53,6 +53,17 @@ class Renderer:
     jit_compile=False,
     compile_rasterizer=True,
   ):
+    # What `variant` copies: the arguments as given (ranges resolved), so that a copy is this renderer exactly.
+    self._arguments = dict(
+      image_size=image_size,
+      fov=fov,
+      rotation_center_depth=rotation_center_depth,
+      ranges=ranges if ranges is not None else scene.SceneRanges(),
+      margin=margin,
+      backend=backend,
+      jit_compile=jit_compile,
+      compile_rasterizer=compile_rasterizer,
+    )
     config_checks.choice("Renderer.backend", backend, rasterizer.backends() + ("auto",))
     config_checks.integer("Renderer.image_size", image_size, 2)
     config_checks.boolean("Renderer.jit_compile", jit_compile)
@@ -60,9 +71,8 @@ class Renderer:
     self.image_size = int(image_size)
     geometry.check_fov(self.image_size, fov)
     self.fov = float(fov)
-    self.rotation_center_depth = float(rotation_center_depth)
-    self.rotation_center = (0.0, 0.0, self.rotation_center_depth)
-    self.ranges = ranges if ranges is not None else scene.SceneRanges()
+    self.rotation_center = (0.0, 0.0, float(rotation_center_depth))
+    self.ranges = self._arguments["ranges"]
     self.margin = float(margin)
     self.backend = backend
     self.jit_compile = bool(jit_compile)
@@ -80,18 +90,7 @@ class Renderer:
 
   def variant(self, **changes) -> "Renderer":
     """A new Renderer with the same constants except `changes` (any constructor argument)."""
-    args = dict(
-      image_size=self.image_size,
-      fov=self.fov,
-      rotation_center_depth=self.rotation_center_depth,
-      ranges=self.ranges,
-      margin=self.margin,
-      backend=self.backend,
-      jit_compile=self.jit_compile,
-      compile_rasterizer=self.compile_rasterizer,
-    )
-    args.update(changes)
-    return Renderer(**args)
+    return Renderer(**{**self._arguments, **changes})
 
   def portable(self) -> "Renderer":
     """The same renderer made of standard TensorFlow ops only, with no XLA: the pure-TF "tf" rasterizer (the same
