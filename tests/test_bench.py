@@ -115,10 +115,14 @@ def test_smoke_run_writes_every_section(tmp_path):
   assert set(SECTIONS) <= set(sections)
   assert {"tf", "tf+xla", "tfg"} <= set(sections["rasterizer"])
   assert sections["rasterizer"]["agreement"]["equal_ids"] > 0.99
+  candidates = sections["rasterizer"].pop("edge_on_candidates_per_image")
+  assert 0 < candidates["span"] < candidates["box"]
   for backend, data in sections["rasterizer"].items():
     if backend != "agreement":
       _check_section(
-        f"rasterizer[{backend}]", data, ("triangle_ids_ms", "render_forward_ms", "render_forward_backward_ms")
+        f"rasterizer[{backend}]",
+        data,
+        ("triangle_ids_ms", "triangle_ids_edge_on_ms", "render_forward_ms", "render_forward_backward_ms"),
       )
   training = sections["training_step"]
   _check_section("training_step", training, ("train_step_ms", "networks_fwd_bwd_ms", "ratio", "train_images_per_s"))

@@ -65,6 +65,44 @@ def grid_scene(batch=64, size=64, max_angle=60.0, seed=0, border_depth=1.04):
   }
 
 
+def edge_on_scene(batch=64, size=64, seed=1):
+  """`grid_scene` with depth noise of +-0.05 and every view at +-58 degrees about each axis: the mesh seen edge-on,
+  slivers across the image whose boxes hold many times the pixels they cover (what a de-renderer that has not
+  learnt the view predicts)."""
+  scene = grid_scene(batch, size, 60.0, 0)
+  rng = np.random.RandomState(seed)
+  noise = rng.uniform(-0.05, 0.05, scene["depth"].shape)
+  scene["depth"] = np.clip(scene["depth"] + noise, 0.9, 1.1).astype(np.float32)
+  scene["view"][:, :3] = np.radians(rng.choice([-58.0, 58.0], (batch, 3)))
+  return scene
+
+
+def time_edge_on_ids(batch=64, size=64, repeats=7, backends=("tf", "tfg")):
+  """Triangle ids alone on `edge_on_scene`, every backend (tf compiled and not), interleaved rounds.
+
+  Returns:
+    {configuration name: median ms}, and {"box", "span"}: candidate fragments per image that a box rasterizer
+    and the tf backend's row spans test (`rasterizer_tf.candidate_counts`).
+  """
+  from pdr_tf.render import rasterizer_tf  # pylint: disable=import-outside-toplevel
+
+  clip, faces = scene_clip(edge_on_scene(batch, size), size)
+  fns = {
+    name: _ids_fn(backend, faces, size, jit) for name, backend, kind, jit in configurations(backends) if kind == "ids"
+  }
+  times = {name: [] for name in fns}
+  for fn in fns.values():
+    fn(clip).numpy()
+  for _ in range(repeats):
+    for name, fn in fns.items():
+      start = time.perf_counter()
+      fn(clip).numpy()
+      times[name].append(time.perf_counter() - start)
+  box, span = rasterizer_tf.candidate_counts(clip, faces, size, size)
+  medians = {name: round(1000 * float(np.median(t)), 2) for name, t in times.items()}
+  return medians, {"box": round(box), "span": round(span)}
+
+
 def scene_clip(scene, size):
   """Clip-space vertices [B, S*S, 4] of the scene's view-transformed grid meshes, as `Renderer.warp_depth` makes."""
   r = renderer_lib.Renderer(size)

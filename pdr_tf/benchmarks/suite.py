@@ -87,7 +87,8 @@ def bench_rasterizers(settings: Settings) -> Dict[str, object]:
 
   Returns:
     {"tf": ..., "tf+xla": ..., "tfg": ...}, each with batch, triangle_ids_ms, render_forward_ms,
-    render_forward_backward_ms (medians per batch); "agreement": the fraction of equal ids of "tf" and "tfg".
+    render_forward_backward_ms (medians per batch) and triangle_ids_edge_on_ms (`edge_on_scene`); "agreement": the
+    fraction of equal ids of "tf" and "tfg"; "edge_on_candidates_per_image": box and span candidate counts.
   """
   from pdr_tf.render import rasterizer  # pylint: disable=import-outside-toplevel
   from pdr_tf.benchmarks import rasterizer as raster_bench  # pylint: disable=import-outside-toplevel
@@ -108,6 +109,14 @@ def bench_rasterizers(settings: Settings) -> Dict[str, object]:
     sections[name][keys[r["kind"]]] = r["median_ms"]
   if agreement:
     sections["agreement"] = agreement
+  edge_on, candidates = raster_bench.time_edge_on_ids(
+    batch=settings.raster_batch, size=IMAGE_SIZE, repeats=settings.repeats, backends=rasterizer.backends()
+  )
+  for r in results:
+    if r["kind"] == "ids":
+      name = r["backend"] + ("+xla" if r["jit_compile"] else "")
+      sections[name]["triangle_ids_edge_on_ms"] = edge_on[r["name"]]
+  sections["edge_on_candidates_per_image"] = candidates
   return sections
 
 
@@ -307,8 +316,13 @@ def _rows(sections):
     if backend == "agreement":
       add("rasterizer", "tf vs tfg equal ids", r, "equal_ids", "fraction of pixels")
       continue
+    if backend == "edge_on_candidates_per_image":
+      add("rasterizer", "edge-on candidates/image: boxes", r, "box", "what a box rasterizer tests")
+      add("rasterizer", "edge-on candidates/image: spans", r, "span", "what the tf backend tests")
+      continue
     batch = f"batch {r.get('batch', '?')}, 64x64 grid mesh"
     add("rasterizer", f"{backend}: triangle ids ms", r, "triangle_ids_ms", batch)
+    add("rasterizer", f"{backend}: triangle ids edge-on ms", r, "triangle_ids_edge_on_ms", "views at +-58 deg")
     add("rasterizer", f"{backend}: render fwd ms", r, "render_forward_ms", batch)
     add("rasterizer", f"{backend}: render fwd+bwd ms", r, "render_forward_backward_ms", batch)
   t = sections.get("training_step", {})

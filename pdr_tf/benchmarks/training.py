@@ -42,9 +42,9 @@ class Mode:
 
 
 MODES = {
-  "tf_xla_render": Mode("tf", render_xla=True, step_xla=False),  # the shipped gin configs on GPUs / TPUs
+  "tf_xla_render": Mode("tf", render_xla=True, step_xla=False),  # the shipped gin configs
   "tf_xla_step": Mode("tf", render_xla=True, step_xla=True),  # Trainer.jit_compile = True (one device)
-  "tfg": Mode("tfg", render_xla=False, step_xla=False),  # the kernel: the shipped gin configs on CPUs
+  "tfg": Mode("tfg", render_xla=False, step_xla=False),  # the TF-Graphics kernel (Renderer.backend = 'tfg')
   "tfg_edge_on": Mode("tfg", render_xla=False, step_xla=False, scene="edge_on"),
   "tf_xla_render_edge_on": Mode("tf", render_xla=True, step_xla=False, scene="edge_on"),
 }
@@ -53,7 +53,7 @@ DEFAULT_MODE = "tf_xla_render"
 
 def default_modes() -> Tuple[str, ...]:
   """Every mode, the shipped configuration on this machine first (`Renderer.backend = 'auto'` with
-  `Renderer.jit_compile`: "tfg" where auto picks the kernel, CPUs; "tf_xla_render" elsewhere)."""
+  `Renderer.jit_compile`: "tf_xla_render"; "tfg" if "auto" were the kernel)."""
   from pdr_tf.render import rasterizer  # pylint: disable=import-outside-toplevel
 
   shipped = "tfg" if rasterizer.resolve_backend("auto") == "tfg" else "tf_xla_render"

@@ -107,14 +107,11 @@ class Backend:
 
 _BACKENDS: Dict[str, Backend] = {}
 
-# The backend "auto" picks on a CPU-only machine ("tf" or "tfg"). Measured with `python -m pdr_tf.bench --quick` on
-# the 2-core CI CPU: on smooth scenes (64x64 grid meshes, batch 64, views within +-17 degrees) the triangle ids alone
-# take 23 ms ("tf") against 21 ms ("tfg"), and the rendering path compiled with XLA (`Renderer.jit_compile`, which
-# only "tf" allows) 30 against 65 ms forward, 74 against 153 ms forward plus backward. But on noisy depth seen
-# edge-on (~950k candidate pixels per image against ~5k) the "tf" cost follows the triangles' box areas: there the
-# quick-preset step takes 3.9 s with "tf" + XLA against 0.74 s with the kernel. So CPUs get the kernel when it
-# builds; GPUs and TPUs (and CPUs that cannot build it) get "tf".
-CPU_BACKEND = "tfg"
+# "auto" is the pure-TF backend everywhere: the default install needs no C++ compiler and every platform runs the
+# same ops. Measured with `python -m pdr_tf.bench --quick` on the 2-core CI CPU (docs/performance.md): the quick
+# preset's training step with `tf` and the rendering path compiled (`Renderer.jit_compile`, which only `tf` allows)
+# takes 0.83x the kernel's on smooth scenes and 1.06x on the bench's edge-on scenes, since `tf` tests row spans
+# rather than boxes. The kernel, "tfg", stays available by name.
 PORTABLE_BACKEND = "tf"  # standard ops only: what exports trace, so stock TF Serving runs them
 
 
@@ -131,15 +128,8 @@ def backends():
 
 
 def resolve_backend(name: str) -> str:
-  """Returns `name`, or for "auto" the fastest backend available here: "tf" when a GPU or TPU is visible,
-  otherwise `CPU_BACKEND` when it is available, else "tf". Looking for devices starts the TF runtime, so callers
-  resolve "auto" at first use, not at construction (multi-worker collectives are configured before the start)."""
-  if name != "auto":
-    return name
-  if tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"):
-    return PORTABLE_BACKEND
-  preferred = _BACKENDS.get(CPU_BACKEND)
-  return CPU_BACKEND if preferred is not None and preferred.available() else PORTABLE_BACKEND
+  """Returns `name`, or for "auto" `PORTABLE_BACKEND` (the pure-TF rasterizer, on every device)."""
+  return PORTABLE_BACKEND if name == "auto" else name
 
 
 def get_backend(name: str) -> Backend:

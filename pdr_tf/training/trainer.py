@@ -81,7 +81,7 @@ class Trainer:
     strategy, devices, tpu: see `strategies.make_strategy`.
     seed: base seed for initialisation, data order and LOOCC draws.
     jit_compile: compile the loss and its gradients with XLA, networks and renderer together. Needs an
-      XLA-capable rasterizer backend ("tf"; "auto" is "tf" on GPUs and TPUs, the "tfg" kernel on CPUs) and one
+      XLA-capable rasterizer backend ("tf", which "auto" is) and one
       device (no distribution strategy: LOOCC's all-gather and the gradient all-reduce cannot run inside XLA);
       otherwise a warning says why and the step runs uncompiled, with only the renderer compiled when
       `Renderer.jit_compile` is on (docs/performance.md).
