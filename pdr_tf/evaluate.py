@@ -23,6 +23,7 @@ from tqdm import tqdm
 from pdr_tf.evaluation import clustering
 from pdr_tf.evaluation import derender_eval
 from pdr_tf.evaluation import disentanglement
+from pdr_tf.evaluation import exported_derender
 from pdr_tf import export
 from pdr_tf.data import formats
 from pdr_tf import gin_config
@@ -111,6 +112,8 @@ def evaluate_features(
       l2_normalize: scale each concatenated feature vector to unit norm before clustering.
       num_clusters: k; default the number of distinct labels.
       seed: KMeans seed.
+      derender_xla: run de_render compiled with XLA where the platform allows (the SavedModel's check-free
+          de_render_unchecked; `evaluation.exported_derender`), else through the de_render signature.
       output_dir: when set, writes `<name>.json`, `<name>.md`, `<name>_assignments.csv` and the PNG plots there.
       name: base name of the output files.
       extra: dict merged into the results before writing (e.g. the config and de-rendering metrics).
@@ -254,6 +257,7 @@ def embed_dataset(
   saved_model_dir="SavedModel",
   image_size=formats.IMAGE_SIZE,
   timings=None,
+  derender_xla=True,
 ):
   """Runs an exported model over a split: features of labelled records and de-rendering metrics.
 
@@ -267,7 +271,10 @@ def embed_dataset(
       derender_metrics_on: compute de-rendering metrics on records with gt/has = 1.
       saved_model_dir: path for error messages.
       image_size: model input side.
-      timings: optional dict; gets the seconds spent in reading, "embed_images", "de_render" and scoring.
+      timings: optional dict; gets the seconds spent in reading, "embed_images", "de_render" and scoring, and
+          "de_render_path": how de_render ran ("xla" or "signature", `ExportedDeRender.mode`; evaluate moves it
+          to the results).
+      derender_xla: run de_render compiled with XLA where possible (`evaluation.exported_derender`).
 
   Returns:
       (features {name: [N, D]}, labels [N] str, track_ids [N] str, records_read, derender result or None).
@@ -284,6 +291,7 @@ def embed_dataset(
   dataset = input_pipeline.make_dataset(data_dir, split, batch_size, training=False)
   embed = loaded.signatures["embed_images"]
   derender = derender_eval.DerenderScorer(image_size)
+  de_render = None  # built at the first batch with ground truth
   chunks = {name: [] for name in FEATURE_NAMES}
   labels, tracks, read = [], [], 0
   with tqdm(total=total, desc=f"embedding + de-rendering {split}", unit="img", disable=None) as progress:
@@ -317,8 +325,11 @@ def embed_dataset(
             "ground truth; re-export it or set evaluate.derender_metrics = False"
           )
         tick = clock()
-        scene = {k: v.numpy() for k, v in loaded.signatures["de_render"](images=tf.constant(images[has_gt])).items()}
+        if de_render is None:
+          de_render = exported_derender.ExportedDeRender(loaded, batch_size, xla=derender_xla)
+        scene = de_render(images[has_gt])
         timings["de_render_s"] += clock() - tick
+        timings["de_render_path"] = de_render.mode
         tick = clock()
         derender.add(
           scene["recon_depth"],
@@ -355,6 +366,7 @@ def evaluate(
   batch_size=64,
   max_examples=None,
   seed=0,
+  derender_xla=True,
 ):
   """Evaluates an exported model on a converted split and writes JSON, markdown and PNG plots.
 
@@ -401,6 +413,7 @@ def evaluate(
     "batch_size": batch_size,
     "max_examples": max_examples,
     "seed": seed,
+    "derender_xla": derender_xla,
   }
   timings = {}
   tick = time.monotonic()
@@ -418,6 +431,7 @@ def evaluate(
     derender_metrics_on=derender_metrics,
     saved_model_dir=resolved,
     timings=timings,
+    derender_xla=derender_xla,
   )
   timings["embed_and_de_render_s"] = time.monotonic() - tick
   _LOG.info(
@@ -453,6 +467,7 @@ def evaluate(
     "records_read": int(read),
     "n_images": int(labels.size),
     "derender": derender,
+    "de_render_path": timings.pop("de_render_path", None),
     "timings_s": timings,
   }
   tick = time.monotonic()

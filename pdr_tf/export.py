@@ -16,6 +16,8 @@ Signatures (N images per call):
   de_render        images as for embed_images; returns depth [N, S, S] (canonical depth), albedo [N, S, S, 3] in
                    [0, 1], light [N, 4] (ka, kd, lx, ly), view [N, 6] (rx, ry, rz radians, tx, ty, tz),
                    recon_image [N, S, S, 3] in [0, 1], recon_depth [N, S, S] (depth in the input view), mask [N, S, S].
+  de_render_unchecked  not a signature but a function of the loaded object: de_render without run-time input
+                   checks (N >= 1, values in [0, 1], validated by the caller), which XLA can compile; evaluate uses it.
 
 Images cross the SavedModel boundary in [0, 1] (or as bytes); the model itself works in [-1, 1].
 """
@@ -45,6 +47,11 @@ FEATURE_NAMES = scene.PROPERTIES
 EMBEDDING_OUTPUTS = ("embedding",) + tuple(f"{name}_features" for name in FEATURE_NAMES)
 DERENDER_OUTPUTS = scene.PROPERTIES + ("recon_image", "recon_depth", "mask")
 SIGNATURES = ("serving_default", "embed_images", "de_render")
+# Beside the de_render signature, a restorable function (an attribute of the loaded object, not a signature: TF
+# Serving does not see it) with the same outputs and no run-time input checks: images float32 [N >= 1, S, S, 3] in
+# [0, 1], validated by the caller. Without the checks' string formatting XLA can compile it, which is how
+# `pdr_tf.evaluate` runs it (evaluation.exported_derender).
+UNCHECKED_DE_RENDER = "de_render_unchecked"
 INFO_FILENAME = "export_info.json"
 # JPEG, PNG, GIF and BMP magic numbers: what tf.io.decode_image accepts.
 _MAGIC_NUMBERS = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM")
@@ -156,10 +163,15 @@ class _ExportModule(tf.Module):
       images = _checked_images(images, size, "de_render")
       return _unless_empty(images, scene_outputs)
 
+    @tf.function(input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32, name="images")])
+    def de_render_unchecked(images):  # see UNCHECKED_DE_RENDER
+      return scene_outputs(images * 2.0 - 1.0)
+
     self.serving_default = serving_default
     self.embed_images = embed_images
     if include_de_render:  # any tf.function attribute with an input signature is traced into the SavedModel
       self.de_render = de_render
+      setattr(self, UNCHECKED_DE_RENDER, de_render_unchecked)
 
   def track_variables(self, concrete_functions):
     """Tracks the variables captured by the traced signature functions (each once)."""
@@ -316,6 +328,7 @@ def export_model(model, output_dir, image_size=formats.IMAGE_SIZE, version=None,
       "version": version,
       "image_size": image_size,
       "signatures": {name: signature_info[name] for name in signatures},
+      "functions": {UNCHECKED_DE_RENDER: signature_info["de_render"]} if include_de_render else {},
       "feature_dims": dims,
       "custom_ops": custom_ops,
       "source": _source_info(workdir),

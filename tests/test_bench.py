@@ -139,8 +139,16 @@ def test_smoke_run_writes_every_section(tmp_path):
     ("machine_matmul_gflops", "machine_conv2d_gflops", "train_step_gflop_per_image", "model_train_step_gflops"),
   )
   _check_section(
-    "serving", sections["serving"], ("serving_default_batch1_ms", "embed_images_per_s", "evaluation_images_per_s")
+    "serving",
+    sections["serving"],
+    ("serving_default_batch1_ms", "embed_images_per_s", "evaluation_de_render_images_per_s", "evaluation_images_per_s"),
   )
+  if "error" not in sections["serving"] and "error" not in training:
+    assert sections["serving"]["evaluation_de_render_path"] == "xla"
+    serving = sections["serving"]
+    ratio = serving["evaluation_images_per_s"] / training["train_images_per_s"]
+    assert serving["evaluation_over_training"] == pytest.approx(ratio, rel=0.02)
+    assert serving["evaluation_pass"] == (serving["evaluation_over_training"] >= bench.TARGET_EVALUATION_RATIO)
   for workers in (1, 2):
     _check_section(f"beam[{workers}]", sections["beam"].get(f"workers_{workers}", sections["beam"]), ("images_per_s",))
 
@@ -153,3 +161,21 @@ def test_default_modes_put_the_shipped_backend_first(monkeypatch):
     monkeypatch.setattr(rasterizer, "resolve_backend", lambda name, r=resolved: r)
     modes = training.default_modes()
     assert modes[0] == headline and sorted(modes) == sorted(training.MODES)
+
+
+def test_quick_model_is_the_quick_presets_network():
+  """The benchmarks time gin/quick.gin's network: every DeRenderer binding gin itself applies for the quick preset."""
+  import gin  # pylint: disable=import-outside-toplevel
+
+  from pdr_tf import gin_config  # pylint: disable=import-outside-toplevel
+  from pdr_tf import train  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
+  from pdr_tf.benchmarks import training  # pylint: disable=import-outside-toplevel
+
+  gin_config.parse([os.path.join(gin_config.GIN_DIR, name) for name in ("cars_light_view.gin", "quick.gin")])
+  try:
+    model = training.QUICK_MODEL
+    assert {"nf", "zdim", "depth_size", "flat_depth_init"} <= set(model)
+    for key, value in model.items():
+      assert gin.query_parameter(f"DeRenderer.{key}") == value, key
+  finally:
+    gin.clear_config()

@@ -102,6 +102,7 @@ def test_end_to_end_scores_outputs_and_derender_metrics(data_dir, saved_model, t
   for key in stages + ("embed_images_s", "de_render_s", "derender_scoring_s", "read_s", "total_s"):
     assert written["timings_s"][key] >= 0.0, key  # every stage's time is in the written report
   assert written["timings_s"]["total_s"] == pytest.approx(sum(written["timings_s"][k] for k in stages))
+  assert written["de_render_path"] == "xla"  # the check-free function, compiled (exported_derender)
   with open(results["outputs"]["markdown"], encoding="utf-8") as f:
     assert "| cluster accuracy (WCP) | 1.0000 |" in f.read()
   with open(os.path.join(out, "tiny_embedding.png"), "rb") as f:

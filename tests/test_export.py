@@ -197,6 +197,7 @@ def test_export_info_records_dims_and_signatures(exported):
     "view_features": 2,
   }
   assert sorted(info["signatures"]) == sorted(export.SIGNATURES)
+  assert list(info["functions"]) == [export.UNCHECKED_DE_RENDER]  # evaluate's check-free de_render
   assert info["custom_ops"] == []
   assert not [n for n in os.listdir(os.path.dirname(version_dir)) if n.startswith(".tmp")]
 
