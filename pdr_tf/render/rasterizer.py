@@ -192,7 +192,7 @@ def rasterize(
   faces,
   intrinsics,
   image_size,
-  backend="tfg",
+  backend="auto",
   near=DEFAULT_NEAR,
   far=DEFAULT_FAR,
   background_depth=None,

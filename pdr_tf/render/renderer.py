@@ -33,8 +33,8 @@ class Renderer:
       [min_depth, max_depth]; reconstructed depth is clamped to [min_depth - margin, max_depth + margin] and
       pixels at the far clamp are invalid.
     margin: clamp margin (Unsup3D: 0.1).
-    backend: rasterizer backend, see `rasterizer.backends()`, or "auto" (the fastest one here, resolved once, at
-      first use: looking for devices starts the TF runtime, which multi-worker set-up must precede).
+    backend: rasterizer backend, see `rasterizer.backends()`, or "auto" (the default: the pure-TF "tf" backend;
+      resolved once, at first use).
     jit_compile: run `render` (forward and backward) compiled with XLA when the backend allows it (the pure-TF
       "tf" backend; the "tfg" kernel is a custom op and always runs uncompiled). On the 2-core CPU the rendering
       path then runs ~2x faster than with the kernel (docs/performance.md); each new batch size compiles once.
@@ -49,7 +49,7 @@ class Renderer:
     rotation_center_depth=1.0,
     ranges=None,
     margin=0.1,
-    backend="tfg",
+    backend="auto",
     jit_compile=False,
     compile_rasterizer=True,
   ):

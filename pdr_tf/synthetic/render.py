@@ -109,6 +109,11 @@ def axis_rotation(axis: str, angle: float) -> np.ndarray:
 _RASTER_FUNCTIONS = {}
 
 
+def _bucket(count: int) -> int:
+  """The padded size of `count` vertices or faces: the next power of two, at least 256."""
+  return max(256, 1 << (int(count) - 1).bit_length())
+
+
 def _raster_function(high: int, low: int):
   """A compiled visibility pass for one pair of image sizes (supersampled, raw); traced once for any mesh and batch.
 
@@ -219,16 +224,26 @@ def render_views(
   batch, s = len(views), camera.supersample
   high = camera.size * s
   canonical = mesh.vertices @ to_canonical.T + ROTATION_CENTER
+  # Meshes differ in size; padded to a few bucket sizes, the rasterizer (XLA-compiled per shape) compiles a few
+  # times per world instead of once per mesh. Padding faces repeat vertex 0 (degenerate: never drawn), so every id
+  # is a real face's.
+  padded_vertices = np.concatenate(
+    [canonical, np.repeat(canonical[:1], _bucket(len(canonical)) - len(canonical), axis=0)]
+  )
+  padded_faces = np.concatenate(
+    [mesh.faces, np.zeros((_bucket(len(mesh.faces)) - len(mesh.faces), 3), mesh.faces.dtype)]
+  ).astype(np.int32)
   vertices, ids_high, ids_low = (
     t.numpy()
     for t in _raster_function(high, camera.size)(
-      canonical.astype(np.float32),
+      padded_vertices.astype(np.float32),
       views.astype(np.float32),
-      mesh.faces,
+      padded_faces,
       camera.scaled_intrinsics(),
       np.asarray(camera.intrinsics, np.float32),
     )
   )
+  vertices = vertices[:, : len(canonical)]
   covered, bary, _ = surface_hits(vertices, mesh.faces, ids_high, camera.scaled_intrinsics())
   triangle_id = ids_high[covered]
   attributes = np.concatenate([mesh.vertices, mesh.normals], -1).astype(np.float32)
