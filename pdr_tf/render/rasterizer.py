@@ -110,8 +110,8 @@ _BACKENDS: Dict[str, Backend] = {}
 # "auto" is the pure-TF backend everywhere: the default install needs no C++ compiler and every platform runs the
 # same ops. Measured with `python -m pdr_tf.bench --quick` on the 2-core CI CPU (docs/performance.md): the quick
 # preset's training step with `tf` and the rendering path compiled (`Renderer.jit_compile`, which only `tf` allows)
-# takes 0.83x the kernel's on smooth scenes and 1.06x on the bench's edge-on scenes, since `tf` tests row spans
-# rather than boxes. The kernel, "tfg", stays available by name.
+# takes 0.82-1.08x the kernel's on smooth scenes and 1.01-1.10x on the bench's edge-on scenes (two runs), since `tf`
+# tests row spans rather than boxes. The kernel, "tfg", stays available by name.
 PORTABLE_BACKEND = "tf"  # standard ops only: what exports trace, so stock TF Serving runs them
 
 
