@@ -24,7 +24,7 @@ this lies inside the kernel's own bounding box), and within that box only along 
 holds more covered centres than its widest horizontal chord allows (`_span_widths`), and each row starts at the first
 centre right of the edges that bound it from the left (`_row_starts`, from the exact fixed-point edge values). So the
 work follows the triangles' areas, not their boxes: a sliver across the image (a depth map seen edge-on) costs its
-length, not its length squared (the bench's edge-on scenes: ~4.6x fewer candidates than the boxes hold). Very thin
+length, not its length squared (the bench's edge-on scene: 4.9x fewer candidates than the boxes hold). Very thin
 triangles (smallest angle's sine below 1e-3) and those with a corner the box cannot use keep the whole box.
 Differences from the kernel, none of which changes the result for
 clip-space input from `rasterizer.clip_space`: a triangle crossing the near plane is tested against the whole image
