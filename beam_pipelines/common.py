@@ -2,11 +2,13 @@
 
 Every job has the same shape: `ListInputs` lists the input files, a dataset-specific DoFn parses each path's labels,
 `ProcessImage` decodes, converts, crops and resizes the image (and its optional ground-truth sidecar),
-`EncodeExample` serializes it with `pdr_tf.data.feature_spec`, and `build_conversion` writes the shards of each split,
-the rejects file and the manifest. Inputs that cannot be used leave through the "rejects" tagged output as
-{"path", "reason"} dicts and are counted with Beam counters; with strict=True the first one raises instead.
+`EncodeExample` serializes it with `pdr_tf.data.feature_spec`, and `build_conversion` writes the shards of each split
+(`WriteShards`: the same inputs give the same bytes, whatever the runner's bundling), the rejects file and the
+manifest. Inputs that cannot be used leave through the "rejects" tagged output as {"path", "reason"} dicts and are
+counted with Beam counters; with strict=True the first one raises instead.
 """
 
+import hashlib
 import json
 import logging
 import math
@@ -15,6 +17,8 @@ import os
 import apache_beam as beam
 from apache_beam import pvalue
 from apache_beam.io import fileio
+from apache_beam.io import tfrecordio
+from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
@@ -221,6 +225,67 @@ class EncodeExample(beam.DoFn):
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# Deterministic shards.
+
+
+def record_digest(serialized):
+  """SHA-1 of a serialized example: fixes its shard and its place in the shard (serialization is deterministic)."""
+  return hashlib.sha1(serialized).digest()
+
+
+def shard_of(digest, num_shards):
+  """Shard index in [0, num_shards) of a record with this digest (uniform over records)."""
+  return int.from_bytes(digest[:8], "big") % num_shards
+
+
+def keyed_by_shard(serialized, num_shards):
+  """Serialized example -> (shard index, (digest, serialized))."""
+  digest = record_digest(serialized)
+  return shard_of(digest, num_shards), (digest, serialized)
+
+
+def write_shard(shard, output_dir, split, num_shards):
+  """Writes one shard of a split, its records in digest order, and returns its path.
+
+  `shard` is a CoGroupByKey element (index, {"records": [(digest, serialized)], "index": [index]}); the index
+  entry makes a shard with no records exist too. The shard is written to a hidden file beside it and renamed into
+  place, so that a retried bundle rewrites it whole and a reader never sees half a shard. The TFRecord framing is
+  Beam's own (the one beam.io.WriteToTFRecord writes), so that workers need no TensorFlow.
+  """
+  index, grouped = shard
+  path = feature_spec.shard_path(output_dir, split, index, num_shards)
+  directory, name = path.rsplit("/", 1)
+  partial = f"{directory}/.{name}.partial"
+  with FileSystems.create(partial, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+    for _, serialized in sorted(grouped["records"]):
+      tfrecordio._TFRecordUtil.write_record(f, serialized)  # pylint: disable=protected-access
+  FileSystems.rename([partial], [path])
+  return path
+
+
+class WriteShards(beam.PTransform):
+  """Serialized examples of one split -> the paths of its `num_shards` TFRecord shards.
+
+  Unlike beam.io.WriteToTFRecord, whose shard of a record and order within a shard follow the runner's bundles
+  (two conversions of the same inputs then differ, and so does every training run on them), a record's shard and
+  position follow its digest: the same inputs give byte-identical shards on any runner and worker count.
+  """
+
+  def __init__(self, output_dir, split, num_shards):
+    super().__init__()
+    self._output_dir, self._split, self._num_shards = output_dir, split, int(num_shards)
+
+  def expand(self, serialized):
+    keyed = serialized | "Digest" >> beam.Map(keyed_by_shard, self._num_shards)
+    indices = serialized.pipeline | "ShardIndices" >> beam.Create([(i, i) for i in range(self._num_shards)])
+    return (
+      {"records": keyed, "index": indices}
+      | "GroupShards" >> beam.CoGroupByKey()
+      | "WriteShard" >> beam.Map(write_shard, self._output_dir, self._split, self._num_shards)
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # Pipeline body.
 
 
@@ -306,8 +371,7 @@ def build_conversion(
     files = (
       part
       | f"Encode_{split}" >> beam.ParDo(EncodeExample())
-      | f"Write_{split}"
-      >> beam.io.WriteToTFRecord(feature_spec.shard_prefix(output_dir, split), num_shards=split_shards[split])
+      | f"Write_{split}" >> WriteShards(output_dir, split, split_shards[split])
     )
     tagged_files.append(files | f"Name_{split}" >> beam.Map(lambda f, s=split: (s, f)))
   shard_files = tagged_files | "AllShards" >> beam.Flatten()

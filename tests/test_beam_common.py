@@ -1,4 +1,4 @@
-"""Tests of beam_pipelines.common: listing, the ProcessImage and EncodeExample DoFns."""
+"""Tests of beam_pipelines.common: listing, the ProcessImage and EncodeExample DoFns, deterministic shards."""
 
 import os
 
@@ -61,6 +61,47 @@ def test_shards_for():
   assert common.shards_for(0) == 1
   assert common.shards_for(4001, images_per_shard=2000) == 3
   assert common.shards_for(10, num_shards=4) == 4
+
+
+# --- deterministic shards -------------------------------------------------------------------------------------------
+
+
+def _write_shards(output_dir, serialized, num_shards):
+  import apache_beam as beam  # pylint: disable=import-outside-toplevel
+
+  options = beam.options.pipeline_options.PipelineOptions(["--direct_running_mode=in_memory"])
+  with beam.Pipeline(options=options) as p:
+    _ = p | beam.Create(serialized, reshuffle=False) | common.WriteShards(output_dir, "train", num_shards)
+  names = sorted(n for n in os.listdir(output_dir))
+  return {n: open(os.path.join(output_dir, n), "rb").read() for n in names}
+
+
+def test_shard_of_spreads_records_over_every_shard():
+  digests = [common.record_digest(str(i).encode()) for i in range(4000)]
+  counts = np.bincount([common.shard_of(d, 4) for d in digests], minlength=4)
+  assert counts.sum() == 4000 and counts.min() > 900, counts
+  assert common.record_digest(b"x") == common.record_digest(b"x") != common.record_digest(b"y")
+
+
+def test_write_shards_gives_the_same_bytes_whatever_the_input_order(tmp_path):
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+  serialized = [feature_spec.serialize_example({"image/encoded": bytes([i]) * 10, "split": "train"}) for i in range(9)]
+  first = _write_shards(str(tmp_path / "a"), serialized, 3)
+  second = _write_shards(str(tmp_path / "b"), serialized[::-1], 3)
+  assert first == second and sorted(first) == [f"train.tfrecord-0000{i}-of-00003" for i in range(3)]
+  read = [r.numpy() for n in sorted(first) for r in tf.data.TFRecordDataset(str(tmp_path / "a" / n))]
+  assert sorted(read) == sorted(serialized)  # valid TFRecord framing, every record once
+  for name in first:  # records of a shard in digest order
+    records = [r.numpy() for r in tf.data.TFRecordDataset(str(tmp_path / "a" / name))]
+    assert records == sorted(records, key=common.record_digest)
+
+
+def test_write_shards_writes_empty_shards_too(tmp_path):
+  serialized = [feature_spec.serialize_example({"image/encoded": b"only", "split": "train"})]
+  shards = _write_shards(str(tmp_path / "out"), serialized, 4)
+  assert sorted(shards) == [f"train.tfrecord-0000{i}-of-00004" for i in range(4)]  # no hidden partial files left
+  assert sum(len(data) > 0 for data in shards.values()) == 1
 
 
 # --- DoFns ----------------------------------------------------------------------------------------------------------

@@ -63,6 +63,11 @@ def shard_prefix(data_dir, split):
   return os.path.join(data_dir, f"{split}{SHARD_INFIX}")
 
 
+def shard_path(data_dir, split, index, num_shards):
+  """Path of shard `index` (from 0) of `num_shards` of one split: `<dir>/<split>.tfrecord-NNNNN-of-MMMMM`."""
+  return f"{shard_prefix(data_dir, split)}-{index:05d}-of-{num_shards:05d}"
+
+
 def class_key(record):
   """Name under which the manifest counts a record: its label/name, or UNLABELLED when that is empty."""
   name = record.get("label/name", "")
@@ -294,7 +299,7 @@ def write_dataset(output_dir, records, dataset="custom", num_shards=1, rejects=(
   os.makedirs(output_dir, exist_ok=True)
   shards = {}
   for split, serialized in by_split.items():
-    names = [f"{shard_prefix(output_dir, split)}-{i:05d}-of-{num_shards:05d}" for i in range(num_shards)]
+    names = [shard_path(output_dir, split, i, num_shards) for i in range(num_shards)]
     writers = [tf.io.TFRecordWriter(name) for name in names]
     for i, data in enumerate(serialized):
       writers[i % num_shards].write(data)
