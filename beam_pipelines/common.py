@@ -3,7 +3,7 @@
 Every job has the same shape: `ListInputs` lists the input files, a dataset-specific DoFn parses each path's labels,
 `ProcessImage` decodes, converts, crops and resizes the image (and its optional ground-truth sidecar),
 `EncodeExample` serializes it with `pdr_tf.data.feature_spec`, and `build_conversion` writes the shards of each split
-(`WriteShards`: the same inputs give the same bytes, whatever the runner's bundling), the rejects file and the
+(`WriteShards`: the same inputs give the same bytes, in an order fixed by each image's digest), the rejects file and the
 manifest. Inputs that cannot be used leave through the "rejects" tagged output as {"path", "reason"} dicts and are
 counted with Beam counters; with strict=True the first one raises instead.
 """
@@ -217,35 +217,41 @@ class ProcessImage(RejectingDoFn):
 
 
 class EncodeExample(beam.DoFn):
-  """Record dict -> serialized tf.train.Example (pdr_tf.data.feature_spec schema); counts written records."""
+  """Record dict -> (image digest, serialized tf.train.Example of the feature_spec schema); counts written records.
+
+  The digest (`image_digest`) fixes the record's shard and its place in the shard (see WriteShards).
+  """
 
   def process(self, record):
     Metrics.counter(NAMESPACE, "written").inc()
-    yield feature_spec.serialize_example(record)
+    yield image_digest(record), feature_spec.serialize_example(record)
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # Deterministic shards.
 
 
-def record_digest(serialized):
-  """SHA-1 of a serialized example: fixes its shard and its place in the shard (serialization is deterministic)."""
-  return hashlib.sha1(serialized).digest()
+def image_digest(record):
+  """SHA-1 of a record's encoded image: where the record goes in its split.
+
+  A digest of the image, not of the whole example, so that a record's shard and place follow its content and not
+  its `source/path`: the same dataset converted from another folder trains in the same order.
+  """
+  return hashlib.sha1(record["image/encoded"]).digest()
 
 
 def shard_of(digest, num_shards):
-  """Shard index in [0, num_shards) of a record with this digest (uniform over records)."""
+  """Shard index in [0, num_shards) of a record with this image digest (uniform over records)."""
   return int.from_bytes(digest[:8], "big") % num_shards
 
 
-def keyed_by_shard(serialized, num_shards):
-  """Serialized example -> (shard index, (digest, serialized))."""
-  digest = record_digest(serialized)
-  return shard_of(digest, num_shards), (digest, serialized)
+def keyed_by_shard(keyed, num_shards):
+  """(digest, serialized) -> (shard index, (digest, serialized))."""
+  return shard_of(keyed[0], num_shards), keyed
 
 
 def write_shard(shard, output_dir, split, num_shards):
-  """Writes one shard of a split, its records in digest order, and returns its path.
+  """Writes one shard of a split, its records ordered by image digest, and returns its path.
 
   `shard` is a CoGroupByKey element (index, {"records": [(digest, serialized)], "index": [index]}); the index
   entry makes a shard with no records exist too. The shard is written to a hidden file beside it and renamed into
@@ -257,27 +263,27 @@ def write_shard(shard, output_dir, split, num_shards):
   directory, name = path.rsplit("/", 1)
   partial = f"{directory}/.{name}.partial"
   with FileSystems.create(partial, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-    for _, serialized in sorted(grouped["records"]):
+    for _, serialized in sorted(grouped["records"]):  # records with identical images: by their serialized bytes
       tfrecordio._TFRecordUtil.write_record(f, serialized)  # pylint: disable=protected-access
   FileSystems.rename([partial], [path])
   return path
 
 
 class WriteShards(beam.PTransform):
-  """Serialized examples of one split -> the paths of its `num_shards` TFRecord shards.
+  """(image digest, serialized example) pairs of one split (EncodeExample) -> the paths of its `num_shards` shards.
 
-  Unlike beam.io.WriteToTFRecord, whose shard of a record and order within a shard follow the runner's bundles
-  (two conversions of the same inputs then differ, and so does every training run on them), a record's shard and
-  position follow its digest: the same inputs give byte-identical shards on any runner and worker count.
+  Unlike beam.io.WriteToTFRecord, whose shard of a record and order within a shard follow the runner's bundles, so
+  that a seeded training run's data order would depend on the runner's scheduling, a record's shard and place
+  follow its image digest: the same inputs give byte-identical shards on any runner and worker count.
   """
 
   def __init__(self, output_dir, split, num_shards):
     super().__init__()
     self._output_dir, self._split, self._num_shards = output_dir, split, int(num_shards)
 
-  def expand(self, serialized):
-    keyed = serialized | "Digest" >> beam.Map(keyed_by_shard, self._num_shards)
-    indices = serialized.pipeline | "ShardIndices" >> beam.Create([(i, i) for i in range(self._num_shards)])
+  def expand(self, keyed):
+    keyed = keyed | "ByShard" >> beam.Map(keyed_by_shard, self._num_shards)
+    indices = keyed.pipeline | "ShardIndices" >> beam.Create([(i, i) for i in range(self._num_shards)])
     return (
       {"records": keyed, "index": indices}
       | "GroupShards" >> beam.CoGroupByKey()

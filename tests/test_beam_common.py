@@ -66,40 +66,66 @@ def test_shards_for():
 # --- deterministic shards -------------------------------------------------------------------------------------------
 
 
-def _write_shards(output_dir, serialized, num_shards):
+def _write_shards(output_dir, records, num_shards):
   import apache_beam as beam  # pylint: disable=import-outside-toplevel
 
   options = beam.options.pipeline_options.PipelineOptions(["--direct_running_mode=in_memory"])
   with beam.Pipeline(options=options) as p:
-    _ = p | beam.Create(serialized, reshuffle=False) | common.WriteShards(output_dir, "train", num_shards)
-  names = sorted(n for n in os.listdir(output_dir))
-  return {n: open(os.path.join(output_dir, n), "rb").read() for n in names}
+    _ = (
+      p
+      | beam.Create(records, reshuffle=False)
+      | beam.ParDo(common.EncodeExample())
+      | common.WriteShards(output_dir, "train", num_shards)
+    )
+  return {n: open(os.path.join(output_dir, n), "rb").read() for n in sorted(os.listdir(output_dir))}
+
+
+def _records(prefix, count):
+  return [
+    {"image/encoded": bytes([i]) * 10, "split": "train", "source/path": f"{prefix}/{i}.png"} for i in range(count)
+  ]
 
 
 def test_shard_of_spreads_records_over_every_shard():
-  digests = [common.record_digest(str(i).encode()) for i in range(4000)]
+  digests = [common.image_digest({"image/encoded": str(i).encode()}) for i in range(4000)]
   counts = np.bincount([common.shard_of(d, 4) for d in digests], minlength=4)
   assert counts.sum() == 4000 and counts.min() > 900, counts
-  assert common.record_digest(b"x") == common.record_digest(b"x") != common.record_digest(b"y")
 
 
 def test_write_shards_gives_the_same_bytes_whatever_the_input_order(tmp_path):
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
 
-  serialized = [feature_spec.serialize_example({"image/encoded": bytes([i]) * 10, "split": "train"}) for i in range(9)]
-  first = _write_shards(str(tmp_path / "a"), serialized, 3)
-  second = _write_shards(str(tmp_path / "b"), serialized[::-1], 3)
+  records = _records("/raw", 9)
+  first = _write_shards(str(tmp_path / "a"), records, 3)
+  second = _write_shards(str(tmp_path / "b"), records[::-1], 3)
   assert first == second and sorted(first) == [f"train.tfrecord-0000{i}-of-00003" for i in range(3)]
   read = [r.numpy() for n in sorted(first) for r in tf.data.TFRecordDataset(str(tmp_path / "a" / n))]
-  assert sorted(read) == sorted(serialized)  # valid TFRecord framing, every record once
-  for name in first:  # records of a shard in digest order
-    records = [r.numpy() for r in tf.data.TFRecordDataset(str(tmp_path / "a" / name))]
-    assert records == sorted(records, key=common.record_digest)
+  assert sorted(read) == sorted(feature_spec.serialize_example(r) for r in records)  # valid framing, each record once
+  for name in first:  # records of a shard ordered by their image's digest
+    images = [
+      feature_spec.parse_example(r, ["image/encoded"])["image/encoded"].numpy()
+      for r in tf.data.TFRecordDataset(str(tmp_path / "a" / name))
+    ]
+    assert images == sorted(images, key=lambda image: common.image_digest({"image/encoded": image}))
+
+
+def test_the_order_follows_the_images_not_the_source_paths(tmp_path):
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+  def images(directory):
+    return [
+      feature_spec.parse_example(r, ["image/encoded"])["image/encoded"].numpy()
+      for n in sorted(os.listdir(directory))
+      for r in tf.data.TFRecordDataset(os.path.join(directory, n))
+    ]
+
+  _write_shards(str(tmp_path / "a"), _records("/one/folder", 12), 2)
+  _write_shards(str(tmp_path / "b"), _records("/another/place", 12)[::-1], 2)
+  assert images(str(tmp_path / "a")) == images(str(tmp_path / "b"))
 
 
 def test_write_shards_writes_empty_shards_too(tmp_path):
-  serialized = [feature_spec.serialize_example({"image/encoded": b"only", "split": "train"})]
-  shards = _write_shards(str(tmp_path / "out"), serialized, 4)
+  shards = _write_shards(str(tmp_path / "out"), _records("/raw", 1), 4)
   assert sorted(shards) == [f"train.tfrecord-0000{i}-of-00004" for i in range(4)]  # no hidden partial files left
   assert sum(len(data) > 0 for data in shards.values()) == 1
 
@@ -152,8 +178,8 @@ def test_process_image_rejects_with_tagged_output_and_strict_raises(tmp_path):
 
 def test_encode_example_serializes_the_schema():
   record = {"image/encoded": inputs.encode_png(_rgb(64, 64)), "split": "test", "label/id": 2}
-  (data,) = list(common.EncodeExample().process(record))
-  assert data == feature_spec.serialize_example(record)
+  ((digest, data),) = list(common.EncodeExample().process(record))
+  assert data == feature_spec.serialize_example(record) and digest == common.image_digest(record)
 
 
 # --- runner ---------------------------------------------------------------------------------------------------------
