@@ -260,8 +260,8 @@ def write_shard(shard, output_dir, split, num_shards):
   """
   index, grouped = shard
   path = feature_spec.shard_path(output_dir, split, index, num_shards)
-  directory, name = path.rsplit("/", 1)
-  partial = f"{directory}/.{name}.partial"
+  directory, name = FileSystems.split(path)
+  partial = FileSystems.join(directory, f".{name}.partial")
   with FileSystems.create(partial, compression_type=CompressionTypes.UNCOMPRESSED) as f:
     for _, serialized in sorted(grouped["records"]):  # records with identical images: by their serialized bytes
       tfrecordio._TFRecordUtil.write_record(f, serialized)  # pylint: disable=protected-access
