@@ -1,12 +1,10 @@
 """De-rendering that works: a short training on a small synthetic world with ground truth must recover the depth
 better than the trivial predictor (a flat map), measured by the trainer's own validation against ground truth.
 
-This guards against the failure in which the loss falls while the de-renderer learns nothing. The run is now
-deterministic (the conversion fixes the record order, and a seeded run on the same data repeats bit for bit), and
-it fails: gin/quick.gin recovers the faces depth in only about half of its seeds (normals 0.58x and 0.62x the flat
-map in seeds 0 and 1, 1.06x and 1.05x in seeds 2 and 3; this test's own world and seed 0: 1.04x). The strict
-expected-failure mark keeps that known defect visible in every CI run and makes CI fail once the test passes, so
-that the mark is removed then. docs/training.md has the table and what goes wrong in the failing runs.
+This guards against the failure in which the loss falls while the de-renderer learns nothing. The run is
+deterministic (the conversion fixes the record order, and a seeded run on the same data repeats bit for bit).
+Before the light and view heads were made mirror-equivariant (`DeRenderer.mirror_equivariant`), the quick preset
+recovered the faces depth in only half of its seeds, and this test failed; docs/training.md has both tables.
 """
 
 import json
@@ -32,11 +30,6 @@ def _validation(workdir):
 
 @pytest.mark.slow
 @pytest.mark.longest
-@pytest.mark.xfail(
-  strict=True,
-  reason="known defect: the quick preset recovers the faces depth in about half its seeds; this seed ends at normals "
-  "1.04x the flat map (docs/training.md)",
-)
 def test_a_short_training_recovers_depth_better_than_a_flat_map(tmp_path):
   data_dir = str(tmp_path / "faces" / "tfrecords")
   datasets.ensure_synthetic("faces", data_dir, seed=0, sizes=WORLD_SIZES, own_dir=data_dir)

@@ -51,6 +51,26 @@ def test_encode_and_de_render_agree_with_forward(tiny_model, images):
   assert set(de) == {"depth", "albedo", "light", "view", "recon_image", "recon_depth", "mask"}
 
 
+def test_mirror_equivariant_heads_mirror_light_and_view(images):
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+  from pdr_tf.render import scene as scene_lib  # pylint: disable=import-outside-toplevel
+
+  tf.keras.utils.set_random_seed(1)
+  model = model_lib.DeRenderer(nf=8, zdim=16, encoder_nf=8, mirror_equivariant=True)
+  out, out_mirror = model.predict_scene(images), model.predict_scene(images[:, :, ::-1])
+  for key, signs in (("light", scene_lib.LIGHT_MIRROR_SIGNS), ("view", scene_lib.VIEW_MIRROR_SIGNS)):
+    np.testing.assert_allclose(out_mirror[key], out[key] * np.float32(signs), atol=1e-6)
+    assert np.abs(out[key].numpy()[:, np.array(signs) < 0]).max() > 1e-4  # the side components are not all zero
+  symmetric = tf.concat([images[:, :, :32], images[:, :, :32][:, :, ::-1]], axis=2)
+  side = model.predict_scene(symmetric)
+  assert np.abs(side["light"].numpy()[:, 2]).max() < 1e-6  # a mirror-symmetric image: no side light, no yaw
+  assert np.abs(side["view"].numpy()[:, 1:4]).max() < 1e-6
+  # Its features are those of the plain encoders, and the option survives get_config.
+  np.testing.assert_allclose(model.encode(images)["light"], out["features"]["light"], atol=1e-6)
+  assert model_lib.DeRenderer(**model.get_config()).mirror_equivariant
+
+
 def test_depth_range_has_one_home():
   from pdr_tf.render import renderer as renderer_lib  # pylint: disable=import-outside-toplevel
   from pdr_tf.render import scene as scene_lib  # pylint: disable=import-outside-toplevel

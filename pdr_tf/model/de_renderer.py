@@ -12,6 +12,7 @@ import keras
 import tensorflow as tf
 
 from pdr_tf.model import networks
+from pdr_tf.render import geometry
 from pdr_tf.render import renderer as renderer_lib
 from pdr_tf.render import scene
 from pdr_tf.gin_utils import keras_configurable
@@ -36,6 +37,10 @@ class DeRenderer(keras.Model):
     flat_depth_init: start the depth network's output convolution at zero, i.e. from flat canonical depth.
     convex_prior: amplitude (scene units) of a centred convex bump added to the raw depth (`scene.convex_prior`);
       0 for none (Unsup3D).
+    mirror_equivariant: predict light and view as the mirror-equivariant part of the encoders' outputs, so that
+      the mirrored image gets the mirrored light and view (`scene.LIGHT_MIRROR_SIGNS`, `VIEW_MIRROR_SIGNS`); the
+      side components (lx; ry, rz, tx) then average to zero over an image and its mirror, and no constant side
+      light or yaw can be shared by every image (docs/training.md). Costs a second pass of both encoders.
     zdim: their bottleneck width, the depth and albedo feature size (paper 256).
     encoder_nf: base width of the light and view encoders (paper 32; features are 8 * encoder_nf wide).
     use_confidence: predict confidence maps (faces) or not (cars).
@@ -58,6 +63,7 @@ class DeRenderer(keras.Model):
     convex_prior=0.0,
     convex_prior_radius=0.4,
     convex_prior_aspect=1.0,
+    mirror_equivariant=False,
     renderer=None,
     ranges=None,
     name="de_renderer",
@@ -71,6 +77,7 @@ class DeRenderer(keras.Model):
     self.use_confidence, self.conf_zdim = use_confidence, conf_zdim
     self.depth_size, self.initializer, self.flat_depth_init = depth_size, initializer, flat_depth_init
     self.convex_prior = float(convex_prior)
+    self.mirror_equivariant = bool(mirror_equivariant)
     self.convex_prior_radius, self.convex_prior_aspect = float(convex_prior_radius), float(convex_prior_aspect)
     if ranges is None:
       ranges = renderer.ranges if renderer is not None else scene.SceneRanges()
@@ -117,8 +124,8 @@ class DeRenderer(keras.Model):
     """
     depth = _float32(self.depth_net(images, training=training))
     albedo = _float32(self.albedo_net(images, training=training))
-    light = _float32(self.light_net(images, training=training))
-    view = _float32(self.view_net(images, training=training))
+    light = self._encode_scene_vector(self.light_net, images, scene.LIGHT_MIRROR_SIGNS, training)
+    view = self._encode_scene_vector(self.view_net, images, scene.VIEW_MIRROR_SIGNS, training)
     raw_depth = depth["output"][..., 0]
     if self.convex_prior > 0:
       raw_depth += scene.convex_prior(
@@ -141,6 +148,19 @@ class DeRenderer(keras.Model):
     if self.conf_net is not None:
       out.update(_float32(self.conf_net(images, training=training)))
     return out
+
+  def _encode_scene_vector(self, net, images, mirror_signs, training):
+    """Runs a light / view encoder; with `mirror_equivariant`, its raw output becomes (f(x) + s * f(mirror x)) / 2
+    for the mirror signs s (features stay f(x)'s)."""
+    if not self.mirror_equivariant:
+      return _float32(net(images, training=training))
+    batch = tf.shape(images)[0]
+    both = _float32(net(tf.concat([images, geometry.flip_horizontal(images)], 0), training=training))
+    direct, mirrored = both["output"][:batch], both["output"][batch:]
+    return {
+      "output": (direct + tf.constant(mirror_signs, tf.float32) * mirrored) / 2.0,
+      "features": both["features"][:batch],
+    }
 
   def encode(self, images, training=False) -> Dict[str, tf.Tensor]:
     """PDR features: {"depth", "albedo", "light", "view"} -> [B, D] for [B, 64, 64, 3] images in [-1, 1]."""
@@ -211,5 +231,8 @@ class DeRenderer(keras.Model):
       "initializer": self.initializer,
       "flat_depth_init": self.flat_depth_init,
       "convex_prior": self.convex_prior,
+      "convex_prior_radius": self.convex_prior_radius,
+      "convex_prior_aspect": self.convex_prior_aspect,
+      "mirror_equivariant": self.mirror_equivariant,
       "name": self.name,
     }

@@ -18,6 +18,14 @@ import tensorflow as tf
 PROPERTIES = ("depth", "albedo", "light", "view")
 
 
+# How the raw light (ka, kd, lx, ly) and view (rx, ry, rz, tx, ty, tz) change when the image is mirrored left to
+# right: the mirror M = diag(-1, 1, 1) of the camera's x axis maps a scene (canonical shape c, rotation R, translation
+# t, canonical light l) to (M c, M R M, M t, M l), and M R M negates the rotations about y and z whatever the Euler
+# order. Both raw -> parameter maps are linear in these components, so the signs apply to raw and mapped values alike.
+LIGHT_MIRROR_SIGNS = (1.0, 1.0, -1.0, 1.0)
+VIEW_MIRROR_SIGNS = (1.0, -1.0, -1.0, -1.0, 1.0, 1.0)
+
+
 @gin.configurable
 @dataclasses.dataclass(frozen=True)
 class SceneRanges:
