@@ -1,0 +1,64 @@
+"""Tests for pdr_tf.evaluation.scene_stats and the `python -m pdr_tf.probe` command."""
+
+import json
+
+import numpy as np
+import pytest
+
+import fixtures
+from pdr_tf import probe
+from pdr_tf.evaluation import scene_stats
+
+
+def test_parameter_rows_tell_a_collapse_from_a_shrunk_and_an_unlearnt_prediction():
+  rng = np.random.RandomState(0)
+  gt = rng.normal(0, 0.5, (200, 3))
+  pred = np.stack([np.full(200, -0.7), 0.3 * gt[:, 1], rng.normal(0, 0.5, 200)], 1)
+  rows = scene_stats.parameter_rows(pred, gt, ("collapsed", "shrunk", "unlearnt"))
+  collapsed, shrunk, unlearnt = rows
+  assert collapsed["pred_mean"] == pytest.approx(-0.7) and collapsed["pred_std"] == 0 and np.isnan(collapsed["corr"])
+  assert shrunk["corr"] == pytest.approx(1.0) and shrunk["pred_std"] == pytest.approx(0.3 * shrunk["gt_std"])
+  assert abs(unlearnt["corr"]) < 0.2
+  assert unlearnt["gt_mean"] == pytest.approx(gt[:, 2].mean()) and unlearnt["gt_std"] == pytest.approx(gt[:, 2].std())
+  text = scene_stats.format_rows(rows)
+  assert "collapsed" in text and "nan" in text and len(text.splitlines()) == 4
+
+
+def test_parameter_rows_reject_mismatched_or_too_few_scenes():
+  with pytest.raises(ValueError, match=r"\[N, 2\]"):
+    scene_stats.parameter_rows(np.zeros((4, 2)), np.zeros((4, 3)), ("a", "b"))
+  with pytest.raises(ValueError, match=r"\[N, 2\]"):
+    scene_stats.parameter_rows(np.zeros((4, 3)), np.zeros((4, 3)), ("a", "b"))
+  with pytest.raises(ValueError, match="at least 2"):
+    scene_stats.parameter_rows(np.zeros((1, 2)), np.zeros((1, 2)), ("a", "b"))
+
+
+def test_masked_std_rows_measure_relief_on_the_masked_pixels_only():
+  gt = np.zeros((3, 4, 4))
+  gt[:, 1:3, 1:3] = [[1.0, 1.2], [1.0, 1.2]]  # relief std 0.1 on the object, background 0
+  pred = np.full((3, 4, 4), 5.0)
+  pred[:, 1:3, 1:3] = [[1.0, 1.0], [1.0, 1.4]]
+  pred[2, 1:3, 1:3] = [[1.0, 1.0], [1.0, 1.0]]  # a flat prediction: no relief
+  (row,) = scene_stats.masked_std_rows(pred, gt, gt > 0)
+  assert row["name"] == "depth relief"
+  assert row["gt_mean"] == pytest.approx(0.1) and row["gt_std"] == pytest.approx(0.0)
+  assert row["pred_mean"] == pytest.approx((2 * np.std([1, 1, 1, 1.4])) / 3)
+  with pytest.raises(ValueError, match="fewer than 2 images"):
+    scene_stats.masked_std_rows(pred, gt, np.zeros_like(gt))
+  with pytest.raises(ValueError, match=r"\[N, H, W\]"):
+    scene_stats.masked_std_rows(pred[0], gt[0], gt[0] > 0)
+
+
+def test_probe_command_prints_and_writes_every_parameter(tmp_path, monkeypatch, capsys, tiny_model):
+  from pdr_tf.training import workdir as workdir_lib  # pylint: disable=import-outside-toplevel
+
+  data_dir = fixtures.write_tiny_dataset(tmp_path / "data", num_train=2, num_test=2, num_val=4)
+  monkeypatch.setattr(workdir_lib, "restore_model", lambda workdir, step=None: tiny_model)
+  out_json = tmp_path / "probe.json"
+  assert probe.main(["--workdir", str(tmp_path / "run"), "--data_dir", str(data_dir), "--json", str(out_json)]) == 0
+  printed = capsys.readouterr().out
+  names = list(scene_stats.LIGHT_NAMES + scene_stats.VIEW_NAMES) + ["depth relief"]
+  assert [row["name"] for row in json.loads(out_json.read_text())] == names
+  assert all(name in printed for name in names)
+  # A split without ground truth is a clear error, not a crash.
+  assert probe.main(["--workdir", str(tmp_path / "run"), "--data_dir", str(data_dir), "--split", "train"]) == 1
