@@ -347,6 +347,25 @@ def test_de_render_exports_standard_ops_without_xla(tmp_path, backend):
   assert np.all(np.isfinite(out["recon_image"].numpy()))
 
 
+def test_mirror_equivariant_model_exports_its_light_and_view(tmp_path):
+  """The mirror-equivariant heads (CPU presets) trace into the SavedModel: de_render serves the model's own light
+  and view, and they mirror with the image."""
+  from pdr_tf.model import de_renderer as model  # pylint: disable=import-outside-toplevel
+
+  tf.keras.utils.set_random_seed(2)
+  net = model.DeRenderer(nf=8, zdim=16, encoder_nf=8, mirror_equivariant=True)
+  net.build_for_inference()
+  loaded = tf.saved_model.load(export.export_model(net, str(tmp_path)))
+  images = tf.random.stateless_uniform([2, 64, 64, 3], [3, 4])  # [0, 1], as the signature takes them
+  served = loaded.signatures["de_render"](images=images)
+  direct = net.de_render(images * 2.0 - 1.0)
+  for key in ("light", "view"):
+    np.testing.assert_allclose(served[key].numpy(), direct[key].numpy(), atol=1e-5)
+  mirrored = loaded.signatures["de_render"](images=images[:, :, ::-1])
+  np.testing.assert_allclose(mirrored["light"].numpy()[:, 2], -served["light"].numpy()[:, 2], atol=1e-5)
+  np.testing.assert_allclose(mirrored["view"].numpy()[:, 1:4], -served["view"].numpy()[:, 1:4], atol=1e-5)
+
+
 def test_workdir_layout_has_one_home(tmp_path):
   workdir = str(tmp_path / "run")
   assert workdir_lib.checkpoints(workdir) == os.path.join(workdir, "checkpoints")
