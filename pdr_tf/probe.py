@@ -27,8 +27,7 @@ def probe(workdir, data_dir, split="val", num_images=64, step=None):
   from pdr_tf.training import workdir as workdir_lib  # pylint: disable=import-outside-toplevel
 
   model = workdir_lib.restore_model(workdir, step)
-  dataset = input_pipeline.make_dataset(data_dir, split, num_images, training=False)
-  batch = next(iter(dataset.unbatch().filter(lambda r: r["gt_has"] == 1).batch(num_images)), None)
+  batch = input_pipeline.ground_truth_batch(data_dir, split, num_images)
   if batch is None or int(tf.shape(batch["image"])[0]) < 2:
     raise ValueError(f"split {split!r} of {data_dir} has fewer than 2 records with ground truth")
   out = {k: v.numpy() for k, v in model.de_render(batch["image"]).items()}

@@ -226,3 +226,16 @@ def test_distributed_per_replica_batches_on_two_cpu_replicas(data_dir):
   assert out["replicas"] == 2
   assert out["shapes"] == [[2, S, S, 3], [2, S, S, 3]]  # global batch 4 -> 2 per replica
   assert len(out["frames"]) == 4 and set(out["frames"]) <= set(range(100, 100 + NUM_TEST))
+
+
+def test_ground_truth_batch_takes_only_records_with_ground_truth(tmp_path):
+  data_dir = fixtures.write_tiny_dataset(tmp_path / "data", num_train=3, num_test=3, num_val=5)
+  batch = input_pipeline.ground_truth_batch(data_dir, "val", 4)
+  assert batch["image"].shape == (4, 64, 64, 3) and batch["gt_depth"].shape == (4, 64, 64)
+  assert (batch["gt_has"].numpy() == 1).all()
+  # The same records each time, in the split's evaluation order.
+  np.testing.assert_array_equal(input_pipeline.ground_truth_batch(data_dir, "val", 4)["image"], batch["image"])
+  assert input_pipeline.ground_truth_batch(data_dir, "val", 10)["image"].shape[0] == 5
+  assert input_pipeline.ground_truth_batch(data_dir, "test", 4) is None  # no ground truth in that split
+  with pytest.raises(FileNotFoundError):
+    input_pipeline.ground_truth_batch(data_dir, "absent", 4)

@@ -269,11 +269,10 @@ class Trainer:
   def _load_validation_batch(self):
     """The fixed validation batch (records with ground truth), or None (logged) when the split has none."""
     try:
-      dataset = input_pipeline.make_dataset(self.data_dir, self.validation_split, self.validation_size, training=False)
+      batch = input_pipeline.ground_truth_batch(self.data_dir, self.validation_split, self.validation_size)
     except FileNotFoundError:
       logger.info("De-rendering validation off: %s has no %r split", self.data_dir, self.validation_split)
       return None
-    batch = next(iter(dataset.unbatch().filter(lambda r: r["gt_has"] == 1).batch(self.validation_size)), None)
     if batch is None:
       logger.info(
         "De-rendering validation off: split %r of %s has no ground truth", self.validation_split, self.data_dir
