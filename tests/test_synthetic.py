@@ -161,6 +161,30 @@ def test_the_model_renderer_reproduces_the_world_from_its_ground_truth_scene(wor
   assert np.median(error) < 0.01 and error.mean() < 0.04, (np.median(error), error.mean())
 
 
+def test_ground_shading_is_the_model_renderers_shading_of_a_flat_depth_map():
+  from pdr_tf.render import renderer as renderer_lib  # pylint: disable=import-outside-toplevel
+  from pdr_tf.render import scene as scene_lib  # pylint: disable=import-outside-toplevel
+
+  _, lights, _ = cars.sample_views(np.random.RandomState(1), 6)
+  model = renderer_lib.Renderer(ranges=scene_lib.SceneRanges(min_depth=0.9, max_depth=1.1), backend="tfg")
+  out = model.render(
+    np.ones((6, 64, 64), np.float32), np.ones((6, 64, 64, 3), np.float32), lights.astype(np.float32), np.zeros((6, 6), np.float32)
+  )
+  shading = np.asarray(out["canon_shading"]).reshape(6, -1)[:, 64 * 32 + 32]
+  np.testing.assert_allclose(shading, render.ground_shading(lights), atol=1e-5)
+
+
+def test_cars_background_is_the_ground_lit_like_the_car():
+  """The model lights every pixel, so a background brighter than ka + kd cos could not be reproduced: the cars
+  world's plain background is the ground's grey albedo times the ground's shading under the image's light."""
+  car = cars.build_car("jeep", np.random.RandomState(0))
+  views, lights, greys = cars.sample_views(np.random.RandomState(3), 4)
+  images, _, _, _ = cars.render_model(car, np.random.RandomState(3), 4)
+  expected = np.clip(greys * render.ground_shading(lights), 0.0, 1.0)
+  np.testing.assert_allclose(images[:, 0, 0, :], np.repeat(expected[:, None], 3, 1), atol=1e-6)
+  assert np.all(render.ground_shading(lights) <= lights[:, 0] + lights[:, 1])
+
+
 def test_surface_hits_give_barycentrics_that_reproduce_the_pixel_ray():
   vertices = np.array([[[-0.1, -0.1, 1.0], [0.1, -0.1, 1.2], [0.0, 0.1, 0.9]]])
   faces_ = np.array([[0, 1, 2]], np.int32)

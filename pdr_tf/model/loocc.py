@@ -34,8 +34,8 @@ class LooccConfig:
   """LOOCC settings. mode "none" is plain Unsup3D; "light" perturbs the light only; "light_view" picks light or view
   with probability 1/2 each step. Deltas are the half-widths of the uniform perturbations.
 
-  The defaults are the released PDR code's (docs/loocc.md): SupConLoss scaling, light noise on (ka, kd) and on all
-  three components of the light direction vector without clipping, gradients through the re-render
+  The defaults are the released PDR code's (docs/model.md, section LOOCC): SupConLoss scaling, light noise on (ka,
+  kd) and on all three components of the light direction vector without clipping, gradients through the re-render
   (`Objective.backprop_through_render`).
 
   Attributes:

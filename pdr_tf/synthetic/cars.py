@@ -35,7 +35,7 @@ TRANSLATION_RANGE = 0.004  # tx, ty uniform in +-TRANSLATION_RANGE (scene units)
 AMBIENT_RANGE = (0.25, 0.55)
 DIFFUSE_RANGE = (0.5, 0.9)
 DIRECTION_RANGE = 0.9  # lx, ly uniform in +-DIRECTION_RANGE
-BACKGROUND_RANGE = (0.85, 1.0)  # plain light grey to white, one level per image
+BACKGROUND_RANGE = (0.85, 1.0)  # albedo of the plain ground: light grey to white, one level per image
 LENGTH_SCALE = 1.15  # scene units per "class length unit": frames a car to fill most of the syncar crop
 
 # Object frame (x right, y forward, z up) -> the canonical camera frame (x right, y down, z forward) of a car seen from
@@ -431,7 +431,7 @@ def sample_views(rng: np.random.RandomState, count: int):
   Returns:
     views [count, 6] (the Unsup3D view relative to the canonical top view: rx, ry tilts, rz azimuth, radians; tx, ty
     jitter), lights [count, 4] (ka, kd, lx, ly; direction in the canonical frame) and backgrounds [count] (grey
-    levels).
+    albedo of the ground, lit by `render.ground_shading`).
   """
   views = np.zeros((count, 6))
   views[:, 0:2] = rng.uniform(-TILT_RANGE, TILT_RANGE, (count, 2))
@@ -457,7 +457,10 @@ def render_model(car: Car, rng: np.random.RandomState, count: int):
     images [count, H, W, 3] float in [0, 1], depth [count, H, W], views [count, 6], lights [count, 4].
   """
   views, lights, backgrounds = sample_views(rng, count)
-  background = np.broadcast_to(backgrounds[:, None, None, None], (count, 1, 1, 3))
+  # The background is the ground the car stands on, lit like the car (the model's image formation lights every
+  # pixel: an unlit background brighter than ka + kd * cos could not be reproduced by any albedo, docs/synthetic.md).
+  levels = np.clip(backgrounds * render.ground_shading(lights), 0.0, 1.0)
+  background = np.broadcast_to(levels[:, None, None, None], (count, 1, 1, 3))
   images, depth = render.render_views(car.mesh, views, lights, car.paint, CAMERA, background, to_canonical=TO_CANONICAL)
   return images, depth, views, lights
 

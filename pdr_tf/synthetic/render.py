@@ -190,6 +190,14 @@ def downsample(image: np.ndarray, factor: int) -> np.ndarray:
   return total / (factor * factor)
 
 
+def ground_shading(lights: np.ndarray) -> np.ndarray:
+  """[B] shading ka + kd max(0, n.l) of a plane facing the canonical camera (a top view's ground) under [B, 4] lights
+  (ka, kd, lx, ly; direction normalize([lx, ly, 1]) in the canonical frame), as the model's renderer shades it."""
+  lights = np.asarray(lights, np.float64).reshape(-1, 4)
+  cosine = 1.0 / np.sqrt(1.0 + lights[:, 2] ** 2 + lights[:, 3] ** 2)
+  return lights[:, 0] + lights[:, 1] * cosine
+
+
 def render_views(
   mesh,
   views: np.ndarray,
