@@ -168,7 +168,10 @@ def test_ground_shading_is_the_model_renderers_shading_of_a_flat_depth_map():
   _, lights, _ = cars.sample_views(np.random.RandomState(1), 6)
   model = renderer_lib.Renderer(ranges=scene_lib.SceneRanges(min_depth=0.9, max_depth=1.1), backend="tfg")
   out = model.render(
-    np.ones((6, 64, 64), np.float32), np.ones((6, 64, 64, 3), np.float32), lights.astype(np.float32), np.zeros((6, 6), np.float32)
+    np.ones((6, 64, 64), np.float32),
+    np.ones((6, 64, 64, 3), np.float32),
+    lights.astype(np.float32),
+    np.zeros((6, 6), np.float32),
   )
   shading = np.asarray(out["canon_shading"]).reshape(6, -1)[:, 64 * 32 + 32]
   np.testing.assert_allclose(shading, render.ground_shading(lights), atol=1e-5)
