@@ -279,7 +279,6 @@ def make_dataset(
   return ds.prefetch(tf.data.AUTOTUNE)
 
 
-@gin.configurable
 def ground_truth_batch(data_dir, split, size):
   """The first `size` records of `split` that carry ground truth (gt_has == 1), as one batch in the split's fixed
   evaluation order, or None when the split has none: the trainer's validation batch, which `pdr_tf.probe` re-uses.
@@ -291,6 +290,7 @@ def ground_truth_batch(data_dir, split, size):
   return next(iter(dataset.unbatch().filter(lambda r: r["gt_has"] == 1).batch(size)), None)
 
 
+@gin.configurable
 def make_distributed_dataset(strategy, data_dir, split, global_batch_size, training=True, **kwargs):
   """Per-replica batches through `strategy.distribute_datasets_from_function`.
 

@@ -190,12 +190,19 @@ def downsample(image: np.ndarray, factor: int) -> np.ndarray:
   return total / (factor * factor)
 
 
+def light_directions(lights: np.ndarray) -> np.ndarray:
+  """[B, 3] unit light directions normalize([lx, ly, 1]) (canonical frame) of [B, 4] lights (ka, kd, lx, ly)."""
+  lights = np.asarray(lights, np.float64).reshape(-1, 4)
+  direction = np.concatenate([lights[:, 2:4], np.ones((len(lights), 1))], -1)
+  return direction / np.linalg.norm(direction, axis=-1, keepdims=True)
+
+
 def ground_shading(lights: np.ndarray) -> np.ndarray:
   """[B] shading ka + kd max(0, n.l) of a plane facing the canonical camera (a top view's ground) under [B, 4] lights
-  (ka, kd, lx, ly; direction normalize([lx, ly, 1]) in the canonical frame), as the model's renderer shades it."""
+  (ka, kd, lx, ly; direction normalize([lx, ly, 1]) in the canonical frame), as the model's renderer shades it: the
+  cosine is the direction's z component."""
   lights = np.asarray(lights, np.float64).reshape(-1, 4)
-  cosine = 1.0 / np.sqrt(1.0 + lights[:, 2] ** 2 + lights[:, 3] ** 2)
-  return lights[:, 0] + lights[:, 1] * cosine
+  return lights[:, 0] + lights[:, 1] * light_directions(lights)[:, 2]
 
 
 def render_views(
@@ -262,9 +269,7 @@ def render_views(
   # Shading happens in the canonical frame, as in the model (Unsup3D): the canonical normal is the object normal taken
   # to the canonical frame and flipped to point away from the camera (normals_from_depth); the view then moves the
   # shaded surface. n_canon . l = -(C n) . l = -n . (C^T l), so each light is taken into the object frame instead.
-  direction = np.concatenate([lights[:, 2:4], np.ones((batch, 1))], -1)
-  direction /= np.linalg.norm(direction, axis=-1, keepdims=True)
-  light_in_object = -(direction @ to_canonical).astype(np.float32)
+  light_in_object = -(light_directions(lights) @ to_canonical).astype(np.float32)
   b_idx = np.nonzero(covered)[0]
   diffuse = np.maximum(np.einsum("ni,ni->n", normals, light_in_object[b_idx]), 0.0)
   shading = lights[b_idx, 0] + lights[b_idx, 1] * diffuse
