@@ -7,6 +7,12 @@ truth of --split (the trainer's validation batch by default), and prints for eac
 the depth's relief (on the object's pixels) the predicted and true mean ± std and their correlation
 (pdr_tf.evaluation.scene_stats). A collapse shows as a small predicted spread, a shrunk prediction as a
 correlation with a small spread.
+
+It then scores the predicted canonical depth twice (normals MAD and SIDE, as the validation does): rendered under
+the predicted view against the flat map in the input view, and rendered under the ground-truth view against a flat
+canonical depth under that same view. The second tells a wrong shape from a right shape seen from a wrong view, and
+scores runs trained with ground truth substituted for the view (scripts/diagnostics/train_with_true_scene.py
+--oracle=view), whose view encoder is untrained.
 """
 
 import argparse
@@ -14,13 +20,91 @@ import json
 import logging
 import sys
 
+import numpy as np
+
 from pdr_tf.evaluation import scene_stats
 
 _LOG = logging.getLogger(__name__)
 
 
+DEPTH_VIEWS = ("predicted view", "true view")
+
+
+def _score_depth(model, scene, depth, view, batch):
+  """DerenderScorer's normals MAD and SIDE reports for canonical `depth` rendered under `view` (trivial: the flat
+  map in the input view)."""
+  from pdr_tf.evaluation import derender_eval  # pylint: disable=import-outside-toplevel
+
+  rendered = model.render(depth, scene["albedo"], scene["light"], view)
+  scorer = derender_eval.DerenderScorer(model.image_size)
+  arrays = [
+    rendered["recon_depth"],
+    rendered["mask"],
+    scene["light"],
+    view,
+    batch["gt_depth"],
+    batch["gt_light"],
+    batch["gt_view"],
+  ]
+  scorer.add(*[np.asarray(a) for a in arrays])
+  report = scorer.result()
+  return {key: report[key] for key in ("normals_mad_deg", "side")}
+
+
+def depth_errors(model, batch):
+  """Normals MAD and SIDE of `model`'s canonical depth for `batch` under each of DEPTH_VIEWS.
+
+  Under the predicted view the trivial predictor is the validation's, the flat map in the input view. Under the true
+  view it is a flat canonical depth (at the predicted depth's mean) rendered under the same true view: that plane
+  already has the true tilt, so only what the depth adds to it counts. The true view is in the world's canonical
+  frame: a model whose learnt frame differs from it by a fixed rotation scores worse there than its shape deserves.
+
+  Returns:
+    {view: {"normals_mad_deg": {model, trivial, ratio}, "side": {...}}}.
+  """
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+  from pdr_tf.evaluation import derender_metrics  # pylint: disable=import-outside-toplevel
+
+  scene = model.predict_scene(batch["image"])
+  depth = tf.convert_to_tensor(scene["depth"], tf.float32)
+  flat = tf.ones_like(depth) * tf.reduce_mean(depth, axis=[1, 2], keepdims=True)
+  out = {}
+  for name, view in zip(DEPTH_VIEWS, (scene["view"], batch["gt_view"])):
+    view = tf.cast(view, tf.float32)
+    errors = _score_depth(model, scene, depth, view, batch)
+    if name == "true view":
+      baseline = _score_depth(model, scene, flat, view, batch)
+      errors = {
+        key: {
+          "model": errors[key]["model"],
+          "trivial": baseline[key]["model"],
+          "ratio": derender_metrics.ratio(errors[key]["model"], baseline[key]["model"]),
+        }
+        for key in errors
+      }
+    out[name] = {key: {k: errors[key][k] for k in ("model", "trivial", "ratio")} for key in errors}
+  return out
+
+
+def format_depth_errors(errors) -> str:
+  """A text table of `depth_errors`: model / trivial (ratio) per view."""
+  lines = [f"{'depth':>13} " + " ".join(f"{name:>26}" for name in errors)]
+  for key, label, fmt in (("normals_mad_deg", "normals (deg)", ".1f"), ("side", "SIDE", ".4f")):
+    cells = [
+      f"{format(e[key]['model'], fmt)}/{format(e[key]['trivial'], fmt)} ({e[key]['ratio']:.2f}x)"
+      for e in errors.values()
+    ]
+    lines.append(f"{label:>13} " + " ".join(f"{c:>26}" for c in cells))
+  return "\n".join(lines)
+
+
 def probe(workdir, data_dir, split="val", num_images=64, step=None):
-  """Rows of `scene_stats.parameter_rows` for light, view and depth relief (see the module docstring)."""
+  """`scene_stats.parameter_rows` for light, view and depth relief, and `depth_errors` (see the module docstring).
+
+  Returns:
+    {"parameters": rows, "depth_errors": depth_errors(...)}.
+  """
   import tensorflow as tf  # pylint: disable=import-outside-toplevel  (keeps --help fast)
 
   from pdr_tf.data import input_pipeline  # pylint: disable=import-outside-toplevel
@@ -32,11 +116,12 @@ def probe(workdir, data_dir, split="val", num_images=64, step=None):
     raise ValueError(f"split {split!r} of {data_dir} has fewer than 2 records with ground truth")
   out = {k: v.numpy() for k, v in model.de_render(batch["image"]).items()}
   gt_depth = batch["gt_depth"].numpy()  # 0 on the background
-  return (
+  rows = (
     scene_stats.parameter_rows(out["light"], batch["gt_light"].numpy(), scene_stats.LIGHT_NAMES)
     + scene_stats.parameter_rows(out["view"], batch["gt_view"].numpy(), scene_stats.VIEW_NAMES)
     + scene_stats.masked_std_rows(out["recon_depth"], gt_depth, (gt_depth > 0) & (out["mask"] > 0.5))
   )
+  return {"parameters": rows, "depth_errors": depth_errors(model, batch)}
 
 
 def main(argv=None):
@@ -50,20 +135,21 @@ def main(argv=None):
   parser.add_argument("--split", default="val", help="split to probe (default: val, the validation batch's)")
   parser.add_argument("--num_images", type=int, default=64, help="records with ground truth to de-render")
   parser.add_argument("--step", type=int, default=None, help="checkpoint step (default: the latest)")
-  parser.add_argument("--json", default=None, help="also write the rows to this JSON file")
+  parser.add_argument("--json", default=None, help="also write the rows and depth errors to this JSON file")
   args = parser.parse_args(argv)
   logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
   if args.num_images < 2:
     parser.error("--num_images must be at least 2")
   try:
-    rows = probe(args.workdir, args.data_dir, args.split, args.num_images, args.step)
+    result = probe(args.workdir, args.data_dir, args.split, args.num_images, args.step)
   except (FileNotFoundError, ValueError) as e:
     _LOG.error("%s", e)
     return 1
-  print(scene_stats.format_rows(rows))
+  print(scene_stats.format_rows(result["parameters"]))
+  print(format_depth_errors(result["depth_errors"]))
   if args.json:
     with open(args.json, "w", encoding="utf-8") as f:
-      json.dump(rows, f, indent=1)
+      json.dump(result, f, indent=1)
   return 0
 
 

@@ -58,7 +58,52 @@ def test_probe_command_prints_and_writes_every_parameter(tmp_path, monkeypatch, 
   assert probe.main(["--workdir", str(tmp_path / "run"), "--data_dir", str(data_dir), "--json", str(out_json)]) == 0
   printed = capsys.readouterr().out
   names = list(scene_stats.LIGHT_NAMES + scene_stats.VIEW_NAMES) + ["depth relief"]
-  assert [row["name"] for row in json.loads(out_json.read_text())] == names
-  assert all(name in printed for name in names)
+  written = json.loads(out_json.read_text())
+  assert [row["name"] for row in written["parameters"]] == names
+  assert set(written["depth_errors"]) == set(probe.DEPTH_VIEWS)
+  assert all(name in printed for name in names) and "true view" in printed
   # A split without ground truth is a clear error, not a crash.
   assert probe.main(["--workdir", str(tmp_path / "run"), "--data_dir", str(data_dir), "--split", "train"]) == 1
+
+
+class _FlatDepthModel:
+  """A stand-in de-renderer: flat canonical depth, grey albedo, a fixed light, and the view it is given."""
+
+  image_size = 64
+
+  def __init__(self, view):
+    from pdr_tf.render import renderer as renderer_lib  # pylint: disable=import-outside-toplevel
+
+    self.view = np.asarray(view, np.float32)
+    self.renderer = renderer_lib.Renderer()
+
+  def predict_scene(self, images):
+    n = len(images)
+    return {
+      "depth": np.full((n, 64, 64), 1.0, np.float32),
+      "albedo": np.zeros((n, 64, 64, 3), np.float32),
+      "light": np.tile(np.float32([[0.5, 0.5, 0.0, 0.0]]), (n, 1)),
+      "view": np.tile(self.view, (n, 1)),
+    }
+
+  def render(self, depth, albedo, light, view):
+    return self.renderer.render(depth, albedo, light, view)
+
+
+def test_depth_errors_score_the_shape_under_the_true_view_as_well_as_the_predicted_one():
+  yy, xx = np.mgrid[:64, :64] - 31.5
+  bump = np.where(xx**2 + yy**2 < 20**2, 1.0 - 0.02 * np.cos(np.sqrt(xx**2 + yy**2) / 20 * np.pi / 2), 0.0)
+  batch = {
+    "image": np.zeros((2, 64, 64, 3), np.float32),
+    "gt_depth": np.stack([bump, bump]).astype(np.float32),
+    "gt_light": np.float32([[0.5, 0.5, 0.0, 0.0]] * 2),
+    "gt_view": np.zeros((2, 6), np.float32),
+  }
+  tilted = probe.depth_errors(_FlatDepthModel([0.3, 0.0, 0.0, 0.0, 0.0, 0.0]), batch)
+  # Under the true (canonical) view the flat canonical depth is the flat map itself: ratio 1.
+  for key in ("normals_mad_deg", "side"):
+    assert tilted["true view"][key]["ratio"] == pytest.approx(1.0, abs=1e-3)
+  # Under the predicted 17-degree tilt it is a slanted plane, whose normals are further from the bump's.
+  assert tilted["predicted view"]["normals_mad_deg"]["model"] > tilted["true view"]["normals_mad_deg"]["model"] + 2
+  text = probe.format_depth_errors(tilted)
+  assert "true view" in text and "SIDE" in text and "1.00x" in text
