@@ -30,22 +30,13 @@ _LOG = logging.getLogger(__name__)
 DEPTH_VIEWS = ("predicted view", "true view")
 
 
-def _score_depth(model, scene, depth, view, batch):
-  """DerenderScorer's normals MAD and SIDE reports for canonical `depth` rendered under `view` (trivial: the flat
-  map in the input view)."""
+def _score_depth(recon_depth, mask, scene, view, batch):
+  """DerenderScorer's normals MAD and SIDE reports for an input-view `recon_depth` on the pixels of `mask` (trivial:
+  the flat map in the input view)."""
   from pdr_tf.evaluation import derender_eval  # pylint: disable=import-outside-toplevel
 
-  rendered = model.render(depth, scene["albedo"], scene["light"], view)
-  scorer = derender_eval.DerenderScorer(model.image_size)
-  arrays = [
-    rendered["recon_depth"],
-    rendered["mask"],
-    scene["light"],
-    view,
-    batch["gt_depth"],
-    batch["gt_light"],
-    batch["gt_view"],
-  ]
+  scorer = derender_eval.DerenderScorer(int(np.shape(recon_depth)[-1]))
+  arrays = [recon_depth, mask, scene["light"], view, batch["gt_depth"], batch["gt_light"], batch["gt_view"]]
   scorer.add(*[np.asarray(a) for a in arrays])
   report = scorer.result()
   return {key: report[key] for key in ("normals_mad_deg", "side")}
@@ -55,9 +46,10 @@ def depth_errors(model, batch):
   """Normals MAD and SIDE of `model`'s canonical depth for `batch` under each of DEPTH_VIEWS.
 
   Under the predicted view the trivial predictor is the validation's, the flat map in the input view. Under the true
-  view it is a flat canonical depth (at the predicted depth's mean) rendered under the same true view: that plane
-  already has the true tilt, so only what the depth adds to it counts. The true view is in the world's canonical
-  frame: a model whose learnt frame differs from it by a fixed rotation scores worse there than its shape deserves.
+  view it is a flat canonical depth (at the mean of the predicted depth inside its pinned border) rendered under the
+  same true view, both scored on the pixels both renders cover: that plane already has the true tilt, so only what
+  the depth adds to it counts. The true view is in the world's canonical frame: a model whose learnt frame differs
+  from it by a fixed rotation scores worse there than its shape deserves.
 
   Returns:
     {view: {"normals_mad_deg": {model, trivial, ratio}, "side": {...}}}.
@@ -68,23 +60,29 @@ def depth_errors(model, batch):
 
   scene = model.predict_scene(batch["image"])
   depth = tf.convert_to_tensor(scene["depth"], tf.float32)
-  flat = tf.ones_like(depth) * tf.reduce_mean(depth, axis=[1, 2], keepdims=True)
-  out = {}
-  for name, view in zip(DEPTH_VIEWS, (scene["view"], batch["gt_view"])):
-    view = tf.cast(view, tf.float32)
-    errors = _score_depth(model, scene, depth, view, batch)
-    if name == "true view":
-      baseline = _score_depth(model, scene, flat, view, batch)
-      errors = {
-        key: {
-          "model": errors[key]["model"],
-          "trivial": baseline[key]["model"],
-          "ratio": derender_metrics.ratio(errors[key]["model"], baseline[key]["model"]),
-        }
-        for key in errors
-      }
-    out[name] = {key: {k: errors[key][k] for k in ("model", "trivial", "ratio")} for key in errors}
-  return out
+  inner = tf.convert_to_tensor(scene.get("depth_before_border", depth), tf.float32)
+  flat = tf.ones_like(depth) * tf.reduce_mean(inner, axis=[1, 2], keepdims=True)
+
+  def render(d, view):
+    rendered = model.render(d, scene["albedo"], scene["light"], view)
+    return np.asarray(rendered["recon_depth"]), np.asarray(rendered["mask"])
+
+  predicted_view = tf.cast(scene["view"], tf.float32)
+  out = {"predicted view": _score_depth(*render(depth, predicted_view), scene, predicted_view, batch)}
+  true_view = tf.cast(batch["gt_view"], tf.float32)
+  (model_depth, model_mask), (flat_depth, flat_mask) = render(depth, true_view), render(flat, true_view)
+  both = model_mask * flat_mask
+  errors = _score_depth(model_depth, both, scene, true_view, batch)
+  baseline = _score_depth(flat_depth, both, scene, true_view, batch)
+  out["true view"] = {
+    key: {
+      "model": errors[key]["model"],
+      "trivial": baseline[key]["model"],
+      "ratio": derender_metrics.ratio(errors[key]["model"], baseline[key]["model"]),
+    }
+    for key in errors
+  }
+  return {name: {key: {k: e[key][k] for k in ("model", "trivial", "ratio")} for key in e} for name, e in out.items()}
 
 
 def format_depth_errors(errors) -> str:

@@ -66,21 +66,22 @@ def test_probe_command_prints_and_writes_every_parameter(tmp_path, monkeypatch, 
   assert probe.main(["--workdir", str(tmp_path / "run"), "--data_dir", str(data_dir), "--split", "train"]) == 1
 
 
-class _FlatDepthModel:
-  """A stand-in de-renderer: flat canonical depth, grey albedo, a fixed light, and the view it is given."""
+class _StandInModel:
+  """A stand-in de-renderer: a given canonical depth, grey albedo, a fixed light, and the view it is given."""
 
   image_size = 64
 
-  def __init__(self, view):
+  def __init__(self, view, depth=None):
     from pdr_tf.render import renderer as renderer_lib  # pylint: disable=import-outside-toplevel
 
     self.view = np.asarray(view, np.float32)
+    self.depth = np.full((64, 64), 1.0, np.float32) if depth is None else np.asarray(depth, np.float32)
     self.renderer = renderer_lib.Renderer()
 
   def predict_scene(self, images):
     n = len(images)
     return {
-      "depth": np.full((n, 64, 64), 1.0, np.float32),
+      "depth": np.tile(self.depth, (n, 1, 1)),
       "albedo": np.zeros((n, 64, 64, 3), np.float32),
       "light": np.tile(np.float32([[0.5, 0.5, 0.0, 0.0]]), (n, 1)),
       "view": np.tile(self.view, (n, 1)),
@@ -90,20 +91,41 @@ class _FlatDepthModel:
     return self.renderer.render(depth, albedo, light, view)
 
 
-def test_depth_errors_score_the_shape_under_the_true_view_as_well_as_the_predicted_one():
+def _bump(amplitude):
   yy, xx = np.mgrid[:64, :64] - 31.5
-  bump = np.where(xx**2 + yy**2 < 20**2, 1.0 - 0.02 * np.cos(np.sqrt(xx**2 + yy**2) / 20 * np.pi / 2), 0.0)
-  batch = {
-    "image": np.zeros((2, 64, 64, 3), np.float32),
-    "gt_depth": np.stack([bump, bump]).astype(np.float32),
-    "gt_light": np.float32([[0.5, 0.5, 0.0, 0.0]] * 2),
-    "gt_view": np.zeros((2, 6), np.float32),
-  }
-  tilted = probe.depth_errors(_FlatDepthModel([0.3, 0.0, 0.0, 0.0, 0.0, 0.0]), batch)
-  # Under the true (canonical) view the flat canonical depth is the flat map itself: ratio 1.
+  r = np.sqrt(xx**2 + yy**2) / 20
+  return np.where(r < 1, 1.0 - amplitude * np.cos(np.minimum(r, 1) * np.pi / 2), 0.0)
+
+
+def test_depth_errors_score_the_shape_under_the_true_view_as_well_as_the_predicted_one():
+  gt_view = np.float32([[0.0, 0.2, 0.0, 0.0, 0.0, 0.0]] * 2)
+  batch = {"image": np.zeros((2, 64, 64, 3), np.float32), "gt_light": np.float32([[0.5, 0.5, 0.0, 0.0]] * 2)}
+  truth = _StandInModel(gt_view[0], np.where(_bump(0.02) > 0, _bump(0.02), 1.0))
+  batch["gt_depth"] = np.where(_bump(0.02)[None] > 0, truth.render(**_scene_args(truth, gt_view))["recon_depth"], 0)
+  batch["gt_view"] = gt_view
+  # A flat canonical depth whose prediction misses the 11-degree tilt.
+  flat = probe.depth_errors(_StandInModel([0.0] * 6), batch)
+  # Under the true view it is the flat baseline itself, and under its own untilted view the input-view flat map:
+  # ratio 1 in both columns.
   for key in ("normals_mad_deg", "side"):
-    assert tilted["true view"][key]["ratio"] == pytest.approx(1.0, abs=1e-3)
-  # Under the predicted 17-degree tilt it is a slanted plane, whose normals are further from the bump's.
-  assert tilted["predicted view"]["normals_mad_deg"]["model"] > tilted["true view"]["normals_mad_deg"]["model"] + 2
-  text = probe.format_depth_errors(tilted)
+    assert flat["true view"][key]["ratio"] == pytest.approx(1.0, abs=1e-3)
+    assert flat["predicted view"][key]["ratio"] == pytest.approx(1.0, abs=1e-3)
+  # The true shape under the true view beats the flat canonical depth under the same view, whose error does not
+  # depend on the shape predicted beside it.
+  right = probe.depth_errors(truth, batch)
+  assert right["true view"]["normals_mad_deg"]["model"] < 1.0
+  assert right["true view"]["normals_mad_deg"]["ratio"] < 0.2
+  # Its predicted view is the true one, so both columns score the same shape.
+  assert right["predicted view"]["normals_mad_deg"]["model"] == pytest.approx(
+    right["true view"]["normals_mad_deg"]["model"], abs=0.5
+  )
+  assert right["true view"]["normals_mad_deg"]["trivial"] == pytest.approx(
+    flat["true view"]["normals_mad_deg"]["model"], abs=0.5
+  )
+  text = probe.format_depth_errors(flat)
   assert "true view" in text and "SIDE" in text and "1.00x" in text
+
+
+def _scene_args(model, views):
+  scene = model.predict_scene(np.zeros((len(views), 64, 64, 3)))
+  return {"depth": scene["depth"], "albedo": scene["albedo"], "light": scene["light"], "view": views}
