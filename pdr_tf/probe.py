@@ -42,8 +42,15 @@ def _score_depth(recon_depth, mask, scene, view, batch):
   return {key: report[key] for key in ("normals_mad_deg", "side")}
 
 
-def depth_errors(model, batch):
-  """Normals MAD and SIDE of `model`'s canonical depth for `batch` under each of DEPTH_VIEWS.
+def render_depth(model, scene, depth, view):
+  """(recon_depth, mask) as arrays: canonical `depth` with `scene`'s albedo and light rendered under `view`."""
+  rendered = model.render(depth, scene["albedo"], scene["light"], view)
+  return np.asarray(rendered["recon_depth"]), np.asarray(rendered["mask"])
+
+
+def depth_errors(model, scene, batch, predicted):
+  """Normals MAD and SIDE of the canonical depth in `scene` (`model.predict_scene`'s for `batch`) under each of
+  DEPTH_VIEWS; `predicted` is `render_depth` of it under its own view.
 
   Under the predicted view the trivial predictor is the validation's, the flat map in the input view. Under the true
   view it is a flat canonical depth (at the mean of the predicted depth inside its pinned border) rendered under the
@@ -58,19 +65,13 @@ def depth_errors(model, batch):
 
   from pdr_tf.evaluation import derender_metrics  # pylint: disable=import-outside-toplevel
 
-  scene = model.predict_scene(batch["image"])
   depth = tf.convert_to_tensor(scene["depth"], tf.float32)
   inner = tf.convert_to_tensor(scene.get("depth_before_border", depth), tf.float32)
   flat = tf.ones_like(depth) * tf.reduce_mean(inner, axis=[1, 2], keepdims=True)
-
-  def render(d, view):
-    rendered = model.render(d, scene["albedo"], scene["light"], view)
-    return np.asarray(rendered["recon_depth"]), np.asarray(rendered["mask"])
-
-  predicted_view = tf.cast(scene["view"], tf.float32)
-  out = {"predicted view": _score_depth(*render(depth, predicted_view), scene, predicted_view, batch)}
+  out = {"predicted view": _score_depth(*predicted, scene, scene["view"], batch)}
   true_view = tf.cast(batch["gt_view"], tf.float32)
-  (model_depth, model_mask), (flat_depth, flat_mask) = render(depth, true_view), render(flat, true_view)
+  model_depth, model_mask = render_depth(model, scene, depth, true_view)
+  flat_depth, flat_mask = render_depth(model, scene, flat, true_view)
   both = model_mask * flat_mask
   errors = _score_depth(model_depth, both, scene, true_view, batch)
   baseline = _score_depth(flat_depth, both, scene, true_view, batch)
@@ -112,14 +113,16 @@ def probe(workdir, data_dir, split="val", num_images=64, step=None):
   batch = input_pipeline.ground_truth_batch(data_dir, split, num_images)
   if batch is None or int(tf.shape(batch["image"])[0]) < 2:
     raise ValueError(f"split {split!r} of {data_dir} has fewer than 2 records with ground truth")
-  out = {k: v.numpy() for k, v in model.de_render(batch["image"]).items()}
+  scene = model.predict_scene(batch["image"])
+  predicted = render_depth(model, scene, scene["depth"], scene["view"])  # de_render's recon_depth and mask
+  recon_depth, mask = predicted
   gt_depth = batch["gt_depth"].numpy()  # 0 on the background
   rows = (
-    scene_stats.parameter_rows(out["light"], batch["gt_light"].numpy(), scene_stats.LIGHT_NAMES)
-    + scene_stats.parameter_rows(out["view"], batch["gt_view"].numpy(), scene_stats.VIEW_NAMES)
-    + scene_stats.masked_std_rows(out["recon_depth"], gt_depth, (gt_depth > 0) & (out["mask"] > 0.5))
+    scene_stats.parameter_rows(np.asarray(scene["light"]), batch["gt_light"].numpy(), scene_stats.LIGHT_NAMES)
+    + scene_stats.parameter_rows(np.asarray(scene["view"]), batch["gt_view"].numpy(), scene_stats.VIEW_NAMES)
+    + scene_stats.masked_std_rows(recon_depth, gt_depth, (gt_depth > 0) & (mask > 0.5))
   )
-  return {"parameters": rows, "depth_errors": depth_errors(model, batch)}
+  return {"parameters": rows, "depth_errors": depth_errors(model, scene, batch, predicted)}
 
 
 def main(argv=None):
