@@ -8,6 +8,8 @@ faces), renders the world's image and then, with the model's Renderer, the objec
 - flat: a plane at the object's mean depth;
 - plateau: the true depth on the object, the background filled with the depth of the nearest object pixel (no
   step);
+- ground: the true depth on the object, the background at the depth of the object's farthest pixel (for a car,
+  the ground it stands on: a step as tall as the object);
 - stepped: the true depth on the object, the background at the world's border depth (the step a depth map must
   stretch into a wall under a tilt);
 each under three views: the true one, the true one with both tilts (rx, ry) negated, and the true one without tilt.
@@ -36,7 +38,7 @@ VIEWS_PER_OBJECT = int(sys.argv[3]) if len(sys.argv) > 3 else 4
 BORDER_DEPTH = {"cars": 1.08, "faces": 1.04}  # gin/pieces/cars.gin's, faces.gin's
 VIEWS = ("true view", "tilts negated", "no tilt")
 PIXELS = ("all pixels", "covered pixels")  # covered: where the render has a surface (the loss's mask)
-DEPTHS = ("flat", "plateau", "stepped")
+DEPTHS = ("flat", "plateau", "ground", "stepped")
 
 
 def canonical_depths(depth):
@@ -46,6 +48,7 @@ def canonical_depths(depth):
   return {
     "flat": np.full(depth.shape, depth[car].mean()),
     "plateau": depth[iy, ix],
+    "ground": np.where(car, depth, depth[car].max()),
     "stepped": np.where(car, depth, BORDER_DEPTH[WORLD]),
   }
 
