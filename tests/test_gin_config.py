@@ -15,7 +15,7 @@ def test_includes_resolve_against_the_shipped_gin_folder(tmp_path):
   gin_config.parse([str(mine)], ["SceneRanges.min_depth = 0.8"])
   assert gin.query_parameter("SceneRanges.max_depth") == 1.2
   assert gin.query_parameter("SceneRanges.min_depth") == 0.8  # bindings come after the files
-  assert gin.query_parameter("SceneRanges.border_depth") == 1.08  # from the shipped piece
+  assert gin.query_parameter("SceneRanges.border_depth") == 1.02  # from the shipped piece
 
 
 def test_errors_name_the_file_or_binding(tmp_path):

@@ -4,21 +4,22 @@ python scripts/diagnostics/scene_fit.py [cars|faces] [OBJECTS] [VIEWS_PER_OBJECT
 
 For random objects and views of a synthetic world (its own tilts, lights and background; OBJECTS cars per class, or
 faces), renders the world's image and then, with the model's Renderer, the object's ground-truth canonical albedo
-(the object in the canonical pose, with the background's albedo around it) on three canonical depth maps:
+(the object in the canonical pose, with the background's albedo around it) on four canonical depth maps:
 - flat: a plane at the object's mean depth;
 - plateau: the true depth on the object, the background filled with the depth of the nearest object pixel (no
   step);
 - ground: the true depth on the object, the background at the depth of the object's farthest pixel (for a car,
   the ground it stands on: a step as tall as the object);
-- stepped: the true depth on the object, the background at the world's border depth (the step a depth map must
-  stretch into a wall under a tilt);
+- stepped: the true depth on the object, the background at the border depth (cars: $BORDER_DEPTH, default 1.08,
+  Unsup3D's syncar setting; faces 1.04), the step a depth map must stretch into a wall under a tilt;
 each under three views: the true one, the true one with both tilts (rx, ry) negated, and the true one without tilt.
-Every map gets the model's pinned border columns. Prints the mean L1 image error (images in [0, 1]) of each over all
-the renders, on all pixels and on the pixels the render covers (those the training loss counts). The albedo is the
-world's, not one the model could learn per image, so the numbers say what the image formation favours for that
-albedo.
+Every map gets the model's pinned border columns at that border depth. Prints the mean L1 image error (images in [0,
+1]) of each over all the renders, on all pixels and on the pixels the render covers (those the training loss
+counts). The albedo is the world's, not one the model could learn per image, so the numbers say what the image
+formation favours for that albedo.
 """
 
+import os
 import sys
 
 import numpy as np
@@ -35,7 +36,7 @@ from pdr_tf.synthetic import render
 WORLD = sys.argv[1] if len(sys.argv) > 1 else "cars"
 OBJECTS = int(sys.argv[2]) if len(sys.argv) > 2 else 4
 VIEWS_PER_OBJECT = int(sys.argv[3]) if len(sys.argv) > 3 else 4
-BORDER_DEPTH = {"cars": 1.08, "faces": 1.04}  # gin/pieces/cars.gin's, faces.gin's
+BORDER_DEPTH = {"cars": float(os.environ.get("BORDER_DEPTH", 1.08)), "faces": 1.04}  # Unsup3D's syncar / faces
 VIEWS = ("true view", "tilts negated", "no tilt")
 PIXELS = ("all pixels", "covered pixels")  # covered: where the render has a surface (the loss's mask)
 DEPTHS = ("flat", "plateau", "ground", "stepped")
