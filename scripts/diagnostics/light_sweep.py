@@ -10,8 +10,14 @@ Prints, per component, how the loss's per-image minimiser correlates with the tr
 and the mean loss with the predicted component against the true one substituted. A minimiser spread near zero,
 uncorrelated with the truth, and a higher loss at the truth mean that the depth and albedo have adapted to the
 predicted light: the light encoder gets no signal to move, however long it trains.
+
+Then it says where the true light's extra loss comes from: the per-pixel change of the L1 error when the true lx, ly
+replace the predicted ones, split by the rendered surface's slope (steep: the normal of the rendered depth more than
+STEEP_DEGREES, 30, from the camera axis) and by the world's object mask, beside each region's share of the covered
+pixels; and how many of the world's own object pixels are that steep.
 """
 
+import os
 import sys
 
 import numpy as np
@@ -20,9 +26,11 @@ import tensorflow as tf
 from pdr_tf.data import input_pipeline
 from pdr_tf.evaluation import scene_stats
 from pdr_tf.model import losses
+from pdr_tf.render import geometry
 from pdr_tf.training import workdir as workdir_lib
 
 GRID = np.linspace(-0.9, 0.9, 13)
+STEEP_DEGREES = float(os.environ.get("STEEP_DEGREES", 30.0))
 
 
 def main():
@@ -42,10 +50,13 @@ def main():
   def lz(light):
     return 1.0 / np.sqrt(1.0 + light[:, 2] ** 2 + light[:, 3] ** 2)
 
-  def loss(light):
+  def render(light):
     light = light.copy()  # ka compensates the change of l_z, so a plane facing the camera keeps its brightness
     light[:, 0] += light[:, 1] * (lz(predicted) - lz(light))
-    out = model.render(scene["depth"], scene["albedo"], tf.constant(light, tf.float32), scene["view"])
+    return model.render(scene["depth"], scene["albedo"], tf.constant(light, tf.float32), scene["view"])
+
+  def loss(light):
+    out = render(light)
     return losses.photometric_l1(out["recon_image"], images, out["mask"]).numpy()
 
   print(f"{len(truth)} 'val' images of {data_dir}; model {workdir}; mean loss {loss(predicted).mean():.4f}")
@@ -64,6 +75,51 @@ def main():
       f"spread {best.std():.2f} (truth {truth[:, column].std():.2f}, prediction {predicted[:, column].std():.3f}); "
       f"mean loss with the true {name} {loss(light).mean():.4f}"
     )
+
+  light = predicted.copy()
+  light[:, 2:4] = truth[:, 2:4]
+  where_the_loss_rises(model, batch, render(predicted), render(light))
+
+
+def steep_pixels(depth, intrinsics):
+  """[B, H, W] bool: pixels whose depth normal is more than STEEP_DEGREES from the camera axis."""
+  normals = geometry.normals_from_depth(tf.constant(depth, tf.float32), intrinsics).numpy()
+  return normals[..., 2] < np.cos(np.radians(STEEP_DEGREES))
+
+
+def where_the_loss_rises(model, batch, before, after):
+  """Prints how the per-pixel L1 change from `before` to `after` (renders) splits over slope and object regions."""
+  images = batch["image"].numpy()
+  covered = before["mask"].numpy().reshape(images.shape[:3]) > 0.5
+  change = np.abs(after["recon_image"].numpy() - images).mean(-1) - np.abs(before["recon_image"].numpy() - images).mean(
+    -1
+  )
+  steep = steep_pixels(before["recon_depth"].numpy(), model.renderer.intrinsics)
+  gt_depth = batch["gt_depth"].numpy()
+  obj = gt_depth > 0
+  total = change[covered].sum()
+  print(
+    "true light - predicted light, per-pixel L1 change on the covered pixels: "
+    f"sum {total:.1f} (mean {change[covered].mean():+.4f})"
+  )
+  for name, region in (
+    ("steep, object", steep & obj),
+    ("steep, background", steep & ~obj),
+    ("not steep, object", ~steep & obj),
+    ("not steep, background", ~steep & ~obj),
+  ):
+    region = region & covered
+    print(
+      f"  {name:22s}: {region.sum() / covered.sum():6.1%} of the pixels, "
+      f"{change[region].sum() / total:6.1%} of the change "
+      f"(mean {change[region].mean() if region.any() else 0.0:+.4f})"
+    )
+  interior = obj & np.roll(obj, 1, 1) & np.roll(obj, -1, 1) & np.roll(obj, 1, 2) & np.roll(obj, -1, 2)
+  world_steep = steep_pixels(gt_depth, model.renderer.intrinsics) & interior
+  print(
+    f"  steep pixels on the object: {(steep & obj & covered).sum() / (obj & covered).sum():.1%} in the model's render, "
+    f"{world_steep.sum() / interior.sum():.1%} of the world's interior object pixels"
+  )
 
 
 if __name__ == "__main__":
