@@ -55,11 +55,12 @@ def main():
     light[:, 0] += light[:, 1] * (lz(predicted) - lz(light))
     return model.render(scene["depth"], scene["albedo"], tf.constant(light, tf.float32), scene["view"])
 
-  def loss(light):
-    out = render(light)
+  def loss(light=None, out=None):
+    out = render(light) if out is None else out
     return losses.photometric_l1(out["recon_image"], images, out["mask"]).numpy()
 
-  print(f"{len(truth)} 'val' images of {data_dir}; model {workdir}; mean loss {loss(predicted).mean():.4f}")
+  as_predicted = render(predicted)
+  print(f"{len(truth)} 'val' images of {data_dir}; model {workdir}; mean loss {loss(out=as_predicted).mean():.4f}")
   for name in ("lx", "ly"):
     column = scene_stats.LIGHT_NAMES.index(name)
     curves = []
@@ -78,7 +79,7 @@ def main():
 
   light = predicted.copy()
   light[:, 2:4] = truth[:, 2:4]
-  where_the_loss_rises(model, batch, render(predicted), render(light))
+  where_the_loss_rises(model, batch, as_predicted, render(light))
 
 
 def steep_pixels(depth, intrinsics):
@@ -91,9 +92,11 @@ def where_the_loss_rises(model, batch, before, after):
   """Prints how the per-pixel L1 change from `before` to `after` (renders) splits over slope and object regions."""
   images = batch["image"].numpy()
   covered = before["mask"].numpy().reshape(images.shape[:3]) > 0.5
-  change = np.abs(after["recon_image"].numpy() - images).mean(-1) - np.abs(before["recon_image"].numpy() - images).mean(
-    -1
-  )
+
+  def pixel_error(out):
+    return np.abs(out["recon_image"].numpy() - images).mean(-1)
+
+  change = pixel_error(after) - pixel_error(before)
   steep = steep_pixels(before["recon_depth"].numpy(), model.renderer.intrinsics)
   gt_depth = batch["gt_depth"].numpy()
   obj = gt_depth > 0
