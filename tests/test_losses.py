@@ -95,6 +95,31 @@ def test_depth_smoothness_is_total_variation():
     losses.depth_smoothness(ramp, depth_range=0.0)
 
 
+def test_edge_aware_smoothness_prefers_a_step_at_the_guide_edge():
+  # The same height change, once as a ramp across a uniform guide and once as a step where the guide has an edge:
+  # plain total variation charges both alike; the edge-aware term charges the step less.
+  ramp = np.tile(np.linspace(0.0, 0.04, 8, dtype=np.float32), (1, 8, 1))
+  step = np.tile(np.where(np.arange(8) < 4, 0.0, 0.04).astype(np.float32), (1, 8, 1))
+  guide = np.zeros((1, 8, 8, 3), np.float32)
+  guide[:, :, 4:] = 1.0
+  plain = [losses.depth_smoothness(d).numpy()[0] for d in (ramp, step)]
+  np.testing.assert_allclose(plain[0], plain[1], rtol=1e-5)
+  aware = [losses.depth_smoothness(d, guide=guide, edge_sharpness=5.0).numpy()[0] for d in (ramp, step)]
+  np.testing.assert_allclose(aware[1], plain[1] * np.exp(-5.0), rtol=1e-5)  # the one step sits on the edge
+  assert aware[0] > 10 * aware[1]
+  # α = 0 ignores the guide; a uniform guide weighs every difference by 1.
+  np.testing.assert_allclose(losses.depth_smoothness(ramp, guide=guide, edge_sharpness=0.0).numpy(), [plain[0]])
+  np.testing.assert_allclose(
+    losses.depth_smoothness(ramp, guide=np.zeros_like(guide), edge_sharpness=5.0).numpy(), [plain[0]], rtol=1e-5
+  )
+  with pytest.raises(ValueError, match="guide"):
+    losses.depth_smoothness(ramp, edge_sharpness=1.0)
+  with pytest.raises(ValueError, match="edge_sharpness"):
+    losses.depth_smoothness(ramp, guide=guide, edge_sharpness=-1.0)
+  with pytest.raises(ValueError, match="smooth_edge_sharpness"):
+    losses.ReconstructionWeights(smooth_edge_sharpness=-1.0)
+
+
 def test_reconstruction_loss_combines_terms_with_weights():
   terms = {
     k: tf.constant(v, tf.float32)

@@ -105,26 +105,47 @@ def perceptual_nll(feat_recon, feat_target, mask, conf=None, name="perceptual_nl
     return _masked_mean(loss, _map(mask, "mask", feat_recon))
 
 
-def depth_smoothness(depth, depth_range: float = 1.0, name="depth_smoothness") -> tf.Tensor:
+def depth_smoothness(
+  depth, depth_range: float = 1.0, guide=None, edge_sharpness: float = 0.0, name="depth_smoothness"
+) -> tf.Tensor:
   """Total variation of a canonical depth map in units of the depth range (Unsup3D's syncar term).
 
   Unsup3D computes it on the canonical depth before the border columns are pinned, divided by
   (max_depth - min_depth), over the whole map (no mask: the canonical view has no visibility mask).
 
+  With `guide` and `edge_sharpness` α > 0 it is edge-aware (Godard et al. 2017's disparity smoothness): each
+  difference is weighted by exp(-α mean_c |Δ guide|), the same difference of the guide image (the canonical albedo),
+  so depth may step where the albedo has an edge and stays flat where the albedo is uniform. Plain total variation
+  is indifferent to how a height change is spread (a ramp across the ground costs what a step at the object's
+  outline costs); the weighting makes the step cheaper.
+
   Args:
     depth: [B, H, W] canonical depth (scene units), before the border columns are set.
     depth_range: max_depth - min_depth (> 0); differences are divided by it.
+    guide: optional [B, H, W, C] image in the depth's frame (no gradient flows into it); needed when α > 0.
+    edge_sharpness: α >= 0; 0 is the plain total variation.
 
   Returns:
-    [B] mean_{i,j} |d[i, j+1] - d[i, j]| / range + mean_{i,j} |d[i+1, j] - d[i, j]| / range.
+    [B] mean_{i,j} w_x |d[i, j+1] - d[i, j]| / range + mean_{i,j} w_y |d[i+1, j] - d[i, j]| / range (w = 1 when
+    α = 0).
   """
   if not depth_range > 0:
     raise ValueError(f"depth_range must be > 0, got {depth_range!r}")
+  if not (math.isfinite(edge_sharpness) and edge_sharpness >= 0):
+    raise ValueError(f"edge_sharpness must be a finite number >= 0, got {edge_sharpness!r}")
+  if edge_sharpness > 0 and guide is None:
+    raise ValueError("edge_sharpness > 0 needs a guide image")
   with tf.name_scope(name):
     depth = _check(depth, "depth", 3) / float(depth_range)
-    horizontal = tf.reduce_mean(tf.abs(depth[:, :, 1:] - depth[:, :, :-1]), axis=[1, 2])
-    vertical = tf.reduce_mean(tf.abs(depth[:, 1:, :] - depth[:, :-1, :]), axis=[1, 2])
-    return horizontal + vertical
+    dx = tf.abs(depth[:, :, 1:] - depth[:, :, :-1])
+    dy = tf.abs(depth[:, 1:, :] - depth[:, :-1, :])
+    if edge_sharpness > 0:
+      guide = tf.stop_gradient(_check(guide, "guide", 4))
+      if not guide.shape[:3].is_compatible_with(depth.shape):
+        raise ValueError(f"guide {guide.shape} must match depth {depth.shape} in [B, H, W]")
+      dx *= tf.exp(-edge_sharpness * tf.reduce_mean(tf.abs(guide[:, :, 1:] - guide[:, :, :-1]), axis=-1))
+      dy *= tf.exp(-edge_sharpness * tf.reduce_mean(tf.abs(guide[:, 1:] - guide[:, :-1]), axis=-1))
+    return tf.reduce_mean(dx, axis=[1, 2]) + tf.reduce_mean(dy, axis=[1, 2])
 
 
 @gin.configurable
@@ -141,9 +162,11 @@ class ReconstructionWeights:
   lambda_perc: float = 1.0
   lambda_smooth: float = 0.0
   use_confidence: bool = True
+  # α of the edge-aware smoothness (`depth_smoothness`, guided by the canonical albedo); 0 is Unsup3D's plain term.
+  smooth_edge_sharpness: float = 0.0
 
   def __post_init__(self):
-    for field in ("lambda_flip", "lambda_perc", "lambda_smooth"):
+    for field in ("lambda_flip", "lambda_perc", "lambda_smooth", "smooth_edge_sharpness"):
       value = getattr(self, field)
       if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value < 0:
         raise ValueError(f"ReconstructionWeights.{field} must be a finite number >= 0, got {value!r}")

@@ -71,7 +71,10 @@ class Objective:
       )
     if self.weights.lambda_smooth > 0:
       terms["smooth"] = losses.depth_smoothness(
-        out["depth_before_border"], model.ranges.max_depth - model.ranges.min_depth
+        out["depth_before_border"],
+        model.ranges.max_depth - model.ranges.min_depth,
+        guide=out["albedo"],
+        edge_sharpness=self.weights.smooth_edge_sharpness,
       )
     return terms
 

@@ -15,6 +15,10 @@ Then it says where the true light's extra loss comes from: the per-pixel change 
 replace the predicted ones, split by the rendered surface's slope (steep: the normal of the rendered depth more than
 STEEP_DEGREES, 30, from the camera axis) and by the world's object mask, beside each region's share of the covered
 pixels; and how many of the world's own object pixels are that steep.
+
+Environment: REGION=object restricts the swept loss to the world's object pixels (does the car alone point at the
+true light?); CHARBONNIER_EPS=e > 0 replaces |r| by sqrt(r^2 + e^2) - e (is the L1 kink at a zero residual what pins
+the light?).
 """
 
 import os
@@ -31,6 +35,8 @@ from pdr_tf.training import workdir as workdir_lib
 
 GRID = np.linspace(-0.9, 0.9, 13)
 STEEP_DEGREES = float(os.environ.get("STEEP_DEGREES", 30.0))
+REGION = os.environ.get("REGION", "covered")
+CHARBONNIER_EPS = float(os.environ.get("CHARBONNIER_EPS", 0.0))
 
 
 def main():
@@ -43,6 +49,9 @@ def main():
   if batch is None:
     sys.exit(f"{data_dir} has no 'val' records with ground truth")
   images = batch["image"]
+  if REGION not in ("covered", "object"):
+    sys.exit(f"REGION must be 'covered' or 'object', got {REGION!r}")
+  region = tf.cast(batch["gt_depth"] > 0, tf.float32) if REGION == "object" else 1.0
   scene = model.predict_scene(images)
   truth = batch["gt_light"].numpy()
   predicted = np.asarray(scene["light"])
@@ -57,10 +66,18 @@ def main():
 
   def loss(light=None, out=None):
     out = render(light) if out is None else out
-    return losses.photometric_l1(out["recon_image"], images, out["mask"]).numpy()
+    mask = out["mask"] * region
+    if CHARBONNIER_EPS > 0:
+      error = tf.sqrt(tf.square(out["recon_image"] - images) + CHARBONNIER_EPS**2) - CHARBONNIER_EPS
+      return (tf.reduce_sum(tf.reduce_mean(error, -1) * mask, [1, 2]) / tf.reduce_sum(mask, [1, 2])).numpy()
+    return losses.photometric_l1(out["recon_image"], images, mask).numpy()
 
   as_predicted = render(predicted)
-  print(f"{len(truth)} 'val' images of {data_dir}; model {workdir}; mean loss {loss(out=as_predicted).mean():.4f}")
+  kind = f"Charbonnier (eps {CHARBONNIER_EPS})" if CHARBONNIER_EPS > 0 else "L1"
+  print(
+    f"{len(truth)} 'val' images of {data_dir}; model {workdir}; {kind} loss on the {REGION} pixels; "
+    f"mean loss {loss(out=as_predicted).mean():.4f}"
+  )
   for name in ("lx", "ly"):
     column = scene_stats.LIGHT_NAMES.index(name)
     curves = []

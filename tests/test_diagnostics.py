@@ -1,0 +1,58 @@
+"""Smoke tests of the diagnostic scripts under scripts/diagnostics (run on a tiny model and dataset)."""
+
+import importlib.util
+import pathlib
+import sys
+
+import numpy as np
+import pytest
+
+import fixtures
+
+DIAGNOSTICS = pathlib.Path(__file__).resolve().parents[1] / "scripts" / "diagnostics"
+
+
+def _load(name):
+  spec = importlib.util.spec_from_file_location(f"diagnostics_{name}", DIAGNOSTICS / f"{name}.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+@pytest.fixture
+def tiny_run(tmp_path, monkeypatch, tiny_model):
+  from pdr_tf.training import workdir as workdir_lib  # pylint: disable=import-outside-toplevel
+
+  data_dir = fixtures.write_tiny_dataset(tmp_path / "data", num_train=2, num_test=2, num_val=4)
+  monkeypatch.setattr(workdir_lib, "restore_model", lambda workdir, step=None: tiny_model)
+  return str(tmp_path / "run"), str(data_dir)
+
+
+def test_depth_template_share_is_zero_for_one_shape_and_one_for_independent_ones():
+  template = _load("depth_template")
+  rng = np.random.RandomState(0)
+  shape = rng.normal(size=(1, 8, 8))
+  np.testing.assert_allclose(
+    template.image_specific_share(np.repeat(shape, 5, 0) + rng.normal(size=(5, 1, 1))), 0.0, atol=1e-12
+  )
+  assert template.image_specific_share(rng.normal(size=(400, 8, 8))) == pytest.approx(1.0, abs=0.01)
+  np.testing.assert_allclose(template.cell_means(np.ones((2, 16, 16))), np.ones((2, 8, 8)))
+
+
+def test_depth_template_prints_the_grids_and_the_share(tiny_run, monkeypatch, capsys):
+  monkeypatch.setattr(sys, "argv", ["depth_template.py", *tiny_run, "4"])
+  _load("depth_template").main()
+  printed = capsys.readouterr().out
+  assert "4 'val' images" in printed and "image-specific share of the depth's variation" in printed
+
+
+@pytest.mark.parametrize("region, eps", [("covered", 0.0), ("object", 0.05)])
+def test_light_sweep_reports_both_components_and_the_regions(tiny_run, monkeypatch, capsys, region, eps):
+  sweep = _load("light_sweep")
+  monkeypatch.setattr(sweep, "REGION", region)
+  monkeypatch.setattr(sweep, "CHARBONNIER_EPS", eps)
+  monkeypatch.setattr(sys, "argv", ["light_sweep.py", *tiny_run, "4"])
+  sweep.main()
+  printed = capsys.readouterr().out
+  assert f"loss on the {region} pixels" in printed and ("Charbonnier" in printed) == (eps > 0)
+  assert "lx: loss minimiser" in printed and "ly: loss minimiser" in printed and "not steep, background" in printed
