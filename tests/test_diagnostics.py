@@ -13,6 +13,8 @@ DIAGNOSTICS = pathlib.Path(__file__).resolve().parents[1] / "scripts" / "diagnos
 
 
 def _load(name):
+  if str(DIAGNOSTICS) not in sys.path:  # as when a script runs: its folder (and its sibling modules) on sys.path
+    sys.path.insert(0, str(DIAGNOSTICS))
   spec = importlib.util.spec_from_file_location(f"diagnostics_{name}", DIAGNOSTICS / f"{name}.py")
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
@@ -56,3 +58,14 @@ def test_light_sweep_reports_both_components_and_the_regions(tiny_run, monkeypat
   printed = capsys.readouterr().out
   assert f"loss on the {region} pixels" in printed and ("Charbonnier" in printed) == (eps > 0)
   assert "lx: loss minimiser" in printed and "ly: loss minimiser" in printed and "not steep, background" in printed
+
+
+def test_diagnostics_exit_with_their_usage_or_name_the_folder_without_a_val_split(tiny_run, tmp_path, monkeypatch):
+  trained = _load("trained_run")
+  monkeypatch.setattr(sys, "argv", ["depth_template.py", tiny_run[0]])
+  with pytest.raises(SystemExit, match="USAGE"):
+    trained.restore_with_val_batch("USAGE")
+  no_val = fixtures.write_tiny_dataset(tmp_path / "no_val", num_train=2, num_test=2, num_val=0)
+  monkeypatch.setattr(sys, "argv", ["depth_template.py", tiny_run[0], str(no_val)])
+  with pytest.raises(FileNotFoundError, match="has no 'val' split"):  # the input pipeline's own error, naming the fix
+    trained.restore_with_val_batch("USAGE")

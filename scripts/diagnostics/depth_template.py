@@ -11,12 +11,9 @@ and the image-specific share of the depth's variation: sum_i |d_i - t|^2 / sum_i
 mean-centred depths d_i, t their mean. A share near 0 means every image gets the same depth, whatever it shows.
 """
 
-import sys
-
 import numpy as np
+import trained_run  # the sibling module: a script's own folder is on sys.path
 
-from pdr_tf.data import input_pipeline
-from pdr_tf.training import workdir as workdir_lib
 
 CELLS = 8
 
@@ -35,14 +32,7 @@ def image_specific_share(depth: np.ndarray) -> float:
 
 
 def main():
-  if len(sys.argv) < 3:
-    sys.exit(__doc__)
-  workdir, data_dir = sys.argv[1], sys.argv[2]
-  num_images = int(sys.argv[3]) if len(sys.argv) > 3 else 64
-  model = workdir_lib.restore_model(workdir, None)
-  batch = input_pipeline.ground_truth_batch(data_dir, "val", num_images)
-  if batch is None:
-    sys.exit(f"{data_dir} has no 'val' records with ground truth")
+  workdir, data_dir, model, batch = trained_run.restore_with_val_batch(__doc__)
   depth = np.asarray(model.predict_scene(batch["image"])["depth"], np.float64)
   cells = cell_means(depth)
   np.set_printoptions(precision=1, suppress=True, linewidth=160)

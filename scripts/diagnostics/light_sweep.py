@@ -26,12 +26,11 @@ import sys
 
 import numpy as np
 import tensorflow as tf
+import trained_run  # the sibling module: a script's own folder is on sys.path
 
-from pdr_tf.data import input_pipeline
 from pdr_tf.evaluation import scene_stats
 from pdr_tf.model import losses
 from pdr_tf.render import geometry
-from pdr_tf.training import workdir as workdir_lib
 
 GRID = np.linspace(-0.9, 0.9, 13)
 STEEP_DEGREES = float(os.environ.get("STEEP_DEGREES", 30.0))
@@ -40,14 +39,7 @@ CHARBONNIER_EPS = float(os.environ.get("CHARBONNIER_EPS", 0.0))
 
 
 def main():
-  if len(sys.argv) < 3:
-    sys.exit(__doc__)
-  workdir, data_dir = sys.argv[1], sys.argv[2]
-  num_images = int(sys.argv[3]) if len(sys.argv) > 3 else 64
-  model = workdir_lib.restore_model(workdir, None)
-  batch = input_pipeline.ground_truth_batch(data_dir, "val", num_images)
-  if batch is None:
-    sys.exit(f"{data_dir} has no 'val' records with ground truth")
+  workdir, data_dir, model, batch = trained_run.restore_with_val_batch(__doc__)
   images = batch["image"]
   if REGION not in ("covered", "object"):
     sys.exit(f"REGION must be 'covered' or 'object', got {REGION!r}")
