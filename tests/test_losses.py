@@ -197,3 +197,9 @@ def test_shape_errors_name_the_input():
     losses.photometric_l1(recon, target, mask[:, :4])
   with pytest.raises(ValueError, match="depth"):
     losses.depth_smoothness(recon)
+
+
+def test_view_cycle_compares_the_tilts_only():
+  predicted = tf.constant([[0.1, -0.2, 0.5, 0.01, 0.02, 0.0], [0.0, 0.0, 0.0, 0.0, 0.0, 0.0]])
+  target = tf.constant([[0.3, -0.2, -0.5, 0.09, -0.02, 0.0], [0.1, 0.3, 1.0, 0.0, 0.0, 0.0]])
+  np.testing.assert_allclose(losses.view_cycle(predicted, target), [0.1, 0.2], rtol=1e-6)

@@ -149,6 +149,11 @@ class DeRenderer(keras.Model):
       out.update(_float32(self.conf_net(images, training=training)))
     return out
 
+  def predict_view(self, images, training=False) -> tf.Tensor:
+    """The view encoder alone: [B, 6] (rx, ry, rz radians, tx, ty, tz) for [B, S, S, 3] images in [-1, 1]."""
+    view = self._encode_scene_vector(self.view_net, images, scene.VIEW_MIRROR_SIGNS, training)
+    return scene.view_from_raw(view["output"], self.ranges)
+
   def _encode_scene_vector(self, net, images, mirror_signs, training):
     """Runs a light / view encoder; with `mirror_equivariant`, its raw output becomes (f(x) + s * f(mirror x)) / 2
     for the mirror signs s (features stay f(x)'s)."""

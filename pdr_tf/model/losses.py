@@ -148,6 +148,14 @@ def depth_smoothness(
     return tf.reduce_mean(dx, axis=[1, 2]) + tf.reduce_mean(dy, axis=[1, 2])
 
 
+def view_cycle(predicted, target, name="view_cycle") -> tf.Tensor:
+  """Per-example mean absolute error of the tilts rx, ry (radians) between two [B, 6] views."""
+  with tf.name_scope(name):
+    predicted = _check(predicted, "predicted", 2)
+    target = _check(target, "target", 2)
+    return tf.reduce_mean(tf.abs(predicted[:, 0:2] - target[:, 0:2]), axis=1)
+
+
 @gin.configurable
 @dataclasses.dataclass(frozen=True)
 class ReconstructionWeights:

@@ -37,9 +37,19 @@ class Objective:
       weights file.
     backprop_through_render: let LOOCC gradients flow through the re-rendered x_aug into the predicted scene (the
       released code's behaviour).
+    view_cycle_weight: weight of the view cycle (0: off; not in the paper). On the steps where LOOCC perturbs the
+      view, the view encoder must read the perturbed tilts back from x_aug: mean |view(x_aug) - (view + Δ)| over
+      rx and ry (radians), with x_aug and the target held fixed, so the term trains the view encoder only.
   """
 
-  def __init__(self, weights=None, loocc_config=None, perceptual_features=None, backprop_through_render=True):
+  def __init__(
+    self,
+    weights=None,
+    loocc_config=None,
+    perceptual_features=None,
+    backprop_through_render=True,
+    view_cycle_weight=0.0,
+  ):
     self.weights = weights if weights is not None else losses.ReconstructionWeights()
     self.loocc = loocc_config if loocc_config is not None else loocc.LooccConfig()
     self.perceptual = perceptual_features if perceptual_features is not None else perceptual.PerceptualFeatures()
@@ -49,6 +59,14 @@ class Objective:
       )
       self.weights = dataclasses.replace(self.weights, lambda_perc=0.0)
     self.backprop_through_render = backprop_through_render
+    if not isinstance(view_cycle_weight, (int, float)) or isinstance(view_cycle_weight, bool) or view_cycle_weight < 0:
+      raise ValueError(f"Objective.view_cycle_weight must be a number >= 0, got {view_cycle_weight!r}")
+    if view_cycle_weight > 0 and self.loocc.mode != "light_view":
+      raise ValueError(
+        f"Objective.view_cycle_weight={view_cycle_weight} needs view perturbations (LooccConfig.mode 'light_view'), "
+        f"got mode {self.loocc.mode!r}"
+      )
+    self.view_cycle_weight = float(view_cycle_weight)
 
   def reconstruction_terms(self, model, images, out) -> Dict[str, tf.Tensor]:
     """Per-example reconstruction terms: l1, l1_flip, and perc, perc_flip, smooth where their weight is non-zero."""
@@ -147,4 +165,9 @@ class Objective:
       result["loocc_accuracy"] = contrast["accuracy"]
       result["total"] = recon + self.loocc.weight * self.loocc.loss_scale * contrast["per_example_loss"]
       result["augmented"] = augmented
+      if self.view_cycle_weight > 0:
+        read_back = model.predict_view(tf.stop_gradient(augmented["image"]), training=training)
+        cycle = losses.view_cycle(read_back, tf.stop_gradient(augmented["view"]))
+        result["view_cycle"] = tf.where(augmented["perturb_view"], cycle, tf.zeros_like(cycle))
+        result["total"] += self.view_cycle_weight * result["view_cycle"]
     return result
