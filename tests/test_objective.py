@@ -145,7 +145,14 @@ def test_view_cycle_trains_only_the_view_encoder_on_view_steps(tiny_model, image
 
 @pytest.mark.parametrize(
   "mode, weight, message",
-  [("light", 1.0, "needs view perturbations"), ("none", 1.0, "needs view perturbations"), ("light_view", -1.0, ">= 0")],
+  [
+    ("light", 1.0, "needs view perturbations"),
+    ("none", 1.0, "needs view perturbations"),
+    ("light_view", -1.0, ">= 0"),
+    ("light_view", float("nan"), "finite"),
+    ("light_view", float("inf"), "finite"),
+    ("light_view", True, "finite number"),
+  ],
 )
 def test_view_cycle_refuses_a_bad_setting(mode, weight, message):
   with pytest.raises(ValueError, match=message):

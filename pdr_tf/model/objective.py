@@ -14,6 +14,7 @@ encoders.
 
 import dataclasses
 import logging
+import math
 from typing import Dict
 
 import gin
@@ -59,8 +60,13 @@ class Objective:
       )
       self.weights = dataclasses.replace(self.weights, lambda_perc=0.0)
     self.backprop_through_render = backprop_through_render
-    if not isinstance(view_cycle_weight, (int, float)) or isinstance(view_cycle_weight, bool) or view_cycle_weight < 0:
-      raise ValueError(f"Objective.view_cycle_weight must be a number >= 0, got {view_cycle_weight!r}")
+    if (
+      not isinstance(view_cycle_weight, (int, float))
+      or isinstance(view_cycle_weight, bool)
+      or not math.isfinite(view_cycle_weight)
+      or view_cycle_weight < 0
+    ):
+      raise ValueError(f"Objective.view_cycle_weight must be a finite number >= 0, got {view_cycle_weight!r}")
     if view_cycle_weight > 0 and self.loocc.mode != "light_view":
       raise ValueError(
         f"Objective.view_cycle_weight={view_cycle_weight} needs view perturbations (LooccConfig.mode 'light_view'), "
