@@ -157,6 +157,15 @@ def test_bad_constructor_arguments_raise():
     networks.EncoderDecoder(activation="relu6")
   with pytest.raises(ValueError, match="zdim"):
     networks.ConfNet(zdim=-1)
+  with pytest.raises(ValueError, match="output_size"):
+    networks.EncoderDecoder(output_size=4)
+
+
+@pytest.mark.parametrize("size, decoder_blocks", [(64, 8), (32, 8), (16, 6), (8, 4)])
+def test_coarse_maps_stop_the_decoder_at_their_size_and_come_out_at_64(size, decoder_blocks):
+  net = networks.EncoderDecoder(out_channels=1, nf=8, zdim=16, output_size=size)
+  out = net(tf.random.uniform([2, 64, 64, 3], -1.0, 1.0))["output"]
+  assert out.shape == (2, 64, 64, 1) and net.num_dec == decoder_blocks
 
 
 def test_gin_configures_widths_and_gradients_flow():

@@ -32,7 +32,7 @@ class DeRenderer(keras.Model):
 
   Args:
     nf: base width of the depth and albedo encoder-decoders (paper 64).
-    depth_size: resolution the depth network predicts at (64: Unsup3D; 32 or 16: a coarser map, upsampled).
+    depth_size: resolution the depth network predicts at (64: Unsup3D; 32, 16 or 8: a coarser map, upsampled).
     initializer: convolution kernel initializer, `networks.INITIALIZERS` ("pytorch": Unsup3D's).
     flat_depth_init: start the depth network's output convolution at zero, i.e. from flat canonical depth.
     convex_prior: amplitude (scene units) of a centred convex bump added to the raw depth (`scene.convex_prior`);

@@ -183,14 +183,14 @@ def _encoder_blocks(nf: int, zdim: int, init: str):
   return blocks + [_Block(conv(zdim, 4, padding="valid", name="conv"), name="enc4")]  # 4 -> 1
 
 
-OUTPUT_SIZES = (64, 32, 16)  # EncoderDecoder.output_size: the resolution its map is predicted at
+OUTPUT_SIZES = (64, 32, 16, 8)  # EncoderDecoder.output_size: the resolution its map is predicted at
 
 
 @keras_configurable
 class EncoderDecoder(keras.Model):
   """Depth / albedo network: Unsup3D's EDDeconv (encoder to a 1x1 bottleneck, decoder back to 64x64).
 
-  With `output_size` 32 or 16 the decoder stops early, its last three convolutions run at that size and the map is
+  With `output_size` 32, 16 or 8 the decoder stops early, its last three convolutions run at that size and the map is
   upsampled bilinearly to 64x64: a smoother, cheaper map with the same bottleneck (a CPU preset's coarse depth).
 
   Call returns {"output": [B, 64, 64, out_channels], "features": [B, zdim]} (features = the ReLU'd bottleneck).
@@ -232,7 +232,8 @@ class EncoderDecoder(keras.Model):
       _Block(deconv(nf, 4, strides=2, name="deconv"), norm=True, name="dec6"),  # 16 -> 32
       _Block(conv(nf, 3, name="conv"), norm=True, name="dec7"),
     ]
-    self.num_dec = _add_blocks(self, "dec", decoder if output_size > 16 else decoder[:6])
+    # Two blocks per doubling from 4x4: 8 -> 4 blocks, 16 -> 6, 32 and 64 -> all 8.
+    self.num_dec = _add_blocks(self, "dec", decoder[: 2 * (min(output_size, 32) // 4).bit_length()])
     # 64: Unsup3D's nearest 32 -> 64 upsampling before the tail; smaller: the tail at that size, then bilinear.
     self.upsample = (
       keras.layers.UpSampling2D(2, interpolation="nearest", name="upsample") if output_size == 64 else None
