@@ -349,6 +349,15 @@ def test_a_corrupt_shard_is_named_with_its_offset_and_the_recovery(tmp_path, dat
   assert int(trainer.step.numpy()) == 4
 
 
+def test_the_default_optimizer_takes_the_learning_rate_multipliers_and_how_long_they_hold(tmp_path, data_dir):
+  trainer = _trainer(
+    tmp_path / "work", data_dir, "Trainer.lr_multipliers={'depth_net': 0.1}", "Trainer.lr_multiplier_steps=5"
+  )
+  optimizer = trainer_lib.default_optimizer(trainer)
+  assert optimizer.lr_multipliers == {"depth_net": 0.1} and optimizer.multiplier_steps == 5
+  assert trainer.settings()["lr_multiplier_steps"] == 5
+
+
 @pytest.mark.parametrize(
   "binding, expected",
   [
@@ -356,6 +365,7 @@ def test_a_corrupt_shard_is_named_with_its_offset_and_the_recovery(tmp_path, dat
     ("LooccConfig.mode='lights'", "LooccConfig.mode must be one of"),
     ("Trainer.strategy='mirored'", "Trainer.strategy must be one of"),
     ("Renderer.backend='kernel'", "Renderer.backend must be one of"),
+    ("Trainer.lr_multiplier_steps=0", "Trainer.lr_multiplier_steps must be an integer >= 1, got 0"),
   ],
 )
 def test_configuration_errors_name_the_binding_before_any_work(tmp_path, binding, expected, caplog):

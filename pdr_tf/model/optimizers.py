@@ -4,7 +4,9 @@ Unsup3D trains each network with its own Adam optimizer. One step of Adam moves 
 rate whatever the gradient's size, so networks whose outputs the image is very sensitive to change the image much
 faster than others: with a 10-degree field of view, a canonical depth change of 0.0028 between neighbouring pixels
 tilts a normal by 45 degrees, so one step moves the shading of a depth map tens of times further than the same step
-moves the albedo. A multiplier per network (e.g. {"depth_net": 0.1}) rebalances that (docs/training.md).
+moves the albedo. A multiplier per network (e.g. {"depth_net": 0.1}) rebalances that (docs/training.md). With
+`multiplier_steps` the multipliers hold for the first steps only (the depth starts slowly while the albedo learns the
+image; afterwards every network trains at the base rate).
 """
 
 from typing import Mapping, Optional
@@ -26,15 +28,24 @@ class ScaledAdamW(keras.optimizers.AdamW):
   Args:
     lr_multipliers: {network name ("depth_net", "albedo_net", "light_net", "view_net", "conf_net"): multiplier > 0};
       networks not listed use 1.
+    multiplier_steps: the multipliers apply while fewer than this many steps have been taken, then every network
+      uses the base learning rate; None: always.
     **kwargs: `keras.optimizers.AdamW` arguments (learning_rate, weight_decay, epsilon, ...).
   """
 
-  def __init__(self, lr_multipliers: Optional[Mapping[str, float]] = None, **kwargs):
+  def __init__(
+    self, lr_multipliers: Optional[Mapping[str, float]] = None, multiplier_steps: Optional[int] = None, **kwargs
+  ):
     super().__init__(**kwargs)
     self.lr_multipliers = dict(lr_multipliers or {})
     for name, value in self.lr_multipliers.items():
       if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
         raise ValueError(f"learning-rate multiplier for {name!r} must be a number > 0, got {value!r}")
+    if multiplier_steps is not None and (
+      not isinstance(multiplier_steps, int) or isinstance(multiplier_steps, bool) or multiplier_steps < 1
+    ):
+      raise ValueError(f"multiplier_steps must be None or an int >= 1, got {multiplier_steps!r}")
+    self.multiplier_steps = multiplier_steps
 
   def build(self, variables):
     super().build(variables)
@@ -44,10 +55,13 @@ class ScaledAdamW(keras.optimizers.AdamW):
   def update_step(self, gradient, variable, learning_rate):
     scale = self._multiplier_by_key.get(self._var_key(variable), 1.0)
     if scale != 1.0:
-      learning_rate = learning_rate * scale
+      if self.multiplier_steps is not None:  # iterations counts the steps already applied
+        scale = keras.ops.where(self.iterations < self.multiplier_steps, scale, 1.0)
+      learning_rate = learning_rate * keras.ops.cast(scale, learning_rate.dtype)
     return super().update_step(gradient, variable, learning_rate)
 
   def get_config(self):
     config = super().get_config()
     config["lr_multipliers"] = dict(self.lr_multipliers)
+    config["multiplier_steps"] = self.multiplier_steps
     return config

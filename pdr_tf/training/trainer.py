@@ -74,6 +74,8 @@ class Trainer:
     global_batch_size: images per step over all replicas.
     learning_rate, weight_decay, adam_epsilon: AdamW settings (epsilon 1e-8: PyTorch's Adam, as Unsup3D).
     lr_multipliers: per-network learning-rate multipliers, e.g. {"depth_net": 0.1} (`optimizers.ScaledAdamW`).
+    lr_multiplier_steps: the multipliers hold for this many steps, then every network trains at learning_rate
+      (None: for the whole run).
     steps_per_loop: steps per tf.function call (and per progress/NaN check).
     checkpoint_every: steps between checkpoints (rounded to loops).
     keep_checkpoints: how many checkpoints to keep.
@@ -123,6 +125,7 @@ class Trainer:
     weight_decay=5e-4,
     adam_epsilon=1e-8,
     lr_multipliers=None,
+    lr_multiplier_steps=None,
     steps_per_loop=10,
     checkpoint_every=500,
     keep_checkpoints=3,
@@ -160,6 +163,9 @@ class Trainer:
     self.lr_multipliers = dict(lr_multipliers or {})
     for name, value in self.lr_multipliers.items():
       check.number(f"Trainer.lr_multipliers[{name!r}]", value, positive=True)
+    self.lr_multiplier_steps = (
+      None if lr_multiplier_steps is None else check.integer("Trainer.lr_multiplier_steps", lr_multiplier_steps, 1)
+    )
     self.steps_per_loop = check.integer("Trainer.steps_per_loop", steps_per_loop, 1)
     self.checkpoint_every = check.integer("Trainer.checkpoint_every", checkpoint_every, 1)
     self.keep_checkpoints = check.integer("Trainer.keep_checkpoints", keep_checkpoints, 1)
@@ -337,7 +343,8 @@ class Trainer:
     """The loop's plain settings (numbers, strings, flags): what `operative_config.gin` records of the Trainer."""
     names = (
       "workdir data_dir synthetic_world train_steps global_batch_size learning_rate weight_decay adam_epsilon "
-      "lr_multipliers steps_per_loop checkpoint_every keep_checkpoints summary_every image_summary_every seed "
+      "lr_multipliers lr_multiplier_steps steps_per_loop checkpoint_every keep_checkpoints summary_every "
+      "image_summary_every seed "
       "jit_compile precision validation_every validation_split validation_size export_at_end"
     ).split()
     out = {name: getattr(self, name) for name in names}
@@ -532,6 +539,7 @@ def default_optimizer(trainer: Trainer):
     weight_decay=trainer.weight_decay,
     epsilon=trainer.adam_epsilon,
     lr_multipliers=trainer.lr_multipliers,
+    multiplier_steps=trainer.lr_multiplier_steps,
   )
 
 
