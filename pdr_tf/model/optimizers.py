@@ -13,6 +13,8 @@ from typing import Mapping, Optional
 
 import keras
 
+from pdr_tf import config_checks
+
 
 def _network_of(variable) -> Optional[str]:
   """The property network a model variable belongs to: the path component ending in "_net" (e.g. "depth_net")."""
@@ -37,15 +39,13 @@ class ScaledAdamW(keras.optimizers.AdamW):
     self, lr_multipliers: Optional[Mapping[str, float]] = None, multiplier_steps: Optional[int] = None, **kwargs
   ):
     super().__init__(**kwargs)
-    self.lr_multipliers = dict(lr_multipliers or {})
-    for name, value in self.lr_multipliers.items():
-      if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
-        raise ValueError(f"learning-rate multiplier for {name!r} must be a number > 0, got {value!r}")
-    if multiplier_steps is not None and (
-      not isinstance(multiplier_steps, int) or isinstance(multiplier_steps, bool) or multiplier_steps < 1
-    ):
-      raise ValueError(f"multiplier_steps must be None or an int >= 1, got {multiplier_steps!r}")
-    self.multiplier_steps = multiplier_steps
+    self.lr_multipliers = {
+      name: config_checks.number(f"ScaledAdamW.lr_multipliers[{name!r}]", value, positive=True)
+      for name, value in dict(lr_multipliers or {}).items()
+    }
+    self.multiplier_steps = (
+      None if multiplier_steps is None else config_checks.integer("ScaledAdamW.multiplier_steps", multiplier_steps, 1)
+    )
 
   def build(self, variables):
     super().build(variables)
