@@ -344,8 +344,7 @@ class Trainer:
     names = (
       "workdir data_dir synthetic_world train_steps global_batch_size learning_rate weight_decay adam_epsilon "
       "lr_multipliers lr_multiplier_steps steps_per_loop checkpoint_every keep_checkpoints summary_every "
-      "image_summary_every seed "
-      "jit_compile precision validation_every validation_split validation_size export_at_end"
+      "image_summary_every seed jit_compile precision validation_every validation_split validation_size export_at_end"
     ).split()
     out = {name: getattr(self, name) for name in names}
     if self._given_strategy is None:
