@@ -69,3 +69,24 @@ def test_diagnostics_exit_with_their_usage_or_name_the_folder_without_a_val_spli
   monkeypatch.setattr(sys, "argv", ["depth_template.py", tiny_run[0], str(no_val)])
   with pytest.raises(FileNotFoundError, match="has no 'val' split"):  # the input pipeline's own error, naming the fix
     trained.restore_with_val_batch("USAGE")
+
+
+def test_supervised_ceiling_trains_both_encoders_and_scores_them_beside_the_trivial_predictors(
+  tmp_path, monkeypatch, capsys
+):
+  ceiling = _load("supervised_ceiling")
+  data_dir = fixtures.write_tiny_dataset(tmp_path / "data", num_train=2, num_test=2, num_val=8)
+  monkeypatch.setattr(ceiling, "TRAIN_SPLIT", "val")  # the tiny dataset's records with ground truth
+  monkeypatch.setattr(ceiling, "BATCH", 4)
+  monkeypatch.setattr(sys, "argv", ["supervised_ceiling.py", data_dir, "4", "4"])
+  ceiling.main()
+  lines = capsys.readouterr().out.splitlines()
+  assert [line.split(" (")[0] for line in lines[:4]] == ["step 1", "step 2", "step 3", "step 4"]
+  assert all("x), light " in line and line.endswith("x)") for line in lines[:4])
+  assert lines[-1] == "test after 4 steps (nf 4, lr 0.0001): no records with ground truth"
+
+
+def test_supervised_ceiling_exits_with_its_usage(monkeypatch):
+  monkeypatch.setattr(sys, "argv", ["supervised_ceiling.py"])
+  with pytest.raises(SystemExit, match="usage: supervised_ceiling.py DATA_DIR"):
+    _load("supervised_ceiling").main()
