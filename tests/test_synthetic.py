@@ -187,6 +187,32 @@ def test_cars_background_is_the_ground_lit_like_the_car():
   np.testing.assert_allclose(images[:, 0, 0, :], np.repeat(expected[:, None], 3, 1), atol=1e-6)
 
 
+def test_lit_background_shades_a_colour_or_an_image_like_a_plane_facing_the_camera():
+  lights = np.array([[0.3, 0.5, 0.0, 0.0], [0.6, 0.7, 0.8, -0.4], [0.2, 0.9, 0.0, 0.0]])
+  shading = render.ground_shading(lights)
+  colour = render.lit_background(np.array([0.5, 0.6, 1.0]), lights)
+  assert colour.shape == (3, 1, 1, 3)
+  np.testing.assert_allclose(colour[:, 0, 0], np.minimum(np.outer(shading, [0.5, 0.6, 1.0]), 1.0))
+  assert colour[0, 0, 0, 2] == pytest.approx(0.8) and colour[1, 0, 0, 2] == 1.0  # clipped where albedo x shading > 1
+  image = np.random.RandomState(0).uniform(0.0, 1.0, (1, 4, 4, 3))
+  lit = render.lit_background(image, lights)
+  assert lit.shape == (3, 4, 4, 3)
+  np.testing.assert_allclose(lit, np.clip(image * shading[:, None, None, None], 0.0, 1.0))
+
+
+def test_faces_backdrop_is_lit_like_the_face():
+  """One backdrop per identity, shaded by each image's light as a plane facing the camera: a background whose
+  brightness ignored the light could only be reproduced by an albedo that changes with the light."""
+  code = faces.sample_identity(np.random.RandomState(0), 30, 1, 2)
+  images, _, _, lights = faces.render_identity(code, np.random.RandomState(5), 3)
+  replay = np.random.RandomState(5)
+  faces.sample_pose_light(replay, 3)
+  backdrop = render.gradient_background(replay, 1, faces.CAMERA.size * faces.CAMERA.supersample)
+  expected = render.downsample(render.lit_background(backdrop, lights), faces.CAMERA.supersample)
+  np.testing.assert_allclose(images[:, :4, :4], expected[:, :4, :4], atol=1e-6)
+  assert np.ptp(images[:, 0, 0].mean(-1)) > 0.01  # the lights differ, and so do the backgrounds
+
+
 def test_surface_hits_give_barycentrics_that_reproduce_the_pixel_ray():
   vertices = np.array([[[-0.1, -0.1, 1.0], [0.1, -0.1, 1.2], [0.0, 0.1, 0.9]]])
   faces_ = np.array([[0, 1, 2]], np.int32)

@@ -19,7 +19,9 @@ from pdr_tf.synthetic import render
 
 logger = logging.getLogger(__name__)
 
-VERSION = 1
+# Bumped whenever a world renders different images for the same seed, so that `is_complete` no longer accepts a
+# raw world written by an earlier version (2: the faces and BBT backdrops are lit like the face).
+VERSION = 2
 SUMMARY_FILENAME = "synthetic_world.json"
 IN_PROGRESS_FILENAME = ".synthetic_world_in_progress"  # exists only while a world is being written
 _MODULES = {"cars": cars, "faces": faces, "bbt": bbt}

@@ -145,9 +145,10 @@ def generate(
     rng = render.seeded_random(seed, WORLD, "track", track_id)
     frames = int(rng.randint(min_frames, max_frames + 1))
     views, lights = sample_track(rng, frames)
-    background = render.gradient_background(
+    backdrop = render.gradient_background(
       rng, 1, CAMERA.size * CAMERA.supersample, base_range=(0.15, 0.75), tint=0.15, slope=0.3
     )
+    background = render.lit_background(backdrop, lights)
     # Clothes change between scenes: a new shirt colour per track.
     paint = faces.head_paint(dict(codes[name], shirt=rng.uniform(0.05, 0.9, 3)))
     images, depth = render.render_views(characters[name], views, lights, paint, CAMERA, background)

@@ -459,8 +459,7 @@ def render_model(car: Car, rng: np.random.RandomState, count: int):
   views, lights, backgrounds = sample_views(rng, count)
   # The background is the ground the car stands on, lit like the car (the model's image formation lights every
   # pixel: an unlit background brighter than ka + kd * cos could not be reproduced by any albedo, docs/synthetic.md).
-  levels = np.clip(backgrounds * render.ground_shading(lights), 0.0, 1.0)
-  background = np.broadcast_to(levels[:, None, None, None], (count, 1, 1, 3))
+  background = render.lit_background(np.broadcast_to(backgrounds[:, None, None, None], (count, 1, 1, 3)), lights)
   images, depth = render.render_views(car.mesh, views, lights, car.paint, CAMERA, background, to_canonical=TO_CANONICAL)
   return images, depth, views, lights
 

@@ -197,6 +197,20 @@ def sample_pose_light(rng: np.random.RandomState, count: int):
   return views, lights
 
 
+def render_identity(code: dict, rng: np.random.RandomState, count: int):
+  """Renders `count` random views of one identity in front of one backdrop, which each image's light shades like
+  the face (`render.lit_background`).
+
+  Returns:
+    images [count, H, W, 3] float in [0, 1], depth [count, H, W], views [count, 6], lights [count, 4].
+  """
+  views, lights = sample_pose_light(rng, count)
+  backdrop = render.gradient_background(rng, 1, CAMERA.size * CAMERA.supersample)
+  background = render.lit_background(backdrop, lights)
+  images, depth = render.render_views(head_mesh(code), views, lights, head_paint(code), CAMERA, background)
+  return images, depth, views, lights
+
+
 def timestamp(index: int, rng: np.random.RandomState) -> str:
   """A unique 17-digit YYYYMMDDHHMMSSFFF timestamp for image `index` (strictly increasing with the index)."""
   moment = _FIRST_TIMESTAMP + datetime.timedelta(seconds=index, milliseconds=int(rng.randint(1000)))
@@ -234,9 +248,7 @@ def generate(
     rng = render.seeded_random(seed, WORLD, "identity", identity)
     age, gender, race = sample_labels(rng)
     code = sample_identity(rng, age, gender, race)
-    views, lights = sample_pose_light(rng, images_per_identity)
-    background = render.gradient_background(rng, 1, CAMERA.size * CAMERA.supersample)
-    images, depth = render.render_views(head_mesh(code), views, lights, head_paint(code), CAMERA, background)
+    images, depth, views, lights = render_identity(code, rng, images_per_identity)
     for k in range(images_per_identity):
       index = identity * images_per_identity + k
       name = f"{age}_{gender}_{race}_{timestamp(index, rng)}.jpg"

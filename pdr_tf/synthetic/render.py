@@ -205,6 +205,20 @@ def ground_shading(lights: np.ndarray) -> np.ndarray:
   return lights[:, 0] + lights[:, 1] * light_directions(lights)[:, 2]
 
 
+def lit_background(albedo, lights: np.ndarray) -> np.ndarray:
+  """[B, H, W, 3] background of B images: an albedo (a colour, or [1 or B, H, W, 3] images in [0, 1]) lit as a plane
+  facing the canonical camera by each image's light (`ground_shading`), clipped to [0, 1].
+
+  In a photograph the light that shades the object shades what stands behind it too; the model forms every pixel,
+  background included, as albedo x (ka + kd max(0, n.l)), so a background lit this way is one that a single
+  light-independent albedo reproduces (docs/synthetic.md).
+  """
+  shading = ground_shading(lights)[:, None, None, None]
+  albedo = np.asarray(albedo, np.float64)
+  albedo = albedo.reshape((1, 1, 1, 3)) if albedo.ndim == 1 else albedo
+  return np.clip(albedo * shading, 0.0, 1.0)
+
+
 def render_views(
   mesh,
   views: np.ndarray,

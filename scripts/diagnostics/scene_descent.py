@@ -59,7 +59,7 @@ def world_scenes():
       car = cars.build_car(class_name, rng, index)
       views, lights, greys = cars.sample_views(rng, VIEWS_PER_OBJECT)
       for view, light, grey in zip(views, lights, greys):
-        ground = np.clip(grey * render.ground_shading(light[None]), 0.0, 1.0)[0]
+        ground = render.lit_background(np.full(3, grey), light[None])[0]
         albedo, depth = render.render_views(
           car.mesh,
           np.zeros((1, 6)),
@@ -69,9 +69,7 @@ def world_scenes():
           np.full(3, grey),
           cars.TO_CANONICAL,
         )
-        image, _ = render.render_views(
-          car.mesh, view[None], light[None], car.paint, camera, np.full(3, ground), cars.TO_CANONICAL
-        )
+        image, _ = render.render_views(car.mesh, view[None], light[None], car.paint, camera, ground, cars.TO_CANONICAL)
         mask = depth[0] > 0
         out["image"].append(image[0] * 2 - 1)
         out["albedo"].append(albedo[0] * 2 - 1)

@@ -71,17 +71,16 @@ def scenes(rng, camera):
         car = cars.build_car(class_name, rng, index)
         views, lights, greys = cars.sample_views(rng, VIEWS_PER_OBJECT)
         for view, light, grey in zip(views, lights, greys):
-          ground = np.clip(grey * render.ground_shading(light[None]), 0.0, 1.0)[0]
-          yield car.mesh, car.paint, cars.TO_CANONICAL, view, light, np.full(3, ground), np.full(3, grey)
+          ground = render.lit_background(np.full(3, grey), light[None])[0]
+          yield car.mesh, car.paint, cars.TO_CANONICAL, view, light, ground, np.full(3, grey)
   elif WORLD == "faces":
     for _ in range(OBJECTS):
       code = faces.sample_identity(rng, *faces.sample_labels(rng))
       mesh, paint = faces.head_mesh(code), faces.head_paint(code)
       views, lights = faces.sample_pose_light(rng, VIEWS_PER_OBJECT)
-      background = render.gradient_background(rng, 1, size)[0]
+      backdrop = render.gradient_background(rng, 1, size)
       for view, light in zip(views, lights):
-        canonical = np.clip(background / render.ground_shading(light[None])[0], 0.0, 1.0)
-        yield mesh, paint, None, view, light, background, canonical
+        yield mesh, paint, None, view, light, render.lit_background(backdrop, light[None])[0], backdrop[0]
   else:
     sys.exit(f"world must be cars or faces, got {WORLD!r}")
 
