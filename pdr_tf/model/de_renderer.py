@@ -26,6 +26,27 @@ def _float32(outputs):
   return tf.nest.map_structure(lambda t: tf.cast(t, tf.float32), outputs)
 
 
+def mirror_equivariant(net, images, mirror_signs, training=False) -> Dict[str, tf.Tensor]:
+  """A light / view encoder made equivariant under the left-right mirror.
+
+  Args:
+    net: a `networks.ConvEncoder` (returns {"output", "features"}).
+    images: [B, S, S, 3] in [-1, 1].
+    mirror_signs: how each raw output changes under the mirror (`scene.LIGHT_MIRROR_SIGNS`, `VIEW_MIRROR_SIGNS`).
+    training: forwarded to `net`.
+
+  Returns:
+    {"output": (f(x) + s * f(mirror x)) / 2 [B, D], "features": f(x)'s features [B, F]}, float32.
+  """
+  batch = tf.shape(images)[0]
+  both = _float32(net(tf.concat([images, geometry.flip_horizontal(images)], 0), training=training))
+  direct, mirrored = both["output"][:batch], both["output"][batch:]
+  return {
+    "output": (direct + tf.constant(mirror_signs, tf.float32) * mirrored) / 2.0,
+    "features": both["features"][:batch],
+  }
+
+
 @keras_configurable
 class DeRenderer(keras.Model):
   """Unsup3D-style de-renderer with per-property encoders.
@@ -155,17 +176,10 @@ class DeRenderer(keras.Model):
     return scene.view_from_raw(view["output"], self.ranges)
 
   def _encode_scene_vector(self, net, images, mirror_signs, training):
-    """Runs a light / view encoder; with `mirror_equivariant`, its raw output becomes (f(x) + s * f(mirror x)) / 2
-    for the mirror signs s (features stay f(x)'s)."""
+    """Runs a light / view encoder, through `mirror_equivariant` when the model is."""
     if not self.mirror_equivariant:
       return _float32(net(images, training=training))
-    batch = tf.shape(images)[0]
-    both = _float32(net(tf.concat([images, geometry.flip_horizontal(images)], 0), training=training))
-    direct, mirrored = both["output"][:batch], both["output"][batch:]
-    return {
-      "output": (direct + tf.constant(mirror_signs, tf.float32) * mirrored) / 2.0,
-      "features": both["features"][:batch],
-    }
+    return mirror_equivariant(net, images, mirror_signs, training)
 
   def encode(self, images, training=False) -> Dict[str, tf.Tensor]:
     """PDR features: {"depth", "albedo", "light", "view"} -> [B, D] for [B, 64, 64, 3] images in [-1, 1]."""

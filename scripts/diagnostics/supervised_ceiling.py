@@ -22,21 +22,16 @@ import tensorflow as tf
 
 from pdr_tf.data import input_pipeline
 from pdr_tf.evaluation import derender_metrics
+from pdr_tf.model import de_renderer
 from pdr_tf.model import networks
-from pdr_tf.render import geometry
 from pdr_tf.render import scene
 
 USAGE = "usage: supervised_ceiling.py DATA_DIR [STEPS] [ENCODER_NF] [LEARNING_RATE]"
 BATCH = 16
 TRAIN_SPLIT = "train"  # the records with ground truth that the encoders are trained on
-ROTATION_SCALE = math.radians(60.0)  # the model's raw -> radians scale (SceneRanges.rotation_range_degrees)
-
-
-def mirror_equivariant(net, images, signs):
-  """(f(x) + s f(mirror x)) / 2, as `DeRenderer.mirror_equivariant`."""
-  both = net(tf.concat([images, geometry.flip_horizontal(images)], 0))["output"]
-  batch = tf.shape(images)[0]
-  return (both[:batch] + tf.constant(signs, tf.float32) * both[batch:]) / 2.0
+# The raw -> value maps: the model's, with ka and kd over the worlds' whole range [0, 1].
+RANGES = scene.SceneRanges(ka_range=(0.0, 1.0), kd_range=(0.0, 1.0))
+ROTATION_SCALE = math.radians(RANGES.rotation_range_degrees)
 
 
 def targets(record):
@@ -47,12 +42,16 @@ def targets(record):
   return light_raw, record["gt_view"][:, :3] / ROTATION_SCALE
 
 
+def raw_outputs(light_net, view_net, images):
+  """Raw [B, 4] light and [B, 6] view of the mirror-equivariant encoders."""
+  light = de_renderer.mirror_equivariant(light_net, images, scene.LIGHT_MIRROR_SIGNS)["output"]
+  return light, de_renderer.mirror_equivariant(view_net, images, scene.VIEW_MIRROR_SIGNS)["output"]
+
+
 def predict(light_net, view_net, images):
-  light_raw = mirror_equivariant(light_net, images, scene.LIGHT_MIRROR_SIGNS)
-  view_raw = mirror_equivariant(view_net, images, scene.VIEW_MIRROR_SIGNS)
-  light = tf.concat([(light_raw[:, 0:2] + 1.0) / 2.0, light_raw[:, 2:4]], 1)
-  view = tf.concat([view_raw[:, :3] * ROTATION_SCALE, tf.zeros_like(view_raw[:, :3])], 1)
-  return light.numpy(), view.numpy()
+  light_raw, view_raw = raw_outputs(light_net, view_net, images)
+  view = tf.concat([view_raw[:, :3], tf.zeros_like(view_raw[:, :3])], 1)  # rotations only; translations 0
+  return scene.light_from_raw(light_raw, RANGES).numpy(), scene.view_from_raw(view, RANGES).numpy()
 
 
 def score(light_net, view_net, batches):
@@ -104,8 +103,7 @@ def main():
   @tf.function
   def step(images, light_target, view_target):
     with tf.GradientTape() as tape:
-      light = mirror_equivariant(light_net, images, scene.LIGHT_MIRROR_SIGNS)
-      view = mirror_equivariant(view_net, images, scene.VIEW_MIRROR_SIGNS)
+      light, view = raw_outputs(light_net, view_net, images)
       loss = tf.reduce_mean(tf.square(light - light_target)) + tf.reduce_mean(tf.square(view[:, :3] - view_target))
     variables = light_net.trainable_variables + view_net.trainable_variables
     optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
