@@ -261,3 +261,22 @@ def test_slivers_of_every_orientation_agree_with_kernel(rng):
   faces = np.arange(triangles * 3, dtype=np.int32).reshape(triangles, 3)
   want, got = _assert_agree(clip, faces, height, width)
   assert np.array_equal(got, want) and len(np.unique(want)) > 50
+
+
+@pytest.mark.parametrize("threshold", [0, 10**9])
+def test_dense_and_sparse_windows_give_the_same_ids(rng, monkeypatch, threshold):
+  """The loop's window is picked per scene (`is_sparse`); either window on any scene gives the kernel's ids. The
+  edge-on scene is sparse and the grid mesh dense, so the other tests run both windows on their own scenes too."""
+  edge_on, grid = _edge_on(), _grid(size=64)
+  assert rasterizer_tf.is_sparse(*edge_on, 64, 64) and not rasterizer_tf.is_sparse(*grid, 64, 64)
+  monkeypatch.setattr(rasterizer_tf, "_SPARSE_CANDIDATES_PER_INSTANCE", threshold)  # 0: always sparse; else dense
+  rasterizer_tf._compiled.cache_clear()
+  try:
+    for clip, faces in (edge_on, grid):
+      want, got = _assert_agree(clip, faces, 64, 64)
+      np.testing.assert_array_equal(got, want)
+    clip, faces, height, width = _soup(rng)
+    want, got = _assert_agree(clip, faces, height, width)
+    np.testing.assert_array_equal(got, want)
+  finally:
+    rasterizer_tf._compiled.cache_clear()  # later tests compile with the shipped threshold

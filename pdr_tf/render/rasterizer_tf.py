@@ -35,12 +35,12 @@ beyond ~2^15, where the kernel's fixed-point arithmetic overflows) gives unspeci
 Static shapes: candidate counts (rows times span width) of all B * F (image, triangle) instances are computed, the
 non-empty ones compacted (on a rotated 64x64 grid mesh about 60% of the triangles hold no pixel centre), and their
 candidates enumerated through the cumulative counts: a `tf.while_loop` takes `chunk` candidates per iteration from
-at most chunk / 2 consecutive instances, sets those up once and tests every candidate. Nothing is ragged, so the
-backend compiles under XLA (`jit_compile=True`) and runs on CPU, GPU and TPU (it uses int64 arithmetic, which XLA
-emulates on TPU). It is meant to run compiled: `triangle_ids` compiles it by default even when called eagerly or
-from a graph that is not compiled (`jit_compile=False` traces it with plain ops, for exports), and inside an
-XLA-compiled caller it is inlined. Without XLA it is correct but several times slower than the kernel on CPU (many
-small ops; TensorFlow's scatter-min is single-threaded).
+at most chunk / k consecutive instances (k by the scene: 1 when dense, 8 for slivers), sets those up once and tests
+every candidate. Nothing is ragged, so the backend compiles under XLA (`jit_compile=True`) and runs on CPU, GPU and
+TPU (it uses int64 arithmetic, which XLA emulates on TPU). It is meant to run compiled: `triangle_ids` compiles it
+by default even when called eagerly or from a graph that is not compiled (`jit_compile=False` traces it with plain
+ops, for exports), and inside an XLA-compiled caller it is inlined. Without XLA it is correct but several times
+slower than the kernel on CPU (many small ops; TensorFlow's scatter-min is single-threaded).
 """
 
 import functools
@@ -52,9 +52,14 @@ FRACTIONAL_BITS = 16
 _ONE = float(1 << FRACTIONAL_BITS)
 _EMPTY = np.iinfo(np.int64).max
 DEFAULT_CHUNK = 65536  # fastest on the 2-core CI CPU for the 64x64 grid mesh at batch 64
-# An iteration sets up at most chunk / 2 triangles: a rotated 64x64 grid mesh has ~1.6 candidates per non-empty
-# triangle, so chunk / 4 left ~60% of the lanes idle (ids at batch 64: 22 ms against 30 ms with chunk / 4).
-_INSTANCES_PER_CHUNK = 2
+# An iteration sets up at most chunk / k triangles, k chosen per scene from its candidates per non-empty triangle:
+# a smooth grid mesh has about one (each triangle holds at most a pixel centre or two), so k = 1 keeps the lanes
+# busy; slivers of a mesh seen edge-on hold ~18, and setting up chunk triangles for the ~chunk / 18 an iteration
+# reaches wastes most of its work. Measured on the 2-core CI CPU, batch 32 of the training step's scenes, with
+# k = 1, 2, 4, 8, 16: smooth 22, 28, 39 ms; edge-on 124 (k = 4), 113 (8), 122 (16) ms.
+_DENSE_INSTANCES_PER_CHUNK = 1
+_SPARSE_INSTANCES_PER_CHUNK = 8
+_SPARSE_CANDIDATES_PER_INSTANCE = 4  # a scene with at least this many candidates per non-empty triangle is sparse
 
 
 def pixel_centres_fixed(size: int) -> np.ndarray:
@@ -334,13 +339,19 @@ def _materialize(values, opaque_zero):
   return values
 
 
+def _is_sparse(candidates, instances):
+  """Whether a scene's non-empty instances hold many candidates each (slivers), which picks the loop's window."""
+  return candidates >= _SPARSE_CANDIDATES_PER_INSTANCE * instances
+
+
 def _zbuffer(vertices, faces, batch, height, width, chunk):
   """Rasterizes every (image, triangle) instance into a packed-key z-buffer [B * H * W] int64.
 
   Work is one candidate fragment per pixel centre in each row span of each triangle's tight box (no padding
   windows): candidate counts are computed for all instances, the non-empty instances compacted, and their candidates
-  enumerated through the cumulative counts. An iteration takes up to `chunk` candidates from at most chunk / 2
-  consecutive instances, sets those instances up once and tests every candidate.
+  enumerated through the cumulative counts. An iteration takes up to `chunk` candidates from at most chunk / k
+  consecutive instances, sets those instances up once and tests every candidate; k is 1 for dense scenes (about
+  one candidate per non-empty instance) and 8 for sparse ones (slivers: many), see _SPARSE_INSTANCES_PER_CHUNK.
 
   Args:
     vertices: [B V, 4] float32 clip-space vertices.
@@ -365,10 +376,9 @@ def _zbuffer(vertices, faces, batch, height, width, chunk):
   )[:count]
   end = tf.cumsum(tf.where(tf.range(count) < used, tf.gather(area, compact), 0))  # candidates of compacted 0..j
   total = end[-1]
-  window = max(1, chunk // _INSTANCES_PER_CHUNK)  # instances set up per iteration
   zbuffer = tf.fill([batch * height * width], tf.constant(_EMPTY, tf.int64))
 
-  def candidates(s, zbuffer):
+  def candidates(s, zbuffer, window):
     # Instance `first` (compacted) holds candidate s; this iteration covers instances first .. first + window - 1
     # and candidates s .. limit - 1. Each instance after `first` starts a run of at least one candidate, so a
     # scatter of run starts and a cumulative sum give every candidate's instance in the window.
@@ -398,14 +408,23 @@ def _zbuffer(vertices, faces, batch, height, width, chunk):
     row = tf.clip_by_value(rows[:, 2] + down, 0, height - 1)
     start = _row_starts(setup, rows[:, 1], rows[:, 5], across, row, width, height)
     col = tf.clip_by_value(start + offset - down * across, 0, width - 1)
+    # Fusion barriers: without them XLA recomputes the row starts in every kernel that reads the pixel, and the
+    # keys in the scatter (edge-on ids 198 -> 147 ms, smooth 33 -> 28 ms at batch 32 on the 2-core CI CPU).
+    col, row = _materialize([col, row], zero)
     image, face = rows[:, 4] // num_faces, rows[:, 4] % num_faces
     keys = _fragment_keys(setup, face, col, row, width, height, zero)
     keys = tf.where(t < limit, keys, tf.constant(_EMPTY, tf.int64))
     flat = (image * height + row) * width + col
+    keys, flat = _materialize([keys, flat], zero)
     return limit, tf.tensor_scatter_nd_min(zbuffer, flat[:, None], keys)
 
-  _, zbuffer = tf.while_loop(lambda s, _: s < total, candidates, (tf.constant(0), zbuffer))
-  return zbuffer
+  def loop(instances_per_chunk):
+    window = max(1, chunk // instances_per_chunk)  # instances set up per iteration
+    body = functools.partial(candidates, window=window)
+    return tf.while_loop(lambda s, _: s < total, body, (tf.constant(0), zbuffer))[1]
+
+  sparse = _is_sparse(total, used)
+  return tf.cond(sparse, lambda: loop(_SPARSE_INSTANCES_PER_CHUNK), lambda: loop(_DENSE_INSTANCES_PER_CHUNK))
 
 
 def _triangle_ids(clip, faces, height, width, chunk):
@@ -423,20 +442,33 @@ def _triangle_ids(clip, faces, height, width, chunk):
   return tf.reshape(ids, [batch, height, width])
 
 
-def candidate_counts(clip, faces, height, width):
-  """Candidate fragments the backend tests for a scene: (in the triangles' boxes, in their row spans), per image.
-
-  The second is the work done; the first what a box rasterizer (such as the kernel) would test. For the benchmark
-  and the tests; same arguments as `triangle_ids`.
-  """
+def _scene_candidates(clip, faces, height, width):
+  """Per (image, triangle) instance of a scene: candidates in its box and in its row spans ([B F] int32 each)."""
   clip = tf.convert_to_tensor(clip, tf.float32)
   faces = tf.convert_to_tensor(faces, tf.int32)
   batch, num_vertices = clip.shape[0], clip.shape[1]
   index = tf.reshape((tf.range(batch) * num_vertices)[:, None, None] + faces[None], [-1, 3])
   bounds, pixels = _vertex_bounds(tf.reshape(clip, [-1, 4]), height, width)
   _, _, ex, ey = _boxes(bounds, index, height, width)
-  spans = _span_widths(pixels, index, ex, width)
-  return float(tf.reduce_sum(ex * ey)) / batch, float(tf.reduce_sum(spans * ey)) / batch
+  return ex * ey, _span_widths(pixels, index, ex, width) * ey
+
+
+def candidate_counts(clip, faces, height, width):
+  """Candidate fragments the backend tests for a scene: (in the triangles' boxes, in their row spans), per image.
+
+  The second is the work done; the first what a box rasterizer (such as the kernel) would test. For the benchmark
+  and the tests; same arguments as `triangle_ids`.
+  """
+  boxes, spans = _scene_candidates(clip, faces, height, width)
+  batch = int(np.shape(clip)[0])
+  return float(tf.reduce_sum(boxes)) / batch, float(tf.reduce_sum(spans)) / batch
+
+
+def is_sparse(clip, faces, height, width) -> bool:
+  """Whether `triangle_ids` enumerates this scene with its window for slivers (many candidates per non-empty
+  triangle) rather than its dense one. For the tests and the benchmark; same arguments as `triangle_ids`."""
+  _, spans = _scene_candidates(clip, faces, height, width)
+  return bool(_is_sparse(tf.reduce_sum(spans), tf.math.count_nonzero(spans, dtype=tf.int32)))
 
 
 @functools.lru_cache(maxsize=None)
