@@ -90,3 +90,15 @@ def test_supervised_ceiling_exits_with_its_usage(monkeypatch):
   monkeypatch.setattr(sys, "argv", ["supervised_ceiling.py"])
   with pytest.raises(SystemExit, match="usage: supervised_ceiling.py DATA_DIR"):
     _load("supervised_ceiling").main()
+
+
+def test_rasterizer_regimes_reports_a_runs_scenes(tiny_run, monkeypatch, capsys):
+  regimes = _load("rasterizer_regimes")
+  monkeypatch.setattr(regimes, "REPEATS", 1)
+  scenes = regimes.run_scenes(*tiny_run, 4)
+  (name,) = scenes
+  clip, faces, size = scenes[name]
+  assert clip.shape[0] == 4 and clip.shape[-1] == 4
+  regimes.report(name, clip, faces, size)
+  line = capsys.readouterr().out
+  assert "candidates/image boxes" in line and "ids tf" in line and ("dense" in line or "sparse" in line)
