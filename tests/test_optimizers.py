@@ -61,3 +61,40 @@ def test_bad_multiplier_steps_are_refused(bad):
 def test_bad_multipliers_are_refused(bad):
   with pytest.raises(ValueError, match="depth_net"):
     _adam(lr_multipliers={"depth_net": bad})
+
+
+def _two_steps(optimizer, weight, gradient):
+  variable = keras.Variable([weight], name="w")
+  for _ in range(2):
+    optimizer.apply_gradients([(tf.constant([gradient]), variable)])
+  return variable.numpy().item()
+
+
+def test_l2_is_added_to_the_gradient_as_in_pytorch_adam():
+  """PyTorch's Adam(weight_decay=c) steps on g + c w: with l2 = 0.5 a zero gradient on w = 2 is a gradient of 1,
+  so Adam moves the weight toward zero by ~lr per step; the decoupled weight decay of AdamW moves it by lr c w."""
+  plain = _two_steps(_adam(), 2.0, 1.0)
+  coupled = _two_steps(_adam(l2=0.5), 2.0, 0.0)
+  np.testing.assert_allclose(coupled, plain, rtol=1e-6)
+  np.testing.assert_allclose(2.0 - coupled, 2 * LR, rtol=1e-3)
+  decoupled = _two_steps(optimizers.ScaledAdamW(learning_rate=LR, weight_decay=0.5, epsilon=1e-8), 2.0, 0.0)
+  assert 0.0 < 2.0 - decoupled < 2.5 * LR * 0.5 * 2.0
+  assert _adam(l2=0.5).get_config()["l2"] == 0.5
+
+
+@pytest.mark.parametrize("bad", [-1e-4, True, "5e-4"])
+def test_bad_l2_is_refused(bad):
+  with pytest.raises(ValueError, match="l2"):
+    _adam(l2=bad)
+
+
+@pytest.mark.parametrize("style", ["decoupled", "l2"])
+def test_trainer_weight_decay_style_picks_the_optimizers_decay(tmp_path, style):
+  from pdr_tf.training import trainer as trainer_lib  # pylint: disable=import-outside-toplevel
+
+  trainer = trainer_lib.Trainer(workdir=str(tmp_path), weight_decay=5e-4, weight_decay_style=style)
+  optimizer = trainer_lib.default_optimizer(trainer)
+  assert (optimizer.weight_decay, optimizer.l2) == ((5e-4, 0.0) if style == "decoupled" else (0.0, 5e-4))
+  assert trainer.settings()["weight_decay_style"] == style
+  with pytest.raises(ValueError, match="weight_decay_style"):
+    trainer_lib.Trainer(workdir=str(tmp_path), weight_decay_style="coupled")

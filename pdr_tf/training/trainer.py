@@ -73,6 +73,8 @@ class Trainer:
     train_steps: total optimizer steps.
     global_batch_size: images per step over all replicas.
     learning_rate, weight_decay, adam_epsilon: AdamW settings (epsilon 1e-8: PyTorch's Adam, as Unsup3D).
+    weight_decay_style: "decoupled" (Keras AdamW's weight decay) or "l2" (the same coefficient added to the
+      gradient, as PyTorch's Adam and Unsup3D do; `optimizers.ScaledAdamW` `l2`).
     lr_multipliers: per-network learning-rate multipliers, e.g. {"depth_net": 0.1} (`optimizers.ScaledAdamW`).
     lr_multiplier_steps: the multipliers hold for this many steps, then every network trains at learning_rate
       (None: for the whole run).
@@ -124,6 +126,7 @@ class Trainer:
     learning_rate=1e-4,
     weight_decay=5e-4,
     adam_epsilon=1e-8,
+    weight_decay_style="decoupled",
     lr_multipliers=None,
     lr_multiplier_steps=None,
     steps_per_loop=10,
@@ -160,6 +163,7 @@ class Trainer:
     self.learning_rate = check.number("Trainer.learning_rate", learning_rate, positive=True)
     self.weight_decay = check.number("Trainer.weight_decay", weight_decay, 0.0)
     self.adam_epsilon = check.number("Trainer.adam_epsilon", adam_epsilon, positive=True)
+    self.weight_decay_style = check.choice("Trainer.weight_decay_style", weight_decay_style, ("decoupled", "l2"))
     self.lr_multipliers = dict(lr_multipliers or {})
     for name, value in self.lr_multipliers.items():
       check.number(f"Trainer.lr_multipliers[{name!r}]", value, positive=True)
@@ -342,8 +346,8 @@ class Trainer:
   def settings(self) -> Dict[str, object]:
     """The loop's plain settings (numbers, strings, flags): what `operative_config.gin` records of the Trainer."""
     names = (
-      "workdir data_dir synthetic_world train_steps global_batch_size learning_rate weight_decay adam_epsilon "
-      "lr_multipliers lr_multiplier_steps steps_per_loop checkpoint_every keep_checkpoints summary_every "
+      "workdir data_dir synthetic_world train_steps global_batch_size learning_rate weight_decay weight_decay_style "
+      "adam_epsilon lr_multipliers lr_multiplier_steps steps_per_loop checkpoint_every keep_checkpoints summary_every "
       "image_summary_every seed jit_compile precision validation_every validation_split validation_size export_at_end"
     ).split()
     out = {name: getattr(self, name) for name in names}
@@ -535,7 +539,8 @@ def default_optimizer(trainer: Trainer):
   """AdamW with per-network learning-rate multipliers, from the trainer's learning-rate settings."""
   return optimizers.ScaledAdamW(
     learning_rate=trainer.learning_rate,
-    weight_decay=trainer.weight_decay,
+    weight_decay=trainer.weight_decay if trainer.weight_decay_style == "decoupled" else 0.0,
+    l2=trainer.weight_decay if trainer.weight_decay_style == "l2" else 0.0,
     epsilon=trainer.adam_epsilon,
     lr_multipliers=trainer.lr_multipliers,
     multiplier_steps=trainer.lr_multiplier_steps,
