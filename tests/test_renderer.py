@@ -208,3 +208,15 @@ def test_relight_equals_render_with_the_new_light(jit_compile):
     r.render(depth, albedo, new_light, view)["recon_image"],
     atol=1e-5,
   )
+
+
+def test_view_mesh_is_the_canonical_grid_moved_into_the_view():
+  """Identity view: the canonical depth's points, z = depth; a translation moves every vertex by it."""
+  r = renderer_lib.Renderer(image_size=16)
+  depth, _, _ = _scene(16)
+  points = r.view_mesh(depth, tf.zeros([2, 6])).numpy()
+  assert points.shape == (2, 16 * 16, 3)
+  np.testing.assert_allclose(points[..., 2], depth.reshape(2, -1), rtol=1e-6)
+  shift = np.array([[0, 0, 0, 0.01, -0.02, 0.03]] * 2, np.float32)
+  moved = r.view_mesh(depth, shift).numpy()
+  np.testing.assert_allclose(moved - points, np.broadcast_to(shift[:, None, 3:], points.shape), atol=1e-6)

@@ -19,7 +19,6 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from pdr_tf.render import geometry
 from pdr_tf.render import rasterizer
 from pdr_tf.render import renderer as renderer_lib
 
@@ -106,10 +105,7 @@ def time_edge_on_ids(batch=64, size=64, repeats=7, backends=("tf", "tfg")):
 def scene_clip(scene, size):
   """Clip-space vertices [B, S*S, 4] of the scene's view-transformed grid meshes, as `Renderer.warp_depth` makes."""
   r = renderer_lib.Renderer(size)
-  batch = scene["depth"].shape[0]
-  points = tf.reshape(geometry.depth_to_points(scene["depth"], r.intrinsics), [batch, -1, 3])
-  points = geometry.transform_points(points, scene["view"], r.rotation_center)
-  return rasterizer.clip_space(points, r.intrinsics, (size, size)), r.faces
+  return rasterizer.clip_space(r.view_mesh(scene["depth"], scene["view"]), r.intrinsics, (size, size)), r.faces
 
 
 def _ids_fn(backend, faces, size, jit_compile):

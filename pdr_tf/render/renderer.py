@@ -137,6 +137,13 @@ class Renderer:
       raise ValueError(f"depth must be [B, {self.image_size}, {self.image_size}], got {depth.shape}")
     return depth
 
+  def view_mesh(self, canon_depth, view) -> tf.Tensor:
+    """[B, S*S, 3] camera-space vertices of the canonical depth's grid mesh (faces: `self.faces`) moved into the
+    input view: what `warp_depth` rasterizes."""
+    batch = tf.shape(canon_depth)[0]
+    points = tf.reshape(geometry.depth_to_points(canon_depth, self.intrinsics), [batch, -1, 3])
+    return geometry.transform_points(points, view, self.rotation_center)
+
   def warp_depth(self, canon_depth, view) -> tf.Tensor:
     """Rasterizes the depth of the view-transformed canonical mesh in the input view.
 
@@ -147,12 +154,8 @@ class Renderer:
     Returns:
       [B, S, S] reconstructed depth clamped to [min_depth - margin, max_depth + margin].
     """
-    canon_depth = self._check_depth(canon_depth)
-    batch = tf.shape(canon_depth)[0]
-    points = tf.reshape(geometry.depth_to_points(canon_depth, self.intrinsics), [batch, -1, 3])
-    points = geometry.transform_points(points, view, self.rotation_center)
     fragments = rasterizer.rasterize(
-      points,
+      self.view_mesh(self._check_depth(canon_depth), view),
       self.faces,
       self.intrinsics,
       (self.image_size, self.image_size),

@@ -18,7 +18,6 @@ import numpy as np
 import tensorflow as tf
 
 from pdr_tf.benchmarks import training
-from pdr_tf.render import geometry
 from pdr_tf.render import kernel_build
 from pdr_tf.render import rasterizer
 from pdr_tf.render import rasterizer_tf
@@ -28,11 +27,8 @@ REPEATS = int(os.environ.get("REPEATS", 9))
 
 
 def scene_clip(r, depth, view):
-  """Clip-space vertices of the canonical depth's grid mesh moved into the input view, as `Renderer.warp_depth`."""
-  batch = tf.shape(depth)[0]
-  points = tf.reshape(geometry.depth_to_points(depth, r.intrinsics), [batch, -1, 3])
-  points = geometry.transform_points(points, view, r.rotation_center)
-  return rasterizer.clip_space(points, r.intrinsics, (r.image_size, r.image_size))
+  """Clip-space vertices of the mesh `Renderer.warp_depth` rasterizes."""
+  return rasterizer.clip_space(r.view_mesh(depth, view), r.intrinsics, (r.image_size, r.image_size))
 
 
 def bench_scenes():
