@@ -102,3 +102,10 @@ def test_rasterizer_regimes_reports_a_runs_scenes(tiny_run, monkeypatch, capsys)
   regimes.report(name, clip, faces, size)
   line = capsys.readouterr().out
   assert "candidates/image boxes" in line and "ids tf" in line and ("dense" in line or "sparse" in line)
+
+
+@pytest.mark.parametrize("argv", [["WORKDIR"], ["WORKDIR", "DATA", "many"], ["A", "B", "1", "C"]])
+def test_rasterizer_regimes_exits_with_its_usage(monkeypatch, argv):
+  monkeypatch.setattr(sys, "argv", ["rasterizer_regimes.py", *argv])
+  with pytest.raises(SystemExit, match="rasterizer_regimes.py \\[WORKDIR DATA_DIR"):
+    _load("rasterizer_regimes").main()

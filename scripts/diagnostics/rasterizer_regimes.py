@@ -81,7 +81,7 @@ def report(name, clip, faces, size):
 
 
 def main():
-  if len(sys.argv) == 2 or len(sys.argv) > 4:
+  if len(sys.argv) == 2 or len(sys.argv) > 4 or (len(sys.argv) == 4 and not sys.argv[3].isdigit()):
     sys.exit(__doc__)
   scenes = bench_scenes()
   if len(sys.argv) >= 3:
