@@ -109,3 +109,23 @@ def test_rasterizer_regimes_exits_with_its_usage(monkeypatch, argv):
   monkeypatch.setattr(sys, "argv", ["rasterizer_regimes.py", *argv])
   with pytest.raises(SystemExit, match="rasterizer_regimes.py \\[WORKDIR DATA_DIR"):
     _load("rasterizer_regimes").main()
+
+
+def test_light_view_leak_recovers_a_known_leak_and_the_left_right_sign():
+  leak = _load("light_view_leak")
+  rng = np.random.RandomState(0)
+  truth, lx = rng.normal(size=(200, 2)), rng.uniform(-1, 1, 200)
+  a, b = leak.leak_coefficients(np.stack([0.5 * truth[:, 0] + 0.2 * lx, truth[:, 1]], 1), truth, lx)
+  np.testing.assert_allclose(a, [0.5, 1.0], atol=1e-9)
+  np.testing.assert_allclose(b, [0.2, 0.0], atol=1e-9)
+  images = np.zeros((1, 16, 16))
+  images[:, :, :8] = 1.0  # bright left half
+  assert leak.left_right(images)[0] == pytest.approx(1.0)
+
+
+def test_light_view_leak_prints_every_view_component(tiny_run, monkeypatch, capsys):
+  monkeypatch.setattr(sys, "argv", ["light_view_leak.py", *tiny_run, "4"])
+  _load("light_view_leak").main()
+  printed = capsys.readouterr().out
+  assert all(f"  {name}: a " in printed for name in ("rx", "ry", "rz", "tx", "ty"))
+  assert "canonical shading" in printed

@@ -203,3 +203,9 @@ def test_view_cycle_compares_the_tilts_only():
   predicted = tf.constant([[0.1, -0.2, 0.5, 0.01, 0.02, 0.0], [0.0, 0.0, 0.0, 0.0, 0.0, 0.0]])
   target = tf.constant([[0.3, -0.2, -0.5, 0.09, -0.02, 0.0], [0.1, 0.3, 1.0, 0.0, 0.0, 0.0]])
   np.testing.assert_allclose(losses.view_cycle(predicted, target), [0.1, 0.2], rtol=1e-6)
+
+
+def test_view_rotation_l1_compares_the_three_rotations_only():
+  predicted = tf.constant([[0.1, -0.2, 0.5, 0.01, 0.02, 0.0], [0.0, 0.0, 0.0, 0.0, 0.0, 0.0]])
+  target = tf.constant([[0.4, -0.2, 0.5, 0.09, -0.02, 0.0], [0.1, 0.3, -0.2, 0.5, 0.0, 0.0]])
+  np.testing.assert_allclose(losses.view_rotation_l1(predicted, target), [0.1, 0.2], rtol=1e-6)

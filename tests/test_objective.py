@@ -157,3 +157,51 @@ def test_view_cycle_trains_only_the_view_encoder_on_view_steps(tiny_model, image
 def test_view_cycle_refuses_a_bad_setting(mode, weight, message):
   with pytest.raises(ValueError, match=message):
     objective_lib.Objective(loocc_config=loocc.LooccConfig(mode=mode), view_cycle_weight=weight)
+
+
+def test_light_invariance_trains_only_the_view_encoder_on_light_steps(tiny_model, images):
+  """The view must not change when only the light does: zero on view steps; on light steps the mean |view(x_aug) -
+  view(x)| over the rotations, whose gradient reaches the view encoder alone (x_aug and view(x) held fixed)."""
+  objective = objective_lib.Objective(
+    weights=losses.ReconstructionWeights.cars(),
+    loocc_config=loocc.LooccConfig(mode="light_view"),
+    light_invariance_weight=3.0,
+  )
+  seen = set()
+  for i in range(12):
+    with tf.GradientTape(persistent=True) as tape:
+      result = objective(tiny_model, images, tf.constant([i, 0]))
+      invariance = tf.reduce_sum(result["light_invariance"])
+    perturb_view = bool(result["augmented"]["perturb_view"])
+    seen.add(perturb_view)
+    assert result["light_invariance"].shape == (2,)
+    if perturb_view:
+      np.testing.assert_array_equal(result["light_invariance"], 0.0)
+      continue
+    seen_view = tiny_model.predict_view(result["augmented"]["image"])
+    expected = np.abs(seen_view[:, :3] - result["outputs"]["view"][:, :3]).mean(axis=1)
+    np.testing.assert_allclose(result["light_invariance"], expected, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(
+      result["total"],
+      result["recon"] + 0.01 * 0.5 / 0.07 * result["loocc"] + 3.0 * result["light_invariance"],
+      rtol=1e-5,
+    )
+    for net in (tiny_model.depth_net, tiny_model.albedo_net, tiny_model.light_net, tiny_model.view_net):
+      grads = [g for g in tape.gradient(invariance, net.trainable_variables) if g is not None]
+      reached = sum(float(tf.reduce_sum(tf.abs(g))) for g in grads) > 0
+      assert reached == (net is tiny_model.view_net), net.name
+  assert seen == {True, False}
+
+
+@pytest.mark.parametrize(
+  "mode, weight, message",
+  [
+    ("none", 1.0, "needs light perturbations"),
+    ("light", -1.0, ">= 0"),
+    ("light_view", float("nan"), "finite"),
+    ("light", True, "finite number"),
+  ],
+)
+def test_light_invariance_refuses_a_bad_setting(mode, weight, message):
+  with pytest.raises(ValueError, match=message):
+    objective_lib.Objective(loocc_config=loocc.LooccConfig(mode=mode), light_invariance_weight=weight)

@@ -156,6 +156,14 @@ def view_cycle(predicted, target, name="view_cycle") -> tf.Tensor:
     return tf.reduce_mean(tf.abs(predicted[:, 0:2] - target[:, 0:2]), axis=1)
 
 
+def view_rotation_l1(predicted, target, name="view_rotation_l1") -> tf.Tensor:
+  """Per-example mean absolute difference of the rotations rx, ry, rz (radians) between two [B, 6] views."""
+  with tf.name_scope(name):
+    predicted = _check(predicted, "predicted", 2)
+    target = _check(target, "target", 2)
+    return tf.reduce_mean(tf.abs(predicted[:, 0:3] - target[:, 0:3]), axis=1)
+
+
 @gin.configurable
 @dataclasses.dataclass(frozen=True)
 class ReconstructionWeights:

@@ -41,6 +41,10 @@ class Objective:
     view_cycle_weight: weight of the view cycle (0: off; not in the paper). On the steps where LOOCC perturbs the
       view, the view encoder must read the perturbed tilts back from x_aug: mean |view(x_aug) - (view + Δ)| over
       rx and ry (radians), with x_aug and the target held fixed, so the term trains the view encoder only.
+    light_invariance_weight: weight of the view's invariance to the light (0: off; not in the paper). On the steps
+      where LOOCC perturbs the light, the view encoder must see the same view in x_aug as in x: mean |view(x_aug) -
+      view(x)| over rx, ry, rz (radians), with x_aug and view(x) held fixed, so the term trains the view encoder
+      only. It stops the view from explaining a side light by turning and shifting the face (docs/training.md).
   """
 
   def __init__(
@@ -50,6 +54,7 @@ class Objective:
     perceptual_features=None,
     backprop_through_render=True,
     view_cycle_weight=0.0,
+    light_invariance_weight=0.0,
   ):
     self.weights = weights if weights is not None else losses.ReconstructionWeights()
     self.loocc = loocc_config if loocc_config is not None else loocc.LooccConfig()
@@ -73,6 +78,21 @@ class Objective:
         f"got mode {self.loocc.mode!r}"
       )
     self.view_cycle_weight = float(view_cycle_weight)
+    if (
+      not isinstance(light_invariance_weight, (int, float))
+      or isinstance(light_invariance_weight, bool)
+      or not math.isfinite(light_invariance_weight)
+      or light_invariance_weight < 0
+    ):
+      raise ValueError(
+        f"Objective.light_invariance_weight must be a finite number >= 0, got {light_invariance_weight!r}"
+      )
+    if light_invariance_weight > 0 and self.loocc.mode not in ("light", "light_view"):
+      raise ValueError(
+        f"Objective.light_invariance_weight={light_invariance_weight} needs light perturbations (LooccConfig.mode "
+        f"'light' or 'light_view'), got mode {self.loocc.mode!r}"
+      )
+    self.light_invariance_weight = float(light_invariance_weight)
 
   def reconstruction_terms(self, model, images, out) -> Dict[str, tf.Tensor]:
     """Per-example reconstruction terms: l1, l1_flip, and perc, perc_flip, smooth where their weight is non-zero."""
@@ -176,4 +196,9 @@ class Objective:
         cycle = losses.view_cycle(read_back, tf.stop_gradient(augmented["view"]))
         result["view_cycle"] = tf.where(augmented["perturb_view"], cycle, tf.zeros_like(cycle))
         result["total"] += self.view_cycle_weight * result["view_cycle"]
+      if self.light_invariance_weight > 0:
+        seen = model.predict_view(tf.stop_gradient(augmented["image"]), training=training)
+        invariance = losses.view_rotation_l1(seen, tf.stop_gradient(out["view"]))
+        result["light_invariance"] = tf.where(augmented["perturb_view"], tf.zeros_like(invariance), invariance)
+        result["total"] += self.light_invariance_weight * result["light_invariance"]
     return result

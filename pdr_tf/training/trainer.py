@@ -38,7 +38,19 @@ from pdr_tf.training import workdir as workdir_lib
 logger = logging.getLogger(__name__)
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
-_SCALARS = ("total", "recon", "l1", "l1_flip", "perc", "perc_flip", "smooth", "loocc", "loocc_accuracy", "view_cycle")
+_SCALARS = (
+  "total",
+  "recon",
+  "l1",
+  "l1_flip",
+  "perc",
+  "perc_flip",
+  "smooth",
+  "loocc",
+  "loocc_accuracy",
+  "view_cycle",
+  "light_invariance",
+)
 
 
 @contextlib.contextmanager
