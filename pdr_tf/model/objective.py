@@ -27,6 +27,11 @@ from pdr_tf.model import perceptual
 logger = logging.getLogger(__name__)
 
 
+def _check_weight(name, value):
+  if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value < 0:
+    raise ValueError(f"Objective.{name} must be a finite number >= 0, got {value!r}")
+
+
 @gin.configurable
 class Objective:
   """Computes per-example loss terms for a batch.
@@ -65,28 +70,14 @@ class Objective:
       )
       self.weights = dataclasses.replace(self.weights, lambda_perc=0.0)
     self.backprop_through_render = backprop_through_render
-    if (
-      not isinstance(view_cycle_weight, (int, float))
-      or isinstance(view_cycle_weight, bool)
-      or not math.isfinite(view_cycle_weight)
-      or view_cycle_weight < 0
-    ):
-      raise ValueError(f"Objective.view_cycle_weight must be a finite number >= 0, got {view_cycle_weight!r}")
+    _check_weight("view_cycle_weight", view_cycle_weight)
     if view_cycle_weight > 0 and self.loocc.mode != "light_view":
       raise ValueError(
         f"Objective.view_cycle_weight={view_cycle_weight} needs view perturbations (LooccConfig.mode 'light_view'), "
         f"got mode {self.loocc.mode!r}"
       )
     self.view_cycle_weight = float(view_cycle_weight)
-    if (
-      not isinstance(light_invariance_weight, (int, float))
-      or isinstance(light_invariance_weight, bool)
-      or not math.isfinite(light_invariance_weight)
-      or light_invariance_weight < 0
-    ):
-      raise ValueError(
-        f"Objective.light_invariance_weight must be a finite number >= 0, got {light_invariance_weight!r}"
-      )
+    _check_weight("light_invariance_weight", light_invariance_weight)
     if light_invariance_weight > 0 and self.loocc.mode not in ("light", "light_view"):
       raise ValueError(
         f"Objective.light_invariance_weight={light_invariance_weight} needs light perturbations (LooccConfig.mode "
