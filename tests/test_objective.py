@@ -110,6 +110,13 @@ def test_loocc_gradients_reach_the_encoders_of_unchanged_properties(tiny_model, 
   assert light_step["light_net"] == 0 and view_step["view_net"] == 0
 
 
+def _assert_only_the_view_encoder_learns(tape, loss, model):
+  for net in (model.depth_net, model.albedo_net, model.light_net, model.view_net):
+    grads = [g for g in tape.gradient(loss, net.trainable_variables) if g is not None]
+    reached = sum(float(tf.reduce_sum(tf.abs(g))) for g in grads) > 0
+    assert reached == (net is model.view_net), net.name
+
+
 def test_view_cycle_trains_only_the_view_encoder_on_view_steps(tiny_model, images):
   """The view cycle reads the perturbed tilts back from x_aug: zero on light steps, and on view steps its gradient
   reaches the view encoder alone (x_aug and the target are held fixed)."""
@@ -136,10 +143,7 @@ def test_view_cycle_trains_only_the_view_encoder_on_view_steps(tiny_model, image
     np.testing.assert_allclose(
       result["total"], result["recon"] + 0.01 * 0.5 / 0.07 * result["loocc"] + 2.0 * result["view_cycle"], rtol=1e-5
     )
-    for net in (tiny_model.depth_net, tiny_model.albedo_net, tiny_model.light_net, tiny_model.view_net):
-      grads = [g for g in tape.gradient(cycle, net.trainable_variables) if g is not None]
-      reached = sum(float(tf.reduce_sum(tf.abs(g))) for g in grads) > 0
-      assert reached == (net is tiny_model.view_net), net.name
+    _assert_only_the_view_encoder_learns(tape, cycle, tiny_model)
   assert seen == {True, False}
 
 
@@ -186,10 +190,7 @@ def test_light_invariance_trains_only_the_view_encoder_on_light_steps(tiny_model
       result["recon"] + 0.01 * 0.5 / 0.07 * result["loocc"] + 3.0 * result["light_invariance"],
       rtol=1e-5,
     )
-    for net in (tiny_model.depth_net, tiny_model.albedo_net, tiny_model.light_net, tiny_model.view_net):
-      grads = [g for g in tape.gradient(invariance, net.trainable_variables) if g is not None]
-      reached = sum(float(tf.reduce_sum(tf.abs(g))) for g in grads) > 0
-      assert reached == (net is tiny_model.view_net), net.name
+    _assert_only_the_view_encoder_learns(tape, invariance, tiny_model)
   assert seen == {True, False}
 
 

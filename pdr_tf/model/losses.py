@@ -148,20 +148,22 @@ def depth_smoothness(
     return tf.reduce_mean(dx, axis=[1, 2]) + tf.reduce_mean(dy, axis=[1, 2])
 
 
-def view_cycle(predicted, target, name="view_cycle") -> tf.Tensor:
-  """Per-example mean absolute error of the tilts rx, ry (radians) between two [B, 6] views."""
+def _rotation_l1(predicted, target, num_rotations, name) -> tf.Tensor:
+  """Per-example mean absolute difference of the first `num_rotations` of rx, ry, rz (radians) of two [B, 6] views."""
   with tf.name_scope(name):
     predicted = _check(predicted, "predicted", 2)
     target = _check(target, "target", 2)
-    return tf.reduce_mean(tf.abs(predicted[:, 0:2] - target[:, 0:2]), axis=1)
+    return tf.reduce_mean(tf.abs(predicted[:, :num_rotations] - target[:, :num_rotations]), axis=1)
+
+
+def view_cycle(predicted, target, name="view_cycle") -> tf.Tensor:
+  """Per-example mean absolute error of the tilts rx, ry (radians) between two [B, 6] views."""
+  return _rotation_l1(predicted, target, 2, name)
 
 
 def view_rotation_l1(predicted, target, name="view_rotation_l1") -> tf.Tensor:
   """Per-example mean absolute difference of the rotations rx, ry, rz (radians) between two [B, 6] views."""
-  with tf.name_scope(name):
-    predicted = _check(predicted, "predicted", 2)
-    target = _check(target, "target", 2)
-    return tf.reduce_mean(tf.abs(predicted[:, 0:3] - target[:, 0:3]), axis=1)
+  return _rotation_l1(predicted, target, 3, name)
 
 
 @gin.configurable

@@ -182,14 +182,14 @@ class Objective:
       result["loocc_accuracy"] = contrast["accuracy"]
       result["total"] = recon + self.loocc.weight * self.loocc.loss_scale * contrast["per_example_loss"]
       result["augmented"] = augmented
-      if self.view_cycle_weight > 0:
+      if self.view_cycle_weight > 0 or self.light_invariance_weight > 0:  # the view encoder's reading of x_aug
         read_back = model.predict_view(tf.stop_gradient(augmented["image"]), training=training)
+      if self.view_cycle_weight > 0:
         cycle = losses.view_cycle(read_back, tf.stop_gradient(augmented["view"]))
         result["view_cycle"] = tf.where(augmented["perturb_view"], cycle, tf.zeros_like(cycle))
         result["total"] += self.view_cycle_weight * result["view_cycle"]
       if self.light_invariance_weight > 0:
-        seen = model.predict_view(tf.stop_gradient(augmented["image"]), training=training)
-        invariance = losses.view_rotation_l1(seen, tf.stop_gradient(out["view"]))
+        invariance = losses.view_rotation_l1(read_back, tf.stop_gradient(out["view"]))
         result["light_invariance"] = tf.where(augmented["perturb_view"], tf.zeros_like(invariance), invariance)
         result["total"] += self.light_invariance_weight * result["light_invariance"]
     return result
