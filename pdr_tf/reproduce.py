@@ -1,8 +1,10 @@
-"""Reproduces the paper's Table 1: python -m pdr_tf.reproduce --suite {cars,faces} [--seeds 3] [--quick]
+"""Reproduces the paper's Table 1: python -m pdr_tf.reproduce --suite {cars,faces} [--seeds 3] [--preset quick|cpu]
 
 Trains every method of a suite once per seed on the same training data, evaluates all of them the same way
 (Ward clustering, k = number of classes, pdr_tf.evaluate) and writes a Table-1-style table (mean ± std over seeds)
-beside the paper's numbers to <output_dir>/<suite>/table1.md and table1.json (every per-seed metric inside).
+beside the paper's numbers to <output_dir>/<suite>/table1.md and table1.json (every per-seed metric inside). Every
+de-renderer's row carries its de-rendering ratios (model / trivial predictor on the evaluation split's ground truth)
+and its mean PCC, so that no clustering number is read without knowing whether the model de-renders.
 
 Suites:
   cars   train on the cars world's train split (data/cars/tfrecords), cluster its labelled test split (5 car classes).
@@ -10,13 +12,22 @@ Suites:
          split, features averaged per track).
 Methods: loocc_light_view, loocc_light (LOOCC), unsup3d (the same model with LOOCC off), vq_vae (Keras VQ-VAE,
 trained with the same steps and batch size) and pixels_pca (raw pixels + PCA). De-renderers are clustered on depth +
-albedo features. Missing synthetic data is generated on first use. A re-run resumes each de-renderer from its
-checkpoint in <output_dir>/<suite>/<method>/seed<k>. Details and findings: docs/reproduction.md.
+albedo features. Missing synthetic data is generated on first use.
+
+Presets (--preset): none (the suite's gin files as they are: paper-size models, for GPUs), quick (gin/quick.gin
+and 200 steps: a demo of the pipeline, minutes per run; --quick is the same) and cpu (gin/cpu.gin: the longer CPU
+preset, about 20 minutes per de-renderer on 2 cores).
+
+Resuming: every finished (method, seed) run is recorded in <output_dir>/<suite>/progress.json with its settings; a
+re-run of the same command (after a kill, say) skips the runs recorded there with the same settings and resumes an
+interrupted de-renderer from its checkpoint in <output_dir>/<suite>/<method>/seed<k>. Details and findings:
+docs/reproduction.md.
 
 Examples:
-  python -m pdr_tf.reproduce --suite cars --quick --seeds 1
+  python -m pdr_tf.reproduce --suite cars --preset quick --seeds 1
+  nohup python -m pdr_tf.reproduce --suite cars --preset cpu --no_progress > reproduce_cars.log 2>&1 &
   python -m pdr_tf.reproduce --suite faces --seeds 3 --output_dir runs/reproduce
-  python -m pdr_tf.reproduce --suite cars --quick --gin_param "LooccConfig.weight = 0.1" --output_dir runs/w01
+  python -m pdr_tf.reproduce --suite cars --preset quick --gin_param "LooccConfig.weight = 0.1" --output_dir runs/w01
 """
 
 import argparse
@@ -36,6 +47,7 @@ from tqdm import tqdm
 from pdr_tf.data import datasets
 from pdr_tf import gin_config
 from pdr_tf.data import input_pipeline
+from pdr_tf.evaluation import reproduce_progress
 from pdr_tf.evaluation import table1
 from pdr_tf import evaluate as evaluate_lib
 from pdr_tf.training import trainer as trainer_lib
@@ -46,11 +58,26 @@ logger = logging.getLogger("pdr_tf.reproduce")
 DERENDERERS = ("loocc_light_view", "loocc_light", "unsup3d")
 BASELINES = ("vq_vae", "pixels_pca")
 METHODS = DERENDERERS + BASELINES
-QUICK_GIN = os.path.join(gin_config.GIN_DIR, "quick.gin")
-# Quick mode: gin/quick.gin's narrow networks and batch 16, with fewer steps so that the cars suite with one seed
+# Quick preset: gin/quick.gin's narrow networks and batch 16, with fewer steps so that the cars suite with one seed
 # (3 de-renderers + VQ-VAE + PCA, evaluation included) fits well within half an hour on 2 shared CPU cores
 # (measured: 14 minutes, docs/reproduction.md).
 QUICK_TRAIN_STEPS = 200
+
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+  """A training budget layered on every method of a suite: a gin file under gin/ and, optionally, fewer steps."""
+
+  gin_file: Optional[str]
+  train_steps: Optional[int] = None  # None: what the gin stack says
+
+
+PRESETS = {
+  "none": Preset(None),
+  "quick": Preset("quick.gin", QUICK_TRAIN_STEPS),
+  "cpu": Preset("cpu.gin"),
+}
+PROGRESS_FILENAME = "progress.json"
 PCA_COMPONENTS = 64
 PCA_MAX_IMAGES = 5000
 
@@ -146,17 +173,25 @@ def _eval_split(suite: Suite, eval_data_dir: str):
 
 
 # ---------------------------------------------------------------------------------------------------- methods
-def _gin_files(suite: Suite, method: str, quick: bool, extra_gin_files: Sequence[str]):
+def get_preset(name: str) -> Preset:
+  """The preset called `name`; ValueError naming the choices otherwise."""
+  if name not in PRESETS:
+    raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+  return PRESETS[name]
+
+
+def _gin_files(suite: Suite, method: str, preset: Preset, extra_gin_files: Sequence[str]):
   files = [os.path.join(gin_config.GIN_DIR, suite.gin_files[method])]
-  if quick:
-    files.append(QUICK_GIN)
+  if preset.gin_file:
+    files.append(os.path.join(gin_config.GIN_DIR, preset.gin_file))
   return files + list(extra_gin_files)
 
 
 def _parse_method_config(suite, method, ctx) -> None:
-  """Applies the method's gin stack (its experiment file, the quick preset, the user's files and bindings)."""
-  params = [f"Trainer.train_steps = {QUICK_TRAIN_STEPS}"] if ctx["quick"] else []
-  gin_config.parse(_gin_files(suite, method, ctx["quick"], ctx["gin_files"]), params + list(ctx["gin_params"]))
+  """Applies the method's gin stack (its experiment file, the preset, the user's files and bindings)."""
+  preset = get_preset(ctx["preset"])
+  params = [f"Trainer.train_steps = {preset.train_steps}"] if preset.train_steps else []
+  gin_config.parse(_gin_files(suite, method, preset, ctx["gin_files"]), params + list(ctx["gin_params"]))
 
 
 def _train_steps(ctx) -> int:
@@ -264,7 +299,7 @@ def run_suite(
   suite_name: str,
   seeds: Sequence[int] = (0, 1, 2),
   output_dir: str = "runs/reproduce",
-  quick: bool = False,
+  preset: str = "none",
   methods: Sequence[str] = METHODS,
   gin_files: Sequence[str] = (),
   gin_params: Sequence[str] = (),
@@ -283,9 +318,10 @@ def run_suite(
     suite_name: "cars" or "faces".
     seeds: one run of every method per seed (Trainer.seed = seed).
     output_dir: runs go to <output_dir>/<suite>/<method>/seed<k>, the table to <output_dir>/<suite>/.
-    quick: layer gin/quick.gin and train QUICK_TRAIN_STEPS steps (a CPU demo, not the paper's setting).
+    preset: a PRESETS key: "none" (the suite's gin files), "quick" (gin/quick.gin and QUICK_TRAIN_STEPS steps: a
+      CPU demo) or "cpu" (gin/cpu.gin: the longer CPU preset).
     methods: subset of METHODS to run.
-    gin_files: extra gin files layered after the suite's (and quick.gin).
+    gin_files: extra gin files layered after the suite's (and the preset's).
     gin_params: extra gin bindings, applied after the files (e.g. "LooccConfig.weight = 0.1"; "VQVAE.hidden = 32").
     train_steps: overrides Trainer.train_steps (and hence the VQ-VAE's steps).
     train_data_dir, eval_data_dir: converted TFRecords; by default the suite's synthetic worlds, generated when
@@ -297,9 +333,11 @@ def run_suite(
     command: the command line, recorded in the outputs.
 
   Returns:
-    dict with per_seed (method -> list of summaries), table (markdown str) and paths (markdown, json).
+    dict with per_seed (method -> list of summaries), table (markdown str), paths (markdown, json) and skipped
+    (the (method, seed) runs found finished in the progress file and not run again).
   """
   suite = get_suite(suite_name)
+  get_preset(preset)
   unknown = [m for m in methods if m not in METHODS]
   if unknown or not methods:
     raise ValueError(f"unknown method(s) {unknown or methods}; choose from {', '.join(METHODS)}")
@@ -326,7 +364,7 @@ def run_suite(
     return cache["split"]
 
   ctx = {
-    "quick": quick,
+    "preset": preset,
     "gin_files": list(gin_files),
     "gin_params": list(gin_params),
     "train_steps": train_steps,
@@ -342,7 +380,7 @@ def run_suite(
   config = {
     "suite": suite.name,
     "seeds": seeds,
-    "quick": quick,
+    "preset": preset,
     "methods": list(methods),
     "gin_files": list(gin_files),
     "gin_params": list(gin_params),
@@ -357,12 +395,23 @@ def run_suite(
   }
   per_seed = {m: [] for m in methods}
   jobs = [(m, s) for s in seeds for m in methods]
+  progress_file = reproduce_progress.Progress(
+    os.path.join(suite_dir, PROGRESS_FILENAME), reproduce_progress.settings_of(config), jobs
+  )
+  skipped = []
   bar = tqdm(jobs, desc=f"reproduce {suite.name}", unit="run", disable=not progress)
   for method, seed in bar:
     bar.set_postfix(method=method, seed=seed)
+    summary = progress_file.finished(method, seed)
+    if summary is not None:
+      logger.info("%s seed %d: finished before (%s), not run again", method, seed, progress_file.path)
+      per_seed[method].append(summary)
+      skipped.append((method, seed))
+      continue
     workdir = os.path.join(suite_dir, method, f"seed{seed}")
     os.makedirs(workdir, exist_ok=True)
     logger.info("=== %s suite: %s, seed %d -> %s", suite.name, method, seed, workdir)
+    progress_file.start(method, seed)
     tick = time.monotonic()
     if method in DERENDERERS:
       results = _run_derenderer(suite, method, seed, workdir, ctx)
@@ -371,19 +420,22 @@ def run_suite(
     else:
       results = _run_pca(suite, seed, workdir, ctx)
     results.update(seed=seed, seconds=round(time.monotonic() - tick, 1), workdir=workdir)
-    per_seed[method].append(table1.per_seed_summary(results))
+    summary = table1.per_seed_summary(results)
+    per_seed[method].append(summary)
+    progress_file.record(method, seed, summary)
+    logger.info("%s seed %d: %s (%.0f s)", method, seed, table1.summary_line(summary), results["seconds"])
+    done, total = progress_file.counts()
+    left = progress_file.seconds_left()
     logger.info(
-      "%s seed %d: accuracy %.4f, F1 %.4f (%.0f s)",
-      method,
-      seed,
-      results["accuracy"],
-      results["f1"],
-      results["seconds"],
+      "%d of %d runs finished%s",
+      done,
+      total,
+      f"; about {left / 60:.0f} min left (from the finished runs' times)" if left else "",
     )
     table1.write_table(suite, per_seed, config, suite_dir)  # partial tables survive an interrupted run
   bar.close()
   paths, table = table1.write_table(suite, per_seed, config, suite_dir)
-  return {"per_seed": per_seed, "table": table, "paths": paths}
+  return {"per_seed": per_seed, "table": table, "paths": paths, "skipped": skipped}
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -396,8 +448,13 @@ def make_parser() -> argparse.ArgumentParser:
     "--first_seed", type=int, default=0, help="first seed (default 0): seeds run as first_seed..first_seed+N-1"
   )
   parser.add_argument(
-    "--quick", action="store_true", help=f"CPU demo: gin/quick.gin and {QUICK_TRAIN_STEPS} training steps per model"
+    "--preset",
+    default=None,
+    help="training budget for every method: none (the suite's gin files: paper-size models, for GPUs; the default), "
+    f"quick (gin/quick.gin and {QUICK_TRAIN_STEPS} steps: a CPU demo) or cpu (gin/cpu.gin: the longer CPU preset, "
+    "about 20 minutes per de-renderer on 2 cores)",
   )
+  parser.add_argument("--quick", action="store_true", help="the same as --preset quick")
   parser.add_argument("--output_dir", default="runs/reproduce", help="default runs/reproduce")
   parser.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated subset of {','.join(METHODS)}")
   parser.add_argument(
@@ -428,6 +485,13 @@ def main(argv=None) -> int:
   if args.suite not in SUITES:
     logger.error("unknown suite %r; choose one of %s", args.suite, ", ".join(SUITES))
     return 2
+  if args.quick and args.preset not in (None, "quick"):
+    logger.error("--quick is --preset quick; it cannot be combined with --preset %s", args.preset)
+    return 2
+  preset = "quick" if args.quick else (args.preset or "none")
+  if preset not in PRESETS:
+    logger.error("--preset: unknown preset %r; choose one of %s", preset, ", ".join(PRESETS))
+    return 2
   if args.seeds < 1 or (args.train_steps is not None and args.train_steps < 1):
     logger.error("--seeds and --train_steps must be positive")
     return 2
@@ -442,7 +506,7 @@ def main(argv=None) -> int:
       args.suite,
       seeds=range(args.first_seed, args.first_seed + args.seeds),
       output_dir=args.output_dir,
-      quick=args.quick,
+      preset=preset,
       methods=methods,
       gin_files=args.gin_file,
       gin_params=args.gin_param,

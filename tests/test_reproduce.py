@@ -113,7 +113,7 @@ def test_table_rows_put_measurements_beside_the_paper():
 
 def test_write_table_states_whether_loocc_beats_unsup3d(tmp_path):
   runs = lambda acc, f1: [{"seed": 0, "accuracy": acc, "f1": f1, "seconds": 1.0}]
-  config = {"command": "x", "machine": "m", "date": "d", "seeds": [0], "quick": True}
+  config = {"command": "x", "machine": "m", "date": "d", "seeds": [0], "preset": "quick"}
   paths, table = table1.write_table(
     reproduce.get_suite("cars"), {"unsup3d": runs(0.5, 0.4), "loocc_light": runs(0.6, 0.3)}, config, str(tmp_path)
   )
@@ -130,6 +130,8 @@ def test_write_table_states_whether_loocc_beats_unsup3d(tmp_path):
     ["--suite", "cars", "--methods", "loocc_light,dalle"],
     ["--suite", "cars", "--seeds", "0"],
     ["--suite", "cars", "--train_steps", "-3"],
+    ["--suite", "cars", "--preset", "gpu"],
+    ["--suite", "cars", "--quick", "--preset", "cpu"],
   ],
 )
 def test_bad_arguments_exit_2(argv, tmp_path):
@@ -156,3 +158,93 @@ def test_missing_data_dir_is_a_clear_error(tmp_path):
       eval_data_dir=str(tmp_path / "none"),
       output_dir=str(tmp_path / "out"),
     )
+
+
+def _summary(seed, accuracy, ratios=None, pcc=None):
+  out = {"seed": seed, "accuracy": accuracy, "f1": accuracy - 0.1, "seconds": 1.0, "mean_pcc": pcc}
+  if ratios is not None:
+    out["derender_ratios"] = dict(zip(table1.RATIO_NAMES, ratios))
+  return out
+
+
+def test_per_seed_summary_carries_the_derendering_ratios():
+  results = {
+    "seed": 2,
+    "accuracy": 0.5,
+    "f1": 0.4,
+    "clustering": {},
+    "n_samples": 10,
+    "seconds": 3.0,
+    "workdir": "w",
+    "disentanglement": {"mean_pcc": 0.2},
+    "derender": {"side": {}, "ratios": {"view": 0.5, "light": 0.99, "normals": 0.9, "depth": 0.8}},
+  }
+  summary = table1.per_seed_summary(results)
+  assert summary["derender_ratios"] == {"view": 0.5, "light": 0.99, "normals": 0.9, "depth": 0.8}
+  assert summary["mean_pcc"] == 0.2
+  line = table1.summary_line(summary)
+  assert "0.50 / 0.99 / 0.90 / 0.80" in line and "mean PCC 0.200" in line
+  results.pop("derender")
+  assert "derender_ratios" not in table1.per_seed_summary(results)  # a baseline: no de-rendering
+
+
+def test_write_table_gives_every_derenderer_its_ratios_pcc_and_verdict(tmp_path):
+  per_seed = {
+    "unsup3d": [_summary(0, 0.5, (0.5, 1.0, 0.9, 0.8), 0.3), _summary(1, 0.6, (0.7, 0.98, 0.7, 0.6), 0.1)],
+    "loocc_light_view": [_summary(0, 0.6, (0.5, 0.6, 0.6, 0.5), 0.1), _summary(1, 0.6, (0.3, 0.4, 0.5, 0.5), 0.1)],
+    "pixels_pca": [_summary(0, 0.4), _summary(1, 0.5)],
+  }
+  config = {"command": "x", "machine": "m", "date": "d", "seeds": [0, 1], "preset": "cpu"}
+  paths, table = table1.write_table(reproduce.get_suite("cars"), per_seed, config, str(tmp_path))
+  rows = {r["method"]: r for r in json.load(open(paths["json"], encoding="utf-8"))["table"]}
+  assert rows["Unsup3D"]["derender"] == "0.60 / 0.99 / 0.80 / 0.70"  # the mean over seeds of each ratio
+  assert rows["Unsup3D"]["mean_pcc"] == pytest.approx([0.2, 0.1414213], abs=1e-6)
+  assert rows["pixels_pca"].get("derender") is None and rows["pixels_pca"].get("mean_pcc") is None
+  assert "| 0.60 / 0.99 / 0.80 / 0.70 | 0.2000 ± 0.1414 |" in table
+  markdown = open(paths["markdown"], encoding="utf-8").read()
+  assert "preset: cpu" in markdown
+  assert "Unsup3D does not de-render: light 0.99x the trivial predictors' error" in markdown
+  assert "Ours - Light + View de-renders: 0.40 / 0.50 / 0.55 / 0.50" in markdown
+  assert "Ours - Light + View: mean PCC 0.100 against Unsup3D's 0.200 (-50%" in markdown
+
+
+def test_presets_layer_their_gin_file_after_the_suites():
+  suite = reproduce.get_suite("cars")
+  files = reproduce._gin_files(suite, "unsup3d", reproduce.get_preset("cpu"), ["extra.gin"])
+  assert [os.path.basename(f) for f in files] == ["cars_unsup3d.gin", "cpu.gin", "extra.gin"]
+  assert [os.path.basename(f) for f in reproduce._gin_files(suite, "unsup3d", reproduce.get_preset("none"), [])] == [
+    "cars_unsup3d.gin"
+  ]
+  assert reproduce.get_preset("quick").train_steps == reproduce.QUICK_TRAIN_STEPS
+  with pytest.raises(ValueError, match="unknown preset 'gpu'"):
+    reproduce.get_preset("gpu")
+  for preset in reproduce.PRESETS.values():
+    assert preset.gin_file is None or os.path.isfile(os.path.join(REPO, "gin", preset.gin_file))
+
+
+def test_a_rerun_skips_the_finished_runs_and_refuses_other_settings(tiny_cars, tmp_path, monkeypatch):
+  kwargs = dict(
+    seeds=[1],
+    output_dir=str(tmp_path / "runs"),
+    methods=["pixels_pca"],
+    train_data_dir=tiny_cars,
+    eval_data_dir=tiny_cars,
+    pca_components=4,
+    progress=False,
+  )
+  first = reproduce.run_suite("cars", **kwargs)
+  assert first["skipped"] == []
+  progress = json.load(open(tmp_path / "runs" / "cars" / "progress.json", encoding="utf-8"))
+  assert progress["finished"] == progress["total"] == 1 and progress["running"] is None
+  assert progress["runs"]["pixels_pca/seed1"]["summary"]["accuracy"] == first["per_seed"]["pixels_pca"][0]["accuracy"]
+
+  def must_not_run(*args, **kw):
+    raise AssertionError("a finished run was run again")
+
+  monkeypatch.setattr(reproduce, "_run_pca", must_not_run)
+  again = reproduce.run_suite("cars", **kwargs)
+  assert again["skipped"] == [("pixels_pca", 1)]
+  assert again["per_seed"]["pixels_pca"][0]["accuracy"] == first["per_seed"]["pixels_pca"][0]["accuracy"]
+  assert os.path.isfile(again["paths"]["markdown"])
+  with pytest.raises(ValueError, match="other settings.*pca_components: 4 there, 8 now"):
+    reproduce.run_suite("cars", **dict(kwargs, pca_components=8))

@@ -21,6 +21,19 @@ RATIO_KEYS = {
   "normals": ("normals_mad_deg",),
   "depth": ("side",),
 }
+# A model de-renders when every headline ratio (model / trivial predictor) is at or below this: clearly better than
+# ignoring the image (a near-constant view already scores about 0.97 after the frame alignment).
+DERENDERS_AT = 0.9
+
+
+def ratios_above(ratios: Dict[str, float], bound: float = DERENDERS_AT) -> Dict[str, float]:
+  """The headline ratios of `ratios` (name -> model / trivial) above `bound`: empty when the model de-renders."""
+  above = {}
+  for name in RATIO_KEYS:
+    value = ratios.get(name)
+    if name in ratios and (value is None or not value <= bound):  # None / NaN: not measured, so not shown to be below
+      above[name] = None if value is None else float(value)
+  return above
 
 
 class DerenderScorer:

@@ -9,7 +9,12 @@ import os
 
 import numpy as np
 
+from pdr_tf.evaluation import derender_eval
 from pdr_tf.evaluation import report
+
+RATIO_NAMES = tuple(derender_eval.RATIO_KEYS)  # view, light, normals, depth
+RATIOS_HEADER = "De-rendering, model / trivial: " + " / ".join(RATIO_NAMES)
+TABLE_COLUMNS = tuple(report.TABLE1_COLUMNS) + (("derender", RATIOS_HEADER), ("mean_pcc", "Mean PCC"))
 
 
 def per_seed_summary(results):
@@ -33,22 +38,106 @@ def per_seed_summary(results):
   derender = results.get("derender")
   if derender:
     out["side"], out["mad_deg"] = derender.get("side"), derender.get("mad_deg")
+    out["derender_ratios"] = {name: derender["ratios"][name] for name in RATIO_NAMES}
   return out
 
 
-def table_rows(suite, measured: dict):
+def format_ratios(ratios) -> str:
+  """'0.50 / 1.00 / 0.91 / 0.91' in RATIO_NAMES order ('-' for a missing one)."""
+  return " / ".join("-" if ratios.get(n) is None else f"{ratios[n]:.2f}" for n in RATIO_NAMES)
+
+
+def summary_line(summary) -> str:
+  """One log line of a per-seed summary: clustering, and the de-rendering ratios and mean PCC where measured."""
+  parts = [f"accuracy {summary['accuracy']:.4f}, F1 {summary['f1']:.4f}"]
+  if summary.get("derender_ratios"):
+    parts.append(f"de-rendering {format_ratios(summary['derender_ratios'])} ({' / '.join(RATIO_NAMES)}, model/trivial)")
+  if summary.get("mean_pcc") is not None:
+    parts.append(f"mean PCC {summary['mean_pcc']:.3f}")
+  return "; ".join(parts)
+
+
+def _mean_ratios(runs):
+  """Per ratio name, the mean over the runs that measured it; {} when none did."""
+  measured = [r["derender_ratios"] for r in runs if r.get("derender_ratios")]
+  means = {}
+  for name in RATIO_NAMES:
+    values = [m[name] for m in measured if m.get(name) is not None]
+    if values:
+      means[name] = float(np.mean(values))
+  return means
+
+
+def _mean_pcc(runs):
+  values = [r["mean_pcc"] for r in runs if r.get("mean_pcc") is not None]
+  return report.mean_std(values) if len(values) > 1 else (float(values[0]) if values else None)
+
+
+def table_rows(suite, measured: dict, per_seed: dict = None):
   """Table 1 rows of one suite: measured methods (mean ± std over seeds) beside the paper's numbers.
 
   Args:
     suite: the suite.
     measured: method -> {"accuracy": [per seed], "f1": [per seed]}.
+    per_seed: method -> per-seed summaries; their de-rendering ratios (mean over seeds) and mean PCC (mean ± std)
+      go into the method's row.
 
   Returns:
-    list of row dicts for `report.format_table(rows, report.TABLE1_COLUMNS)`.
+    list of row dicts for `report.format_table(rows, TABLE_COLUMNS)`.
   """
   rows = report.table1_rows({suite.dataset: measured})
   shown = report.DATASET_NAMES.get(suite.dataset, suite.dataset)
-  return [r for r in rows if r["dataset"] == shown]
+  rows = [r for r in rows if r["dataset"] == shown]
+  by_name = {report.METHOD_NAMES.get(m, m): runs for m, runs in (per_seed or {}).items() if runs}
+  for row in rows:
+    runs = by_name.get(row["method"])
+    if runs:
+      ratios = _mean_ratios(runs)
+      row["derender_ratios"] = ratios or None
+      row["derender"] = format_ratios(ratios) if ratios else None
+      row["mean_pcc"] = _mean_pcc(runs)
+  return rows
+
+
+def _derendering(per_seed):
+  """One sentence per de-renderer: does it de-render (every mean ratio <= DERENDERS_AT)?"""
+  lines = []
+  for method, runs in per_seed.items():
+    ratios = _mean_ratios(runs)
+    if not ratios:
+      continue
+    name = report.METHOD_NAMES.get(method, method)
+    above = derender_eval.ratios_above(ratios)
+    if above:
+      shown = ", ".join(f"{n} {'-' if v is None else f'{v:.2f}x'}" for n, v in above.items())
+      lines.append(
+        f"- {name} does not de-render: {shown} the trivial predictors' error (bound "
+        f"{derender_eval.DERENDERS_AT}x). Its clustering numbers rest on features of a model that has not learnt "
+        "the scene."
+      )
+    else:
+      lines.append(f"- {name} de-renders: {format_ratios(ratios)} ({' / '.join(RATIO_NAMES)}, model / trivial).")
+  return lines
+
+
+def _pcc_comparison(per_seed):
+  """One sentence per LOOCC variant on mean PCC (lower: less correlated, more disentangled features)."""
+  base = _mean_pcc(per_seed.get("unsup3d") or [])
+  if base is None:
+    return []
+  base = base[0] if isinstance(base, tuple) else base
+  lines = []
+  for method in ("loocc_light", "loocc_light_view"):
+    got = _mean_pcc(per_seed.get(method) or [])
+    if got is None:
+      continue
+    got = got[0] if isinstance(got, tuple) else got
+    change = (got - base) / base if base else float("nan")
+    lines.append(
+      f"- {report.METHOD_NAMES[method]}: mean PCC {got:.3f} against Unsup3D's {base:.3f} ({change:+.0%}; the "
+      "paper: 0.26 -> 0.18, -31 %)."
+    )
+  return lines
 
 
 def _comparison(measured):
@@ -83,9 +172,13 @@ def write_table(suite, per_seed: dict, config: dict, output_dir: str):
     for m, runs in per_seed.items()
     if runs
   }
-  rows = table_rows(suite, measured)
-  table = report.format_table(rows, report.TABLE1_COLUMNS)
-  seed_rows = [dict(r, method=m) for m, runs in per_seed.items() for r in runs]
+  rows = table_rows(suite, measured, per_seed)
+  table = report.format_table(rows, TABLE_COLUMNS)
+  seed_rows = [
+    dict(r, method=m, derender=format_ratios(r["derender_ratios"]) if r.get("derender_ratios") else None)
+    for m, runs in per_seed.items()
+    for r in runs
+  ]
   seed_table = report.format_table(
     seed_rows,
     [
@@ -97,6 +190,7 @@ def write_table(suite, per_seed: dict, config: dict, output_dir: str):
       ("nmi", "NMI"),
       ("ari", "ARI"),
       ("bcubed_f1", "BCubed F1"),
+      ("derender", RATIOS_HEADER),
       ("mean_pcc", "Mean PCC"),
       ("side", "SIDE"),
       ("mad_deg", "MAD (deg)"),
@@ -104,7 +198,8 @@ def write_table(suite, per_seed: dict, config: dict, output_dir: str):
       ("seconds", "Seconds"),
     ],
   )
-  comparison = _comparison(measured)
+  comparison = _comparison(measured) + _pcc_comparison(per_seed)
+  derendering = _derendering(per_seed)
   os.makedirs(output_dir, exist_ok=True)
   paths = {"markdown": os.path.join(output_dir, "table1.md"), "json": os.path.join(output_dir, "table1.json")}
   with open(paths["json"], "w", encoding="utf-8") as f:
@@ -119,6 +214,7 @@ def write_table(suite, per_seed: dict, config: dict, output_dir: str):
           "per_seed": per_seed,
           "paper": report.PAPER_TABLE1[suite.dataset],
           "comparison": comparison,
+          "derendering": derendering,
         }
       ),
       f,
@@ -129,12 +225,18 @@ def write_table(suite, per_seed: dict, config: dict, output_dir: str):
   parts = [
     f"# Table 1 reproduction: {suite.name} suite ({report.DATASET_NAMES[suite.dataset]})\n",
     f"Command: `{config['command']}`  \nMachine: {config['machine']}  \nDate: {config['date']}  \n"
-    f"Seeds: {config['seeds']}; quick: {config['quick']}; accuracy = weighted cluster purity (WCP), "
+    f"Seeds: {config['seeds']}; preset: {config.get('preset', 'none')}; accuracy = weighted cluster purity (WCP), "
     "F1 = weighted F1 of majority-mapped clusters (released code); Ward clustering, k = number of classes"
     f"{', features averaged per track' if suite.average_tracks else ''}; de-renderers use depth + albedo "
     "features. Measured numbers on this project's data are not comparable one-to-one with the paper's "
     "(different data, model sizes and training length).\n",
     table,
+    "\n## Does each de-renderer de-render?\n",
+    f"On the evaluation split's ground truth, each error against the same error of a predictor that ignores the "
+    f"image (best constant view, constant mean light, flat depth); a model de-renders when every ratio is at or "
+    f"below {derender_eval.DERENDERS_AT}.\n",
+    "\n".join(derendering) or "(no de-renderer with ground truth in this table)",
+    "\n",
     "\n## LOOCC against Unsup3D\n",
     "\n".join(comparison) or "(Unsup3D or LOOCC not run)",
     "\n",

@@ -1,0 +1,137 @@
+"""The progress file of a reproduction: which (method, seed) runs are finished, and how long the rest should take.
+
+`pdr_tf.reproduce` keeps <output_dir>/<suite>/progress.json. Each finished run is recorded with its per-seed summary,
+so that a re-run of the same command (after a kill, say) skips it; the file also names the run in progress and an
+estimate of the time left, from the times of the runs finished so far. The file records the settings that change
+a run's result (`SETTINGS_KEYS`); a folder whose file records other settings is refused rather than mixed, because
+its de-renderers would resume from checkpoints trained under those settings.
+
+The file is replaced atomically (written beside it, then renamed), so a kill never leaves half of it.
+"""
+
+import datetime
+import json
+import os
+from typing import Dict, Optional, Sequence, Tuple
+
+import numpy as np
+
+from pdr_tf.evaluation import report
+
+VERSION = 1
+# The run settings a finished run's result depends on (keys of reproduce's config); methods and seeds are not among
+# them, so a later command with more seeds or methods extends the same folder.
+SETTINGS_KEYS = (
+  "suite",
+  "preset",
+  "gin_files",
+  "gin_params",
+  "train_steps",
+  "train_data_dir",
+  "eval_data_dir",
+  "vqvae_steps",
+  "pca_components",
+)
+
+
+def run_key(method: str, seed: int) -> str:
+  return f"{method}/seed{int(seed)}"
+
+
+def settings_of(config: Dict) -> Dict:
+  """The part of a reproduction's config that a run's result depends on."""
+  return {key: config.get(key) for key in SETTINGS_KEYS}
+
+
+def _now() -> str:
+  return datetime.datetime.now().isoformat(timespec="seconds")
+
+
+class Progress:
+  """The progress file of one suite folder (see the module docstring).
+
+  Args:
+    path: the file (<output_dir>/<suite>/progress.json).
+    settings: `settings_of(config)` of this command.
+    jobs: the (method, seed) runs this command will make, in order.
+
+  Raises:
+    ValueError: the file exists but is not a progress file of this version, or it records other settings.
+  """
+
+  def __init__(self, path: str, settings: Dict, jobs: Sequence[Tuple[str, int]]):
+    self.path = path
+    self.settings = report.jsonable(settings)  # as it reads back from the file (tuples become lists)
+    self.jobs = [(m, int(s)) for m, s in jobs]
+    self.runs: Dict[str, Dict] = {}
+    self.running: Optional[Dict] = None
+    if os.path.exists(path):
+      self._load()
+
+  def _load(self) -> None:
+    try:
+      with open(self.path, encoding="utf-8") as f:
+        data = json.load(f)
+    except (OSError, json.JSONDecodeError) as e:
+      raise ValueError(f"{self.path} is not a readable progress file ({e}); use another --output_dir") from e
+    if not isinstance(data, dict) or data.get("version") != VERSION or not isinstance(data.get("runs"), dict):
+      raise ValueError(f"{self.path} is not a version-{VERSION} progress file of pdr_tf.reproduce")
+    recorded = data.get("settings") or {}
+    differ = sorted(key for key in SETTINGS_KEYS if recorded.get(key) != self.settings.get(key))
+    if differ:
+      detail = "; ".join(f"{key}: {recorded.get(key)!r} there, {self.settings.get(key)!r} now" for key in differ)
+      raise ValueError(
+        f"{self.path} records runs made with other settings ({detail}); its de-renderers would resume from "
+        "those runs' checkpoints. Use another --output_dir."
+      )
+    self.runs = data["runs"]
+
+  def finished(self, method: str, seed: int) -> Optional[Dict]:
+    """The recorded per-seed summary of a finished run, or None."""
+    entry = self.runs.get(run_key(method, seed))
+    return entry["summary"] if entry else None
+
+  def start(self, method: str, seed: int) -> None:
+    self.running = {"method": method, "seed": int(seed), "started": _now()}
+    self._write()
+
+  def record(self, method: str, seed: int, summary: Dict) -> None:
+    """Records a finished run (its summary must hold "seconds") and rewrites the file."""
+    self.runs[run_key(method, seed)] = {"summary": report.jsonable(summary), "finished": _now()}
+    self.running = None
+    self._write()
+
+  def counts(self) -> Tuple[int, int]:
+    """(runs of this command finished, runs of this command in all)."""
+    return sum(self.finished(m, s) is not None for m, s in self.jobs), len(self.jobs)
+
+  def seconds_left(self) -> Optional[float]:
+    """Estimated seconds for this command's unfinished runs: each at the mean time of the finished runs of its
+    method, or of all finished runs when its method has none yet; None before any run has finished."""
+    times: Dict[str, list] = {}
+    for key, entry in self.runs.items():
+      times.setdefault(key.split("/")[0], []).append(float(entry["summary"]["seconds"]))
+    if not times:
+      return None
+    overall = float(np.mean([t for ts in times.values() for t in ts]))
+    left = [(m, s) for m, s in self.jobs if self.finished(m, s) is None]
+    return float(sum(np.mean(times[m]) if m in times else overall for m, _ in left))
+
+  def _write(self) -> None:
+    done, total = self.counts()
+    data = {
+      "version": VERSION,
+      "settings": self.settings,
+      "updated": _now(),
+      "finished": done,
+      "total": total,
+      "running": self.running,
+      "estimated_seconds_left": self.seconds_left(),
+      "runs": self.runs,
+    }
+    os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+    tmp = f"{self.path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+      json.dump(data, f, indent=1, allow_nan=False)
+      f.write("\n")
+    os.replace(tmp, self.path)

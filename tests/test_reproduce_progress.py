@@ -1,0 +1,58 @@
+"""Tests of pdr_tf.evaluation.reproduce_progress: the progress file a reproduction resumes from."""
+
+import json
+import os
+
+import pytest
+
+from pdr_tf.evaluation import reproduce_progress
+
+SETTINGS = {"suite": "cars", "preset": "cpu", "gin_files": ("a.gin",), "pca_components": 64}
+JOBS = [("unsup3d", 0), ("pixels_pca", 0), ("unsup3d", 1), ("pixels_pca", 1)]
+
+
+def test_records_runs_and_estimates_the_time_left(tmp_path):
+  path = str(tmp_path / "suite" / "progress.json")
+  progress = reproduce_progress.Progress(path, SETTINGS, JOBS)
+  assert progress.counts() == (0, 4) and progress.seconds_left() is None and not os.path.exists(path)
+  progress.start("unsup3d", 0)
+  assert json.load(open(path))["running"]["method"] == "unsup3d"
+  progress.record("unsup3d", 0, {"accuracy": 0.5, "seconds": 100.0, "nmi": float("nan")})
+  # pixels_pca has no finished run yet: it is estimated at the mean of all finished runs.
+  assert progress.seconds_left() == pytest.approx(3 * 100.0)
+  progress.record("pixels_pca", 0, {"accuracy": 0.4, "seconds": 10.0})
+  assert progress.seconds_left() == pytest.approx(100.0 + 10.0)
+  data = json.load(open(path))
+  assert data["finished"] == 2 and data["total"] == 4 and data["running"] is None
+  assert data["estimated_seconds_left"] == pytest.approx(110.0)
+  assert data["runs"]["unsup3d/seed0"]["summary"]["nmi"] is None  # NaN is written as null
+  assert os.listdir(os.path.dirname(path)) == ["progress.json"]  # the temporary file was renamed
+
+  reread = reproduce_progress.Progress(path, SETTINGS, JOBS)
+  assert reread.finished("unsup3d", 0)["accuracy"] == 0.5 and reread.finished("unsup3d", 1) is None
+  assert reread.counts() == (2, 4)
+
+
+def test_other_settings_or_a_foreign_file_are_refused(tmp_path):
+  path = str(tmp_path / "progress.json")
+  reproduce_progress.Progress(path, SETTINGS, JOBS).record("unsup3d", 0, {"accuracy": 0.5, "seconds": 1.0})
+  with pytest.raises(ValueError, match=r"other settings \(preset: 'cpu' there, 'quick' now\)"):
+    reproduce_progress.Progress(path, dict(SETTINGS, preset="quick"), JOBS)
+  # More seeds or methods are not other settings: the same folder grows.
+  assert reproduce_progress.Progress(path, SETTINGS, JOBS + [("vq_vae", 2)]).counts() == (1, 5)
+
+  with open(path, "w") as f:
+    f.write("{not json")
+  with pytest.raises(ValueError, match="not a readable progress file"):
+    reproduce_progress.Progress(path, SETTINGS, JOBS)
+  with open(path, "w") as f:
+    json.dump({"version": 99, "runs": {}}, f)
+  with pytest.raises(ValueError, match="not a version-1 progress file"):
+    reproduce_progress.Progress(path, SETTINGS, JOBS)
+
+
+def test_settings_of_keeps_only_what_changes_a_result():
+  config = dict(SETTINGS, seeds=[0, 1], methods=["unsup3d"], command="x", date="d")
+  settings = reproduce_progress.settings_of(config)
+  assert set(settings) == set(reproduce_progress.SETTINGS_KEYS)
+  assert settings["preset"] == "cpu" and "seeds" not in settings and settings["train_steps"] is None
