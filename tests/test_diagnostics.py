@@ -129,3 +129,38 @@ def test_light_view_leak_prints_every_view_component(tiny_run, monkeypatch, caps
   printed = capsys.readouterr().out
   assert all(f"  {name}: a " in printed for name in ("rx", "ry", "rz", "tx", "ty"))
   assert "canonical shading" in printed
+
+
+@pytest.mark.parametrize("script", ["light_view_leak", "depth_template", "light_sweep"])
+def test_trained_run_scripts_exit_with_their_usage_on_a_bad_image_count(monkeypatch, script):
+  monkeypatch.setattr(sys, "argv", [f"{script}.py", "WORKDIR", "DATA", "many"])
+  with pytest.raises(SystemExit, match=f"{script}.py WORKDIR DATA_DIR"):
+    _load(script).main()
+
+
+def test_relief_ambiguity_products_of_a_drift_along_the_valley():
+  ambiguity = _load("relief_ambiguity")
+
+  def rows(relief, lx_slope):
+    params = [{"name": n, "slope": 0.5} for n in ("ly", "rx", "ry")] + [{"name": "lx", "slope": lx_slope}]
+    return params + [{"name": "depth relief", "pred_mean": relief * 0.02, "gt_mean": 0.02}]
+
+  early, late = ambiguity.ambiguity_row(rows(1.0, 0.48)), ambiguity.ambiguity_row(rows(1.6, 0.30))
+  assert late["relief"] == pytest.approx(1.6) and late["lx"] == 0.30
+  assert early["relief_x_lx"] == pytest.approx(late["relief_x_lx"])  # deeper relief, flatter light: the same shading
+  assert late["relief_x_ry"] == pytest.approx(0.8)
+  assert "relief 1.60x the truth's" in ambiguity.format_row(800, late)
+
+
+@pytest.mark.parametrize("argv", [["WORKDIR", "DATA"], ["WORKDIR", "DATA", "last"]])
+def test_relief_ambiguity_exits_with_its_usage(monkeypatch, argv):
+  monkeypatch.setattr(sys, "argv", ["relief_ambiguity.py", *argv])
+  with pytest.raises(SystemExit, match="relief_ambiguity.py WORKDIR DATA_DIR STEP"):
+    _load("relief_ambiguity").main()
+
+
+def test_relief_ambiguity_prints_a_row_per_step(tiny_run, monkeypatch, capsys):
+  monkeypatch.setattr(sys, "argv", ["relief_ambiguity.py", *tiny_run, "0", "10"])
+  _load("relief_ambiguity").main()
+  printed = capsys.readouterr().out
+  assert "step      0: relief" in printed and "step     10: relief" in printed and "relief x ry" in printed

@@ -18,6 +18,7 @@ def test_parameter_rows_tell_a_collapse_from_a_shrunk_and_an_unlearnt_prediction
   collapsed, shrunk, unlearnt = rows
   assert collapsed["pred_mean"] == pytest.approx(-0.7) and collapsed["pred_std"] == 0 and np.isnan(collapsed["corr"])
   assert shrunk["corr"] == pytest.approx(1.0) and shrunk["pred_std"] == pytest.approx(0.3 * shrunk["gt_std"])
+  assert shrunk["slope"] == pytest.approx(0.3) and collapsed["slope"] == 0.0 and abs(unlearnt["slope"]) < 0.2
   assert abs(unlearnt["corr"]) < 0.2
   assert unlearnt["gt_mean"] == pytest.approx(gt[:, 2].mean()) and unlearnt["gt_std"] == pytest.approx(gt[:, 2].std())
   text = scene_stats.format_rows(rows)

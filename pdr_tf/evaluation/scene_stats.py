@@ -16,8 +16,9 @@ VIEW_NAMES = ("rx", "ry", "rz", "tx", "ty", "tz")
 
 
 def parameter_rows(pred, gt, names: Sequence[str]) -> List[Dict]:
-  """One row per column of [N, P] `pred` and `gt`: name, pred/gt mean and std, and their Pearson correlation
-  (NaN when either column is constant)."""
+  """One row per column of [N, P] `pred` and `gt`: name, pred/gt mean and std, their Pearson correlation (NaN when
+  either column is constant) and the least-squares slope of pred on gt (corr x pred std / gt std: 1 for a
+  prediction at the truth's scale, below 1 for a shrunk one; 0 for a constant prediction, NaN for a constant truth)."""
   pred, gt = np.asarray(pred, np.float64), np.asarray(gt, np.float64)
   if pred.ndim != 2 or pred.shape != gt.shape or pred.shape[1] != len(names):
     raise ValueError(f"pred and gt must both be [N, {len(names)}], got {pred.shape} and {gt.shape}")
@@ -28,6 +29,7 @@ def parameter_rows(pred, gt, names: Sequence[str]) -> List[Dict]:
     p, g = pred[:, index], gt[:, index]
     both_vary = p.std() > 0 and g.std() > 0
     corr = float(np.corrcoef(p, g)[0, 1]) if both_vary else float("nan")
+    slope = float(np.mean((p - p.mean()) * (g - g.mean())) / g.var()) if g.std() > 0 else float("nan")
     rows.append(
       {
         "name": name,
@@ -36,6 +38,7 @@ def parameter_rows(pred, gt, names: Sequence[str]) -> List[Dict]:
         "gt_mean": float(g.mean()),
         "gt_std": float(g.std()),
         "corr": corr,
+        "slope": slope,
       }
     )
   return rows
@@ -59,10 +62,10 @@ def masked_std_rows(pred_depth, gt_depth, mask) -> List[Dict]:
 
 def format_rows(rows: Sequence[Dict]) -> str:
   """A fixed-width text table of `parameter_rows` output."""
-  lines = [f"{'':>13} {'predicted':>16} {'ground truth':>16} {'corr':>6}"]
+  lines = [f"{'':>13} {'predicted':>16} {'ground truth':>16} {'corr':>6} {'slope':>6}"]
   for r in rows:
     lines.append(
       f"{r['name']:>13} {r['pred_mean']:+8.3f}±{r['pred_std']:<7.3f} {r['gt_mean']:+8.3f}±{r['gt_std']:<7.3f} "
-      f"{r['corr']:+6.2f}"
+      f"{r['corr']:+6.2f} {r['slope']:+6.2f}"
     )
   return "\n".join(lines)

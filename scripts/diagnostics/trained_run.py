@@ -10,9 +10,10 @@ def restore_with_val_batch(usage: str, default_images: int = 64):
   """Parses sys.argv as WORKDIR DATA_DIR [NUM_IMAGES]; returns (workdir, data_dir, model, batch).
 
   The model is the latest checkpoint in WORKDIR; the batch holds NUM_IMAGES 'val' records with ground truth. Exits
-  with `usage` when the arguments are missing, and with a message naming DATA_DIR when it has no such records.
+  with `usage` when the arguments are missing or NUM_IMAGES is not a number, and with a message naming DATA_DIR when
+  it has no such records.
   """
-  if len(sys.argv) < 3:
+  if len(sys.argv) < 3 or (len(sys.argv) > 3 and not sys.argv[3].isdigit()):
     sys.exit(usage)
   workdir, data_dir = sys.argv[1], sys.argv[2]
   num_images = int(sys.argv[3]) if len(sys.argv) > 3 else default_images
