@@ -37,11 +37,14 @@ def blob_ground_truth(rng, size=64):
   return {"gt/has": 1, "gt/depth": depth, "gt/light": light, "gt/view": view}
 
 
-def write_tiny_dataset(path, num_train=16, num_test=10, classes=("a", "b"), seed=0, tracks=False, num_val=0):
+def write_tiny_dataset(
+  path, num_train=16, num_test=10, classes=("a", "b"), seed=0, tracks=False, num_val=0, test_ground_truth=False
+):
   """Writes train and test splits of blob images; test records carry labels (and track ids when `tracks`).
 
   With num_val > 0 a "val" split of blob images with (made-up) ground truth is written too, for the trainer's
-  de-rendering validation.
+  de-rendering validation; with test_ground_truth the test records carry such ground truth too (evaluate's
+  de-rendering metrics).
   """
   rng = np.random.RandomState(seed)
   palette = [(220, 40, 40), (40, 40, 220), (40, 200, 40), (200, 200, 40), (200, 40, 200)]
@@ -62,6 +65,8 @@ def write_tiny_dataset(path, num_train=16, num_test=10, classes=("a", "b"), seed
         record.update({"label/name": classes[label], "label/id": label})
         if tracks:
           record.update({"track/id": f"t{i // 2}", "track/frame": i})
+        if test_ground_truth:
+          record.update(blob_ground_truth(rng))
       records.append(record)
   feature_spec.write_dataset(str(path), records, dataset="custom")
   return str(path)

@@ -26,7 +26,11 @@ TINY_BASELINES = [
 @pytest.fixture(scope="module")
 def tiny_cars(tmp_path_factory):
   return write_tiny_dataset(
-    tmp_path_factory.mktemp("cars") / "tfrecords", num_train=16, num_test=10, classes=CAR_CLASSES
+    tmp_path_factory.mktemp("cars") / "tfrecords",
+    num_train=16,
+    num_test=10,
+    classes=CAR_CLASSES,
+    test_ground_truth=True,
   )
 
 
@@ -69,6 +73,8 @@ def test_cars_suite_end_to_end_writes_table_with_every_method(tiny_cars, tmp_pat
     assert f"| ShapeNet | {name} |" in markdown, name
   assert "Paper accuracy" in markdown and "0.5485" in markdown and "0.3877" in markdown  # the paper's numbers
   assert "LOOCC against Unsup3D" in markdown and "BBT" not in markdown.split("## LOOCC")[0]
+  verdicts = markdown.split("## Does each de-renderer de-render?")[1].split("## LOOCC")[0]
+  assert all(f"- {name} " in verdicts for name in ("Unsup3D", "Ours - Light Only", "Ours - Light + View"))
   printed = capsys.readouterr().out
   assert "| ShapeNet | Unsup3D |" in printed
 
@@ -85,6 +91,10 @@ def test_cars_suite_end_to_end_writes_table_with_every_method(tiny_cars, tmp_pat
     assert data["measured"][method]["accuracy"] == [r["accuracy"] for r in runs]
   for method in reproduce.DERENDERERS:
     assert [r["train_steps"] for r in data["per_seed"][method]] == [2]
+    (run,) = data["per_seed"][method]
+    assert set(run["derender_ratios"]) == {"view", "light", "normals", "depth"}, method
+    assert isinstance(run["side"], float) and isinstance(run["mad_deg"], float)
+    assert isinstance(run["mean_pcc"], float)
     assert os.path.isdir(os.path.join(out, "cars", method, "seed1", "export"))
   # The seed reaches the trainer (its default is 0): the operative config of seed 1 says so.
   operative = open(os.path.join(out, "cars", "unsup3d", "seed1", "operative_config.gin")).read()
@@ -95,7 +105,7 @@ def test_cars_suite_end_to_end_writes_table_with_every_method(tiny_cars, tmp_pat
     rows["pixels_pca"]["paper_accuracy"] is None
     and rows["pixels_pca"]["accuracy"] == data["per_seed"]["pixels_pca"][0]["accuracy"]
   )
-  assert len(data["comparison"]) == 2
+  assert len(data["comparison"]) == 4 and sum("mean PCC" in line for line in data["comparison"]) == 2
 
 
 def test_table_rows_put_measurements_beside_the_paper():
@@ -177,9 +187,14 @@ def test_per_seed_summary_carries_the_derendering_ratios():
     "seconds": 3.0,
     "workdir": "w",
     "disentanglement": {"mean_pcc": 0.2},
-    "derender": {"side": {}, "ratios": {"view": 0.5, "light": 0.99, "normals": 0.9, "depth": 0.8}},
+    "derender": {
+      "side": {"model": 0.01, "trivial": 0.0125, "ratio": 0.8},
+      "normals_mad_deg": {"model": 23.4, "trivial": 26.0, "ratio": 0.9},
+      "ratios": {"view": 0.5, "light": 0.99, "normals": 0.9, "depth": 0.8},
+    },
   }
   summary = table1.per_seed_summary(results)
+  assert summary["side"] == 0.01 and summary["mad_deg"] == 23.4  # the model's errors (the ratios come next)
   assert summary["derender_ratios"] == {"view": 0.5, "light": 0.99, "normals": 0.9, "depth": 0.8}
   assert summary["mean_pcc"] == 0.2
   line = table1.summary_line(summary)

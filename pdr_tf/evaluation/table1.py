@@ -37,7 +37,8 @@ def per_seed_summary(results):
   }
   derender = results.get("derender")
   if derender:
-    out["side"], out["mad_deg"] = derender.get("side"), derender.get("mad_deg")
+    out["side"] = derender["side"]["model"]
+    out["mad_deg"] = derender["normals_mad_deg"]["model"]
     out["derender_ratios"] = {name: derender["ratios"][name] for name in RATIO_NAMES}
   return out
 
