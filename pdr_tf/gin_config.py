@@ -1,10 +1,12 @@
 """Parsing gin files and bindings for the entry points, with clear errors for typos and missing files."""
 
 import contextlib
+import hashlib
 import inspect
 import logging
 import os
-from typing import Sequence
+import re
+from typing import List, Sequence
 
 import gin
 
@@ -74,6 +76,45 @@ def parse(gin_files: Sequence[str], gin_params: Sequence[str] = ()) -> None:
     except (ValueError, KeyError, SyntaxError) as e:
       raise GinConfigError(f"--gin_param {binding!r}: {e}") from e
   check_parameter_names(gin_files, gin_params)
+
+
+_INCLUDE = re.compile(r"""^\s*include\s+['"]([^'"]+)['"]""", re.MULTILINE)
+
+
+def stack_files(gin_files: Sequence[str]) -> List[str]:
+  """Every file a `parse(gin_files)` reads: the files and, recursively, their `include`s (absolute paths, each
+  once, in the order first met). An include resolves as `parse` resolves it: against the including file's folder,
+  the given files' folders, the current folder and `GIN_DIR`; one that resolves nowhere is left out (parse names
+  it)."""
+  roots = [os.path.dirname(os.path.abspath(p)) for p in gin_files]
+  seen, order = set(), []
+
+  def visit(path):
+    path = os.path.abspath(path)
+    if path in seen or not os.path.isfile(path):
+      return
+    seen.add(path)
+    order.append(path)
+    with open(path, encoding="utf-8") as f:
+      text = f.read()
+    for include in _INCLUDE.findall(text):
+      folders = [os.path.dirname(path), *roots, os.getcwd(), GIN_DIR]
+      found = next((os.path.join(d, include) for d in folders if os.path.isfile(os.path.join(d, include))), None)
+      if found:
+        visit(found)
+
+  for path in gin_files:
+    visit(path)
+  return order
+
+
+def stack_digest(gin_files: Sequence[str]) -> str:
+  """A SHA-256 of the contents of `stack_files(gin_files)`: it changes when any file the stack reads changes."""
+  digest = hashlib.sha256()
+  for path in stack_files(gin_files):
+    with open(path, "rb") as f:
+      digest.update(os.path.basename(path).encode() + b"\0" + f.read() + b"\0")
+  return digest.hexdigest()
 
 
 def _named_parameters(fn):

@@ -47,6 +47,7 @@ from tqdm import tqdm
 from pdr_tf.data import datasets
 from pdr_tf import gin_config
 from pdr_tf.data import input_pipeline
+from pdr_tf.evaluation import report
 from pdr_tf.evaluation import reproduce_progress
 from pdr_tf.evaluation import table1
 from pdr_tf import evaluate as evaluate_lib
@@ -215,6 +216,7 @@ def _build_trainer(workdir, seed, ctx) -> trainer_lib.Trainer:
 
 def _run_derenderer(suite, method, seed, workdir, ctx):
   _parse_method_config(suite, method, ctx)
+  resumed = os.path.isdir(os.path.join(workdir, "checkpoints"))
   trainer = _build_trainer(workdir, seed, ctx)
   outputs = trainer.run()
   results = evaluate_lib.evaluate(
@@ -232,6 +234,7 @@ def _run_derenderer(suite, method, seed, workdir, ctx):
   )
   results["train_steps"] = int(trainer.train_steps)
   results["saved_model"] = outputs["saved_model"]
+  results["resumed"] = resumed  # its seconds cover only what was left, so the time estimates leave it out
   return results
 
 
@@ -389,6 +392,10 @@ def run_suite(
     "eval_data_dir": eval_data_dir,
     "vqvae_steps": vqvae_steps,
     "pca_components": pca_components,
+    "pca_max_images": pca_max_images,
+    "gin_digest": gin_config.stack_digest(
+      [f for m in methods if m in DERENDERERS for f in _gin_files(suite, m, get_preset(preset), gin_files)]
+    ),
     "command": command or f"run_suite({suite_name!r}, ...)",
     "machine": f"{platform.node()} ({platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()})",
     "date": datetime.datetime.now().isoformat(timespec="seconds"),
@@ -396,7 +403,10 @@ def run_suite(
   per_seed = {m: [] for m in methods}
   jobs = [(m, s) for s in seeds for m in methods]
   progress_file = reproduce_progress.Progress(
-    os.path.join(suite_dir, PROGRESS_FILENAME), reproduce_progress.settings_of(config), jobs
+    os.path.join(suite_dir, PROGRESS_FILENAME),
+    reproduce_progress.settings_of(config),
+    jobs,
+    groups={m: "de-renderer" if m in DERENDERERS else m for m in METHODS},
   )
   skipped = []
   bar = tqdm(jobs, desc=f"reproduce {suite.name}", unit="run", disable=not progress)
@@ -409,6 +419,13 @@ def run_suite(
       skipped.append((method, seed))
       continue
     workdir = os.path.join(suite_dir, method, f"seed{seed}")
+    if os.path.isdir(os.path.join(workdir, "checkpoints")):
+      logger.warning(
+        "%s holds checkpoints that %s does not record as finished: this run resumes from them, so they must come "
+        "from the same settings (else use another --output_dir)",
+        workdir,
+        progress_file.path,
+      )
     os.makedirs(workdir, exist_ok=True)
     logger.info("=== %s suite: %s, seed %d -> %s", suite.name, method, seed, workdir)
     progress_file.start(method, seed)
@@ -420,7 +437,7 @@ def run_suite(
     else:
       results = _run_pca(suite, seed, workdir, ctx)
     results.update(seed=seed, seconds=round(time.monotonic() - tick, 1), workdir=workdir)
-    summary = table1.per_seed_summary(results)
+    summary = report.jsonable(table1.per_seed_summary(results))  # as a re-run reads it back from progress.json
     per_seed[method].append(summary)
     progress_file.record(method, seed, summary)
     logger.info("%s seed %d: %s (%.0f s)", method, seed, table1.summary_line(summary), results["seconds"])
@@ -430,7 +447,7 @@ def run_suite(
       "%d of %d runs finished%s",
       done,
       total,
-      f"; about {left / 60:.0f} min left (from the finished runs' times)" if left else "",
+      f"; roughly {left / 60:.0f} min left (a rough estimate from the finished runs' times)" if left else "",
     )
     table1.write_table(suite, per_seed, config, suite_dir)  # partial tables survive an interrupted run
   bar.close()

@@ -33,3 +33,16 @@ def test_errors_name_the_file_or_binding(tmp_path):
 
 def test_gin_dir_is_found():
   assert os.path.isfile(os.path.join(gin_config.GIN_DIR, "quick.gin"))
+
+
+def test_stack_digest_follows_the_included_files(tmp_path):
+  (tmp_path / "pieces").mkdir()
+  (tmp_path / "pieces" / "b.gin").write_text("x = 1\n")
+  (tmp_path / "a.gin").write_text("include 'pieces/b.gin'\ny = 2\n")
+  top = str(tmp_path / "a.gin")
+  assert [os.path.basename(p) for p in gin_config.stack_files([top])] == ["a.gin", "b.gin"]
+  before = gin_config.stack_digest([top])
+  (tmp_path / "pieces" / "b.gin").write_text("x = 3\n")
+  assert gin_config.stack_digest([top]) != before
+  shipped = gin_config.stack_files([os.path.join(gin_config.GIN_DIR, "cpu.gin")])
+  assert [os.path.basename(p) for p in shipped] == ["cpu.gin", "quick.gin", "cpu_derender.gin"]

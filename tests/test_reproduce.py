@@ -93,6 +93,7 @@ def test_cars_suite_end_to_end_writes_table_with_every_method(tiny_cars, tmp_pat
     assert [r["train_steps"] for r in data["per_seed"][method]] == [2]
     (run,) = data["per_seed"][method]
     assert set(run["derender_ratios"]) == {"view", "light", "normals", "depth"}, method
+    assert all(isinstance(v, float) for v in run["derender_ratios"].values()), run["derender_ratios"]
     assert isinstance(run["side"], float) and isinstance(run["mad_deg"], float)
     assert isinstance(run["mean_pcc"], float)
     assert os.path.isdir(os.path.join(out, "cars", method, "seed1", "export"))
@@ -263,3 +264,14 @@ def test_a_rerun_skips_the_finished_runs_and_refuses_other_settings(tiny_cars, t
   assert os.path.isfile(again["paths"]["markdown"])
   with pytest.raises(ValueError, match="other settings.*pca_components: 4 there, 8 now"):
     reproduce.run_suite("cars", **dict(kwargs, pca_components=8))
+
+
+def test_a_ratio_that_is_not_finite_reads_the_same_fresh_and_from_the_progress_file(tmp_path):
+  fresh = _summary(0, 0.5, (0.5, float("nan"), 0.6, 0.6), 0.2)
+  reread = report.jsonable(fresh)  # NaN is stored as null
+  config = {"command": "x", "machine": "m", "date": "d", "seeds": [0], "preset": "cpu"}
+  verdicts = []
+  for i, summary in enumerate((fresh, reread)):
+    paths, _ = table1.write_table(reproduce.get_suite("cars"), {"unsup3d": [summary]}, config, str(tmp_path / str(i)))
+    verdicts.append(json.load(open(paths["json"], encoding="utf-8"))["derendering"])
+  assert verdicts[0] == verdicts[1] and "Unsup3D does not de-render: light -" in verdicts[0][0]

@@ -43,7 +43,7 @@ def test_other_settings_or_a_foreign_file_are_refused(tmp_path):
 
   with open(path, "w") as f:
     f.write("{not json")
-  with pytest.raises(ValueError, match="not a readable progress file"):
+  with pytest.raises(ValueError, match="not a readable progress file.*Rename it"):
     reproduce_progress.Progress(path, SETTINGS, JOBS)
   with open(path, "w") as f:
     json.dump({"version": 99, "runs": {}}, f)
@@ -56,3 +56,17 @@ def test_settings_of_keeps_only_what_changes_a_result():
   settings = reproduce_progress.settings_of(config)
   assert set(settings) == set(reproduce_progress.SETTINGS_KEYS)
   assert settings["preset"] == "cpu" and "seeds" not in settings and settings["train_steps"] is None
+  assert {"pca_max_images", "gin_digest"} <= set(settings)
+
+
+def test_the_estimate_leaves_out_resumed_runs_and_falls_back_to_the_group(tmp_path):
+  jobs = [("unsup3d", 0), ("loocc_light", 0), ("pixels_pca", 0), ("vq_vae", 0)]
+  groups = {"unsup3d": "de-renderer", "loocc_light": "de-renderer"}
+  progress = reproduce_progress.Progress(str(tmp_path / "p.json"), SETTINGS, jobs, groups=groups)
+  progress.record("unsup3d", 0, {"accuracy": 0.5, "seconds": 40.0, "resumed": True})
+  assert progress.seconds_left() is None  # a resumed run's time says nothing about a whole run
+  progress.record("pixels_pca", 0, {"accuracy": 0.3, "seconds": 2.0})
+  assert progress.seconds_left() == pytest.approx(2.0 + 2.0)  # nothing else known yet: the overall mean
+  progress.record("unsup3d", 0, {"accuracy": 0.5, "seconds": 1000.0})
+  # loocc_light: its group's mean (unsup3d's 1,000 s), not PCA's; vq_vae: the overall mean.
+  assert progress.seconds_left() == pytest.approx(1000.0 + (1000.0 + 2.0) / 2)

@@ -27,12 +27,13 @@ DERENDERS_AT = 0.9
 
 
 def ratios_above(ratios: Dict[str, float], bound: float = DERENDERS_AT) -> Dict[str, float]:
-  """The headline ratios of `ratios` (name -> model / trivial) above `bound`: empty when the model de-renders."""
+  """The headline ratios (RATIO_KEYS) not shown to be at or below `bound` in `ratios` (name -> model / trivial):
+  those above it, and as None those missing or not finite. Empty when the model de-renders."""
   above = {}
   for name in RATIO_KEYS:
     value = ratios.get(name)
-    if name in ratios and (value is None or not value <= bound):  # None / NaN: not measured, so not shown to be below
-      above[name] = None if value is None else float(value)
+    if value is None or not value <= bound:  # missing, None or NaN: not measured, so not shown to be below
+      above[name] = None if value is None or value != value else float(value)
   return above
 
 

@@ -31,6 +31,8 @@ SETTINGS_KEYS = (
   "eval_data_dir",
   "vqvae_steps",
   "pca_components",
+  "pca_max_images",
+  "gin_digest",  # the contents of every gin file the de-renderers read (gin_config.stack_digest)
 )
 
 
@@ -54,13 +56,18 @@ class Progress:
     path: the file (<output_dir>/<suite>/progress.json).
     settings: `settings_of(config)` of this command.
     jobs: the (method, seed) runs this command will make, in order.
+    groups: method -> group for the time estimate (e.g. every de-renderer in one); a method with no finished run
+      is estimated at its group's mean, then at the mean of every finished run. Default: each method its own.
 
   Raises:
     ValueError: the file exists but is not a progress file of this version, or it records other settings.
   """
 
-  def __init__(self, path: str, settings: Dict, jobs: Sequence[Tuple[str, int]]):
+  def __init__(
+    self, path: str, settings: Dict, jobs: Sequence[Tuple[str, int]], groups: Optional[Dict[str, str]] = None
+  ):
     self.path = path
+    self.groups = dict(groups or {})
     self.settings = report.jsonable(settings)  # as it reads back from the file (tuples become lists)
     self.jobs = [(m, int(s)) for m, s in jobs]
     self.runs: Dict[str, Dict] = {}
@@ -73,7 +80,10 @@ class Progress:
       with open(self.path, encoding="utf-8") as f:
         data = json.load(f)
     except (OSError, json.JSONDecodeError) as e:
-      raise ValueError(f"{self.path} is not a readable progress file ({e}); use another --output_dir") from e
+      raise ValueError(
+        f"{self.path} is not a readable progress file ({e}). Rename it to start the record anew: the finished runs "
+        "are then run again, and interrupted de-renderers resume from their checkpoints"
+      ) from e
     if not isinstance(data, dict) or data.get("version") != VERSION or not isinstance(data.get("runs"), dict):
       raise ValueError(f"{self.path} is not a version-{VERSION} progress file of pdr_tf.reproduce")
     recorded = data.get("settings") or {}
@@ -106,16 +116,27 @@ class Progress:
     return sum(self.finished(m, s) is not None for m, s in self.jobs), len(self.jobs)
 
   def seconds_left(self) -> Optional[float]:
-    """Estimated seconds for this command's unfinished runs: each at the mean time of the finished runs of its
-    method, or of all finished runs when its method has none yet; None before any run has finished."""
-    times: Dict[str, list] = {}
+    """A rough estimate of the seconds this command's unfinished runs need: each at the mean time of the finished
+    runs of its method, else of its group, else of all finished runs. Runs resumed from a checkpoint (summary
+    "resumed") are left out, since their time covers only what was left. None before any run counts."""
+    by_method: Dict[str, list] = {}
     for key, entry in self.runs.items():
-      times.setdefault(key.split("/")[0], []).append(float(entry["summary"]["seconds"]))
-    if not times:
+      if not entry["summary"].get("resumed"):
+        by_method.setdefault(key.split("/")[0], []).append(float(entry["summary"]["seconds"]))
+    if not by_method:
       return None
-    overall = float(np.mean([t for ts in times.values() for t in ts]))
-    left = [(m, s) for m, s in self.jobs if self.finished(m, s) is None]
-    return float(sum(np.mean(times[m]) if m in times else overall for m, _ in left))
+    by_group: Dict[str, list] = {}
+    for method, times in by_method.items():
+      by_group.setdefault(self.groups.get(method, method), []).extend(times)
+    overall = float(np.mean([t for ts in by_method.values() for t in ts]))
+
+    def estimate(method):
+      if method in by_method:
+        return float(np.mean(by_method[method]))
+      group = self.groups.get(method, method)
+      return float(np.mean(by_group[group])) if group in by_group else overall
+
+    return float(sum(estimate(m) for m, s in self.jobs if self.finished(m, s) is None))
 
   def _write(self) -> None:
     done, total = self.counts()
@@ -134,4 +155,6 @@ class Progress:
     with open(tmp, "w", encoding="utf-8") as f:
       json.dump(data, f, indent=1, allow_nan=False)
       f.write("\n")
+      f.flush()
+      os.fsync(f.fileno())
     os.replace(tmp, self.path)

@@ -33,6 +33,7 @@ def per_seed_summary(results):
     "mean_pcc": disentangle.get("mean_pcc"),
     "train_steps": results.get("train_steps"),
     "seconds": results["seconds"],
+    "resumed": bool(results.get("resumed", False)),
     "workdir": results["workdir"],
   }
   derender = results.get("derender")
@@ -59,11 +60,11 @@ def summary_line(summary) -> str:
 
 
 def _mean_ratios(runs):
-  """Per ratio name, the mean over the runs that measured it; {} when none did."""
+  """Per ratio name, the mean over the runs that measured it (a finite value); {} when none did."""
   measured = [r["derender_ratios"] for r in runs if r.get("derender_ratios")]
   means = {}
   for name in RATIO_NAMES:
-    values = [m[name] for m in measured if m.get(name) is not None]
+    values = [m[name] for m in measured if m.get(name) is not None and np.isfinite(m[name])]
     if values:
       means[name] = float(np.mean(values))
   return means
