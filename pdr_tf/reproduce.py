@@ -52,6 +52,7 @@ from pdr_tf.evaluation import reproduce_progress
 from pdr_tf.evaluation import table1
 from pdr_tf import evaluate as evaluate_lib
 from pdr_tf.training import trainer as trainer_lib
+from pdr_tf.training import workdir as workdir_lib
 from pdr_tf.baselines import pixels_pca, vqvae
 
 logger = logging.getLogger("pdr_tf.reproduce")
@@ -216,7 +217,6 @@ def _build_trainer(workdir, seed, ctx) -> trainer_lib.Trainer:
 
 def _run_derenderer(suite, method, seed, workdir, ctx):
   _parse_method_config(suite, method, ctx)
-  resumed = os.path.isdir(os.path.join(workdir, "checkpoints"))
   trainer = _build_trainer(workdir, seed, ctx)
   outputs = trainer.run()
   results = evaluate_lib.evaluate(
@@ -234,7 +234,6 @@ def _run_derenderer(suite, method, seed, workdir, ctx):
   )
   results["train_steps"] = int(trainer.train_steps)
   results["saved_model"] = outputs["saved_model"]
-  results["resumed"] = resumed  # its seconds cover only what was left, so the time estimates leave it out
   return results
 
 
@@ -419,7 +418,9 @@ def run_suite(
       skipped.append((method, seed))
       continue
     workdir = os.path.join(suite_dir, method, f"seed{seed}")
-    if os.path.isdir(os.path.join(workdir, "checkpoints")):
+    # A de-renderer resumed from a checkpoint: its seconds cover only what was left (the time estimate leaves it out).
+    resumed = method in DERENDERERS and os.path.isdir(workdir_lib.checkpoints(workdir))
+    if resumed:
       logger.warning(
         "%s holds checkpoints that %s does not record as finished: this run resumes from them, so they must come "
         "from the same settings (else use another --output_dir)",
@@ -436,7 +437,7 @@ def run_suite(
       results = _run_vqvae(suite, seed, workdir, ctx)
     else:
       results = _run_pca(suite, seed, workdir, ctx)
-    results.update(seed=seed, seconds=round(time.monotonic() - tick, 1), workdir=workdir)
+    results.update(seed=seed, seconds=round(time.monotonic() - tick, 1), workdir=workdir, resumed=resumed)
     summary = report.jsonable(table1.per_seed_summary(results))  # as a re-run reads it back from progress.json
     per_seed[method].append(summary)
     progress_file.record(method, seed, summary)

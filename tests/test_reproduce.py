@@ -275,3 +275,26 @@ def test_a_ratio_that_is_not_finite_reads_the_same_fresh_and_from_the_progress_f
     paths, _ = table1.write_table(reproduce.get_suite("cars"), {"unsup3d": [summary]}, config, str(tmp_path / str(i)))
     verdicts.append(json.load(open(paths["json"], encoding="utf-8"))["derendering"])
   assert verdicts[0] == verdicts[1] and "Unsup3D does not de-render: light -" in verdicts[0][0]
+
+
+def test_a_derenderer_resumed_from_checkpoints_is_flagged_and_warned_about(tiny_cars, tmp_path, monkeypatch, caplog):
+  out = tmp_path / "runs"
+  (out / "cars" / "unsup3d" / "seed0" / "checkpoints").mkdir(parents=True)  # left by an earlier, unrecorded run
+
+  def fake_derenderer(suite, method, seed, workdir, ctx):
+    return {"accuracy": 0.5, "f1": 0.4, "clustering": {}, "n_samples": 10}
+
+  monkeypatch.setattr(reproduce, "_run_derenderer", fake_derenderer)
+  with caplog.at_level("WARNING", logger="pdr_tf.reproduce"):
+    result = reproduce.run_suite(
+      "cars",
+      seeds=[0, 1],
+      output_dir=str(out),
+      methods=["unsup3d"],
+      train_data_dir=tiny_cars,
+      eval_data_dir=tiny_cars,
+      progress=False,
+    )
+  assert [r["resumed"] for r in result["per_seed"]["unsup3d"]] == [True, False]
+  warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+  assert len(warned) == 1 and "seed0" in warned[0] and "does not record as finished" in warned[0]

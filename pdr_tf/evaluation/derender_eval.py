@@ -5,6 +5,7 @@ Used by `pdr_tf.evaluate` (a whole split through the exported `de_render` signat
 `pdr_tf.evaluation.derender_metrics` and docs/evaluation.md.
 """
 
+import math
 from typing import Dict, Optional
 
 import numpy as np
@@ -32,8 +33,9 @@ def ratios_above(ratios: Dict[str, float], bound: float = DERENDERS_AT) -> Dict[
   above = {}
   for name in RATIO_KEYS:
     value = ratios.get(name)
-    if value is None or not value <= bound:  # missing, None or NaN: not measured, so not shown to be below
-      above[name] = None if value is None or value != value else float(value)
+    measured = value is not None and math.isfinite(value)
+    if not (measured and value <= bound):  # missing, None or NaN: not measured, so not shown to be below
+      above[name] = float(value) if measured else None
   return above
 
 

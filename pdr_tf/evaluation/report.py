@@ -175,7 +175,7 @@ def table1_measurement(reports):
   return {"accuracy": [r["wcp"] for r in reports], "f1": [r["weighted_f1"] for r in reports]}
 
 
-def _summary(value):
+def summarize(value):
   """A float stays a float (one run); a sequence becomes (mean, std) or a float for a single run."""
   if isinstance(value, (int, float, np.number)):
     return float(value), 1
@@ -219,6 +219,6 @@ def table1_rows(measured, include_unmeasured=True):
         for key in ("accuracy", "f1"):
           if key not in got[method]:
             raise ValueError(f"measured[{dataset!r}][{method!r}] has no {key!r}")
-          row[key], row["runs"] = _summary(got[method][key])
+          row[key], row["runs"] = summarize(got[method][key])
       rows.append(row)
   return rows

@@ -70,9 +70,8 @@ def _mean_ratios(runs):
   return means
 
 
-def _mean_pcc(runs):
-  values = [r["mean_pcc"] for r in runs if r.get("mean_pcc") is not None]
-  return report.mean_std(values) if len(values) > 1 else (float(values[0]) if values else None)
+def _pcc_values(runs):
+  return [r["mean_pcc"] for r in runs if r.get("mean_pcc") is not None]
 
 
 def table_rows(suite, measured: dict, per_seed: dict = None):
@@ -97,7 +96,8 @@ def table_rows(suite, measured: dict, per_seed: dict = None):
       ratios = _mean_ratios(runs)
       row["derender_ratios"] = ratios or None
       row["derender"] = format_ratios(ratios) if ratios else None
-      row["mean_pcc"] = _mean_pcc(runs)
+      pcc = _pcc_values(runs)
+      row["mean_pcc"] = report.summarize(pcc)[0] if pcc else None
   return rows
 
 
@@ -124,16 +124,16 @@ def _derendering(per_seed):
 
 def _pcc_comparison(per_seed):
   """One sentence per LOOCC variant on mean PCC (lower: less correlated, more disentangled features)."""
-  base = _mean_pcc(per_seed.get("unsup3d") or [])
-  if base is None:
+  base = _pcc_values(per_seed.get("unsup3d") or [])
+  if not base:
     return []
-  base = base[0] if isinstance(base, tuple) else base
+  base = float(np.mean(base))
   lines = []
   for method in ("loocc_light", "loocc_light_view"):
-    got = _mean_pcc(per_seed.get(method) or [])
-    if got is None:
+    got = _pcc_values(per_seed.get(method) or [])
+    if not got:
       continue
-    got = got[0] if isinstance(got, tuple) else got
+    got = float(np.mean(got))
     change = (got - base) / base if base else float("nan")
     lines.append(
       f"- {report.METHOD_NAMES[method]}: mean PCC {got:.3f} against Unsup3D's {base:.3f} ({change:+.0%}; the "
