@@ -189,6 +189,13 @@ def _gin_files(suite: Suite, method: str, preset: Preset, extra_gin_files: Seque
   return files + list(extra_gin_files)
 
 
+def _gin_digest(suite: Suite, preset_name: str, extra_gin_files: Sequence[str]) -> str:
+  """The digest of every gin file any of the suite's de-renderers reads, whichever methods this command runs: more
+  methods (or seeds) extend a suite folder; a changed gin file does not."""
+  preset = get_preset(preset_name)
+  return gin_config.stack_digest([f for m in DERENDERERS for f in _gin_files(suite, m, preset, extra_gin_files)])
+
+
 def _parse_method_config(suite, method, ctx) -> None:
   """Applies the method's gin stack (its experiment file, the preset, the user's files and bindings)."""
   preset = get_preset(ctx["preset"])
@@ -392,9 +399,7 @@ def run_suite(
     "vqvae_steps": vqvae_steps,
     "pca_components": pca_components,
     "pca_max_images": pca_max_images,
-    "gin_digest": gin_config.stack_digest(
-      [f for m in methods if m in DERENDERERS for f in _gin_files(suite, m, get_preset(preset), gin_files)]
-    ),
+    "gin_digest": _gin_digest(suite, preset, gin_files),
     "command": command or f"run_suite({suite_name!r}, ...)",
     "machine": f"{platform.node()} ({platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()})",
     "date": datetime.datetime.now().isoformat(timespec="seconds"),

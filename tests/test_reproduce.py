@@ -266,6 +266,19 @@ def test_a_rerun_skips_the_finished_runs_and_refuses_other_settings(tiny_cars, t
     reproduce.run_suite("cars", **dict(kwargs, pca_components=8))
 
 
+def test_more_methods_extend_a_suite_folder(tiny_cars, tmp_path, monkeypatch):
+  def fake_derenderer(suite, method, seed, workdir, ctx):
+    return {"accuracy": 0.5, "f1": 0.4, "clustering": {}, "n_samples": 10}
+
+  monkeypatch.setattr(reproduce, "_run_derenderer", fake_derenderer)
+  kwargs = dict(seeds=[0], output_dir=str(tmp_path / "runs"), train_data_dir=tiny_cars, eval_data_dir=tiny_cars)
+  reproduce.run_suite("cars", methods=["unsup3d"], progress=False, **kwargs)
+  more = reproduce.run_suite("cars", methods=["unsup3d", "loocc_light"], progress=False, **kwargs)
+  assert more["skipped"] == [("unsup3d", 0)]
+  suite = reproduce.get_suite("cars")
+  assert reproduce._gin_digest(suite, "cpu", []) != reproduce._gin_digest(suite, "quick", [])
+
+
 def test_a_ratio_that_is_not_finite_reads_the_same_fresh_and_from_the_progress_file(tmp_path):
   fresh = _summary(0, 0.5, (0.5, float("nan"), 0.6, 0.6), 0.2)
   reread = report.jsonable(fresh)  # NaN is stored as null
