@@ -59,7 +59,7 @@ def summary_line(summary) -> str:
   return "; ".join(parts)
 
 
-def _mean_ratios(runs):
+def mean_ratios(runs):
   """Per ratio name, the mean over the runs that measured it (a finite value); {} when none did."""
   measured = [r["derender_ratios"] for r in runs if r.get("derender_ratios")]
   means = {}
@@ -70,7 +70,7 @@ def _mean_ratios(runs):
   return means
 
 
-def _pcc_values(runs):
+def pcc_values(runs):
   return [r["mean_pcc"] for r in runs if r.get("mean_pcc") is not None]
 
 
@@ -93,10 +93,10 @@ def table_rows(suite, measured: dict, per_seed: dict = None):
   for row in rows:
     runs = by_name.get(row["method"])
     if runs:
-      ratios = _mean_ratios(runs)
+      ratios = mean_ratios(runs)
       row["derender_ratios"] = ratios or None
       row["derender"] = format_ratios(ratios) if ratios else None
-      pcc = _pcc_values(runs)
+      pcc = pcc_values(runs)
       row["mean_pcc"] = report.summarize(pcc)[0] if pcc else None
   return rows
 
@@ -105,7 +105,7 @@ def _derendering(per_seed):
   """One sentence per de-renderer: does it de-render (every mean ratio <= DERENDERS_AT)?"""
   lines = []
   for method, runs in per_seed.items():
-    ratios = _mean_ratios(runs)
+    ratios = mean_ratios(runs)
     if not ratios:
       continue
     name = report.METHOD_NAMES.get(method, method)
@@ -124,13 +124,13 @@ def _derendering(per_seed):
 
 def _pcc_comparison(per_seed):
   """One sentence per LOOCC variant on mean PCC (lower: less correlated, more disentangled features)."""
-  base = _pcc_values(per_seed.get("unsup3d") or [])
+  base = pcc_values(per_seed.get("unsup3d") or [])
   if not base:
     return []
   base = float(np.mean(base))
   lines = []
   for method in ("loocc_light", "loocc_light_view"):
-    got = _pcc_values(per_seed.get(method) or [])
+    got = pcc_values(per_seed.get(method) or [])
     if not got:
       continue
     got = float(np.mean(got))

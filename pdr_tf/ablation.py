@@ -1,0 +1,316 @@
+"""LOOCC ablation: python -m pdr_tf.ablation --suite {cars,faces} [--preset cpu] [--seeds 1] [--variants a,b]
+
+Why does (or doesn't) LOOCC improve the clustering? Trains the suite's LOOCC method (cars: light + view, faces:
+light, as in the paper's best rows) with one change at a time, and Unsup3D (LOOCC off) as the reference of the same
+seeds and length, each through `pdr_tf.reproduce` and in its own folder <output_dir>/<suite>/<variant>/, so every
+variant resumes after a kill and skips its finished runs. Then it clusters the reference's and the released
+LOOCC's trained models on every feature set (no training), and writes <output_dir>/<suite>/ablation.md and
+ablation.json: per variant the cluster accuracy, its per-seed difference from Unsup3D, the de-rendering ratios
+(model / trivial) and the mean PCC.
+
+Variants (--variants, comma-separated; default all; the Unsup3D reference each needs is added):
+"""
+
+import argparse
+import dataclasses
+import datetime
+import logging
+import os
+import platform
+import sys
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from pdr_tf import evaluate as evaluate_lib
+from pdr_tf import export
+from pdr_tf import gin_config
+from pdr_tf import reproduce
+from pdr_tf.evaluation import ablation_report
+from pdr_tf.training import trainer as trainer_lib
+from pdr_tf.training import workdir as workdir_lib
+
+logger = logging.getLogger("pdr_tf.ablation")
+
+LOOCC_METHOD = {"cars": "loocc_light_view", "faces": "loocc_light"}  # the paper's better LOOCC row per suite
+REFERENCE = "unsup3d"
+RELEASED = "released"
+FEATURE_SETS = ("depth_albedo", "all", "depth", "albedo")  # clustered for the reference and the released LOOCC
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+  """One ablation run per seed: the suite's LOOCC method (or Unsup3D) with gin bindings on top of the preset.
+
+  steps_factor scales the preset's training length; a variant with a factor other than 1 is compared with the
+  Unsup3D variant of the same factor (`reference_of`)."""
+
+  name: str
+  what: str
+  gin_params: Tuple[str, ...] = ()
+  steps_factor: float = 1.0
+  unsup3d: bool = False  # LOOCC off: a reference
+
+
+VARIANTS = (
+  Variant(REFERENCE, "LOOCC off (Unsup3D): the reference", unsup3d=True),
+  Variant(
+    RELEASED,
+    "LOOCC as released: SupCon scaling 0.5/0.07, λ 0.01, τ 0.5, unclipped light noise, gradient through the re-render",
+  ),
+  Variant("weight_x10", "λ 0.1", ("LooccConfig.weight = 0.1",)),
+  Variant("weight_x0.1", "λ 0.001", ("LooccConfig.weight = 0.001",)),
+  Variant(
+    "plain_ntxent", "NT-Xent mean without the SupCon factor (0.5/0.07)", ("LooccConfig.base_temperature = None",)
+  ),
+  Variant("temperature_0.1", "τ 0.1 (SupCon factor 0.1/0.07)", ("LooccConfig.temperature = 0.1",)),
+  Variant(
+    "no_render_gradient",
+    "x_aug treated as data: no gradient through the re-render",
+    ("Objective.backprop_through_render = False",),
+  ),
+  Variant(
+    "clipped_light_noise",
+    "light noise clipped to the model's ranges, on lx, ly only",
+    ("LooccConfig.light_noise = 'clipped'",),
+  ),
+  Variant(
+    "perturbations_x0.5",
+    "every perturbation half as wide",
+    (
+      "LooccConfig.ka_delta = 0.25",
+      "LooccConfig.kd_delta = 0.25",
+      "LooccConfig.light_dir_delta = 0.19634954",
+      "LooccConfig.pitch_delta = 0.09817477",
+      "LooccConfig.yaw_delta = 0.19634954",
+    ),
+  ),
+  Variant(
+    "perturbations_x2",
+    "every perturbation twice as wide",
+    (
+      "LooccConfig.ka_delta = 1.0",
+      "LooccConfig.kd_delta = 1.0",
+      "LooccConfig.light_dir_delta = 0.78539816",
+      "LooccConfig.pitch_delta = 0.39269908",
+      "LooccConfig.yaw_delta = 0.78539816",
+    ),
+  ),
+  Variant(
+    "unsup3d_half_length",
+    "LOOCC off, half the training steps: the reference of half_length",
+    unsup3d=True,
+    steps_factor=0.5,
+  ),
+  Variant("half_length", "LOOCC as released, half the training steps", steps_factor=0.5),
+)
+VARIANT_NAMES = tuple(v.name for v in VARIANTS)
+__doc__ += "\n" + "\n".join(f"  {v.name:22s}{v.what}" for v in VARIANTS)
+
+
+def get_variants(names: Optional[Sequence[str]] = None) -> List[Variant]:
+  """The named variants in VARIANTS order, with the Unsup3D reference each needs; ValueError naming unknown ones."""
+  if names is None:
+    return list(VARIANTS)
+  unknown = [n for n in names if n not in VARIANT_NAMES]
+  if unknown or not names:
+    raise ValueError(f"unknown variant(s) {unknown or '(none given)'}; choose from {', '.join(VARIANT_NAMES)}")
+  wanted = set(names)
+  for variant in VARIANTS:
+    if variant.name in wanted and not variant.unsup3d:
+      wanted.add(reference_of(variant).name)
+  return [v for v in VARIANTS if v.name in wanted]
+
+
+def reference_of(variant: Variant) -> Variant:
+  """The Unsup3D variant trained as long as `variant` (the one its accuracy is compared with)."""
+  for candidate in VARIANTS:
+    if candidate.unsup3d and candidate.steps_factor == variant.steps_factor:
+      return candidate
+  raise ValueError(f"no Unsup3D reference with steps_factor {variant.steps_factor} for {variant.name}")
+
+
+def _preset_steps(suite, preset, gin_files, gin_params, train_steps) -> int:
+  """The training length the reproduction would use under these settings (before a variant's factor)."""
+  if train_steps is not None:
+    return int(train_steps)
+  ctx = {"preset": preset, "gin_files": list(gin_files), "gin_params": list(gin_params), "train_steps": None}
+  steps, _ = reproduce._baseline_budget(suite, 0, None, ctx)
+  return steps
+
+
+def cluster_feature_sets(features, labels, group_ids=None, seed=0) -> Dict[str, float]:
+  """Cluster accuracy of the same features on every FEATURE_SETS entry (Ward, k = classes)."""
+  return {
+    feature_set: float(
+      evaluate_lib.evaluate_features(features, labels, group_ids=group_ids, feature_set=feature_set, seed=seed)[
+        "accuracy"
+      ]
+    )
+    for feature_set in FEATURE_SETS
+  }
+
+
+def _feature_accuracies(workdir, data_dir, suite, seed) -> Dict[str, float]:
+  """Clusters one trained de-renderer's test features on every FEATURE_SETS entry (one embedding pass)."""
+  loaded, resolved = export.load_export(workdir_lib.export(workdir), signatures=("embed_images",))
+  features, labels, tracks, _, _ = evaluate_lib.embed_dataset(
+    loaded, data_dir, "test", label_field="label_id", derender_metrics_on=False, saved_model_dir=resolved
+  )
+  return cluster_feature_sets(features, labels, tracks if suite.average_tracks else None, seed)
+
+
+def run_ablation(
+  suite_name: str,
+  seeds: Sequence[int] = (0,),
+  output_dir: str = "runs/ablation",
+  preset: str = "cpu",
+  variants: Optional[Sequence[str]] = None,
+  gin_files: Sequence[str] = (),
+  gin_params: Sequence[str] = (),
+  train_steps: Optional[int] = None,
+  train_data_dir: Optional[str] = None,
+  eval_data_dir: Optional[str] = None,
+  feature_sets: bool = True,
+  progress: bool = True,
+  command: str = "",
+):
+  """Runs the variants (each through `reproduce.run_suite`) and writes the ablation report.
+
+  Args:
+    suite_name: "cars" or "faces".
+    seeds: one run of every variant per seed.
+    output_dir: variant v's runs go to <output_dir>/<suite>/<v>/<suite>/<method>/seed<k>; the report to
+      <output_dir>/<suite>/.
+    preset: a reproduce.PRESETS key ("cpu" by default).
+    variants: VARIANTS names (their references are added); None for all.
+    gin_files, gin_params: layered under every variant's own bindings.
+    train_steps: the length before a variant's steps_factor (default: the preset's).
+    train_data_dir, eval_data_dir: as in `reproduce.run_suite`.
+    feature_sets: also cluster the reference and the released LOOCC on every FEATURE_SETS entry.
+    progress: progress bars.
+    command: the command line, recorded in the outputs.
+
+  Returns:
+    dict with rows, feature_rows, per_seed (variant -> summaries) and paths (markdown, json).
+  """
+  suite = reproduce.get_suite(suite_name)
+  chosen = get_variants(variants)
+  seeds = [int(s) for s in seeds]
+  if not seeds:
+    raise ValueError("seeds is empty: nothing to run")
+  suite_dir = os.path.join(output_dir, suite.name)
+  base_steps = _preset_steps(suite, preset, gin_files, gin_params, train_steps)
+  loocc = LOOCC_METHOD[suite.name]
+  per_seed: Dict[str, List[dict]] = {}
+  for i, variant in enumerate(chosen):
+    method = REFERENCE if variant.unsup3d else loocc
+    steps = max(1, int(round(base_steps * variant.steps_factor)))
+    logger.info(
+      "=== ablation %d/%d: %s (%s, %d steps): %s", i + 1, len(chosen), variant.name, method, steps, variant.what
+    )
+    out = reproduce.run_suite(
+      suite.name,
+      seeds=seeds,
+      output_dir=os.path.join(suite_dir, variant.name),
+      preset=preset,
+      methods=[method],
+      gin_files=gin_files,
+      gin_params=list(gin_params) + list(variant.gin_params),
+      train_steps=steps,
+      train_data_dir=train_data_dir,
+      eval_data_dir=eval_data_dir,
+      progress=progress,
+      command=f"{command} (variant {variant.name})",
+    )
+    per_seed[variant.name] = out["per_seed"][method]
+  by_feature_set = {}
+  if feature_sets:
+    eval_dir = eval_data_dir or suite.eval_data_dir
+    for name in (REFERENCE, RELEASED):
+      for summary in per_seed.get(name, []):
+        for feature_set, accuracy in _feature_accuracies(summary["workdir"], eval_dir, suite, summary["seed"]).items():
+          by_feature_set.setdefault(name, {}).setdefault(feature_set, []).append(accuracy)
+  table = [{"name": v.name, "what": v.what, "reference": None if v.unsup3d else reference_of(v).name} for v in chosen]
+  rows = ablation_report.variant_rows(table, per_seed)
+  feature_rows = ablation_report.feature_rows(by_feature_set)
+  config = {
+    "suite": suite.name,
+    "seeds": seeds,
+    "preset": preset,
+    "train_steps": base_steps,
+    "variants": [dataclasses.asdict(v) for v in chosen],
+    "gin_files": list(gin_files),
+    "gin_params": list(gin_params),
+    "command": command or f"run_ablation({suite_name!r}, ...)",
+    "machine": f"{platform.node()} ({platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()})",
+    "date": datetime.datetime.now().isoformat(timespec="seconds"),
+  }
+  paths = ablation_report.write_report(rows, feature_rows, config, suite_dir)
+  return {"rows": rows, "feature_rows": feature_rows, "per_seed": per_seed, "paths": paths}
+
+
+def make_parser() -> argparse.ArgumentParser:
+  parser = argparse.ArgumentParser(
+    prog="python -m pdr_tf.ablation", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+  )
+  parser.add_argument("--suite", required=True, help="cars or faces")
+  parser.add_argument("--seeds", type=int, default=1, help="number of seeds N (default 1)")
+  parser.add_argument("--first_seed", type=int, default=0, help="first seed (default 0)")
+  parser.add_argument("--preset", default="cpu", help="a reproduce preset: none, quick or cpu (default cpu)")
+  parser.add_argument("--variants", default=None, help=f"comma-separated subset of {','.join(VARIANT_NAMES)}")
+  parser.add_argument("--output_dir", default="runs/ablation", help="default runs/ablation")
+  parser.add_argument("--gin_file", action="append", default=[], help="extra gin file under every variant")
+  parser.add_argument("--gin_param", action="append", default=[], help="extra gin binding under every variant")
+  parser.add_argument("--train_steps", type=int, default=None, help="training length before a variant's factor")
+  parser.add_argument("--train_data_dir", default=None, help="training TFRecords (default: the suite's world)")
+  parser.add_argument("--eval_data_dir", default=None, help="evaluation TFRecords (default: the suite's world)")
+  parser.add_argument("--no_feature_sets", action="store_true", help="skip clustering on the other feature sets")
+  parser.add_argument("--no_progress", action="store_true", help="no progress bars")
+  parser.add_argument("--log_level", default="INFO", help="Python logging level (default INFO)")
+  return parser
+
+
+def main(argv=None) -> int:
+  args = make_parser().parse_args(argv)
+  logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+  if args.seeds < 1 or (args.train_steps is not None and args.train_steps < 1):
+    logger.error("--seeds and --train_steps must be positive")
+    return 2
+  try:
+    reproduce.get_suite(args.suite)
+    reproduce.get_preset(args.preset)
+    variants = None if args.variants is None else [v.strip() for v in args.variants.split(",") if v.strip()]
+    get_variants(variants)
+  except ValueError as e:
+    logger.error("%s", e)
+    return 2
+  command = "python -m pdr_tf.ablation " + " ".join(sys.argv[1:] if argv is None else argv)
+  try:
+    out = run_ablation(
+      args.suite,
+      seeds=range(args.first_seed, args.first_seed + args.seeds),
+      output_dir=args.output_dir,
+      preset=args.preset,
+      variants=variants,
+      gin_files=args.gin_file,
+      gin_params=args.gin_param,
+      train_steps=args.train_steps,
+      train_data_dir=args.train_data_dir,
+      eval_data_dir=args.eval_data_dir,
+      feature_sets=not args.no_feature_sets,
+      progress=not args.no_progress,
+      command=command,
+    )
+  except gin_config.GinConfigError as e:
+    logger.error("%s", e)
+    return 2
+  except (ValueError, FileNotFoundError, trainer_lib.NonFiniteLossError) as e:
+    logger.error("%s", e)
+    return 1
+  with open(out["paths"]["markdown"], encoding="utf-8") as f:
+    print(f.read())
+  logger.info("Done. Report: %s (markdown), %s (JSON)", out["paths"]["markdown"], out["paths"]["json"])
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
