@@ -177,3 +177,11 @@ def test_the_reference_and_released_models_are_clustered_on_every_feature_set(ti
     (v, f) for v in ("unsup3d", "released") for f in ablation.FEATURE_SETS
   }
   assert "## Feature sets" in open(out["paths"]["markdown"], encoding="utf-8").read()
+
+
+def test_the_length_before_a_variants_factor_is_the_presets_unless_given():
+  suite = reproduce.get_suite("cars")
+  assert ablation._preset_steps(suite, "cpu", [], [], None) == 4000  # gin/cpu.gin
+  assert ablation._preset_steps(suite, "quick", [], [], None) == reproduce.QUICK_TRAIN_STEPS
+  assert ablation._preset_steps(suite, "cpu", [], ["Trainer.train_steps = 30"], None) == 30
+  assert ablation._preset_steps(suite, "cpu", [], [], 7) == 7
