@@ -33,6 +33,7 @@ Examples:
 import argparse
 import dataclasses
 import datetime
+import itertools
 import logging
 import os
 import platform
@@ -189,11 +190,23 @@ def _gin_files(suite: Suite, method: str, preset: Preset, extra_gin_files: Seque
   return files + list(extra_gin_files)
 
 
-def _gin_digest(suite: Suite, preset_name: str, extra_gin_files: Sequence[str]) -> str:
-  """The digest of every gin file any of the suite's de-renderers reads, whichever methods this command runs: more
-  methods (or seeds) extend a suite folder; a changed gin file does not."""
+def _gin_digest(suite: Suite, preset_name: str, extra_gin_files: Sequence[str]) -> Dict[str, str]:
+  """Per de-renderer of the suite (whichever methods this command runs), the digest of every gin file its stack
+  reads: more methods (or seeds) extend a suite folder; a changed gin file does not, and the refusal names whose
+  stack changed."""
   preset = get_preset(preset_name)
-  return gin_config.stack_digest([f for m in DERENDERERS for f in _gin_files(suite, m, preset, extra_gin_files)])
+  return {m: gin_config.stack_digest(_gin_files(suite, m, preset, extra_gin_files)) for m in DERENDERERS}
+
+
+def _legacy_gin_digests(suite: Suite, preset_name: str, extra_gin_files: Sequence[str]) -> set:
+  """The single digests that folders made before 2026-12-05 recorded for these settings: one digest over the stacks
+  of the de-renderers the command ran, in its --methods order (every ordered choice of them)."""
+  preset = get_preset(preset_name)
+  digests = set()
+  for n in range(1, len(DERENDERERS) + 1):
+    for order in itertools.permutations(DERENDERERS, n):
+      digests.add(gin_config.stack_digest([f for m in order for f in _gin_files(suite, m, preset, extra_gin_files)]))
+  return digests
 
 
 def _parse_method_config(suite, method, ctx) -> None:
@@ -411,6 +424,7 @@ def run_suite(
     reproduce_progress.settings_of(config),
     jobs,
     groups={m: "de-renderer" if m in DERENDERERS else m for m in METHODS},
+    accept={"gin_digest": lambda old: isinstance(old, str) and old in _legacy_gin_digests(suite, preset, gin_files)},
   )
   skipped = []
   bar = tqdm(jobs, desc=f"reproduce {suite.name}", unit="run", disable=not progress)

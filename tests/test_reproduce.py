@@ -276,7 +276,35 @@ def test_more_methods_extend_a_suite_folder(tiny_cars, tmp_path, monkeypatch):
   more = reproduce.run_suite("cars", methods=["unsup3d", "loocc_light"], progress=False, **kwargs)
   assert more["skipped"] == [("unsup3d", 0)]
   suite = reproduce.get_suite("cars")
+  assert set(reproduce._gin_digest(suite, "cpu", [])) == set(reproduce.DERENDERERS)
   assert reproduce._gin_digest(suite, "cpu", []) != reproduce._gin_digest(suite, "quick", [])
+
+
+def test_a_folder_recorded_with_the_older_single_digest_resumes(tiny_cars, tmp_path, monkeypatch):
+  kwargs = dict(
+    seeds=[1],
+    output_dir=str(tmp_path / "runs"),
+    methods=["pixels_pca"],
+    train_data_dir=tiny_cars,
+    eval_data_dir=tiny_cars,
+    pca_components=4,
+    progress=False,
+  )
+  reproduce.run_suite("cars", **kwargs)
+  path = tmp_path / "runs" / "cars" / "progress.json"
+  data = json.load(open(path, encoding="utf-8"))
+  suite = reproduce.get_suite("cars")
+  files = [
+    f for m in ("loocc_light_view", "unsup3d") for f in reproduce._gin_files(suite, m, reproduce.PRESETS["none"], [])
+  ]
+  data["settings"]["gin_digest"] = reproduce.gin_config.stack_digest(files)  # as --methods loocc_light_view,unsup3d,...
+  json.dump(data, open(path, "w", encoding="utf-8"))
+  assert reproduce.run_suite("cars", **kwargs)["skipped"] == [("pixels_pca", 1)]
+  assert json.load(open(path, encoding="utf-8"))["settings"]["gin_digest"] == reproduce._gin_digest(suite, "none", [])
+  data["settings"]["gin_digest"] = "0" * 64  # a digest of other gin files
+  json.dump(data, open(path, "w", encoding="utf-8"))
+  with pytest.raises(ValueError, match="gin_digest"):
+    reproduce.run_suite("cars", **kwargs)
 
 
 def test_a_ratio_that_is_not_finite_reads_the_same_fresh_and_from_the_progress_file(tmp_path):

@@ -70,3 +70,19 @@ def test_the_estimate_leaves_out_resumed_runs_and_falls_back_to_the_group(tmp_pa
   progress.record("unsup3d", 0, {"accuracy": 0.5, "seconds": 1000.0})
   # loocc_light: its group's mean (unsup3d's 1,000 s), not PCA's; vq_vae: the overall mean.
   assert progress.seconds_left() == pytest.approx(1000.0 + (1000.0 + 2.0) / 2)
+
+
+def test_an_older_form_of_a_setting_is_accepted_and_rewritten_and_dict_differences_are_named(tmp_path):
+  path = str(tmp_path / "progress.json")
+  old = dict(SETTINGS, gin_digest="abc")
+  reproduce_progress.Progress(path, old, JOBS).record("unsup3d", 0, {"accuracy": 0.5, "seconds": 1.0})
+  new = dict(SETTINGS, gin_digest={"unsup3d": "1", "loocc_light": "2"})
+  with pytest.raises(ValueError, match="other settings"):
+    reproduce_progress.Progress(path, new, JOBS)
+  accepted = reproduce_progress.Progress(path, new, JOBS, accept={"gin_digest": lambda value: value == "abc"})
+  assert accepted.finished("unsup3d", 0)["accuracy"] == 0.5
+  accepted.record("pixels_pca", 0, {"accuracy": 0.4, "seconds": 1.0})
+  assert json.load(open(path))["settings"]["gin_digest"] == {"unsup3d": "1", "loocc_light": "2"}
+  changed = dict(SETTINGS, gin_digest={"unsup3d": "1", "loocc_light": "3"})
+  with pytest.raises(ValueError, match=r"other settings \(gin_digest\[loocc_light\] changed\)"):
+    reproduce_progress.Progress(path, changed, JOBS)

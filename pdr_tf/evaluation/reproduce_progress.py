@@ -12,7 +12,7 @@ The file is replaced atomically (written beside it, then renamed), so a kill nev
 import datetime
 import json
 import os
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -45,6 +45,14 @@ def settings_of(config: Dict) -> Dict:
   return {key: config.get(key) for key in SETTINGS_KEYS}
 
 
+def _difference(key, there, now) -> str:
+  """'key: <there> there, <now> now'; for two dicts only the entries that differ ('key[name] changed')."""
+  if isinstance(there, dict) and isinstance(now, dict):
+    names = sorted(set(there) | set(now), key=str)
+    return "; ".join(f"{key}[{name}] changed" for name in names if there.get(name) != now.get(name))
+  return f"{key}: {there!r} there, {now!r} now"
+
+
 def _now() -> str:
   return datetime.datetime.now().isoformat(timespec="seconds")
 
@@ -58,15 +66,24 @@ class Progress:
     jobs: the (method, seed) runs this command will make, in order.
     groups: method -> group for the time estimate (e.g. every de-renderer in one); a method with no finished run
       is estimated at its group's mean, then at the mean of every finished run. Default: each method its own.
+    accept: settings key -> predicate on a recorded value that differs from this command's but records the same
+      settings in an older form (e.g. an older digest format); an accepted value is replaced by the current one at
+      once, when the file is read.
 
   Raises:
     ValueError: the file exists but is not a progress file of this version, or it records other settings.
   """
 
   def __init__(
-    self, path: str, settings: Dict, jobs: Sequence[Tuple[str, int]], groups: Optional[Dict[str, str]] = None
+    self,
+    path: str,
+    settings: Dict,
+    jobs: Sequence[Tuple[str, int]],
+    groups: Optional[Dict[str, str]] = None,
+    accept: Optional[Dict[str, Callable[[object], bool]]] = None,
   ):
     self.path = path
+    self.accept = dict(accept or {})
     self.groups = dict(groups or {})
     self.settings = report.jsonable(settings)  # as it reads back from the file (tuples become lists)
     self.jobs = [(m, int(s)) for m, s in jobs]
@@ -87,14 +104,21 @@ class Progress:
     if not isinstance(data, dict) or data.get("version") != VERSION or not isinstance(data.get("runs"), dict):
       raise ValueError(f"{self.path} is not a version-{VERSION} progress file of pdr_tf.reproduce")
     recorded = data.get("settings") or {}
-    differ = sorted(key for key in SETTINGS_KEYS if recorded.get(key) != self.settings.get(key))
+    differ = sorted(
+      key
+      for key in SETTINGS_KEYS
+      if recorded.get(key) != self.settings.get(key)
+      and not (key in self.accept and self.accept[key](recorded.get(key)))
+    )
     if differ:
-      detail = "; ".join(f"{key}: {recorded.get(key)!r} there, {self.settings.get(key)!r} now" for key in differ)
+      detail = "; ".join(_difference(key, recorded.get(key), self.settings.get(key)) for key in differ)
       raise ValueError(
         f"{self.path} records runs made with other settings ({detail}); its de-renderers would resume from "
         "those runs' checkpoints. Use another --output_dir."
       )
     self.runs = data["runs"]
+    if any(recorded.get(key) != self.settings.get(key) for key in SETTINGS_KEYS):  # an older form, accepted
+      self._write()  # recorded in the current form from now on
 
   def finished(self, method: str, seed: int) -> Optional[Dict]:
     """The recorded per-seed summary of a finished run, or None."""
