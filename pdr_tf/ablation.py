@@ -14,6 +14,7 @@ Variants (--variants, comma-separated; default all; the Unsup3D reference each n
 import argparse
 import dataclasses
 import datetime
+import json
 import logging
 import os
 import platform
@@ -34,14 +35,15 @@ LOOCC_METHOD = {"cars": "loocc_light_view", "faces": "loocc_light"}  # the paper
 REFERENCE = "unsup3d"
 RELEASED = "released"
 FEATURE_SETS = ("depth_albedo", "all", "depth", "albedo")  # clustered for the reference and the released LOOCC
+FEATURE_SETS_FILE = "feature_sets.json"  # in a run's eval/ folder: its accuracies per feature set
 
 
 @dataclasses.dataclass(frozen=True)
 class Variant:
   """One ablation run per seed: the suite's LOOCC method (or Unsup3D) with gin bindings on top of the preset.
 
-  steps_factor scales the preset's training length; a variant with a factor other than 1 is compared with the
-  Unsup3D variant of the same factor (`reference_of`)."""
+  steps_factor scales the base training length (--train_steps, else the preset's); a variant is compared with the
+  Unsup3D variant and the released LOOCC variant of the same factor (`reference_of`, `released_of`)."""
 
   name: str
   what: str
@@ -59,9 +61,15 @@ VARIANTS = (
   Variant("weight_x10", "λ 0.1", ("LooccConfig.weight = 0.1",)),
   Variant("weight_x0.1", "λ 0.001", ("LooccConfig.weight = 0.001",)),
   Variant(
-    "plain_ntxent", "NT-Xent mean without the SupCon factor (0.5/0.07)", ("LooccConfig.base_temperature = None",)
+    "plain_ntxent",
+    "the NT-Xent mean without the SupCon factor 0.5/0.07: the loss's effective weight 0.01 instead of 0.071",
+    ("LooccConfig.base_temperature = None",),
   ),
-  Variant("temperature_0.1", "τ 0.1 (SupCon factor 0.1/0.07)", ("LooccConfig.temperature = 0.1",)),
+  Variant(
+    "temperature_0.1",
+    "τ 0.1, the SupCon factor kept at 7.14 (base temperature 0.014)",
+    ("LooccConfig.temperature = 0.1", "LooccConfig.base_temperature = 0.014"),
+  ),
   Variant(
     "no_render_gradient",
     "x_aug treated as data: no gradient through the re-render",
@@ -74,7 +82,7 @@ VARIANTS = (
   ),
   Variant(
     "perturbations_x0.5",
-    "every perturbation half as wide",
+    "every perturbation half as wide (the view's only where LOOCC perturbs the view: cars)",
     (
       "LooccConfig.ka_delta = 0.25",
       "LooccConfig.kd_delta = 0.25",
@@ -85,7 +93,7 @@ VARIANTS = (
   ),
   Variant(
     "perturbations_x2",
-    "every perturbation twice as wide",
+    "every perturbation twice as wide (the view's only where LOOCC perturbs the view: cars)",
     (
       "LooccConfig.ka_delta = 1.0",
       "LooccConfig.kd_delta = 1.0",
@@ -103,11 +111,13 @@ VARIANTS = (
   Variant("half_length", "LOOCC as released, half the training steps", steps_factor=0.5),
 )
 VARIANT_NAMES = tuple(v.name for v in VARIANTS)
-__doc__ += "\n" + "\n".join(f"  {v.name:22s}{v.what}" for v in VARIANTS)
+if __doc__:  # None under python -OO
+  __doc__ += "\n" + "\n".join(f"  {v.name:22s}{v.what}" for v in VARIANTS)
 
 
 def get_variants(names: Optional[Sequence[str]] = None) -> List[Variant]:
-  """The named variants in VARIANTS order, with the Unsup3D reference each needs; ValueError naming unknown ones."""
+  """The named variants in VARIANTS order, with the Unsup3D and released LOOCC variants each is compared with;
+  ValueError naming unknown ones."""
   if names is None:
     return list(VARIANTS)
   unknown = [n for n in names if n not in VARIANT_NAMES]
@@ -115,17 +125,33 @@ def get_variants(names: Optional[Sequence[str]] = None) -> List[Variant]:
     raise ValueError(f"unknown variant(s) {unknown or '(none given)'}; choose from {', '.join(VARIANT_NAMES)}")
   wanted = set(names)
   for variant in VARIANTS:
-    if variant.name in wanted and not variant.unsup3d:
-      wanted.add(reference_of(variant).name)
+    if variant.name in wanted:
+      wanted |= {v.name for v in (reference_of(variant), released_of(variant)) if v is not None}
   return [v for v in VARIANTS if v.name in wanted]
 
 
-def reference_of(variant: Variant) -> Variant:
-  """The Unsup3D variant trained as long as `variant` (the one its accuracy is compared with)."""
+def reference_of(variant: Variant) -> Optional[Variant]:
+  """The Unsup3D variant trained as long as `variant` (None for a reference itself)."""
+  if variant.unsup3d:
+    return None
   for candidate in VARIANTS:
     if candidate.unsup3d and candidate.steps_factor == variant.steps_factor:
       return candidate
   raise ValueError(f"no Unsup3D reference with steps_factor {variant.steps_factor} for {variant.name}")
+
+
+def released_of(variant: Variant) -> Optional[Variant]:
+  """The released LOOCC variant (no bindings) trained as long as `variant`; None for it and for the references."""
+  if variant.unsup3d or not variant.gin_params:
+    return None
+  for candidate in VARIANTS:
+    if not candidate.unsup3d and not candidate.gin_params and candidate.steps_factor == variant.steps_factor:
+      return candidate
+  return None
+
+
+def _steps(base_steps: int, variant: Variant) -> int:
+  return max(1, int(round(base_steps * variant.steps_factor)))
 
 
 def _preset_steps(suite, preset, gin_files, gin_params, train_steps) -> int:
@@ -150,12 +176,28 @@ def cluster_feature_sets(features, labels, group_ids=None, seed=0) -> Dict[str, 
 
 
 def _feature_accuracies(workdir, data_dir, suite, seed) -> Dict[str, float]:
-  """Clusters one trained de-renderer's test features on every FEATURE_SETS entry (one embedding pass)."""
+  """Clusters one trained de-renderer's test features on every FEATURE_SETS entry (one embedding pass), cached in
+  <workdir>/eval/FEATURE_SETS_FILE for the same data folder."""
+  cache = os.path.join(workdir, "eval", FEATURE_SETS_FILE)
+  if os.path.isfile(cache):
+    with open(cache, encoding="utf-8") as f:
+      cached = json.load(f)
+    if cached.get("data_dir") == os.path.abspath(data_dir) and set(cached.get("accuracy", {})) == set(FEATURE_SETS):
+      return cached["accuracy"]
   loaded, resolved = export.load_export(workdir_lib.export(workdir), signatures=("embed_images",))
   features, labels, tracks, _, _ = evaluate_lib.embed_dataset(
     loaded, data_dir, "test", label_field="label_id", derender_metrics_on=False, saved_model_dir=resolved
   )
-  return cluster_feature_sets(features, labels, tracks if suite.average_tracks else None, seed)
+  accuracy = cluster_feature_sets(features, labels, tracks if suite.average_tracks else None, seed)
+  os.makedirs(os.path.dirname(cache), exist_ok=True)
+  with open(cache, "w", encoding="utf-8") as f:
+    json.dump({"data_dir": os.path.abspath(data_dir), "accuracy": accuracy}, f, indent=1)
+  return accuracy
+
+
+def variant_workdir(suite_dir: str, suite_name: str, variant: str, method: str, seed: int) -> str:
+  """Where a variant's run of one seed trains: a reproduce suite folder per variant."""
+  return os.path.join(suite_dir, variant, suite_name, method, f"seed{seed}")
 
 
 def run_ablation(
@@ -181,7 +223,8 @@ def run_ablation(
     output_dir: variant v's runs go to <output_dir>/<suite>/<v>/<suite>/<method>/seed<k>; the report to
       <output_dir>/<suite>/.
     preset: a reproduce.PRESETS key ("cpu" by default).
-    variants: VARIANTS names (their references are added); None for all.
+    variants: VARIANTS names (the Unsup3D and released LOOCC variants they are compared with are added); None for
+      all.
     gin_files, gin_params: layered under every variant's own bindings.
     train_steps: the length before a variant's steps_factor (default: the preset's).
     train_data_dir, eval_data_dir: as in `reproduce.run_suite`.
@@ -190,7 +233,8 @@ def run_ablation(
     command: the command line, recorded in the outputs.
 
   Returns:
-    dict with rows, feature_rows, per_seed (variant -> summaries) and paths (markdown, json).
+    dict with rows, feature_rows, per_seed (variant -> summaries), failed (variant -> why it stopped: a
+    non-finite loss; the other variants still run) and paths (markdown, json).
   """
   suite = reproduce.get_suite(suite_name)
   chosen = get_variants(variants)
@@ -200,38 +244,6 @@ def run_ablation(
   suite_dir = os.path.join(output_dir, suite.name)
   base_steps = _preset_steps(suite, preset, gin_files, gin_params, train_steps)
   loocc = LOOCC_METHOD[suite.name]
-  per_seed: Dict[str, List[dict]] = {}
-  for i, variant in enumerate(chosen):
-    method = REFERENCE if variant.unsup3d else loocc
-    steps = max(1, int(round(base_steps * variant.steps_factor)))
-    logger.info(
-      "=== ablation %d/%d: %s (%s, %d steps): %s", i + 1, len(chosen), variant.name, method, steps, variant.what
-    )
-    out = reproduce.run_suite(
-      suite.name,
-      seeds=seeds,
-      output_dir=os.path.join(suite_dir, variant.name),
-      preset=preset,
-      methods=[method],
-      gin_files=gin_files,
-      gin_params=list(gin_params) + list(variant.gin_params),
-      train_steps=steps,
-      train_data_dir=train_data_dir,
-      eval_data_dir=eval_data_dir,
-      progress=progress,
-      command=f"{command} (variant {variant.name})",
-    )
-    per_seed[variant.name] = out["per_seed"][method]
-  by_feature_set = {}
-  if feature_sets:
-    eval_dir = eval_data_dir or suite.eval_data_dir
-    for name in (REFERENCE, RELEASED):
-      for summary in per_seed.get(name, []):
-        for feature_set, accuracy in _feature_accuracies(summary["workdir"], eval_dir, suite, summary["seed"]).items():
-          by_feature_set.setdefault(name, {}).setdefault(feature_set, []).append(accuracy)
-  table = [{"name": v.name, "what": v.what, "reference": None if v.unsup3d else reference_of(v).name} for v in chosen]
-  rows = ablation_report.variant_rows(table, per_seed)
-  feature_rows = ablation_report.feature_rows(by_feature_set)
   config = {
     "suite": suite.name,
     "seeds": seeds,
@@ -240,12 +252,68 @@ def run_ablation(
     "variants": [dataclasses.asdict(v) for v in chosen],
     "gin_files": list(gin_files),
     "gin_params": list(gin_params),
+    "train_data_dir": train_data_dir,
+    "eval_data_dir": eval_data_dir,
     "command": command or f"run_ablation({suite_name!r}, ...)",
     "machine": f"{platform.node()} ({platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()})",
     "date": datetime.datetime.now().isoformat(timespec="seconds"),
   }
-  paths = ablation_report.write_report(rows, feature_rows, config, suite_dir)
-  return {"rows": rows, "feature_rows": feature_rows, "per_seed": per_seed, "paths": paths}
+  table = [
+    {
+      "name": v.name,
+      "what": v.what,
+      "steps": _steps(base_steps, v),
+      "reference": getattr(reference_of(v), "name", None),
+      "released": getattr(released_of(v), "name", None),
+    }
+    for v in chosen
+  ]
+  per_seed: Dict[str, List[dict]] = {}
+  failed: Dict[str, str] = {}
+
+  def write(feature_rows=()):
+    rows = ablation_report.variant_rows(table, per_seed, failed)
+    return rows, ablation_report.write_report(rows, feature_rows, config, suite_dir)
+
+  for i, variant in enumerate(chosen):
+    method = REFERENCE if variant.unsup3d else loocc
+    steps = _steps(base_steps, variant)
+    logger.info(
+      "=== ablation %d/%d: %s (%s, %d steps): %s", i + 1, len(chosen), variant.name, method, steps, variant.what
+    )
+    try:
+      out = reproduce.run_suite(
+        suite.name,
+        seeds=seeds,
+        output_dir=os.path.join(suite_dir, variant.name),
+        preset=preset,
+        methods=[method],
+        gin_files=gin_files,
+        gin_params=list(gin_params) + list(variant.gin_params),
+        train_steps=steps,
+        train_data_dir=train_data_dir,
+        eval_data_dir=eval_data_dir,
+        progress=progress,
+        command=f"{config['command']} (variant {variant.name})",
+      )
+    except trainer_lib.NonFiniteLossError as e:  # a diverging variant is a finding: record it, go on
+      logger.error("variant %s stopped: %s", variant.name, e)
+      failed[variant.name] = str(e).splitlines()[0]
+      continue
+    per_seed[variant.name] = out["per_seed"][method]
+    write()  # a partial report survives an interruption
+  by_feature_set = {}
+  if feature_sets:
+    eval_dir = eval_data_dir or suite.eval_data_dir
+    for name in (REFERENCE, RELEASED):
+      method = REFERENCE if name == REFERENCE else loocc
+      for summary in per_seed.get(name, []):
+        workdir = variant_workdir(suite_dir, suite.name, name, method, summary["seed"])
+        for feature_set, accuracy in _feature_accuracies(workdir, eval_dir, suite, summary["seed"]).items():
+          by_feature_set.setdefault(name, {}).setdefault(feature_set, []).append(accuracy)
+  feature_rows = ablation_report.feature_rows(by_feature_set)
+  rows, paths = write(feature_rows)
+  return {"rows": rows, "feature_rows": feature_rows, "per_seed": per_seed, "failed": failed, "paths": paths}
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -308,6 +376,8 @@ def main(argv=None) -> int:
     return 1
   with open(out["paths"]["markdown"], encoding="utf-8") as f:
     print(f.read())
+  for name, why in out["failed"].items():
+    logger.warning("variant %s stopped (%s); its row says so", name, why)
   logger.info("Done. Report: %s (markdown), %s (JSON)", out["paths"]["markdown"], out["paths"]["json"])
   return 0
 

@@ -10,6 +10,10 @@ from pdr_tf import ablation
 from pdr_tf import gin_config
 from pdr_tf import reproduce
 from pdr_tf.evaluation import ablation_report
+from pdr_tf.model import loocc
+from pdr_tf.model import objective
+from pdr_tf.training import trainer as trainer_lib
+from pdr_tf.training import workdir as workdir_lib
 from fixtures import write_tiny_dataset  # pylint: disable=wrong-import-order  (tests/ is on sys.path)
 
 CAR_CLASSES = ("police car", "ambulance", "limousine", "jeep", "Ferrari")
@@ -24,8 +28,13 @@ def tiny_cars(tmp_path_factory):
 
 def test_variants_bring_their_reference_and_unknown_names_are_refused():
   names = [v.name for v in ablation.get_variants(["half_length", "plain_ntxent"])]
-  assert names == ["unsup3d", "plain_ntxent", "unsup3d_half_length", "half_length"]  # VARIANTS order, references in
-  assert ablation.reference_of(ablation.VARIANTS[2]).name == "unsup3d"
+  # VARIANTS order; each brings the Unsup3D and the released LOOCC of its length
+  assert names == ["unsup3d", "released", "plain_ntxent", "unsup3d_half_length", "half_length"]
+  variants = {v.name: v for v in ablation.VARIANTS}
+  assert ablation.reference_of(variants["weight_x10"]).name == "unsup3d"
+  assert ablation.released_of(variants["weight_x10"]).name == "released"
+  assert ablation.reference_of(variants["half_length"]).name == "unsup3d_half_length"
+  assert ablation.released_of(variants["half_length"]) is None and ablation.reference_of(variants["unsup3d"]) is None
   assert len(set(ablation.VARIANT_NAMES)) == len(ablation.VARIANTS)
   with pytest.raises(ValueError, match="unknown variant.*'nope'"):
     ablation.get_variants(["released", "nope"])
@@ -40,6 +49,9 @@ def test_every_variants_bindings_parse_on_the_suites_gin_stack(suite):
     method = ablation.REFERENCE if variant.unsup3d else ablation.LOOCC_METHOD[suite]
     files = reproduce._gin_files(reproduce.get_suite(suite), method, reproduce.get_preset("cpu"), [])
     gin_config.parse(files, list(variant.gin_params))  # an unknown or misspelt binding raises
+    config = loocc.LooccConfig()  # a bad value raises here
+    assert config.mode == ("none" if variant.unsup3d else ablation.LOOCC_METHOD[suite].replace("loocc_", ""))
+    objective.Objective(loocc_config=config)
 
 
 def test_paired_deltas_match_seeds_and_skip_the_unpaired():
@@ -58,27 +70,38 @@ def _summary(seed, accuracy, ratios=(0.5, 0.8, 0.7, 0.6), pcc=0.2):
   }
 
 
-def test_rows_report_the_paired_delta_ratios_and_verdict(tmp_path):
+def test_rows_report_paired_deltas_ratios_verdict_and_failures(tmp_path):
   variants = [
-    {"name": "unsup3d", "what": "off", "reference": None},
-    {"name": "released", "what": "on", "reference": "unsup3d"},
-    {"name": "never_ran", "what": "x", "reference": "unsup3d"},
+    {"name": "unsup3d", "what": "off", "steps": 1200, "reference": None, "released": None},
+    {"name": "released", "what": "on", "steps": 1200, "reference": "unsup3d", "released": None},
+    {"name": "weight_x10", "what": "λ 0.1", "steps": 1200, "reference": "unsup3d", "released": "released"},
+    {"name": "never_ran", "what": "x", "steps": 1200, "reference": "unsup3d", "released": "released"},
+    {"name": "diverged", "what": "y", "steps": 1200, "reference": "unsup3d", "released": "released"},
   ]
   per_seed = {
     "unsup3d": [_summary(0, 0.5), _summary(1, 0.6)],
     "released": [_summary(0, 0.55, ratios=(0.5, 1.2, 0.7, 0.6), pcc=0.1), _summary(1, 0.62, pcc=0.1)],
+    "weight_x10": [_summary(1, 0.72)],
   }
-  rows = ablation_report.variant_rows(variants, per_seed)
-  assert [r["variant"] for r in rows] == ["unsup3d", "released"]
-  reference, released = rows
-  assert reference["delta"] is None and reference["de_renders"]
-  assert released["delta_per_seed"] == pytest.approx([0.05, 0.02])
+  rows = ablation_report.variant_rows(variants, per_seed, failed={"diverged": "non-finite loss at step 7"})
+  assert [r["variant"] for r in rows] == ["unsup3d", "released", "weight_x10", "diverged"]
+  reference, released, weight, diverged = rows
+  assert reference["delta"] is None and reference["de_renders"] and reference["pairs"] == 0
+  assert released["delta_per_seed"] == pytest.approx([0.05, 0.02]) and released["delta_released"] is None
   assert released["delta"][0] == pytest.approx(0.035)
   assert released["derender_ratios"]["light"] == pytest.approx(1.0) and not released["de_renders"]
+  assert weight["delta_per_seed"] == pytest.approx([0.12]) and weight["delta_released_per_seed"] == pytest.approx([0.1])
+  assert weight["runs"] == 1 and weight["pairs"] == 1
+  assert diverged["failed"] == "non-finite loss at step 7" and diverged["runs"] == 0
   features = ablation_report.feature_rows({"unsup3d": {"depth_albedo": [0.5, 0.6], "all": [0.4, 0.4]}})
   paths = ablation_report.write_report(rows, features, {"suite": "cars", "seeds": [0, 1], "command": "c"}, tmp_path)
   markdown = open(paths["markdown"], encoding="utf-8").read()
-  assert "| released | on | 0.585 ± 0.049 | +0.035 ± 0.021 | 0.50 / 1.00 / 0.70 / 0.60 (no) |" in markdown
+  expected = (
+    "| released | on | 1,200 | 0.585 ± 0.049 | 0.585 ± 0.049 | +0.035 ± 0.021 | - | 0.50 / 1.00 / 0.70 / 0.60 (no) |"
+  )
+  assert expected in markdown
+  assert "| weight_x10 | λ 0.1 | 1,200 | 0.720 | 0.720 | +0.120 | +0.100 |" in markdown
+  assert "| diverged | y **failed: non-finite loss at step 7** | 1,200 | - |" in markdown
   assert "| unsup3d | all | 0.400 ± 0.000 | 2 |" in markdown
   data = json.load(open(paths["json"], encoding="utf-8"))
   assert data["rows"][1]["delta_per_seed"] == pytest.approx([0.05, 0.02]) and data["config"]["suite"] == "cars"
@@ -95,15 +118,20 @@ def test_cluster_feature_sets_scores_every_set():
   assert accuracy["depth"] == 1.0 and accuracy["albedo"] < 1.0
 
 
-def test_run_ablation_trains_each_variant_in_its_own_folder_and_resumes(tiny_cars, tmp_path, monkeypatch):
-  trained = []
-
-  def fake_derenderer(suite, method, seed, workdir, ctx):
-    trained.append((method, ctx["gin_params"], ctx["train_steps"], workdir))
+def _fake_derenderer(trained, diverging=None):
+  def run(suite, method, seed, workdir, ctx):
+    trained.append((method, ctx["train_steps"], workdir))
+    if diverging and diverging in ctx["gin_params"]:
+      raise trainer_lib.NonFiniteLossError("non-finite loss at step 3; last good checkpoint: none")
     accuracy = 0.5 + 0.1 * ("LooccConfig.weight = 0.1" in ctx["gin_params"]) + 0.01 * seed
     return {"accuracy": accuracy, "f1": accuracy, "clustering": {}, "n_samples": 10}
 
-  monkeypatch.setattr(reproduce, "_run_derenderer", fake_derenderer)
+  return run
+
+
+def test_run_ablation_trains_each_variant_in_its_own_folder_and_resumes(tiny_cars, tmp_path, monkeypatch):
+  trained = []
+  monkeypatch.setattr(reproduce, "_run_derenderer", _fake_derenderer(trained))
   kwargs = dict(
     seeds=[0, 1],
     output_dir=str(tmp_path / "runs"),
@@ -116,24 +144,43 @@ def test_run_ablation_trains_each_variant_in_its_own_folder_and_resumes(tiny_car
     progress=False,
   )
   out = ablation.run_ablation("cars", **kwargs)
-  assert [(m, steps) for m, _, steps, _ in trained] == [
-    ("unsup3d", 10),
-    ("unsup3d", 10),
-    ("loocc_light_view", 10),
-    ("loocc_light_view", 10),
-    ("unsup3d", 5),
-    ("unsup3d", 5),
-    ("loocc_light_view", 5),
-    ("loocc_light_view", 5),
+  assert [(m, steps) for m, steps, _ in trained] == [
+    (m, steps)
+    for m, steps in [("unsup3d", 10), ("loocc_light_view", 10), ("loocc_light_view", 10), ("unsup3d", 5)]
+    + [("loocc_light_view", 5)]
+    for _ in (0, 1)
   ]
-  assert all(os.sep + os.path.join("cars", "weight_x10", "cars") in w for m, p, _, w in trained[2:4])
+  suite_dir = os.path.join(str(tmp_path), "runs", "cars")
+  assert trained[4][2] == ablation.variant_workdir(suite_dir, "cars", "weight_x10", "loocc_light_view", 0)
   rows = {r["variant"]: r for r in out["rows"]}
   assert rows["weight_x10"]["delta_per_seed"] == pytest.approx([0.1, 0.1])
-  assert rows["half_length"]["delta_per_seed"] == pytest.approx([0.0, 0.0])
-  assert os.path.isfile(os.path.join(tmp_path, "runs", "cars", "ablation.md"))
+  assert rows["weight_x10"]["delta_released_per_seed"] == pytest.approx([0.1, 0.1])
+  assert rows["half_length"]["delta_per_seed"] == pytest.approx([0.0, 0.0]) and rows["half_length"]["steps"] == 5
+  assert os.path.isfile(os.path.join(suite_dir, "ablation.md"))
   trained.clear()
   again = ablation.run_ablation("cars", **kwargs)  # every run is recorded: nothing trains again
   assert trained == [] and again["rows"] == out["rows"]
+
+
+def test_a_diverging_variant_is_reported_and_the_others_still_run(tiny_cars, tmp_path, monkeypatch):
+  trained = []
+  monkeypatch.setattr(reproduce, "_run_derenderer", _fake_derenderer(trained, diverging="LooccConfig.weight = 0.1"))
+  out = ablation.run_ablation(
+    "cars",
+    seeds=[0],
+    output_dir=str(tmp_path / "runs"),
+    preset="quick",
+    variants=["weight_x10", "plain_ntxent"],
+    train_steps=4,
+    train_data_dir=tiny_cars,
+    eval_data_dir=tiny_cars,
+    feature_sets=False,
+    progress=False,
+  )
+  assert out["failed"] == {"weight_x10": "non-finite loss at step 3; last good checkpoint: none"}
+  assert [r["variant"] for r in out["rows"]] == ["unsup3d", "released", "weight_x10", "plain_ntxent"]
+  assert out["per_seed"]["plain_ntxent"][0]["accuracy"] == 0.5
+  assert "**failed: non-finite loss at step 3" in open(out["paths"]["markdown"], encoding="utf-8").read()
 
 
 def test_main_refuses_bad_arguments(capsys):
@@ -143,23 +190,30 @@ def test_main_refuses_bad_arguments(capsys):
   assert ablation.main(["--suite", "cars", "--seeds", "0"]) == 2
 
 
-def test_the_reference_and_released_models_are_clustered_on_every_feature_set(tiny_cars, tmp_path, monkeypatch):
+@pytest.mark.parametrize("suite", ["cars", "faces"])
+def test_the_reference_and_released_models_are_clustered_on_every_feature_set(suite, tiny_cars, tmp_path, monkeypatch):
   def fake_derenderer(suite, method, seed, workdir, ctx):
     return {"accuracy": 0.5, "f1": 0.5, "clustering": {}, "n_samples": 10}
 
-  embedded = []
+  embedded, clustered = [], []
 
   def fake_embed(loaded, data_dir, split, **kwargs):
-    embedded.append((loaded, data_dir, split, kwargs["derender_metrics_on"]))
+    embedded.append((loaded, split, kwargs["derender_metrics_on"]))
     rng = np.random.RandomState(len(embedded))
     features = {name: rng.normal(size=(10, 3)) for name in ("depth", "albedo", "light", "view")}
-    return features, np.repeat(np.array(CAR_CLASSES), 2), np.array([""] * 10), 10, None
+    tracks = np.array([f"t{i // 2}" for i in range(10)])  # five tracks of two frames, one class each
+    return features, np.repeat(np.array(CAR_CLASSES), 2), tracks, 10, None
+
+  def fake_cluster(features, labels, group_ids=None, seed=0):
+    clustered.append(group_ids)
+    return {name: 0.5 for name in ablation.FEATURE_SETS}
 
   monkeypatch.setattr(reproduce, "_run_derenderer", fake_derenderer)
   monkeypatch.setattr(ablation.export, "load_export", lambda path, signatures: (path, path))
   monkeypatch.setattr(ablation.evaluate_lib, "embed_dataset", fake_embed)
-  out = ablation.run_ablation(
-    "cars",
+  if suite == "faces":
+    monkeypatch.setattr(ablation, "cluster_feature_sets", fake_cluster)
+  kwargs = dict(
     seeds=[0],
     output_dir=str(tmp_path / "runs"),
     preset="quick",
@@ -169,14 +223,21 @@ def test_the_reference_and_released_models_are_clustered_on_every_feature_set(ti
     eval_data_dir=tiny_cars,
     progress=False,
   )
-  assert [(os.path.basename(os.path.dirname(os.path.dirname(path))), split, on) for path, _, split, on in embedded] == [
-    ("unsup3d", "test", False),
-    ("loocc_light_view", "test", False),
+  out = ablation.run_ablation(suite, **kwargs)
+  suite_dir = os.path.join(str(tmp_path), "runs", suite)
+  method = ablation.LOOCC_METHOD[suite]
+  assert embedded == [
+    (workdir_lib.export(ablation.variant_workdir(suite_dir, suite, name, m, 0)), "test", False)
+    for name, m in (("unsup3d", "unsup3d"), ("released", method))
   ]
+  if suite == "faces":  # BBT: features averaged per track
+    assert [list(g) for g in clustered] == [[f"t{i // 2}" for i in range(10)]] * 2
   assert {(r["variant"], r["feature_set"]) for r in out["feature_rows"]} == {
     (v, f) for v in ("unsup3d", "released") for f in ablation.FEATURE_SETS
   }
   assert "## Feature sets" in open(out["paths"]["markdown"], encoding="utf-8").read()
+  again = ablation.run_ablation(suite, **kwargs)  # cached in each run's eval/: no second embedding
+  assert len(embedded) == 2 and again["feature_rows"] == out["feature_rows"]
 
 
 def test_the_length_before_a_variants_factor_is_the_presets_unless_given():

@@ -1,4 +1,4 @@
-"""The report of a LOOCC ablation: one row per variant, paired against the Unsup3D reference of the same seeds.
+"""The report of a LOOCC ablation: one row per variant, paired by seed against Unsup3D and the released LOOCC.
 
 `pdr_tf.ablation` runs the variants and hands their per-seed summaries (`table1.per_seed_summary`) here;
 `write_report` writes <output_dir>/ablation.md and ablation.json. Pure functions: no training, no TensorFlow.
@@ -15,11 +15,14 @@ from pdr_tf.evaluation import table1
 COLUMNS = (
   ("variant", "Variant"),
   ("what", "What changes"),
+  ("steps", "Steps"),
   ("accuracy", "Cluster accuracy"),
-  ("delta", "Δ accuracy vs its Unsup3D (per seed)"),
+  ("f1", "F1"),
+  ("delta", "Δ accuracy vs Unsup3D (mean ± std over paired seeds)"),
+  ("delta_released", "Δ accuracy vs released LOOCC (paired)"),
   ("derender", table1.RATIOS_HEADER),
   ("mean_pcc", "Mean PCC"),
-  ("runs", "Seeds"),
+  ("runs", "Seeds (pairs)"),
 )
 
 
@@ -44,36 +47,52 @@ def _fmt(value, signed=False):
   return f"{value:+.3f}" if signed else f"{value:.3f}"
 
 
-def variant_rows(variants: Sequence[dict], per_seed: Dict[str, List[dict]]) -> List[dict]:
+def _deltas(runs, per_seed, name):
+  reference = (per_seed.get(name) or []) if name else []
+  return paired_deltas(runs, reference) if reference else []
+
+
+def variant_rows(
+  variants: Sequence[dict], per_seed: Dict[str, List[dict]], failed: Dict[str, str] = None
+) -> List[dict]:
   """Rows in the variants' order.
 
   Args:
-    variants: dicts with name, what and reference (the name of the Unsup3D variant it is compared with, or None
-      for a reference itself).
-    per_seed: variant name -> per-seed summaries (table1.per_seed_summary); variants without runs are left out.
+    variants: dicts with name, what, steps, reference (the Unsup3D variant of the same length it is compared with,
+      None for a reference itself) and released (the released LOOCC variant of the same length, None for it and
+      for the references).
+    per_seed: variant name -> per-seed summaries (table1.per_seed_summary).
+    failed: variant name -> why it stopped (its row says so); variants neither run nor failed are left out.
   """
+  failed = failed or {}
   rows = []
   for variant in variants:
     runs = per_seed.get(variant["name"]) or []
-    if not runs:
+    if not runs and variant["name"] not in failed:
       continue
-    reference = (per_seed.get(variant["reference"]) or []) if variant.get("reference") else []
     ratios = table1.mean_ratios(runs)
-    deltas = paired_deltas(runs, reference) if reference else []
+    deltas = _deltas(runs, per_seed, variant.get("reference"))
+    deltas_released = _deltas(runs, per_seed, variant.get("released"))
     pcc = table1.pcc_values(runs)
     rows.append(
       {
         "variant": variant["name"],
         "what": variant["what"],
+        "steps": variant.get("steps"),
+        "failed": failed.get(variant["name"]),
         "accuracy": _cell([r["accuracy"] for r in runs]),
         "accuracy_per_seed": {r["seed"]: r["accuracy"] for r in runs},
+        "f1": _cell([r["f1"] for r in runs if r.get("f1") is not None]),
         "delta": _cell(deltas),
         "delta_per_seed": deltas,
+        "delta_released": _cell(deltas_released),
+        "delta_released_per_seed": deltas_released,
         "derender_ratios": ratios or None,
         "derender": table1.format_ratios(ratios) if ratios else None,
         "de_renders": bool(ratios) and not derender_eval.ratios_above(ratios),
         "mean_pcc": _cell(pcc),
         "runs": len(runs),
+        "pairs": len(deltas),
       }
     )
   return rows
@@ -96,22 +115,29 @@ def format_markdown(rows: Sequence[dict], features: Sequence[dict], config: dict
     f"Machine: {config.get('machine', '')}; date {config.get('date', '')}; preset {config.get('preset')}; "
     f"seeds {', '.join(str(s) for s in config.get('seeds', []))}.",
     "",
-    "Every variant is the suite's LOOCC method with one change; Δ is its cluster accuracy minus that of the Unsup3D "
-    "run (LOOCC off) trained with the same seed and length. A de-renderer de-renders when every ratio is at most "
-    f"{derender_eval.DERENDERS_AT}.",
+    "`released` is the suite's LOOCC method as released; every other LOOCC row changes one setting of it, and the "
+    "`unsup3d` rows turn LOOCC off. Δ is a row's cluster accuracy minus that of the Unsup3D (or released LOOCC) run "
+    "trained with the same seed and length, as mean ± std over the seeds both have. A de-renderer de-renders when "
+    f"every ratio is at most {derender_eval.DERENDERS_AT} ((no) marks one that does not).",
     "",
     "| " + " | ".join(title for _, title in COLUMNS) + " |",
     "|" + "---|" * len(COLUMNS),
   ]
   for row in rows:
+    derender = row["derender"] or "-"
+    if row["derender"] and not row["de_renders"]:
+      derender += " (no)"
     cells = {
       "variant": row["variant"],
-      "what": row["what"],
+      "what": row["what"] + (f" **failed: {row['failed']}**" if row.get("failed") else ""),
+      "steps": "-" if row.get("steps") is None else f"{row['steps']:,}",
       "accuracy": _fmt(row["accuracy"]),
+      "f1": _fmt(row["f1"]),
       "delta": _fmt(row["delta"], signed=True),
-      "derender": (row["derender"] or "-") + ("" if row["de_renders"] or not row["derender"] else " (no)"),
+      "delta_released": _fmt(row["delta_released"], signed=True),
+      "derender": derender,
       "mean_pcc": _fmt(row["mean_pcc"]),
-      "runs": str(row["runs"]),
+      "runs": f"{row['runs']} ({row['pairs']})",
     }
     lines.append("| " + " | ".join(cells[key] for key, _ in COLUMNS) + " |")
   if features:
