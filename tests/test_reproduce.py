@@ -339,3 +339,11 @@ def test_a_derenderer_resumed_from_checkpoints_is_flagged_and_warned_about(tiny_
   assert [r["resumed"] for r in result["per_seed"]["unsup3d"]] == [True, False]
   warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
   assert len(warned) == 1 and "seed0" in warned[0] and "does not record as finished" in warned[0]
+
+
+def test_the_per_seed_table_reads_side_recorded_in_the_older_dict_form(tmp_path):
+  older = dict(_summary(0, 0.5, (0.5, 1.0, 0.9, 0.8), 0.3), side={"model": 0.0123, "trivial": 0.02}, seconds=876.2)
+  config = {"command": "x", "machine": "m", "date": "d", "seeds": [0], "preset": "cpu"}
+  paths, _ = table1.write_table(reproduce.get_suite("cars"), {"unsup3d": [older]}, config, str(tmp_path))
+  markdown = open(paths["markdown"], encoding="utf-8").read()
+  assert "| 0.0123 |" in markdown and "'trivial'" not in markdown and "| 876 |" in markdown

@@ -160,6 +160,12 @@ def _comparison(measured):
   return lines
 
 
+def _model_value(value):
+  """A per-seed metric as the table shows it: summaries recorded before 2026-12-05 kept SIDE as derender_eval's
+  whole {"model", "trivial", ...} dict; the model's value is the one meant."""
+  return value.get("model") if isinstance(value, dict) else value
+
+
 def write_table(suite, per_seed: dict, config: dict, output_dir: str):
   """Writes <output_dir>/table1.md and table1.json and returns (paths, markdown table).
 
@@ -177,7 +183,13 @@ def write_table(suite, per_seed: dict, config: dict, output_dir: str):
   rows = table_rows(suite, measured, per_seed)
   table = report.format_table(rows, TABLE_COLUMNS)
   seed_rows = [
-    dict(r, method=m, derender=format_ratios(r["derender_ratios"]) if r.get("derender_ratios") else None)
+    dict(
+      r,
+      method=m,
+      derender=format_ratios(r["derender_ratios"]) if r.get("derender_ratios") else None,
+      side=_model_value(r.get("side")),
+      seconds=None if r.get("seconds") is None else f"{r['seconds']:.0f}",
+    )
     for m, runs in per_seed.items()
     for r in runs
   ]
