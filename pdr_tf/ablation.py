@@ -1,14 +1,16 @@
 """LOOCC ablation: python -m pdr_tf.ablation --suite {cars,faces} [--preset cpu] [--seeds 1] [--variants a,b]
 
 Why does (or doesn't) LOOCC improve the clustering? Trains the suite's LOOCC method (cars: light + view, faces:
-light, as in the paper's best rows) with one change at a time, and Unsup3D (LOOCC off) as the reference of the same
-seeds and length, each through `pdr_tf.reproduce` and in its own folder <output_dir>/<suite>/<variant>/, so every
-variant resumes after a kill and skips its finished runs. Then it clusters the reference's and the released
-LOOCC's trained models on every feature set (no training), and writes <output_dir>/<suite>/ablation.md and
-ablation.json: per variant the cluster accuracy, its per-seed difference from Unsup3D, the de-rendering ratios
-(model / trivial) and the mean PCC.
+light, as in the paper's best rows) as released and with one change at a time, and Unsup3D (LOOCC off) as the
+reference of the same seeds and length, each through `pdr_tf.reproduce` and in its own folder
+<output_dir>/<suite>/<variant>/, so every variant resumes after a kill and skips its finished runs. Then it clusters
+the reference's and the released LOOCC's trained models on every feature set (no training), and writes
+<output_dir>/<suite>/ablation.md and ablation.json: per variant the training steps, cluster accuracy and F1, its
+per-seed differences from Unsup3D and from the released LOOCC of the same length, the de-rendering ratios (model /
+trivial) and the mean PCC. A variant whose loss turns non-finite is reported as failed; the others still run.
 
-Variants (--variants, comma-separated; default all; the Unsup3D reference each needs is added):
+Variants (--variants, comma-separated; default all; the Unsup3D and released LOOCC runs each is compared with are
+added):
 """
 
 import argparse
