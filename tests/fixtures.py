@@ -1,6 +1,9 @@
 """Test helpers: tiny TFRecord datasets written with the project's one schema."""
 
+import importlib.util
 import io
+import pathlib
+import sys
 
 import numpy as np
 from PIL import Image
@@ -10,6 +13,18 @@ from pdr_tf.data import feature_spec
 # Subprocesses in tests get this limit only to stop a deadlock from hanging CI: it is no budget. A loaded machine
 # makes a subprocess slower, never wrong, so no test may fail because one took long.
 HANG_GUARD_S = 3600
+DIAGNOSTICS = pathlib.Path(__file__).resolve().parents[1] / "scripts" / "diagnostics"
+
+
+def load_diagnostic(name):
+  """Imports scripts/diagnostics/<name>.py as a module, its folder on sys.path as when the script runs (so its
+  sibling modules import)."""
+  if str(DIAGNOSTICS) not in sys.path:
+    sys.path.insert(0, str(DIAGNOSTICS))
+  spec = importlib.util.spec_from_file_location(f"diagnostics_{name}", DIAGNOSTICS / f"{name}.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
 
 
 def png_bytes(image: np.ndarray) -> bytes:

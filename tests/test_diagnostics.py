@@ -1,7 +1,5 @@
 """Smoke tests of the diagnostic scripts under scripts/diagnostics (run on a tiny model and dataset)."""
 
-import importlib.util
-import pathlib
 import sys
 
 import numpy as np
@@ -9,16 +7,8 @@ import pytest
 
 import fixtures
 
-DIAGNOSTICS = pathlib.Path(__file__).resolve().parents[1] / "scripts" / "diagnostics"
 
-
-def _load(name):
-  if str(DIAGNOSTICS) not in sys.path:  # as when a script runs: its folder (and its sibling modules) on sys.path
-    sys.path.insert(0, str(DIAGNOSTICS))
-  spec = importlib.util.spec_from_file_location(f"diagnostics_{name}", DIAGNOSTICS / f"{name}.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+_load = fixtures.load_diagnostic
 
 
 @pytest.fixture

@@ -1,11 +1,8 @@
 """Tests of scripts/diagnostics/world_statistics.py on a tiny synthetic cars world and on hand-made records."""
 
-import importlib.util
 import json
 import os
-import pathlib
 import shutil
-import sys
 
 import numpy as np
 import pytest
@@ -14,18 +11,13 @@ from pdr_tf import synthetic
 from pdr_tf.data import formats
 from pdr_tf.synthetic import cars
 
-DIAGNOSTICS = pathlib.Path(__file__).resolve().parents[1] / "scripts" / "diagnostics"
+import fixtures  # pylint: disable=wrong-import-order  (tests/ is on sys.path)
+
 # Two splits, two views per model: the smallest cars world with a split structure (about 20 s, mostly compilation).
 TINY_CARS = {"train_models_per_class": 1, "val_models_per_class": 0, "test_models_per_class": 1, "images_per_model": 2}
 
 
-def _load(name):
-  if str(DIAGNOSTICS) not in sys.path:  # as when a script runs: its folder (and its sibling modules) on sys.path
-    sys.path.insert(0, str(DIAGNOSTICS))
-  spec = importlib.util.spec_from_file_location(f"diagnostics_{name}", DIAGNOSTICS / f"{name}.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+_load = fixtures.load_diagnostic
 
 
 @pytest.fixture(scope="module")
