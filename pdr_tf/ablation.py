@@ -25,7 +25,6 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from pdr_tf import evaluate as evaluate_lib
 from pdr_tf import export
-from pdr_tf import gin_config
 from pdr_tf import reproduce
 from pdr_tf.evaluation import ablation_report
 from pdr_tf.training import trainer as trainer_lib
@@ -354,28 +353,25 @@ def main(argv=None) -> int:
     logger.error("%s", e)
     return 2
   command = "python -m pdr_tf.ablation " + " ".join(sys.argv[1:] if argv is None else argv)
-  try:
-    out = run_ablation(
-      args.suite,
-      seeds=range(args.first_seed, args.first_seed + args.seeds),
-      output_dir=args.output_dir,
-      preset=args.preset,
-      variants=variants,
-      gin_files=args.gin_file,
-      gin_params=args.gin_param,
-      train_steps=args.train_steps,
-      train_data_dir=args.train_data_dir,
-      eval_data_dir=args.eval_data_dir,
-      feature_sets=not args.no_feature_sets,
-      progress=not args.no_progress,
-      command=command,
-    )
-  except gin_config.GinConfigError as e:
-    logger.error("%s", e)
-    return 2
-  except (ValueError, FileNotFoundError, trainer_lib.NonFiniteLossError) as e:
-    logger.error("%s", e)
-    return 1
+  code, out = reproduce.run_reporting_errors(
+    logger,
+    run_ablation,
+    args.suite,
+    seeds=range(args.first_seed, args.first_seed + args.seeds),
+    output_dir=args.output_dir,
+    preset=args.preset,
+    variants=variants,
+    gin_files=args.gin_file,
+    gin_params=args.gin_param,
+    train_steps=args.train_steps,
+    train_data_dir=args.train_data_dir,
+    eval_data_dir=args.eval_data_dir,
+    feature_sets=not args.no_feature_sets,
+    progress=not args.no_progress,
+    command=command,
+  )
+  if code:
+    return code
   with open(out["paths"]["markdown"], encoding="utf-8") as f:
     print(f.read())
   for name, why in out["failed"].items():

@@ -475,6 +475,19 @@ def run_suite(
   return {"per_seed": per_seed, "table": table, "paths": paths, "skipped": skipped}
 
 
+def run_reporting_errors(log, fn, *args, **kwargs):
+  """(0, fn(*args, **kwargs)), or the exit code of a command-line entry point and None after logging the error to
+  `log`: 2 for a bad gin configuration, 1 for bad data, settings or a diverging run."""
+  try:
+    return 0, fn(*args, **kwargs)
+  except gin_config.GinConfigError as e:
+    log.error("%s", e)
+    return 2, None
+  except (ValueError, FileNotFoundError, trainer_lib.NonFiniteLossError) as e:
+    log.error("%s", e)
+    return 1, None
+
+
 def make_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(
     prog="python -m pdr_tf.reproduce", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -538,29 +551,26 @@ def main(argv=None) -> int:
     logger.error("--methods: unknown method(s) %s; choose from %s", unknown or "(none given)", ", ".join(METHODS))
     return 2
   command = "python -m pdr_tf.reproduce " + " ".join(sys.argv[1:] if argv is None else argv)
-  try:
-    out = run_suite(
-      args.suite,
-      seeds=range(args.first_seed, args.first_seed + args.seeds),
-      output_dir=args.output_dir,
-      preset=preset,
-      methods=methods,
-      gin_files=args.gin_file,
-      gin_params=args.gin_param,
-      train_steps=args.train_steps,
-      train_data_dir=args.train_data_dir,
-      eval_data_dir=args.eval_data_dir,
-      vqvae_steps=args.vqvae_steps,
-      pca_components=args.pca_components,
-      progress=not args.no_progress,
-      command=command,
-    )
-  except gin_config.GinConfigError as e:
-    logger.error("%s", e)
-    return 2
-  except (ValueError, FileNotFoundError, trainer_lib.NonFiniteLossError) as e:
-    logger.error("%s", e)
-    return 1
+  code, out = run_reporting_errors(
+    logger,
+    run_suite,
+    args.suite,
+    seeds=range(args.first_seed, args.first_seed + args.seeds),
+    output_dir=args.output_dir,
+    preset=preset,
+    methods=methods,
+    gin_files=args.gin_file,
+    gin_params=args.gin_param,
+    train_steps=args.train_steps,
+    train_data_dir=args.train_data_dir,
+    eval_data_dir=args.eval_data_dir,
+    vqvae_steps=args.vqvae_steps,
+    pca_components=args.pca_components,
+    progress=not args.no_progress,
+    command=command,
+  )
+  if code:
+    return code
   print(out["table"])
   logger.info(
     "Done. Table: %s (markdown), %s (JSON); runs under %s",

@@ -1,6 +1,7 @@
 """Tests of pdr_tf.reproduce: one tiny end-to-end cars suite (debug gin, tiny TFRecords), table rows, bad arguments."""
 
 import json
+import logging
 import os
 
 import pytest
@@ -352,3 +353,19 @@ def test_the_per_seed_table_reads_side_recorded_in_the_older_dict_form(tmp_path)
   paths, _ = table1.write_table(reproduce.get_suite("cars"), {"unsup3d": [older]}, config, str(tmp_path))
   markdown = open(paths["markdown"], encoding="utf-8").read()
   assert "| 0.0123 |" in markdown and "'trivial'" not in markdown and "| 876 |" in markdown
+
+
+def test_entry_points_turn_known_errors_into_exit_codes_and_log_them(caplog):
+  log = logging.getLogger("pdr_tf.test_entry")
+
+  def raising(error):
+    raise error
+
+  assert reproduce.run_reporting_errors(log, lambda x: x + 1, 1) == (0, 2)
+  with caplog.at_level("ERROR", logger="pdr_tf.test_entry"):
+    assert reproduce.run_reporting_errors(log, raising, reproduce.gin_config.GinConfigError("bad binding")) == (2, None)
+    assert reproduce.run_reporting_errors(log, raising, FileNotFoundError("no data")) == (1, None)
+    assert reproduce.run_reporting_errors(log, raising, ValueError("other settings")) == (1, None)
+  assert [r.getMessage() for r in caplog.records] == ["bad binding", "no data", "other settings"]
+  with pytest.raises(KeyError):  # anything else is a bug: it is not swallowed
+    reproduce.run_reporting_errors(log, raising, KeyError("x"))
