@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import platform
+import shutil
 import sys
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -201,6 +202,76 @@ def variant_workdir(suite_dir: str, suite_name: str, variant: str, method: str, 
   return os.path.join(suite_dir, variant, suite_name, method, f"seed{seed}")
 
 
+def _same_path(a, b) -> bool:
+  return a is not None and b is not None and os.path.abspath(a) == os.path.abspath(b)
+
+
+def reusable_runs(
+  reuse_dir: str,
+  suite,
+  methods: Sequence[str],
+  preset: str,
+  gin_files: Sequence[str],
+  gin_params: Sequence[str],
+  steps: int,
+  train_data_dir: str,
+  eval_data_dir: str,
+) -> Dict[Tuple[str, int], str]:
+  """The finished de-renderer runs of a `pdr_tf.reproduce` output folder that an ablation variant without bindings
+  may take over: (method, seed) -> work dir, for `methods` trained with the same preset, gin files and bindings,
+  length, data and gin file contents.
+
+  Raises:
+    ValueError: the folder has no readable progress file of `suite`, or it records other settings (named).
+  """
+  path = os.path.join(reuse_dir, suite.name, reproduce.PROGRESS_FILENAME)
+  try:
+    with open(path, encoding="utf-8") as f:
+      data = json.load(f)
+    recorded, runs = data["settings"], data["runs"]
+  except (OSError, ValueError, KeyError, TypeError) as e:
+    raise ValueError(f"--reuse_dir {reuse_dir}: no readable reproduce progress file {path} ({e})") from e
+  recorded_steps = recorded.get("train_steps")
+  if recorded_steps is None:  # the preset's own length
+    recorded_steps = _preset_steps(
+      suite, recorded.get("preset"), recorded.get("gin_files") or [], recorded.get("gin_params") or [], None
+    )
+  digest_now = reproduce._gin_digest(suite, preset, gin_files)  # pylint: disable=protected-access
+  digest_there = recorded.get("gin_digest") if isinstance(recorded.get("gin_digest"), dict) else {}
+  checks = {
+    "preset": recorded.get("preset") == preset,
+    "gin_files": list(recorded.get("gin_files") or []) == list(gin_files),
+    "gin_params": list(recorded.get("gin_params") or []) == list(gin_params),
+    "train_steps": int(recorded_steps) == int(steps),
+    "train_data_dir": _same_path(recorded.get("train_data_dir"), train_data_dir),
+    "eval_data_dir": _same_path(recorded.get("eval_data_dir"), eval_data_dir),
+  }
+  checks.update({f"gin_digest[{m}]": digest_there.get(m) == digest_now[m] for m in methods})
+  differ = [key for key, same in checks.items() if not same]
+  if differ:
+    raise ValueError(
+      f"--reuse_dir {reuse_dir}: {path} records runs made with other settings than this ablation's "
+      f"({', '.join(differ)} differ), so its runs cannot stand in for the ablation's reference and released LOOCC"
+    )
+  found = {}
+  for key, entry in runs.items():
+    method, _, seed = key.partition("/seed")
+    workdir = os.path.join(reuse_dir, suite.name, method, f"seed{seed}")
+    if method in methods and entry.get("summary") and os.path.isdir(workdir_lib.export(workdir)):
+      found[(method, int(seed))] = workdir
+  return found
+
+
+def _take_over(source: str, destination: str) -> bool:
+  """Copies a finished run's work dir to where a variant would train it (nothing at `source` changes); False when
+  `destination` exists already (a run of the ablation's own, never overwritten)."""
+  if os.path.exists(destination):
+    return False
+  os.makedirs(os.path.dirname(destination), exist_ok=True)
+  shutil.copytree(source, destination)
+  return True
+
+
 def run_ablation(
   suite_name: str,
   seeds: Sequence[int] = (0,),
@@ -215,6 +286,7 @@ def run_ablation(
   feature_sets: bool = True,
   progress: bool = True,
   command: str = "",
+  reuse_dir: Optional[str] = None,
 ):
   """Runs the variants (each through `reproduce.run_suite`) and writes the ablation report.
 
@@ -232,6 +304,9 @@ def run_ablation(
     feature_sets: also cluster the reference and the released LOOCC on every FEATURE_SETS entry.
     progress: progress bars.
     command: the command line, recorded in the outputs.
+    reuse_dir: a `pdr_tf.reproduce` --output_dir whose finished Unsup3D and LOOCC runs (same preset, length, data,
+      gin files and bindings) the Unsup3D and released variants of full length take over instead of training them
+      again: each run's folder is copied into the variant's, which then only evaluates it. Seeds it lacks train.
 
   Returns:
     dict with rows, feature_rows, per_seed (variant -> summaries), failed (variant -> why it stopped: a
@@ -256,6 +331,7 @@ def run_ablation(
     "train_data_dir": train_data_dir,
     "eval_data_dir": eval_data_dir,
     "command": command or f"run_ablation({suite_name!r}, ...)",
+    "reuse_dir": reuse_dir,
     "machine": f"{platform.node()} ({platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()})",
     "date": datetime.datetime.now().isoformat(timespec="seconds"),
   }
@@ -271,6 +347,19 @@ def run_ablation(
   ]
   per_seed: Dict[str, List[dict]] = {}
   failed: Dict[str, str] = {}
+  reused = {}
+  if reuse_dir:
+    reused = reusable_runs(
+      reuse_dir,
+      suite,
+      (REFERENCE, loocc),
+      preset,
+      gin_files,
+      gin_params,
+      base_steps,
+      train_data_dir or suite.train_data_dir,
+      eval_data_dir or suite.eval_data_dir,
+    )
 
   def write(feature_rows=()):
     rows = ablation_report.variant_rows(table, per_seed, failed)
@@ -279,6 +368,13 @@ def run_ablation(
   for i, variant in enumerate(chosen):
     method = REFERENCE if variant.unsup3d else loocc
     steps = _steps(base_steps, variant)
+    for seed in seeds if variant.steps_factor == 1.0 and not variant.gin_params else ():
+      source = reused.get((method, seed))
+      destination = variant_workdir(suite_dir, suite.name, variant.name, method, seed)
+      if source and _take_over(source, destination):
+        logger.info(
+          "%s seed %d: the finished run %s taken over (copied to %s)", variant.name, seed, source, destination
+        )
     logger.info(
       "=== ablation %d/%d: %s (%s, %d steps): %s", i + 1, len(chosen), variant.name, method, steps, variant.what
     )
@@ -332,6 +428,12 @@ def make_parser() -> argparse.ArgumentParser:
   parser.add_argument("--train_steps", type=int, default=None, help="training length before a variant's factor")
   parser.add_argument("--train_data_dir", default=None, help="training TFRecords (default: the suite's world)")
   parser.add_argument("--eval_data_dir", default=None, help="evaluation TFRecords (default: the suite's world)")
+  parser.add_argument(
+    "--reuse_dir",
+    default=None,
+    help="a python -m pdr_tf.reproduce --output_dir of the same preset and data: its finished Unsup3D and LOOCC runs "
+    "stand in for the reference and released variants (copied, not trained again)",
+  )
   parser.add_argument("--no_feature_sets", action="store_true", help="skip clustering on the other feature sets")
   parser.add_argument("--no_progress", action="store_true", help="no progress bars")
   parser.add_argument("--log_level", default="INFO", help="Python logging level (default INFO)")
@@ -369,6 +471,7 @@ def main(argv=None) -> int:
     feature_sets=not args.no_feature_sets,
     progress=not args.no_progress,
     command=command,
+    reuse_dir=args.reuse_dir,
   )
   if code:
     return code

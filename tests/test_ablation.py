@@ -183,6 +183,51 @@ def test_a_diverging_variant_is_reported_and_the_others_still_run(tiny_cars, tmp
   assert "**failed: non-finite loss at step 3" in open(out["paths"]["markdown"], encoding="utf-8").read()
 
 
+def test_reuse_dir_hands_a_reproductions_finished_runs_to_the_reference_and_released_variants(
+  tiny_cars, tmp_path, monkeypatch
+):
+  def fake_derenderer(suite, method, seed, workdir, ctx):
+    marker = os.path.join(workdir, "made_by")
+    if not os.path.exists(marker):  # a fresh run; a taken-over one keeps its marker
+      os.makedirs(workdir_lib.export(workdir), exist_ok=True)
+      with open(marker, "w", encoding="utf-8") as f:
+        f.write(workdir)
+    return {"accuracy": 0.5, "f1": 0.5, "clustering": {}, "n_samples": 10}
+
+  monkeypatch.setattr(reproduce, "_run_derenderer", fake_derenderer)
+  common = dict(preset="quick", train_steps=6, train_data_dir=tiny_cars, eval_data_dir=tiny_cars, progress=False)
+  reproduction = str(tmp_path / "repro")
+  reproduce.run_suite("cars", seeds=[0], output_dir=reproduction, methods=["unsup3d", "loocc_light_view"], **common)
+  source = os.path.join(reproduction, "cars", "unsup3d", "seed0")
+  runs = str(tmp_path / "runs")
+  ablation.run_ablation(
+    "cars", seeds=[0, 1], output_dir=runs, variants=["weight_x10"], feature_sets=False, reuse_dir=reproduction, **common
+  )
+  suite_dir = os.path.join(runs, "cars")
+
+  def made_by(variant, method, seed):
+    with open(os.path.join(ablation.variant_workdir(suite_dir, "cars", variant, method, seed), "made_by")) as f:
+      return f.read()
+
+  assert made_by("unsup3d", "unsup3d", 0) == source  # copied, then only evaluated
+  assert made_by("released", "loocc_light_view", 0) == os.path.join(reproduction, "cars", "loocc_light_view", "seed0")
+  assert made_by("unsup3d", "unsup3d", 1).startswith(suite_dir)  # a seed the reproduction lacks trains
+  assert made_by("weight_x10", "loocc_light_view", 0).startswith(suite_dir)  # a variant with bindings always trains
+  assert sorted(os.listdir(source)) == ["export", "made_by"]  # the reproduction's folder is left as it was
+  with pytest.raises(ValueError, match=r"train_steps"):  # another length: refused, nothing taken over
+    ablation.run_ablation(
+      "cars",
+      seeds=[0],
+      output_dir=str(tmp_path / "other"),
+      variants=["weight_x10"],
+      feature_sets=False,
+      reuse_dir=reproduction,
+      **dict(common, train_steps=7),
+    )
+  with pytest.raises(ValueError, match=r"no readable reproduce progress file"):
+    ablation.run_ablation("cars", seeds=[0], output_dir=runs, feature_sets=False, reuse_dir=runs, **common)
+
+
 def test_main_refuses_bad_arguments(capsys):
   assert ablation.main(["--suite", "boats"]) == 2
   assert ablation.main(["--suite", "cars", "--variants", "nope"]) == 2
