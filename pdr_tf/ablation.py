@@ -28,6 +28,7 @@ from pdr_tf import evaluate as evaluate_lib
 from pdr_tf import export
 from pdr_tf import reproduce
 from pdr_tf.evaluation import ablation_report
+from pdr_tf.evaluation import reproduce_progress
 from pdr_tf.training import trainer as trainer_lib
 from pdr_tf.training import workdir as workdir_lib
 
@@ -198,8 +199,8 @@ def _feature_accuracies(workdir, data_dir, suite, seed) -> Dict[str, float]:
 
 
 def variant_workdir(suite_dir: str, suite_name: str, variant: str, method: str, seed: int) -> str:
-  """Where a variant's run of one seed trains: a reproduce suite folder per variant."""
-  return os.path.join(suite_dir, variant, suite_name, method, f"seed{seed}")
+  """Where a variant's run of one seed trains: a reproduce output folder per variant."""
+  return reproduce.run_workdir(os.path.join(suite_dir, variant), suite_name, method, seed)
 
 
 def _same_path(a, b) -> bool:
@@ -210,6 +211,7 @@ def reusable_runs(
   reuse_dir: str,
   suite,
   methods: Sequence[str],
+  seeds: Sequence[int],
   preset: str,
   gin_files: Sequence[str],
   gin_params: Sequence[str],
@@ -218,8 +220,8 @@ def reusable_runs(
   eval_data_dir: str,
 ) -> Dict[Tuple[str, int], str]:
   """The finished de-renderer runs of a `pdr_tf.reproduce` output folder that an ablation variant without bindings
-  may take over: (method, seed) -> work dir, for `methods` trained with the same preset, gin files and bindings,
-  length, data and gin file contents.
+  may take over: (method, seed) -> work dir, for `methods` and `seeds` trained with the same preset, gin files and
+  bindings, length, data and gin file contents (a seed the folder lacks is left out).
 
   Raises:
     ValueError: the folder has no readable progress file of `suite`, or it records other settings (named).
@@ -254,21 +256,27 @@ def reusable_runs(
       f"({', '.join(differ)} differ), so its runs cannot stand in for the ablation's reference and released LOOCC"
     )
   found = {}
-  for key, entry in runs.items():
-    method, _, seed = key.partition("/seed")
-    workdir = os.path.join(reuse_dir, suite.name, method, f"seed{seed}")
-    if method in methods and entry.get("summary") and os.path.isdir(workdir_lib.export(workdir)):
-      found[(method, int(seed))] = workdir
+  for method in methods:
+    for seed in seeds:
+      workdir = reproduce.run_workdir(reuse_dir, suite.name, method, seed)
+      entry = runs.get(reproduce_progress.run_key(method, seed)) or {}
+      if entry.get("summary") and os.path.isdir(workdir_lib.export(workdir)):
+        found[(method, seed)] = workdir
   return found
 
 
 def _take_over(source: str, destination: str) -> bool:
   """Copies a finished run's work dir to where a variant would train it (nothing at `source` changes); False when
-  `destination` exists already (a run of the ablation's own, never overwritten)."""
+  `destination` exists already (a run of the ablation's own, never overwritten). The copy is made beside it and
+  renamed into place, so a kill during the copy leaves no half-copied run for the variant to resume from."""
   if os.path.exists(destination):
     return False
+  partial = destination + ".partial"
+  if os.path.exists(partial):  # an interrupted copy of this function's own
+    shutil.rmtree(partial)
   os.makedirs(os.path.dirname(destination), exist_ok=True)
-  shutil.copytree(source, destination)
+  shutil.copytree(source, partial)
+  os.replace(partial, destination)
   return True
 
 
@@ -353,6 +361,7 @@ def run_ablation(
       reuse_dir,
       suite,
       (REFERENCE, loocc),
+      seeds,
       preset,
       gin_files,
       gin_params,

@@ -190,6 +190,11 @@ def _gin_files(suite: Suite, method: str, preset: Preset, extra_gin_files: Seque
   return files + list(extra_gin_files)
 
 
+def run_workdir(output_dir: str, suite_name: str, method: str, seed: int) -> str:
+  """Where run_suite trains and evaluates one method's run of one seed: <output_dir>/<suite>/<method>/seed<k>."""
+  return os.path.join(output_dir, suite_name, method, f"seed{int(seed)}")
+
+
 def _gin_digest(suite: Suite, preset_name: str, extra_gin_files: Sequence[str]) -> Dict[str, str]:
   """Per de-renderer of the suite (whichever methods this command runs), the digest of every gin file its stack
   reads: more methods (or seeds) extend a suite folder; a changed gin file does not, and the refusal names whose
@@ -436,7 +441,7 @@ def run_suite(
       per_seed[method].append(summary)
       skipped.append((method, seed))
       continue
-    workdir = os.path.join(suite_dir, method, f"seed{seed}")
+    workdir = run_workdir(output_dir, suite.name, method, seed)
     # A de-renderer resumed from a checkpoint: its seconds cover only what was left (the time estimate leaves it out).
     resumed = method in DERENDERERS and os.path.isdir(workdir_lib.checkpoints(workdir))
     if resumed:
