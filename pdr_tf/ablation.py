@@ -280,6 +280,67 @@ def _take_over(source: str, destination: str) -> bool:
   return True
 
 
+def _table(base_steps: int, variants: Sequence[Variant]) -> List[dict]:
+  """The report's description of each variant (ablation_report.variant_rows' `variants`)."""
+  return [
+    {
+      "name": v.name,
+      "what": v.what,
+      "steps": _steps(base_steps, v),
+      "reference": getattr(reference_of(v), "name", None),
+      "released": getattr(released_of(v), "name", None),
+    }
+    for v in variants
+  ]
+
+
+def recorded_variants(
+  suite,
+  suite_dir: str,
+  base_steps: int,
+  preset: str,
+  gin_files: Sequence[str],
+  gin_params: Sequence[str],
+  train_data_dir: Optional[str],
+  eval_data_dir: Optional[str],
+) -> Tuple[Dict[str, List[dict]], Dict[str, str]]:
+  """The finished runs recorded in every variant's folder under <suite_dir>, whichever command trained them.
+
+  A variant's folder counts when its progress file records the settings this ablation gives that variant (preset,
+  gin files, the common and the variant's own bindings, length, data, gin file contents); one with other settings
+  is left out, with the reason, rather than mixed into the comparison.
+
+  Returns:
+    (variant name -> per-seed summaries in seed order, in VARIANTS order; variant name -> why its folder was left
+    out).
+  """
+  loocc = LOOCC_METHOD[suite.name]
+  recorded, left_out = {}, {}
+  for variant in VARIANTS:
+    folder = os.path.join(suite_dir, variant.name)
+    if not os.path.isfile(os.path.join(folder, suite.name, reproduce.PROGRESS_FILENAME)):
+      continue
+    method = REFERENCE if variant.unsup3d else loocc
+    settings = reproduce.run_settings(
+      suite,
+      preset,
+      gin_files,
+      list(gin_params) + list(variant.gin_params),
+      _steps(base_steps, variant),
+      train_data_dir,
+      eval_data_dir,
+    )
+    try:
+      runs = reproduce.open_progress(folder, suite, settings).recorded([method]).get(method)
+    except ValueError as e:
+      logger.warning("variant %s left out of the report: %s", variant.name, e)
+      left_out[variant.name] = str(e)
+      continue
+    if runs:
+      recorded[variant.name] = runs
+  return recorded, left_out
+
+
 def run_ablation(
   suite_name: str,
   seeds: Sequence[int] = (0,),
@@ -343,16 +404,7 @@ def run_ablation(
     "machine": f"{platform.node()} ({platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()})",
     "date": datetime.datetime.now().isoformat(timespec="seconds"),
   }
-  table = [
-    {
-      "name": v.name,
-      "what": v.what,
-      "steps": _steps(base_steps, v),
-      "reference": getattr(reference_of(v), "name", None),
-      "released": getattr(released_of(v), "name", None),
-    }
-    for v in chosen
-  ]
+  chosen_names = {v.name for v in chosen}
   per_seed: Dict[str, List[dict]] = {}
   failed: Dict[str, str] = {}
   reused = {}
@@ -371,7 +423,17 @@ def run_ablation(
     )
 
   def write(feature_rows=()):
-    rows = ablation_report.variant_rows(table, per_seed, failed)
+    # Every finished run the variants' folders record, earlier commands' too, so a narrower later command does not
+    # shrink the report.
+    recorded, left_out = recorded_variants(
+      suite, suite_dir, base_steps, preset, gin_files, gin_params, train_data_dir, eval_data_dir
+    )
+    per_seed.clear()
+    per_seed.update(recorded)
+    config["earlier_variants"] = [name for name in recorded if name not in chosen_names]
+    config["left_out"] = left_out
+    shown = [v for v in VARIANTS if v.name in per_seed or v.name in failed]
+    rows = ablation_report.variant_rows(_table(base_steps, shown), per_seed, failed)
     return rows, ablation_report.write_report(rows, feature_rows, config, suite_dir)
 
   for i, variant in enumerate(chosen):
@@ -388,7 +450,7 @@ def run_ablation(
       "=== ablation %d/%d: %s (%s, %d steps): %s", i + 1, len(chosen), variant.name, method, steps, variant.what
     )
     try:
-      out = reproduce.run_suite(
+      reproduce.run_suite(
         suite.name,
         seeds=seeds,
         output_dir=os.path.join(suite_dir, variant.name),
@@ -406,8 +468,8 @@ def run_ablation(
       logger.error("variant %s stopped: %s", variant.name, e)
       failed[variant.name] = str(e).splitlines()[0]
       continue
-    per_seed[variant.name] = out["per_seed"][method]
     write()  # a partial report survives an interruption
+  write()  # per_seed: every recorded run, also when this command's last variant failed
   by_feature_set = {}
   if feature_sets:
     eval_dir = eval_data_dir or suite.eval_data_dir

@@ -39,7 +39,7 @@ import os
 import platform
 import sys
 import time
-from typing import Dict, Optional, Sequence
+from typing import Dict, Optional, Sequence, Tuple
 
 import gin
 import numpy as np
@@ -212,6 +212,50 @@ def _legacy_gin_digests(suite: Suite, preset_name: str, extra_gin_files: Sequenc
     for order in itertools.permutations(DERENDERERS, n):
       digests.add(gin_config.stack_digest([f for m in order for f in _gin_files(suite, m, preset, extra_gin_files)]))
   return digests
+
+
+def run_settings(
+  suite: Suite,
+  preset: str,
+  gin_files: Sequence[str] = (),
+  gin_params: Sequence[str] = (),
+  train_steps: Optional[int] = None,
+  train_data_dir: Optional[str] = None,
+  eval_data_dir: Optional[str] = None,
+  vqvae_steps: Optional[int] = None,
+  pca_components: int = PCA_COMPONENTS,
+  pca_max_images: int = PCA_MAX_IMAGES,
+) -> Dict:
+  """The settings a run's result depends on (`reproduce_progress.SETTINGS_KEYS`), as run_suite records them in a
+  folder's progress file; the data folders default to the suite's worlds."""
+  return {
+    "suite": suite.name,
+    "preset": preset,
+    "gin_files": list(gin_files),
+    "gin_params": list(gin_params),
+    "train_steps": train_steps,
+    "train_data_dir": train_data_dir or suite.train_data_dir,
+    "eval_data_dir": eval_data_dir or suite.eval_data_dir,
+    "vqvae_steps": vqvae_steps,
+    "pca_components": pca_components,
+    "pca_max_images": pca_max_images,
+    "gin_digest": _gin_digest(suite, preset, gin_files),
+  }
+
+
+def open_progress(
+  output_dir: str, suite: Suite, settings: Dict, jobs: Sequence[Tuple[str, int]] = ()
+) -> reproduce_progress.Progress:
+  """The progress file of <output_dir>/<suite>/ for runs with `settings` (`run_settings`); ValueError when it records
+  other settings."""
+  preset, gin_files = settings["preset"], settings["gin_files"]
+  return reproduce_progress.Progress(
+    os.path.join(output_dir, suite.name, PROGRESS_FILENAME),
+    reproduce_progress.settings_of(settings),
+    jobs,
+    groups={m: "de-renderer" if m in DERENDERERS else m for m in METHODS},
+    accept={"gin_digest": lambda old: isinstance(old, str) and old in _legacy_gin_digests(suite, preset, gin_files)},
+  )
 
 
 def _parse_method_config(suite, method, ctx) -> None:
@@ -404,33 +448,29 @@ def run_suite(
     "progress": progress,
     "eval_split": eval_split,
   }
-  config = {
-    "suite": suite.name,
-    "seeds": seeds,
-    "preset": preset,
-    "methods": list(methods),
-    "gin_files": list(gin_files),
-    "gin_params": list(gin_params),
-    "train_steps": train_steps,
-    "train_data_dir": train_data_dir,
-    "eval_data_dir": eval_data_dir,
-    "vqvae_steps": vqvae_steps,
-    "pca_components": pca_components,
-    "pca_max_images": pca_max_images,
-    "gin_digest": _gin_digest(suite, preset, gin_files),
-    "command": command or f"run_suite({suite_name!r}, ...)",
-    "machine": f"{platform.node()} ({platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()})",
-    "date": datetime.datetime.now().isoformat(timespec="seconds"),
-  }
+  settings = run_settings(
+    suite,
+    preset,
+    gin_files,
+    gin_params,
+    train_steps,
+    train_data_dir,
+    eval_data_dir,
+    vqvae_steps,
+    pca_components,
+    pca_max_images,
+  )
+  config = dict(
+    settings,
+    seeds=seeds,
+    methods=list(methods),
+    command=command or f"run_suite({suite_name!r}, ...)",
+    machine=f"{platform.node()} ({platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()})",
+    date=datetime.datetime.now().isoformat(timespec="seconds"),
+  )
   per_seed = {m: [] for m in methods}
   jobs = [(m, s) for s in seeds for m in methods]
-  progress_file = reproduce_progress.Progress(
-    os.path.join(suite_dir, PROGRESS_FILENAME),
-    reproduce_progress.settings_of(config),
-    jobs,
-    groups={m: "de-renderer" if m in DERENDERERS else m for m in METHODS},
-    accept={"gin_digest": lambda old: isinstance(old, str) and old in _legacy_gin_digests(suite, preset, gin_files)},
-  )
+  progress_file = open_progress(output_dir, suite, settings, jobs)
   skipped = []
   bar = tqdm(jobs, desc=f"reproduce {suite.name}", unit="run", disable=not progress)
   for method, seed in bar:
@@ -474,9 +514,10 @@ def run_suite(
       total,
       f"; roughly {left / 60:.0f} min left (a rough estimate from the finished runs' times)" if left else "",
     )
-    table1.write_table(suite, per_seed, config, suite_dir)  # partial tables survive an interrupted run
+    # The table holds every finished run of the folder, earlier commands' too; partial tables survive a kill.
+    table1.write_table(suite, progress_file.recorded(METHODS), config, suite_dir)
   bar.close()
-  paths, table = table1.write_table(suite, per_seed, config, suite_dir)
+  paths, table = table1.write_table(suite, progress_file.recorded(METHODS), config, suite_dir)
   return {"per_seed": per_seed, "table": table, "paths": paths, "skipped": skipped}
 
 

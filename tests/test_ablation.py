@@ -162,6 +162,42 @@ def test_run_ablation_trains_each_variant_in_its_own_folder_and_resumes(tiny_car
   assert trained == [] and again["rows"] == out["rows"]
 
 
+def test_a_later_command_keeps_the_earlier_variants_in_the_report_and_leaves_out_other_settings(
+  tiny_cars, tmp_path, monkeypatch
+):
+  trained = []
+  monkeypatch.setattr(reproduce, "_run_derenderer", _fake_derenderer(trained))
+  common = dict(
+    output_dir=str(tmp_path / "runs"),
+    preset="quick",
+    train_steps=4,
+    train_data_dir=tiny_cars,
+    eval_data_dir=tiny_cars,
+    feature_sets=False,
+    progress=False,
+  )
+  ablation.run_ablation("cars", seeds=[0], variants=["weight_x10"], **common)
+  ablation.run_ablation("cars", seeds=[0], variants=["half_length"], **common)  # a narrower, other command
+  trained.clear()
+  later = ablation.run_ablation("cars", seeds=[1], variants=["plain_ntxent"], **common)
+  assert sorted(m for m, _, _ in trained) == ["loocc_light_view", "loocc_light_view", "unsup3d"]  # seed 1 only
+  rows = {r["variant"]: r for r in later["rows"]}
+  assert list(rows) == ["unsup3d", "released", "weight_x10", "plain_ntxent", "unsup3d_half_length", "half_length"]
+  assert rows["unsup3d"]["runs"] == 2 and rows["weight_x10"]["runs"] == 1 and rows["plain_ntxent"]["runs"] == 1
+  assert rows["weight_x10"]["delta_per_seed"] == pytest.approx([0.1])  # paired with the earlier seed-0 reference
+  markdown = open(later["paths"]["markdown"], encoding="utf-8").read()
+  assert "this command did not run them): weight_x10, unsup3d_half_length, half_length." in markdown
+  # A variant folder trained with other settings (here: another length) is named and left out, never mixed in.
+  other = dict(common, output_dir=str(tmp_path / "other"))
+  ablation.run_ablation("cars", seeds=[0], variants=["weight_x10"], **other)
+  longer = ablation.run_ablation("cars", seeds=[0], variants=["half_length"], **dict(other, train_steps=8))
+  assert [r["variant"] for r in longer["rows"]] == ["unsup3d_half_length", "half_length"]
+  left_out = json.load(open(longer["paths"]["json"], encoding="utf-8"))["config"]["left_out"]
+  assert sorted(left_out) == ["released", "unsup3d", "weight_x10"] and "train_steps" in left_out["weight_x10"]
+  markdown = open(longer["paths"]["markdown"], encoding="utf-8").read()
+  assert "Left out: the runs of weight_x10, trained with other settings" in markdown
+
+
 def test_a_diverging_variant_is_reported_and_the_others_still_run(tiny_cars, tmp_path, monkeypatch):
   trained = []
   monkeypatch.setattr(reproduce, "_run_derenderer", _fake_derenderer(trained, diverging="LooccConfig.weight = 0.1"))

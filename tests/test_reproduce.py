@@ -281,6 +281,17 @@ def test_more_methods_extend_a_suite_folder(tiny_cars, tmp_path, monkeypatch):
   reproduce.run_suite("cars", methods=["unsup3d"], progress=False, **kwargs)
   more = reproduce.run_suite("cars", methods=["unsup3d", "loocc_light"], progress=False, **kwargs)
   assert more["skipped"] == [("unsup3d", 0)]
+  # A command with other methods and seeds keeps the earlier commands' rows in the table.
+  other = reproduce.run_suite("cars", methods=["loocc_light"], progress=False, **dict(kwargs, seeds=[1]))
+  assert other["per_seed"] == {"loocc_light": [other["per_seed"]["loocc_light"][0]]}
+  saved = json.load(open(other["paths"]["json"], encoding="utf-8"))
+  assert {m: [r["seed"] for r in runs] for m, runs in saved["per_seed"].items()} == {
+    "loocc_light": [0, 1],
+    "unsup3d": [0],
+  }
+  markdown = open(other["paths"]["markdown"], encoding="utf-8").read()
+  assert "Seeds in the table: [0, 1] (every finished run the folder records; this command's: [1])" in markdown
+  assert "| ShapeNet | Unsup3D | 0.5000 |" in markdown
   suite = reproduce.get_suite("cars")
   assert set(reproduce._gin_digest(suite, "cpu", [])) == set(reproduce.DERENDERERS)
   assert reproduce._gin_digest(suite, "cpu", []) != reproduce._gin_digest(suite, "quick", [])

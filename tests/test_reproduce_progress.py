@@ -33,6 +33,30 @@ def test_records_runs_and_estimates_the_time_left(tmp_path):
   assert reread.counts() == (2, 4)
 
 
+def test_recorded_gives_every_finished_run_by_method_in_seed_order(tmp_path):
+  path = str(tmp_path / "progress.json")
+  first = reproduce_progress.Progress(path, SETTINGS, [("unsup3d", 2), ("unsup3d", 0)])
+  first.record("unsup3d", 2, {"seed": 2, "seconds": 1.0})
+  first.record("unsup3d", 0, {"seed": 0, "seconds": 1.0})
+  # A later command with other jobs still sees the earlier command's runs.
+  later = reproduce_progress.Progress(path, SETTINGS, [("pixels_pca", 1)])
+  later.record("pixels_pca", 1, {"seed": 1, "seconds": 1.0})
+  recorded = later.recorded(["pixels_pca", "vq_vae", "unsup3d"])
+  assert list(recorded) == ["pixels_pca", "unsup3d"]
+  assert [r["seed"] for r in recorded["unsup3d"]] == [0, 2]
+  assert later.recorded(["vq_vae"]) == {}
+
+
+def test_run_keys_split_back_into_method_and_seed():
+  assert reproduce_progress.split_run_key(reproduce_progress.run_key("loocc_light_view", 12)) == (
+    "loocc_light_view",
+    12,
+  )
+  for bad in ("unsup3d", "unsup3d/seedx", "/seed1"):
+    with pytest.raises(ValueError, match="not a run key"):
+      reproduce_progress.split_run_key(bad)
+
+
 def test_other_settings_or_a_foreign_file_are_refused(tmp_path):
   path = str(tmp_path / "progress.json")
   reproduce_progress.Progress(path, SETTINGS, JOBS).record("unsup3d", 0, {"accuracy": 0.5, "seconds": 1.0})

@@ -113,12 +113,24 @@ def format_markdown(rows: Sequence[dict], features: Sequence[dict], config: dict
     "",
     f"Command: `{config.get('command', '')}`",
     f"Machine: {config.get('machine', '')}; date {config.get('date', '')}; preset {config.get('preset')}; "
-    f"seeds {', '.join(str(s) for s in config.get('seeds', []))}.",
+    f"this command's seeds {', '.join(str(s) for s in config.get('seeds', []))}; every finished run the variants' "
+    "folders record is in the table (its Seeds column counts them).",
     "",
     "`released` is the suite's LOOCC method as released; every other LOOCC row changes one setting of it, and the "
     "`unsup3d` rows turn LOOCC off. Δ is a row's cluster accuracy minus that of the Unsup3D (or released LOOCC) run "
     "trained with the same seed and length, as mean ± std over the seeds both have. A de-renderer de-renders when "
     f"every ratio is at most {derender_eval.DERENDERS_AT} ((no) marks one that does not).",
+  ]
+  if config.get("earlier_variants"):
+    lines += [
+      "",
+      "Rows of earlier commands into this folder (the same settings; this command did not run them): "
+      + ", ".join(config["earlier_variants"])
+      + ".",
+    ]
+  for name, why in (config.get("left_out") or {}).items():
+    lines += ["", f"Left out: the runs of {name}, trained with other settings ({why})."]
+  lines += [
     "",
     "| " + " | ".join(title for _, title in COLUMNS) + " |",
     "|" + "---|" * len(COLUMNS),

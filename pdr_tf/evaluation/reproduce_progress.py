@@ -12,7 +12,7 @@ The file is replaced atomically (written beside it, then renamed), so a kill nev
 import datetime
 import json
 import os
-from typing import Callable, Dict, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -38,6 +38,14 @@ SETTINGS_KEYS = (
 
 def run_key(method: str, seed: int) -> str:
   return f"{method}/seed{int(seed)}"
+
+
+def split_run_key(key: str) -> Tuple[str, int]:
+  """The (method, seed) of a `run_key`; ValueError for anything else."""
+  method, sep, seed = key.rpartition("/seed")
+  if not (method and sep and seed.isdigit()):
+    raise ValueError(f"{key!r} is not a run key (<method>/seed<k>)")
+  return method, int(seed)
 
 
 def settings_of(config: Dict) -> Dict:
@@ -124,6 +132,17 @@ class Progress:
     """The recorded per-seed summary of a finished run, or None."""
     entry = self.runs.get(run_key(method, seed))
     return entry["summary"] if entry else None
+
+  def recorded(self, methods: Sequence[str]) -> Dict[str, List[Dict]]:
+    """Every finished run of `methods` in the file, this command's and earlier commands' (the file's settings are
+    this command's, so they are comparable): method -> summaries in seed order, in `methods` order, methods without
+    a finished run left out."""
+    by_method: Dict[str, List[Tuple[int, Dict]]] = {}
+    for key, entry in self.runs.items():
+      method, seed = split_run_key(key)
+      if method in methods and entry:
+        by_method.setdefault(method, []).append((seed, entry["summary"]))
+    return {m: [summary for _, summary in sorted(by_method[m], key=lambda x: x[0])] for m in methods if m in by_method}
 
   def start(self, method: str, seed: int) -> None:
     self.running = {"method": method, "seed": int(seed), "started": _now()}

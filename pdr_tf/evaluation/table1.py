@@ -171,7 +171,8 @@ def write_table(suite, per_seed: dict, config: dict, output_dir: str):
 
   Args:
     suite: the suite.
-    per_seed: method -> list of per-seed summaries (each with accuracy, f1 and the other metrics).
+    per_seed: method -> list of per-seed summaries (each with accuracy, f1 and the other metrics): the runs the
+      table holds, which may include earlier commands' runs of the same folder.
     config: the run's settings (written into both files).
     output_dir: the suite's output folder.
   """
@@ -239,7 +240,9 @@ def write_table(suite, per_seed: dict, config: dict, output_dir: str):
   parts = [
     f"# Table 1 reproduction: {suite.name} suite ({report.DATASET_NAMES[suite.dataset]})\n",
     f"Command: `{config['command']}`  \nMachine: {config['machine']}  \nDate: {config['date']}  \n"
-    f"Seeds: {config['seeds']}; preset: {config.get('preset', 'none')}; accuracy = weighted cluster purity (WCP), "
+    f"Seeds in the table: {sorted({r['seed'] for runs in per_seed.values() for r in runs})} (every finished run "
+    f"the folder records; this command's: {config['seeds']}); preset: {config.get('preset', 'none')}; "
+    "accuracy = weighted cluster purity (WCP), "
     "F1 = weighted F1 of majority-mapped clusters (released code); Ward clustering, k = number of classes"
     f"{', features averaged per track' if suite.average_tracks else ''}; de-renderers use depth + albedo "
     "features. Measured numbers on this project's data are not comparable one-to-one with the paper's "
