@@ -405,7 +405,6 @@ def run_ablation(
     "date": datetime.datetime.now().isoformat(timespec="seconds"),
   }
   chosen_names = {v.name for v in chosen}
-  per_seed: Dict[str, List[dict]] = {}
   failed: Dict[str, str] = {}
   reused = {}
   if reuse_dir:
@@ -423,18 +422,16 @@ def run_ablation(
     )
 
   def write(feature_rows=()):
-    # Every finished run the variants' folders record, earlier commands' too, so a narrower later command does not
-    # shrink the report.
-    recorded, left_out = recorded_variants(
+    """Writes the report of every finished run the variants' folders record, earlier commands' too (so a narrower
+    later command does not shrink it); returns (per_seed, rows, paths)."""
+    per_seed, left_out = recorded_variants(
       suite, suite_dir, base_steps, preset, gin_files, gin_params, train_data_dir, eval_data_dir
     )
-    per_seed.clear()
-    per_seed.update(recorded)
-    config["earlier_variants"] = [name for name in recorded if name not in chosen_names]
+    config["earlier_variants"] = [name for name in per_seed if name not in chosen_names]
     config["left_out"] = left_out
     shown = [v for v in VARIANTS if v.name in per_seed or v.name in failed]
     rows = ablation_report.variant_rows(_table(base_steps, shown), per_seed, failed)
-    return rows, ablation_report.write_report(rows, feature_rows, config, suite_dir)
+    return per_seed, rows, ablation_report.write_report(rows, feature_rows, config, suite_dir)
 
   for i, variant in enumerate(chosen):
     method = REFERENCE if variant.unsup3d else loocc
@@ -469,7 +466,7 @@ def run_ablation(
       failed[variant.name] = str(e).splitlines()[0]
       continue
     write()  # a partial report survives an interruption
-  write()  # per_seed: every recorded run, also when this command's last variant failed
+  per_seed, _, _ = write()
   by_feature_set = {}
   if feature_sets:
     eval_dir = eval_data_dir or suite.eval_data_dir
@@ -480,7 +477,7 @@ def run_ablation(
         for feature_set, accuracy in _feature_accuracies(workdir, eval_dir, suite, summary["seed"]).items():
           by_feature_set.setdefault(name, {}).setdefault(feature_set, []).append(accuracy)
   feature_rows = ablation_report.feature_rows(by_feature_set)
-  rows, paths = write(feature_rows)
+  _, rows, paths = write(feature_rows)
   return {"rows": rows, "feature_rows": feature_rows, "per_seed": per_seed, "failed": failed, "paths": paths}
 
 

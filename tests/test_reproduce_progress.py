@@ -45,6 +45,15 @@ def test_recorded_gives_every_finished_run_by_method_in_seed_order(tmp_path):
   assert list(recorded) == ["pixels_pca", "unsup3d"]
   assert [r["seed"] for r in recorded["unsup3d"]] == [0, 2]
   assert later.recorded(["vq_vae"]) == {}
+  # A hand-edited file with a key or an entry that is not a run's is refused, naming the file and the run.
+  data = json.load(open(path))
+  for runs, message in (
+    ({"unsup3d/seedx": data["runs"]["unsup3d/seed0"]}, "progress.json: 'unsup3d/seedx' is not a run key"),
+    ({"unsup3d/seed0": {"finished": "now"}}, "progress.json: run 'unsup3d/seed0' has no per-seed summary"),
+  ):
+    json.dump(dict(data, runs=runs), open(path, "w"))
+    with pytest.raises(ValueError, match=message):
+      reproduce_progress.Progress(path, SETTINGS, [])
 
 
 def test_run_keys_split_back_into_method_and_seed():

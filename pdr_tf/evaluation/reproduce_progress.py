@@ -111,6 +111,13 @@ class Progress:
       ) from e
     if not isinstance(data, dict) or data.get("version") != VERSION or not isinstance(data.get("runs"), dict):
       raise ValueError(f"{self.path} is not a version-{VERSION} progress file of pdr_tf.reproduce")
+    for key, entry in data["runs"].items():
+      try:
+        split_run_key(key)
+      except ValueError as e:
+        raise ValueError(f"{self.path}: {e}") from e
+      if not isinstance(entry, dict) or not isinstance(entry.get("summary"), dict):
+        raise ValueError(f"{self.path}: run {key!r} has no per-seed summary")
     recorded = data.get("settings") or {}
     differ = sorted(
       key
@@ -140,7 +147,7 @@ class Progress:
     by_method: Dict[str, List[Tuple[int, Dict]]] = {}
     for key, entry in self.runs.items():
       method, seed = split_run_key(key)
-      if method in methods and entry:
+      if method in methods:
         by_method.setdefault(method, []).append((seed, entry["summary"]))
     return {m: [summary for _, summary in sorted(by_method[m], key=lambda x: x[0])] for m in methods if m in by_method}
 
