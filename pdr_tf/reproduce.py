@@ -421,9 +421,9 @@ def run_suite(
   train_world = None if train_data_dir else suite.train_world
   train_data_dir = train_data_dir or suite.train_data_dir
   if train_world:
-    datasets.ensure_synthetic(train_world, train_data_dir)
+    datasets.ensure_synthetic(train_world, train_data_dir, progress=progress)
   if eval_data_dir is None:
-    eval_data_dir = datasets.ensure_synthetic(suite.eval_world, suite.eval_data_dir)
+    eval_data_dir = datasets.ensure_synthetic(suite.eval_world, suite.eval_data_dir, progress=progress)
   input_pipeline.list_shards(train_data_dir, "train")
   input_pipeline.list_shards(eval_data_dir, "test")
   suite_dir = os.path.join(output_dir, suite.name)

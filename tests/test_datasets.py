@@ -30,6 +30,27 @@ def test_ensure_synthetic_generates_and_converts_once(tmp_path, world):
   assert os.path.getmtime(os.path.join(data_dir, "manifest.json")) == mtime
 
 
+def test_the_progress_flag_reaches_the_generator(tmp_path, monkeypatch):
+  # An unattended run (`reproduce --no_progress`, its log a file) gets no progress bars from the world's generator.
+  from pdr_tf import synthetic  # pylint: disable=import-outside-toplevel
+
+  class Stop(Exception):
+    pass
+
+  seen = []
+
+  def fake_generate(world, output_dir, seed=0, progress=True, **sizes):
+    seen.append((world, progress))
+    raise Stop
+
+  monkeypatch.setattr(synthetic, "generate", fake_generate)
+  data_dir = str(tmp_path / "tfrecords")
+  for progress in (False, True):
+    with pytest.raises(Stop):
+      datasets.ensure_synthetic("faces", data_dir, own_dir=data_dir, progress=progress)
+  assert seen == [("faces", False), ("faces", True)]
+
+
 def test_unknown_world_is_refused(tmp_path):
   with pytest.raises(ValueError, match="Unknown synthetic world"):
     datasets.ensure_synthetic("boats", str(tmp_path / "tfrecords"))

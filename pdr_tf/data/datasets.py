@@ -63,6 +63,7 @@ def ensure_synthetic(
   sizes: Optional[dict] = None,
   num_workers: int = 2,
   own_dir: Optional[str] = None,
+  progress: bool = True,
 ) -> str:
   """Makes sure `data_dir` holds TFRecords of the embedded synthetic `world`, creating them if needed.
 
@@ -77,6 +78,7 @@ def ensure_synthetic(
     sizes: size flags passed to `pdr_tf.synthetic.generate` (its defaults when None).
     num_workers: Beam worker processes.
     own_dir: the world's own location, where generating is allowed (default `default_data_dir(world)`).
+    progress: show the generator's progress bars (False for unattended runs whose log is a file).
 
   Returns:
     data_dir.
@@ -113,7 +115,7 @@ def ensure_synthetic(
     logger.info("Synthetic %s world already generated in %s", world, raw)
   else:
     logger.info("Stage 1/2: generating the synthetic %s world into %s (once)", world, raw)
-    synthetic.generate(world, raw, seed=seed, **(sizes or {}))
+    synthetic.generate(world, raw, seed=seed, progress=progress, **(sizes or {}))
   logger.info("Stage 2/2: converting %s to TFRecords in %s with beam_pipelines.%s", raw, data_dir, BEAM_JOBS[world])
   import beam_pipelines  # pylint: disable=import-outside-toplevel  (Beam only when data must be converted)
 
