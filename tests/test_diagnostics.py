@@ -121,7 +121,29 @@ def test_light_view_leak_prints_every_view_component(tiny_run, monkeypatch, caps
   assert "canonical shading" in printed
 
 
-@pytest.mark.parametrize("script", ["light_view_leak", "depth_template", "light_sweep"])
+def test_light_budget_measures_each_side_and_the_depth_tilt():
+  budget = _load("light_budget")
+  images = np.zeros((1, 16, 16, 3))
+  images[:, :8] = 1.0  # bright top half
+  assert budget.side_difference(images, "ly")[0] == pytest.approx(1.0)
+  assert budget.side_difference(images, "lx")[0] == pytest.approx(0.0)
+  ys, xs = np.mgrid[0:16, 0:16]
+  depth = (1.0 + 0.002 * xs - 0.003 * ys)[None]
+  assert budget.plane_tilt(depth, "lx")[0] == pytest.approx(0.002)
+  assert budget.plane_tilt(depth, "ly")[0] == pytest.approx(-0.003)
+
+
+def test_light_budget_prints_both_components(tiny_run, monkeypatch, capsys):
+  monkeypatch.setattr(sys, "argv", ["light_budget.py", *tiny_run, "4"])
+  _load("light_budget").main()
+  printed = capsys.readouterr().out
+  for component in ("lx (left minus right", "ly (top minus bottom"):
+    assert component in printed
+  for name in ("input", "reconstruction", "canonical shading", "canonical albedo", "canonical depth tilt"):
+    assert printed.count(f"  {name}:") == 2, name
+
+
+@pytest.mark.parametrize("script", ["light_view_leak", "depth_template", "light_sweep", "light_budget"])
 def test_trained_run_scripts_exit_with_their_usage_on_a_bad_image_count(monkeypatch, script):
   monkeypatch.setattr(sys, "argv", [f"{script}.py", "WORKDIR", "DATA", "many"])
   with pytest.raises(SystemExit, match=f"{script}.py WORKDIR DATA_DIR"):

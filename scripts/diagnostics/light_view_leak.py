@@ -12,8 +12,9 @@ shading: a canonical image with less of the input's side shading than the recons
 view) puts in what the shading leaves out.
 """
 
+import light_budget  # sibling modules: a script's own folder is on sys.path
 import numpy as np
-import trained_run  # the sibling module: a script's own folder is on sys.path
+import trained_run
 
 VIEW_NAMES = ("rx", "ry", "rz", "tx", "ty")
 LX = 2  # (ka, kd, lx, ly)
@@ -31,17 +32,10 @@ def leak_coefficients(predicted, truth, lx):
   return np.array(a), np.array(b)
 
 
-def left_right(images, margin=0.1875):
-  """Mean brightness of the left half minus the right half of the central crop (a `margin` of the width cut off on
-  every side) of [N, H, W] or [N, H, W, C] images: [N]."""
-  images = np.asarray(images, np.float64)
-  if images.ndim == 4:
-    images = images.mean(axis=-1)
-  size = images.shape[2]
-  cut = int(round(margin * size))
-  crop = images[:, cut : size - cut, cut : size - cut]
-  half = crop.shape[2] // 2
-  return crop[:, :, :half].mean(axis=(1, 2)) - crop[:, :, half:].mean(axis=(1, 2))
+def left_right(images):
+  """Mean brightness of the left half minus the right half of the central crop of [N, H, W] or [N, H, W, C]
+  images: [N] (`light_budget.side_difference` for lx)."""
+  return light_budget.side_difference(images, "lx")
 
 
 def main():
