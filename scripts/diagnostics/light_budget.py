@@ -56,19 +56,24 @@ def plane_tilt(maps, component):
 
 
 def slope(values, truth) -> float:
+  """The least-squares slope of `values` against `truth` ([N] each)."""
   return float(np.polyfit(np.asarray(truth, np.float64), np.asarray(values, np.float64), 1)[0])
+
+
+def unit_range(images) -> np.ndarray:
+  """Model images in [-1, 1] -> [0, 1]."""
+  return (np.asarray(images, np.float64) + 1.0) / 2.0
 
 
 def main():
   _, _, model, batch = trained_run.restore_with_val_batch(__doc__)
   out = model(batch["image"])
-  to01 = lambda images: (np.asarray(images) + 1.0) / 2.0  # noqa: E731  (model images are in [-1, 1])
   maps = {
-    "input": to01(batch["image"].numpy()),
-    "reconstruction": to01(out["recon_image"]),
-    "canonical image": to01(out["canon_image"]),
+    "input": unit_range(batch["image"].numpy()),
+    "reconstruction": unit_range(out["recon_image"]),
+    "canonical image": unit_range(out["canon_image"]),
     "canonical shading": np.asarray(out["canon_shading"]),
-    "canonical albedo": to01(out["albedo"]),
+    "canonical albedo": unit_range(out["albedo"]),
   }
   if "conf_l1" in out:
     maps["confidence sigma"] = np.asarray(out["conf_l1"])[..., 0]

@@ -57,8 +57,8 @@ def main():
     ("reconstruction", out["recon_image"]),
     ("canonical image", out["canon_image"]),
   ):
-    print(f"  {name}: {np.polyfit(lx, left_right((np.asarray(images) + 1.0) / 2.0), 1)[0]:+.4f}")
-  print(f"  canonical shading: {np.polyfit(lx, left_right(out['canon_shading']), 1)[0]:+.4f}")
+    print(f"  {name}: {light_budget.slope(left_right(light_budget.unit_range(images)), lx):+.4f}")
+  print(f"  canonical shading: {light_budget.slope(left_right(out['canon_shading']), lx):+.4f}")
 
 
 if __name__ == "__main__":
