@@ -81,7 +81,10 @@ def test_frame_alignment_carries_over_to_the_light():
     "normals_ratio",
     "depth_ratio",
     "view_alignment_deg",
+    "light_horizontal_ratio",
+    "light_vertical_ratio",
   }
+  assert derender_eval.scalars(report)["light_vertical_error"] < 1e-4  # exact light in the aligned frame
 
 
 def test_empty_scorer_and_empty_masks():

@@ -243,3 +243,19 @@ def test_light_report_in_one_frame():
   constant = np.tile([0.4, 0.7, 0.0, 0.0], (100, 1))
   assert dm.light_report(constant, gt)["direction_deg"]["ratio"] >= 1.0 - 1e-9
   assert dm.light_report(constant, gt)["ka_mae"]["ratio"] >= 1.0 - 1e-9
+
+
+def test_light_axis_angles_are_the_arctangents_of_lx_and_ly():
+  lxy = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, -1.0], [0.5, 0.3]])
+  np.testing.assert_allclose(dm.light_axis_angles(dm.light_direction(lxy)), np.degrees(np.arctan(lxy)), atol=1e-9)
+
+
+def test_light_report_splits_a_learnt_side_light_from_an_unlearnt_vertical_one():
+  rng = np.random.default_rng(5)
+  gt = np.stack([np.full(200, 0.4), np.full(200, 0.7), rng.uniform(-0.8, 0.8, 200), rng.uniform(-0.8, 0.8, 200)], -1)
+  pred = gt.copy()
+  pred[:, 3] = 0.0  # lx exact, ly at the constant: what a model that cannot see the vertical light predicts
+  report = dm.light_report(pred, gt)
+  assert report["horizontal_deg"]["model"] == pytest.approx(0.0, abs=1e-9)
+  assert report["vertical_deg"]["ratio"] == pytest.approx(1.0, abs=0.05)
+  assert 0.0 < report["direction_deg"]["ratio"] < 1.0

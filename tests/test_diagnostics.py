@@ -143,7 +143,44 @@ def test_light_budget_prints_both_components(tiny_run, monkeypatch, capsys):
     assert printed.count(f"  {name}:") == 2, name
 
 
-@pytest.mark.parametrize("script", ["light_view_leak", "depth_template", "light_sweep", "light_budget"])
+def test_vertical_light_parts_score_each_component():
+  vertical = _load("vertical_light")
+  rng = np.random.default_rng(0)
+  gt = np.stack([np.full(200, 0.4), np.full(200, 0.7), rng.uniform(-0.8, 0.8, 200), rng.uniform(-0.8, 0.8, 200)], -1)
+  shifted = gt.copy()
+  shifted[:, 3] += 0.5  # the truth with one vertical offset shared by every image
+  parts = vertical.direction_parts(shifted, gt, np.eye(3))
+  assert parts["as predicted"] > 0.5
+  assert parts["shared vertical offset removed"] == pytest.approx(0.0, abs=1e-6)
+  assert parts["predicted lx, exact ly"] == pytest.approx(0.0, abs=1e-6)
+  assert 0.3 < parts["exact lx, ly constant (the truth's mean)"] < 1.0
+
+
+def test_vertical_light_repaint_keeps_the_canonical_image_and_counts_what_it_clips():
+  vertical = _load("vertical_light")
+  rng = np.random.default_rng(1)
+  albedo = rng.uniform(-1, 0, (2, 4, 4, 3))
+  before, after = rng.uniform(0.5, 1.0, (2, 4, 4, 1)), rng.uniform(0.5, 1.0, (2, 4, 4, 1))
+  repainted, clipped = vertical.repaint(albedo, before, after)
+  np.testing.assert_allclose((repainted + 1) / 2 * after, (albedo + 1) / 2 * before)
+  assert clipped == 0.0
+  assert vertical.repaint(np.ones((1, 2, 2, 3)), np.ones((1, 2, 2, 1)), np.full((1, 2, 2, 1), 0.5))[1] == 1.0
+  assert vertical.asymmetry(np.ones((1, 2, 4, 3))) == 0.0
+  assert vertical.asymmetry(np.concatenate([np.ones((1, 2, 2, 3)), -np.ones((1, 2, 2, 3))], 2)) == 1.0
+
+
+def test_vertical_light_prints_the_parts_and_the_losses(tiny_run, monkeypatch, capsys):
+  monkeypatch.setattr(sys, "argv", ["vertical_light.py", *tiny_run, "4"])
+  _load("vertical_light").main()
+  printed = capsys.readouterr().out
+  assert "exact lx, ly constant" in printed
+  for row in ("predicted scene", "true ly, albedo repainted", "true lx, albedo repainted"):
+    assert f"  {row}" in printed and printed.count("l1_flip") == 5
+
+
+@pytest.mark.parametrize(
+  "script", ["light_view_leak", "depth_template", "light_sweep", "light_budget", "vertical_light"]
+)
 def test_trained_run_scripts_exit_with_their_usage_on_a_bad_image_count(monkeypatch, script):
   monkeypatch.setattr(sys, "argv", [f"{script}.py", "WORKDIR", "DATA", "many"])
   with pytest.raises(SystemExit, match=f"{script}.py WORKDIR DATA_DIR"):

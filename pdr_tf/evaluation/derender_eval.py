@@ -143,9 +143,11 @@ def summary_line(report: Dict) -> str:
 
 
 def scalars(report: Dict) -> Dict[str, float]:
-  """Flat {name: value} of the headline errors, their trivial baselines and ratios, for TensorBoard."""
+  """Flat {name: value} of the headline errors, their trivial baselines and ratios, and of the light direction's
+  horizontal and vertical parts (light_horizontal_*, light_vertical_*), for TensorBoard."""
   out = {}
-  for name, path in RATIO_KEYS.items():
+  parts = dict(RATIO_KEYS, light_horizontal=("light", "horizontal_deg"), light_vertical=("light", "vertical_deg"))
+  for name, path in parts.items():
     entry = _lookup(report, path)
     out[f"{name}_error"] = entry["model"]
     out[f"{name}_trivial"] = entry["trivial"]

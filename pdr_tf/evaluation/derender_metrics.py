@@ -189,6 +189,13 @@ def light_direction(lxy):
   return v / np.linalg.norm(v, axis=-1, keepdims=True)
 
 
+def light_axis_angles(directions):
+  """[N, 2] degrees: each unit direction's angle from the camera axis (+z) towards +x (horizontal, about the y axis)
+  and towards +y (vertical, about the x axis), i.e. atan(lx) and atan(ly) for normalize([lx, ly, 1])."""
+  d = np.asarray(directions, dtype=np.float64)
+  return np.degrees(np.stack([np.arctan2(d[..., 0], d[..., 2]), np.arctan2(d[..., 1], d[..., 2])], -1))
+
+
 def ratio(model, trivial):
   """model / trivial, or NaN when the trivial error is 0 (nothing to beat)."""
   return float(model / trivial) if trivial > 0 else float("nan")
@@ -242,7 +249,10 @@ def light_report(pred, gt, alignment=None):
 
   Returns:
       dict: direction_deg {model, trivial, ratio} (mean angle between directions, the ground truth taken into the
-      model's frame; trivial: the best constant direction), ka_mae and kd_mae {model, trivial (the median), ratio}.
+      model's frame; trivial: the best constant direction); horizontal_deg and vertical_deg {model, trivial, ratio}
+      (`light_axis_angles`: the direction's angle left-right and up-down of the camera axis, in the same frame;
+      trivial: the median angle), which tell a learnt side light from a learnt vertical one; ka_mae and kd_mae
+      {model, trivial (the median), ratio}.
   """
   pred, gt = _check_params(pred, gt, formats.GT_LIGHT_DIM, "light")
   alignment = np.eye(3) if alignment is None else np.asarray(alignment, np.float64)
@@ -254,6 +264,11 @@ def light_report(pred, gt, alignment=None):
       rotations.angle_deg(d_pred, d_gt).mean(), rotations.angle_deg(constant[None], d_gt).mean()
     )
   }
+  a_pred, a_gt = light_axis_angles(d_pred), light_axis_angles(d_gt)
+  for index, key in enumerate(("horizontal", "vertical")):
+    out[f"{key}_deg"] = _comparison(
+      np.abs(a_pred[:, index] - a_gt[:, index]).mean(), np.abs(np.median(a_gt[:, index]) - a_gt[:, index]).mean()
+    )
   for index, key in enumerate(("ka", "kd")):
     out[f"{key}_mae"] = _comparison(
       np.abs(pred[:, index] - gt[:, index]).mean(), np.abs(np.median(gt[:, index]) - gt[:, index]).mean()
