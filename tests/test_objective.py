@@ -110,11 +110,15 @@ def test_loocc_gradients_reach_the_encoders_of_unchanged_properties(tiny_model, 
   assert light_step["light_net"] == 0 and view_step["view_net"] == 0
 
 
-def _assert_only_the_view_encoder_learns(tape, loss, model):
+def _assert_only_one_network_learns(tape, loss, model, learner):
   for net in (model.depth_net, model.albedo_net, model.light_net, model.view_net):
     grads = [g for g in tape.gradient(loss, net.trainable_variables) if g is not None]
     reached = sum(float(tf.reduce_sum(tf.abs(g))) for g in grads) > 0
-    assert reached == (net is model.view_net), net.name
+    assert reached == (net is learner), net.name
+
+
+def _assert_only_the_view_encoder_learns(tape, loss, model):
+  _assert_only_one_network_learns(tape, loss, model, model.view_net)
 
 
 def test_view_cycle_trains_only_the_view_encoder_on_view_steps(tiny_model, images):
@@ -206,3 +210,49 @@ def test_light_invariance_trains_only_the_view_encoder_on_light_steps(tiny_model
 def test_light_invariance_refuses_a_bad_setting(mode, weight, message):
   with pytest.raises(ValueError, match=message):
     objective_lib.Objective(loocc_config=loocc.LooccConfig(mode=mode), light_invariance_weight=weight)
+
+
+def test_albedo_invariance_trains_only_the_albedo_network_on_light_steps(tiny_model, images):
+  """The albedo must not change when only the light does: zero on view steps; on light steps the mean
+  |albedo(x_aug) - albedo(x)| / 2, whose gradient reaches the albedo network alone (x_aug and albedo(x) held fixed)."""
+  objective = objective_lib.Objective(
+    weights=losses.ReconstructionWeights.cars(),
+    loocc_config=loocc.LooccConfig(mode="light_view"),
+    albedo_invariance_weight=2.0,
+  )
+  seen = set()
+  for i in range(12):
+    with tf.GradientTape(persistent=True) as tape:
+      result = objective(tiny_model, images, tf.constant([i, 0]))
+      invariance = tf.reduce_sum(result["albedo_invariance"])
+    perturb_view = bool(result["augmented"]["perturb_view"])
+    seen.add(perturb_view)
+    assert result["albedo_invariance"].shape == (2,)
+    if perturb_view:
+      np.testing.assert_array_equal(result["albedo_invariance"], 0.0)
+      continue
+    seen_albedo = tiny_model.predict_albedo(result["augmented"]["image"])
+    expected = np.abs(seen_albedo - result["outputs"]["albedo"]).mean(axis=(1, 2, 3)) / 2.0
+    np.testing.assert_allclose(result["albedo_invariance"], expected, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(
+      result["total"],
+      result["recon"] + 0.01 * 0.5 / 0.07 * result["loocc"] + 2.0 * result["albedo_invariance"],
+      rtol=1e-5,
+    )
+    _assert_only_one_network_learns(tape, invariance, tiny_model, tiny_model.albedo_net)
+  assert seen == {True, False}
+
+
+@pytest.mark.parametrize(
+  "mode, weight, message",
+  [("none", 1.0, "needs light perturbations"), ("light", -1.0, ">= 0"), ("light_view", float("inf"), "finite")],
+)
+def test_albedo_invariance_refuses_a_bad_setting(mode, weight, message):
+  with pytest.raises(ValueError, match=message):
+    objective_lib.Objective(loocc_config=loocc.LooccConfig(mode=mode), albedo_invariance_weight=weight)
+
+
+def test_albedo_l1_is_in_unit_albedo_units():
+  a = tf.fill([2, 4, 4, 3], -1.0)
+  np.testing.assert_allclose(losses.albedo_l1(a, -a), [1.0, 1.0])
+  np.testing.assert_allclose(losses.albedo_l1(a, a), [0.0, 0.0])

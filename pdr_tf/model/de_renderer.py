@@ -175,6 +175,10 @@ class DeRenderer(keras.Model):
     view = self._encode_scene_vector(self.view_net, images, scene.VIEW_MIRROR_SIGNS, training)
     return scene.view_from_raw(view["output"], self.ranges)
 
+  def predict_albedo(self, images, training=False) -> tf.Tensor:
+    """The albedo network alone: [B, S, S, 3] canonical albedo in [-1, 1] for [B, S, S, 3] images in [-1, 1]."""
+    return _float32(self.albedo_net(images, training=training))["output"]
+
   def _encode_scene_vector(self, net, images, mirror_signs, training):
     """Runs a light / view encoder, through `mirror_equivariant` when the model is."""
     if not self.mirror_equivariant:

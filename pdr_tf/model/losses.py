@@ -166,6 +166,12 @@ def view_rotation_l1(predicted, target, name="view_rotation_l1") -> tf.Tensor:
   return _rotation_l1(predicted, target, 3, name)
 
 
+def albedo_l1(predicted, target, name="albedo_l1") -> tf.Tensor:
+  """Per-example mean absolute difference of two [B, S, S, 3] albedo maps in [-1, 1], in [0, 1] units."""
+  with tf.name_scope(name):
+    return tf.reduce_mean(tf.abs(predicted - target), axis=[1, 2, 3]) / 2.0
+
+
 @gin.configurable
 @dataclasses.dataclass(frozen=True)
 class ReconstructionWeights:

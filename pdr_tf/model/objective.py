@@ -50,6 +50,12 @@ class Objective:
       where LOOCC perturbs the light, the view encoder must see the same view in x_aug as in x: mean |view(x_aug) -
       view(x)| over rx, ry, rz (radians), with x_aug and view(x) held fixed, so the term trains the view encoder
       only. It stops the view from explaining a side light by turning and shifting the face (docs/training.md).
+    albedo_invariance_weight: weight of the albedo's invariance to the light (0: off; not in the paper). On the
+      steps where LOOCC perturbs the light, the albedo network must give x_aug the albedo it gave x: mean
+      |albedo(x_aug) - albedo(x)| (`losses.albedo_l1`), with x_aug and albedo(x) held fixed, so the term trains the
+      albedo network only. A vertical light's shading is left-right symmetric on a symmetric shape, so the flip
+      loss lets the albedo carry it at no cost (docs/training.md); this term asks the albedo not to change with
+      the light, as a real albedo does not.
   """
 
   def __init__(
@@ -60,6 +66,7 @@ class Objective:
     backprop_through_render=True,
     view_cycle_weight=0.0,
     light_invariance_weight=0.0,
+    albedo_invariance_weight=0.0,
   ):
     self.weights = weights if weights is not None else losses.ReconstructionWeights()
     self.loocc = loocc_config if loocc_config is not None else loocc.LooccConfig()
@@ -84,6 +91,13 @@ class Objective:
         f"'light' or 'light_view'), got mode {self.loocc.mode!r}"
       )
     self.light_invariance_weight = float(light_invariance_weight)
+    _check_weight("albedo_invariance_weight", albedo_invariance_weight)
+    if albedo_invariance_weight > 0 and self.loocc.mode not in ("light", "light_view"):
+      raise ValueError(
+        f"Objective.albedo_invariance_weight={albedo_invariance_weight} needs light perturbations (LooccConfig.mode "
+        f"'light' or 'light_view'), got mode {self.loocc.mode!r}"
+      )
+    self.albedo_invariance_weight = float(albedo_invariance_weight)
 
   def reconstruction_terms(self, model, images, out) -> Dict[str, tf.Tensor]:
     """Per-example reconstruction terms: l1, l1_flip, and perc, perc_flip, smooth where their weight is non-zero."""
@@ -192,4 +206,9 @@ class Objective:
         invariance = losses.view_rotation_l1(read_back, tf.stop_gradient(out["view"]))
         result["light_invariance"] = tf.where(augmented["perturb_view"], tf.zeros_like(invariance), invariance)
         result["total"] += self.light_invariance_weight * result["light_invariance"]
+      if self.albedo_invariance_weight > 0:
+        albedo_aug = model.predict_albedo(tf.stop_gradient(augmented["image"]), training=training)
+        invariance = losses.albedo_l1(albedo_aug, tf.stop_gradient(out["albedo"]))
+        result["albedo_invariance"] = tf.where(augmented["perturb_view"], tf.zeros_like(invariance), invariance)
+        result["total"] += self.albedo_invariance_weight * result["albedo_invariance"]
     return result

@@ -50,6 +50,7 @@ _SCALARS = (
   "loocc_accuracy",
   "view_cycle",
   "light_invariance",
+  "albedo_invariance",
 )
 
 
