@@ -178,8 +178,31 @@ def test_vertical_light_prints_the_parts_and_the_losses(tiny_run, monkeypatch, c
     assert f"  {row}" in printed and printed.count("l1_flip") == 5
 
 
+def test_light_in_features_reads_a_linear_target_and_not_noise():
+  read_out = _load("light_in_features")
+  rng = np.random.default_rng(2)
+  features = rng.normal(size=(200, 8))
+  assert read_out.cross_validated_r2(features, features @ rng.normal(size=8)) > 0.99
+  assert read_out.cross_validated_r2(features, rng.normal(size=200)) < 0.1
+  assert read_out.cross_validated_r2(features, np.ones(200)) == 0.0
+  assert read_out.cross_validated_r2(np.zeros((200, 3)), features[:, 0]) == 0.0
+  # A sparse unit, active on two images, must not blow the read-out up.
+  sparse = np.zeros((200, 1))
+  sparse[:2] = 5.0
+  assert read_out.cross_validated_r2(np.concatenate([features, sparse], 1), features @ np.ones(8)) > 0.99
+  table = read_out.read_out_table({"a": features}, {"x": features[:, 0], "y": rng.normal(size=200)})
+  assert table["a"]["x"] > 0.99 and table["a"]["y"] < 0.1
+
+
+def test_light_in_features_prints_a_row_per_block(tiny_run, monkeypatch, capsys):
+  monkeypatch.setattr(sys, "argv", ["light_in_features.py", *tiny_run, "4"])
+  _load("light_in_features").main()
+  printed = capsys.readouterr().out
+  assert all(f"\n{block:8s} " in printed for block in ("depth", "albedo", "light", "view"))
+
+
 @pytest.mark.parametrize(
-  "script", ["light_view_leak", "depth_template", "light_sweep", "light_budget", "vertical_light"]
+  "script", ["light_view_leak", "depth_template", "light_sweep", "light_budget", "vertical_light", "light_in_features"]
 )
 def test_trained_run_scripts_exit_with_their_usage_on_a_bad_image_count(monkeypatch, script):
   monkeypatch.setattr(sys, "argv", [f"{script}.py", "WORKDIR", "DATA", "many"])
