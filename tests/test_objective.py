@@ -117,10 +117,6 @@ def _assert_only_one_network_learns(tape, loss, model, learner):
     assert reached == (net is learner), net.name
 
 
-def _assert_only_the_view_encoder_learns(tape, loss, model):
-  _assert_only_one_network_learns(tape, loss, model, model.view_net)
-
-
 def test_view_cycle_trains_only_the_view_encoder_on_view_steps(tiny_model, images):
   """The view cycle reads the perturbed tilts back from x_aug: zero on light steps, and on view steps its gradient
   reaches the view encoder alone (x_aug and the target are held fixed)."""
@@ -147,7 +143,7 @@ def test_view_cycle_trains_only_the_view_encoder_on_view_steps(tiny_model, image
     np.testing.assert_allclose(
       result["total"], result["recon"] + 0.01 * 0.5 / 0.07 * result["loocc"] + 2.0 * result["view_cycle"], rtol=1e-5
     )
-    _assert_only_the_view_encoder_learns(tape, cycle, tiny_model)
+    _assert_only_one_network_learns(tape, cycle, tiny_model, tiny_model.view_net)
   assert seen == {True, False}
 
 
@@ -167,35 +163,45 @@ def test_view_cycle_refuses_a_bad_setting(mode, weight, message):
     objective_lib.Objective(loocc_config=loocc.LooccConfig(mode=mode), view_cycle_weight=weight)
 
 
-def test_light_invariance_trains_only_the_view_encoder_on_light_steps(tiny_model, images):
-  """The view must not change when only the light does: zero on view steps; on light steps the mean |view(x_aug) -
-  view(x)| over the rotations, whose gradient reaches the view encoder alone (x_aug and view(x) held fixed)."""
+def _check_a_light_step_term(model, images, weight_name, key, expected, learner):
+  """Runs an Objective with `weight_name` = 3.0 over both kinds of LOOCC step: the term `key` is zero on view steps;
+  on light steps it equals `expected(result)`, enters the total at its weight, and its gradient reaches `learner`
+  alone."""
   objective = objective_lib.Objective(
     weights=losses.ReconstructionWeights.cars(),
     loocc_config=loocc.LooccConfig(mode="light_view"),
-    light_invariance_weight=3.0,
+    **{weight_name: 3.0},
   )
   seen = set()
   for i in range(12):
     with tf.GradientTape(persistent=True) as tape:
-      result = objective(tiny_model, images, tf.constant([i, 0]))
-      invariance = tf.reduce_sum(result["light_invariance"])
+      result = objective(model, images, tf.constant([i, 0]))
+      term = tf.reduce_sum(result[key])
     perturb_view = bool(result["augmented"]["perturb_view"])
     seen.add(perturb_view)
-    assert result["light_invariance"].shape == (2,)
+    assert result[key].shape == (2,)
     if perturb_view:
-      np.testing.assert_array_equal(result["light_invariance"], 0.0)
+      np.testing.assert_array_equal(result[key], 0.0)
       continue
-    seen_view = tiny_model.predict_view(result["augmented"]["image"])
-    expected = np.abs(seen_view[:, :3] - result["outputs"]["view"][:, :3]).mean(axis=1)
-    np.testing.assert_allclose(result["light_invariance"], expected, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(result[key], expected(result), rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(
-      result["total"],
-      result["recon"] + 0.01 * 0.5 / 0.07 * result["loocc"] + 3.0 * result["light_invariance"],
-      rtol=1e-5,
+      result["total"], result["recon"] + 0.01 * 0.5 / 0.07 * result["loocc"] + 3.0 * result[key], rtol=1e-5
     )
-    _assert_only_the_view_encoder_learns(tape, invariance, tiny_model)
+    _assert_only_one_network_learns(tape, term, model, learner)
   assert seen == {True, False}
+
+
+def test_light_invariance_trains_only_the_view_encoder_on_light_steps(tiny_model, images):
+  """The view must not change when only the light does: zero on view steps; on light steps the mean |view(x_aug) -
+  view(x)| over the rotations, whose gradient reaches the view encoder alone (x_aug and view(x) held fixed)."""
+
+  def expected(result):
+    seen_view = tiny_model.predict_view(result["augmented"]["image"])
+    return np.abs(seen_view[:, :3] - result["outputs"]["view"][:, :3]).mean(axis=1)
+
+  _check_a_light_step_term(
+    tiny_model, images, "light_invariance_weight", "light_invariance", expected, tiny_model.view_net
+  )
 
 
 @pytest.mark.parametrize(
@@ -215,32 +221,14 @@ def test_light_invariance_refuses_a_bad_setting(mode, weight, message):
 def test_albedo_invariance_trains_only_the_albedo_network_on_light_steps(tiny_model, images):
   """The albedo must not change when only the light does: zero on view steps; on light steps the mean
   |albedo(x_aug) - albedo(x)| / 2, whose gradient reaches the albedo network alone (x_aug and albedo(x) held fixed)."""
-  objective = objective_lib.Objective(
-    weights=losses.ReconstructionWeights.cars(),
-    loocc_config=loocc.LooccConfig(mode="light_view"),
-    albedo_invariance_weight=2.0,
-  )
-  seen = set()
-  for i in range(12):
-    with tf.GradientTape(persistent=True) as tape:
-      result = objective(tiny_model, images, tf.constant([i, 0]))
-      invariance = tf.reduce_sum(result["albedo_invariance"])
-    perturb_view = bool(result["augmented"]["perturb_view"])
-    seen.add(perturb_view)
-    assert result["albedo_invariance"].shape == (2,)
-    if perturb_view:
-      np.testing.assert_array_equal(result["albedo_invariance"], 0.0)
-      continue
+
+  def expected(result):
     seen_albedo = tiny_model.predict_albedo(result["augmented"]["image"])
-    expected = np.abs(seen_albedo - result["outputs"]["albedo"]).mean(axis=(1, 2, 3)) / 2.0
-    np.testing.assert_allclose(result["albedo_invariance"], expected, rtol=1e-5, atol=1e-7)
-    np.testing.assert_allclose(
-      result["total"],
-      result["recon"] + 0.01 * 0.5 / 0.07 * result["loocc"] + 2.0 * result["albedo_invariance"],
-      rtol=1e-5,
-    )
-    _assert_only_one_network_learns(tape, invariance, tiny_model, tiny_model.albedo_net)
-  assert seen == {True, False}
+    return np.abs(seen_albedo - result["outputs"]["albedo"]).mean(axis=(1, 2, 3)) / 2.0
+
+  _check_a_light_step_term(
+    tiny_model, images, "albedo_invariance_weight", "albedo_invariance", expected, tiny_model.albedo_net
+  )
 
 
 @pytest.mark.parametrize(

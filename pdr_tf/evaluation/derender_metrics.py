@@ -266,14 +266,15 @@ def light_report(pred, gt, alignment=None):
   }
   a_pred, a_gt = light_axis_angles(d_pred), light_axis_angles(d_gt)
   for index, key in enumerate(("horizontal", "vertical")):
-    out[f"{key}_deg"] = _comparison(
-      np.abs(a_pred[:, index] - a_gt[:, index]).mean(), np.abs(np.median(a_gt[:, index]) - a_gt[:, index]).mean()
-    )
+    out[f"{key}_deg"] = _mae_against_median(a_pred[:, index], a_gt[:, index])
   for index, key in enumerate(("ka", "kd")):
-    out[f"{key}_mae"] = _comparison(
-      np.abs(pred[:, index] - gt[:, index]).mean(), np.abs(np.median(gt[:, index]) - gt[:, index]).mean()
-    )
+    out[f"{key}_mae"] = _mae_against_median(pred[:, index], gt[:, index])
   return out
+
+
+def _mae_against_median(pred, gt):
+  """{model, trivial, ratio}: the mean absolute error of `pred` [N] against `gt` [N], beside that of the median."""
+  return _comparison(np.abs(pred - gt).mean(), np.abs(np.median(gt) - gt).mean())
 
 
 def flat_normals(shape):

@@ -27,9 +27,23 @@ from pdr_tf.model import perceptual
 logger = logging.getLogger(__name__)
 
 
-def _check_weight(name, value):
+def _term_weight(name, value, mode, modes, perturbed) -> float:
+  """The weight of an extra term that reads LOOCC's x_aug, as a float; refuses a bad number, and a positive weight
+  when the LOOCC mode (`mode`) is not one of `modes`, the ones that make `perturbed` ("light" or "view")
+  perturbations."""
   if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value < 0:
     raise ValueError(f"Objective.{name} must be a finite number >= 0, got {value!r}")
+  if value > 0 and mode not in modes:
+    raise ValueError(
+      f"Objective.{name}={value} needs {perturbed} perturbations (LooccConfig.mode "
+      f"{' or '.join(repr(m) for m in modes)}), got mode {mode!r}"
+    )
+  return float(value)
+
+
+def _on_light_steps(augmented, term):
+  """`term` [B] where LOOCC perturbed the light this step, zeros where it perturbed the view."""
+  return tf.where(augmented["perturb_view"], tf.zeros_like(term), term)
 
 
 @gin.configurable
@@ -77,27 +91,14 @@ class Objective:
       )
       self.weights = dataclasses.replace(self.weights, lambda_perc=0.0)
     self.backprop_through_render = backprop_through_render
-    _check_weight("view_cycle_weight", view_cycle_weight)
-    if view_cycle_weight > 0 and self.loocc.mode != "light_view":
-      raise ValueError(
-        f"Objective.view_cycle_weight={view_cycle_weight} needs view perturbations (LooccConfig.mode 'light_view'), "
-        f"got mode {self.loocc.mode!r}"
-      )
-    self.view_cycle_weight = float(view_cycle_weight)
-    _check_weight("light_invariance_weight", light_invariance_weight)
-    if light_invariance_weight > 0 and self.loocc.mode not in ("light", "light_view"):
-      raise ValueError(
-        f"Objective.light_invariance_weight={light_invariance_weight} needs light perturbations (LooccConfig.mode "
-        f"'light' or 'light_view'), got mode {self.loocc.mode!r}"
-      )
-    self.light_invariance_weight = float(light_invariance_weight)
-    _check_weight("albedo_invariance_weight", albedo_invariance_weight)
-    if albedo_invariance_weight > 0 and self.loocc.mode not in ("light", "light_view"):
-      raise ValueError(
-        f"Objective.albedo_invariance_weight={albedo_invariance_weight} needs light perturbations (LooccConfig.mode "
-        f"'light' or 'light_view'), got mode {self.loocc.mode!r}"
-      )
-    self.albedo_invariance_weight = float(albedo_invariance_weight)
+    mode, light_modes = self.loocc.mode, ("light", "light_view")
+    self.view_cycle_weight = _term_weight("view_cycle_weight", view_cycle_weight, mode, ("light_view",), "view")
+    self.light_invariance_weight = _term_weight(
+      "light_invariance_weight", light_invariance_weight, mode, light_modes, "light"
+    )
+    self.albedo_invariance_weight = _term_weight(
+      "albedo_invariance_weight", albedo_invariance_weight, mode, light_modes, "light"
+    )
 
   def reconstruction_terms(self, model, images, out) -> Dict[str, tf.Tensor]:
     """Per-example reconstruction terms: l1, l1_flip, and perc, perc_flip, smooth where their weight is non-zero."""
@@ -204,11 +205,11 @@ class Objective:
         result["total"] += self.view_cycle_weight * result["view_cycle"]
       if self.light_invariance_weight > 0:
         invariance = losses.view_rotation_l1(read_back, tf.stop_gradient(out["view"]))
-        result["light_invariance"] = tf.where(augmented["perturb_view"], tf.zeros_like(invariance), invariance)
+        result["light_invariance"] = _on_light_steps(augmented, invariance)
         result["total"] += self.light_invariance_weight * result["light_invariance"]
       if self.albedo_invariance_weight > 0:
         albedo_aug = model.predict_albedo(tf.stop_gradient(augmented["image"]), training=training)
         invariance = losses.albedo_l1(albedo_aug, tf.stop_gradient(out["albedo"]))
-        result["albedo_invariance"] = tf.where(augmented["perturb_view"], tf.zeros_like(invariance), invariance)
+        result["albedo_invariance"] = _on_light_steps(augmented, invariance)
         result["total"] += self.albedo_invariance_weight * result["albedo_invariance"]
     return result
