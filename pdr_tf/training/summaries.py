@@ -1,10 +1,21 @@
-"""TensorBoard image grids of what the de-renderer sees, predicts and renders."""
+"""TensorBoard image grids of what the de-renderer sees, predicts and renders, written during training and read back
+from the event files (`python -m pdr_tf.grids` writes them as PNG files)."""
 
+import glob
+import logging
 import math
+import os
+from typing import Dict
 
 import tensorflow as tf
+from tensorflow.core.util import event_pb2
 
 from pdr_tf.render import geometry
+
+logger = logging.getLogger(__name__)
+
+# Every grid's summary tag is this prefix and the grid's name.
+IMAGE_TAG_PREFIX = "images/"
 
 
 def _to_unit(images):
@@ -62,4 +73,30 @@ def image_grids(model, objective, images, seed) -> None:
   if "augmented" in result:
     grids["loocc_augmented"] = _to_unit(result["augmented"]["image"])
   for name, value in grids.items():
-    tf.summary.image(f"images/{name}", _strip(value), max_outputs=1)
+    tf.summary.image(IMAGE_TAG_PREFIX + name, _strip(value), max_outputs=1)
+
+
+def read_image_grids(log_dir: str) -> Dict[int, Dict[str, bytes]]:
+  """The image grids written by `image_grids` to the TensorBoard event files in `log_dir`.
+
+  Args:
+    log_dir: a folder of `events.out.tfevents.*` files (a run's `workdir.train_logs`).
+
+  Returns:
+    {step: {grid name: PNG bytes}}, steps ascending, grids in the order they were written. A step written twice (a
+    run resumed from an earlier checkpoint) keeps its last grids. A truncated event file (a run killed while
+    writing) gives what was written before the damage, with a warning naming the file.
+  """
+  grids: Dict[int, Dict[str, bytes]] = {}
+  for path in sorted(glob.glob(os.path.join(log_dir, "events.out.tfevents.*"))):
+    try:
+      for record in tf.data.TFRecordDataset(path):
+        event = event_pb2.Event.FromString(record.numpy())
+        for value in event.summary.value:
+          if value.tag.startswith(IMAGE_TAG_PREFIX):
+            # tf.summary.image stores [width, height, PNG, ...] as a string tensor; max_outputs=1 writes one PNG.
+            encoded = tf.make_ndarray(value.tensor)
+            grids.setdefault(int(event.step), {})[value.tag[len(IMAGE_TAG_PREFIX) :]] = bytes(encoded[2])
+    except tf.errors.DataLossError as e:
+      logger.warning("%s is damaged (%s); keeping the grids read before the damage", path, e.message)
+  return dict(sorted(grids.items()))
