@@ -73,7 +73,7 @@ def write_step(grids: Dict[str, bytes], folder: str) -> List[str]:
     f.write("written by python -m pdr_tf.grids\n")
   paths = []
   for name, data in list(grids.items()) + [(STACKED[: -len(".png")], stack_strips(list(grids.values())))]:
-    path = os.path.join(folder, f"{name}.png")
+    path = os.path.join(folder, f"{name.replace(os.sep, '_')}.png")
     with open(path, "wb") as f:
       f.write(data)
     paths.append(path)
