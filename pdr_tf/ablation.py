@@ -24,6 +24,7 @@ import shutil
 import sys
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from pdr_tf import cli
 from pdr_tf import evaluate as evaluate_lib
 from pdr_tf import export
 from pdr_tf import reproduce
@@ -510,7 +511,7 @@ def make_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
   args = make_parser().parse_args(argv)
-  logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+  cli.setup_logging(args.log_level)
   if args.seeds < 1 or (args.train_steps is not None and args.train_steps < 1):
     logger.error("--seeds and --train_steps must be positive")
     return 2

@@ -20,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
+from pdr_tf import cli
 from pdr_tf.evaluation import clustering
 from pdr_tf.evaluation import derender_eval
 from pdr_tf.evaluation import disentanglement
@@ -522,7 +523,7 @@ def main(argv=None):
     help="gin binding such as evaluate.method='kmeans' (repeatable; applied after the files)",
   )
   args = parser.parse_args(argv)
-  logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+  cli.setup_logging()
   try:
     gin_config.parse(args.gin_file, args.gin_param)
   except gin_config.GinConfigError as e:

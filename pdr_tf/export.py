@@ -37,6 +37,7 @@ from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow.python.framework import op_def_registry  # pylint: disable=no-name-in-module
 from tensorflow.python.trackable import base as trackable_base  # pylint: disable=no-name-in-module
 
+from pdr_tf import cli
 from pdr_tf.data import formats
 from pdr_tf.render import scene
 from pdr_tf.training import workdir as workdir_lib
@@ -454,7 +455,7 @@ def main(argv=None):
     "--no_de_render", action="store_true", help="leave out the de_render signature (only the embedding signatures)"
   )
   args = parser.parse_args(argv)
-  logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+  cli.setup_logging()
   try:
     version_dir = export_from_workdir(
       args.workdir,

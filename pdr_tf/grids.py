@@ -10,12 +10,13 @@ should look like) from `<workdir>/logs/train`, and writes those of the latest st
 pdr_tf did not write is never written into.
 """
 
-import argparse
 import io
 import logging
 import os
 import sys
 from typing import Dict, List, Optional
+
+from pdr_tf import cli
 
 _LOG = logging.getLogger(__name__)
 
@@ -71,12 +72,14 @@ def write_step(grids: Dict[str, bytes], folder: str) -> List[str]:
   os.makedirs(folder, exist_ok=True)
   with open(os.path.join(folder, MARKER), "w", encoding="utf-8") as f:
     f.write("written by python -m pdr_tf.grids\n")
+  # A summary tag's "/" would make a sub-folder: grid "a/b" is written as "a_b.png".
+  files = [(f"{name.replace('/', '_')}.png", data) for name, data in grids.items()]
+  files.append((STACKED, stack_strips(list(grids.values()))))
   paths = []
-  for name, data in list(grids.items()) + [(STACKED[: -len(".png")], stack_strips(list(grids.values())))]:
-    path = os.path.join(folder, f"{name.replace(os.sep, '_')}.png")
-    with open(path, "wb") as f:
+  for filename, data in files:
+    paths.append(os.path.join(folder, filename))
+    with open(paths[-1], "wb") as f:
       f.write(data)
-    paths.append(path)
   return paths
 
 
@@ -102,16 +105,12 @@ def export_grids(workdir: str, step: Optional[int] = None, out_dir: Optional[str
 
 
 def main(argv=None):
-  parser = argparse.ArgumentParser(
-    prog="python -m pdr_tf.grids",
-    description=__doc__.splitlines()[0],
-    formatter_class=argparse.RawDescriptionHelpFormatter,
-  )
+  parser = cli.parser("pdr_tf.grids", __doc__)
   parser.add_argument("--workdir", required=True, help="training work dir (logs/train holds the TensorBoard events)")
   parser.add_argument("--step", type=int, default=None, help="training step of the grids (default: the latest)")
   parser.add_argument("--out", default=None, help=f"destination folder (default: <workdir>/{OUT_DIRNAME})")
   args = parser.parse_args(argv)
-  logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+  cli.setup_logging()
   try:
     paths = export_grids(args.workdir, args.step, args.out)
   except (FileNotFoundError, FileExistsError, ValueError) as e:

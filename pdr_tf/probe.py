@@ -15,13 +15,13 @@ scores runs trained with ground truth substituted for the view (scripts/diagnost
 --oracle=view), whose view encoder is untrained.
 """
 
-import argparse
 import json
 import logging
 import sys
 
 import numpy as np
 
+from pdr_tf import cli
 from pdr_tf.evaluation import scene_stats
 
 _LOG = logging.getLogger(__name__)
@@ -126,11 +126,7 @@ def probe(workdir, data_dir, split="val", num_images=64, step=None):
 
 
 def main(argv=None):
-  parser = argparse.ArgumentParser(
-    prog="python -m pdr_tf.probe",
-    description=__doc__.splitlines()[0],
-    formatter_class=argparse.RawDescriptionHelpFormatter,
-  )
+  parser = cli.parser("pdr_tf.probe", __doc__)
   parser.add_argument("--workdir", required=True, help="training work dir (operative_config.gin, checkpoints/)")
   parser.add_argument("--data_dir", required=True, help="converted TFRecords with ground truth")
   parser.add_argument("--split", default="val", help="split to probe (default: val, the validation batch's)")
@@ -138,7 +134,7 @@ def main(argv=None):
   parser.add_argument("--step", type=int, default=None, help="checkpoint step (default: the latest)")
   parser.add_argument("--json", default=None, help="also write the rows and depth errors to this JSON file")
   args = parser.parse_args(argv)
-  logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+  cli.setup_logging()
   if args.num_images < 2:
     parser.error("--num_images must be at least 2")
   try:

@@ -45,6 +45,7 @@ import gin
 import numpy as np
 from tqdm import tqdm
 
+from pdr_tf import cli
 from pdr_tf.data import datasets
 from pdr_tf import gin_config
 from pdr_tf.data import input_pipeline
@@ -577,7 +578,7 @@ def make_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
   args = make_parser().parse_args(argv)
-  logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+  cli.setup_logging(args.log_level)
   if args.suite not in SUITES:
     logger.error("unknown suite %r; choose one of %s", args.suite, ", ".join(SUITES))
     return 2

@@ -15,6 +15,7 @@ import argparse
 import logging
 import sys
 
+from pdr_tf import cli
 from pdr_tf import config_checks
 from pdr_tf import gin_config
 from pdr_tf.data import input_pipeline
@@ -77,7 +78,7 @@ def prepare_data(trainer: trainer_lib.Trainer) -> None:
 
 def main(argv=None) -> int:
   args = make_parser().parse_args(argv)
-  logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+  cli.setup_logging(args.log_level)
   params = list(args.gin_param)
   if args.workdir:
     params.append(f"Trainer.workdir = {args.workdir!r}")

@@ -106,3 +106,13 @@ def test_main_prints_the_files_it_wrote(tmp_path, capsys):
   assert grids.main(["--workdir", str(tmp_path)]) == 0
   printed = capsys.readouterr().out.split()
   assert printed[-1].endswith(os.path.join("step_200", grids.STACKED)) and all(os.path.exists(p) for p in printed)
+
+
+def test_a_grid_name_with_a_slash_becomes_one_file_in_the_step_folder(tmp_path):
+  writer = tf.summary.create_file_writer(workdir_lib.train_logs(str(tmp_path)))
+  with writer.as_default():
+    tf.summary.image(summaries.IMAGE_TAG_PREFIX + "loocc/augmented", _strip(0.4, 8), step=10)
+  writer.close()
+  paths = grids.export_grids(str(tmp_path))
+  assert paths[0] == os.path.join(str(tmp_path), grids.OUT_DIRNAME, "step_10", "loocc_augmented.png")
+  assert _pixel(paths[0]) == round(0.4 * 255)

@@ -22,6 +22,7 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
+from pdr_tf import cli
 from pdr_tf.benchmarks.timing import ms as _ms, time_call, time_interleaved  # noqa: F401  (re-exported)
 from pdr_tf.benchmarks.training import PAPER_MODEL, QUICK_MODEL, TARGET_STEP_RATIO  # noqa: F401
 from pdr_tf.data.formats import IMAGE_SIZE
@@ -443,7 +444,7 @@ def main(argv=None) -> int:
     "paper_model (default: all of the preset)",
   )
   args = parser.parse_args(argv)
-  logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+  cli.setup_logging()
   settings = PRESETS["smoke" if args.smoke else "quick" if args.quick else "full"]
   sections = [s.strip() for s in args.sections.split(",") if s.strip()] if args.sections else None
   start = time.perf_counter()

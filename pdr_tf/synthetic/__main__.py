@@ -4,6 +4,7 @@ import argparse
 import logging
 import sys
 
+from pdr_tf import cli
 from pdr_tf import synthetic
 
 logger = logging.getLogger("pdr_tf.synthetic")
@@ -53,7 +54,7 @@ def main(argv=None) -> int:
   """Parses flags, renders the world and logs where it is."""
   parser = build_parser()
   args = parser.parse_args(argv)
-  logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+  cli.setup_logging()
   sizes = {}
   for world, flags in _SIZE_HELP.items():
     for name in flags:
