@@ -38,6 +38,23 @@ def test_depth_template_prints_the_grids_and_the_share(tiny_run, monkeypatch, ca
   assert "4 'val' images" in printed and "image-specific share of the depth's variation" in printed
 
 
+def test_object_colour_is_the_mean_chroma_of_the_masked_pixels():
+  colour = _load("object_colour")
+  images = np.zeros((2, 4, 4, 3))
+  images[0, :2] = [0.5, -0.1, -0.4]  # a red object on the top half of image 0
+  mask = np.zeros((2, 4, 4, 1))
+  mask[0, :2] = 1.0
+  np.testing.assert_allclose(colour.object_chroma(images, mask), [[0.5, -0.1, -0.4], [0.0, 0.0, 0.0]], atol=1e-12)
+
+
+def test_object_colour_prints_the_model_beside_the_trivial_predictors(tiny_run, monkeypatch, capsys):
+  monkeypatch.setattr(sys, "argv", ["object_colour.py", *tiny_run, "4"])
+  _load("object_colour").main()
+  printed = capsys.readouterr().out
+  assert "4 'val' images" in printed and "R / G / B" in printed
+  assert "model " in printed and "grey " in printed and "mean colour " in printed
+
+
 @pytest.mark.parametrize("region, eps", [("covered", 0.0), ("object", 0.05)])
 def test_light_sweep_reports_both_components_and_the_regions(tiny_run, monkeypatch, capsys, region, eps):
   sweep = _load("light_sweep")

@@ -33,6 +33,14 @@ def test_scene_ranges_validate():
     scene.SceneRanges(kd_range=(1.0, 0.5))
 
 
+def test_border_depth_none_leaves_the_border_free():
+  free = scene.SceneRanges(border_depth=None)
+  raw = tf.random.stateless_normal([2, 16, 16], [0, 2])
+  np.testing.assert_array_equal(
+    scene.depth_from_raw(raw, free).numpy(), scene.depth_from_raw(raw, RANGES, border=False).numpy()
+  )
+
+
 def test_a_constant_raw_depth_is_the_middle_of_the_range():
   flat = scene.depth_from_raw(tf.fill([1, 8, 8], 3.0), RANGES, border=False).numpy()
   np.testing.assert_allclose(flat, 1.0, atol=1e-6)

@@ -8,7 +8,7 @@ and the direction components kept (direction = normalize([lx, ly, 1])). View: [B
 
 import dataclasses
 import math
-from typing import Tuple
+from typing import Optional, Tuple
 
 import gin
 import tensorflow as tf
@@ -34,7 +34,7 @@ class SceneRanges:
 
   Attributes:
     min_depth, max_depth: canonical depth range.
-    border_depth: depth of the 2-pixel left/right border columns.
+    border_depth: depth of the 2-pixel left/right border columns (Unsup3D); None leaves them free (no pin).
     ka_range, kd_range: ambient and diffuse strength ranges.
     rotation_range_degrees: |rx|, |ry|, |rz| bound.
     xy_translation_range, z_translation_range: |tx|, |ty| and |tz| bounds.
@@ -42,7 +42,7 @@ class SceneRanges:
 
   min_depth: float = 0.9
   max_depth: float = 1.1
-  border_depth: float = 1.08
+  border_depth: Optional[float] = 1.08
   ka_range: Tuple[float, float] = (0.0, 1.0)
   kd_range: Tuple[float, float] = (0.5, 1.0)
   rotation_range_degrees: float = 60.0
@@ -52,7 +52,7 @@ class SceneRanges:
   def __post_init__(self):
     if not 0 < self.min_depth < self.max_depth:
       raise ValueError(f"SceneRanges needs 0 < min_depth < max_depth, got {self.min_depth}, {self.max_depth}")
-    if not self.min_depth <= self.border_depth <= self.max_depth:
+    if self.border_depth is not None and not self.min_depth <= self.border_depth <= self.max_depth:
       raise ValueError(f"SceneRanges.border_depth {self.border_depth} must lie in [min_depth, max_depth]")
     for name in ("ka_range", "kd_range"):
       lo, hi = getattr(self, name)
@@ -89,7 +89,9 @@ def depth_from_raw(raw, ranges: SceneRanges, border: bool = True, name="depth_fr
 
 
 def with_border(depth, ranges: SceneRanges) -> tf.Tensor:
-  """[B, H, W] depth with its two left and right border columns set to `ranges.border_depth`."""
+  """[B, H, W] depth with its two left and right border columns set to `ranges.border_depth` (unchanged if None)."""
+  if ranges.border_depth is None:
+    return depth
   width = depth.shape[2]
   border = tf.constant([1.0] * 2 + [0.0] * (width - 4) + [1.0] * 2, tf.float32)
   return depth * (1.0 - border) + ranges.border_depth * border
