@@ -55,6 +55,14 @@ def test_object_colour_prints_the_model_beside_the_trivial_predictors(tiny_run, 
   assert "model " in printed and "grey " in printed and "mean colour " in printed
 
 
+def test_object_colour_exits_naming_the_data_when_an_image_has_no_object(tiny_run, monkeypatch):
+  colour = _load("object_colour")
+  monkeypatch.setattr(colour, "BACKGROUND_LUMINANCE", -2.0)  # no pixel is darker: nothing to measure
+  monkeypatch.setattr(sys, "argv", ["object_colour.py", *tiny_run, "4"])
+  with pytest.raises(SystemExit, match="no object to measure"):
+    colour.main()
+
+
 @pytest.mark.parametrize("region, eps", [("covered", 0.0), ("object", 0.05)])
 def test_light_sweep_reports_both_components_and_the_regions(tiny_run, monkeypatch, capsys, region, eps):
   sweep = _load("light_sweep")

@@ -11,6 +11,8 @@ beside two predictors that ignore the image: grey (no chroma) and the batch's me
 learnt colours paints every object in the mean hue: correlations near 0 and an error near the mean colour's.
 """
 
+import sys
+
 import numpy as np
 import trained_run  # the sibling module: a script's own folder is on sys.path
 
@@ -28,6 +30,8 @@ def main():
   images = np.asarray(batch["image"], np.float64)
   recon = np.asarray(model.de_render(batch["image"])["recon_image"], np.float64)
   mask = (images.mean(-1, keepdims=True) < BACKGROUND_LUMINANCE).astype(np.float64)
+  if not mask.sum((1, 2, 3)).all():
+    sys.exit(f"{data_dir}: some 'val' images have no pixel darker than {BACKGROUND_LUMINANCE} (no object to measure)")
   truth, model_colour = object_chroma(images, mask), object_chroma(recon, mask)
   corr = [np.corrcoef(truth[:, k], model_colour[:, k])[0, 1] for k in range(3)]
   error = {
