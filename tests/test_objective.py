@@ -191,6 +191,17 @@ def _check_a_light_step_term(model, images, weight_name, key, expected, learner)
   assert seen == {True, False}
 
 
+def test_light_cycle_trains_only_the_light_encoder_on_light_steps(tiny_model, images):
+  """The light cycle reads the perturbed direction back from x_aug: zero on view steps; on light steps the mean
+  |light(x_aug) - (light + delta)| over lx, ly, whose gradient reaches the light encoder alone."""
+
+  def expected(result):
+    read_back = tiny_model.predict_light(result["augmented"]["image"])
+    return np.abs(read_back[:, 2:4] - result["augmented"]["light"][:, 2:4]).mean(axis=1)
+
+  _check_a_light_step_term(tiny_model, images, "light_cycle_weight", "light_cycle", expected, tiny_model.light_net)
+
+
 def test_light_invariance_trains_only_the_view_encoder_on_light_steps(tiny_model, images):
   """The view must not change when only the light does: zero on view steps; on light steps the mean |view(x_aug) -
   view(x)| over the rotations, whose gradient reaches the view encoder alone (x_aug and view(x) held fixed)."""
@@ -210,12 +221,14 @@ def test_light_invariance_trains_only_the_view_encoder_on_light_steps(tiny_model
     ("none", 1.0, "needs light perturbations"),
     ("light", -1.0, ">= 0"),
     ("light_view", float("nan"), "finite"),
+    ("light_view", float("inf"), "finite"),
     ("light", True, "finite number"),
   ],
 )
-def test_light_invariance_refuses_a_bad_setting(mode, weight, message):
+@pytest.mark.parametrize("term", ["light_cycle", "light_invariance", "albedo_invariance"])
+def test_the_light_step_terms_refuse_a_bad_setting(term, mode, weight, message):
   with pytest.raises(ValueError, match=message):
-    objective_lib.Objective(loocc_config=loocc.LooccConfig(mode=mode), light_invariance_weight=weight)
+    objective_lib.Objective(loocc_config=loocc.LooccConfig(mode=mode), **{f"{term}_weight": weight})
 
 
 def test_albedo_invariance_trains_only_the_albedo_network_on_light_steps(tiny_model, images):
@@ -229,15 +242,6 @@ def test_albedo_invariance_trains_only_the_albedo_network_on_light_steps(tiny_mo
   _check_a_light_step_term(
     tiny_model, images, "albedo_invariance_weight", "albedo_invariance", expected, tiny_model.albedo_net
   )
-
-
-@pytest.mark.parametrize(
-  "mode, weight, message",
-  [("none", 1.0, "needs light perturbations"), ("light", -1.0, ">= 0"), ("light_view", float("inf"), "finite")],
-)
-def test_albedo_invariance_refuses_a_bad_setting(mode, weight, message):
-  with pytest.raises(ValueError, match=message):
-    objective_lib.Objective(loocc_config=loocc.LooccConfig(mode=mode), albedo_invariance_weight=weight)
 
 
 def test_albedo_l1_is_in_unit_albedo_units():

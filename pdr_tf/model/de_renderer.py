@@ -175,6 +175,11 @@ class DeRenderer(keras.Model):
     view = self._encode_scene_vector(self.view_net, images, scene.VIEW_MIRROR_SIGNS, training)
     return scene.view_from_raw(view["output"], self.ranges)
 
+  def predict_light(self, images, training=False) -> tf.Tensor:
+    """The light encoder alone: [B, 4] (ka, kd, lx, ly) for [B, S, S, 3] images in [-1, 1]."""
+    light = self._encode_scene_vector(self.light_net, images, scene.LIGHT_MIRROR_SIGNS, training)
+    return scene.light_from_raw(light["output"], self.ranges)
+
   def predict_albedo(self, images, training=False) -> tf.Tensor:
     """The albedo network alone: [B, S, S, 3] canonical albedo in [-1, 1] for [B, S, S, 3] images in [-1, 1]."""
     return _float32(self.albedo_net(images, training=training))["output"]

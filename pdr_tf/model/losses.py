@@ -161,6 +161,14 @@ def view_cycle(predicted, target, name="view_cycle") -> tf.Tensor:
   return _rotation_l1(predicted, target, 2, name)
 
 
+def light_cycle(predicted, target, name="light_cycle") -> tf.Tensor:
+  """Per-example mean absolute error of the light direction's lx, ly between two [B, 4] lights (ka, kd, lx, ly)."""
+  with tf.name_scope(name):
+    predicted = _check(predicted, "predicted", 2)
+    target = _check(target, "target", 2)
+    return tf.reduce_mean(tf.abs(predicted[:, 2:4] - target[:, 2:4]), axis=1)
+
+
 def view_rotation_l1(predicted, target, name="view_rotation_l1") -> tf.Tensor:
   """Per-example mean absolute difference of the rotations rx, ry, rz (radians) between two [B, 6] views."""
   return _rotation_l1(predicted, target, 3, name)

@@ -60,6 +60,9 @@ class Objective:
     view_cycle_weight: weight of the view cycle (0: off; not in the paper). On the steps where LOOCC perturbs the
       view, the view encoder must read the perturbed tilts back from x_aug: mean |view(x_aug) - (view + Δ)| over
       rx and ry (radians), with x_aug and the target held fixed, so the term trains the view encoder only.
+    light_cycle_weight: weight of the light cycle (0: off; not in the paper). On the steps where LOOCC perturbs the
+      light, the light encoder must read the perturbed direction back from x_aug: mean |light(x_aug) - (light + Δ)|
+      over lx, ly, with x_aug and the target held fixed, so the term trains the light encoder only.
     light_invariance_weight: weight of the view's invariance to the light (0: off; not in the paper). On the steps
       where LOOCC perturbs the light, the view encoder must see the same view in x_aug as in x: mean |view(x_aug) -
       view(x)| over rx, ry, rz (radians), with x_aug and view(x) held fixed, so the term trains the view encoder
@@ -79,6 +82,7 @@ class Objective:
     perceptual_features=None,
     backprop_through_render=True,
     view_cycle_weight=0.0,
+    light_cycle_weight=0.0,
     light_invariance_weight=0.0,
     albedo_invariance_weight=0.0,
   ):
@@ -93,6 +97,7 @@ class Objective:
     self.backprop_through_render = backprop_through_render
     mode, light_modes = self.loocc.mode, ("light", "light_view")
     self.view_cycle_weight = _term_weight("view_cycle_weight", view_cycle_weight, mode, ("light_view",), "view")
+    self.light_cycle_weight = _term_weight("light_cycle_weight", light_cycle_weight, mode, light_modes, "light")
     self.light_invariance_weight = _term_weight(
       "light_invariance_weight", light_invariance_weight, mode, light_modes, "light"
     )
@@ -207,6 +212,11 @@ class Objective:
         invariance = losses.view_rotation_l1(read_back, tf.stop_gradient(out["view"]))
         result["light_invariance"] = _on_light_steps(augmented, invariance)
         result["total"] += self.light_invariance_weight * result["light_invariance"]
+      if self.light_cycle_weight > 0:
+        light_back = model.predict_light(tf.stop_gradient(augmented["image"]), training=training)
+        cycle = losses.light_cycle(light_back, tf.stop_gradient(augmented["light"]))
+        result["light_cycle"] = _on_light_steps(augmented, cycle)
+        result["total"] += self.light_cycle_weight * result["light_cycle"]
       if self.albedo_invariance_weight > 0:
         albedo_aug = model.predict_albedo(tf.stop_gradient(augmented["image"]), training=training)
         invariance = losses.albedo_l1(albedo_aug, tf.stop_gradient(out["albedo"]))

@@ -49,6 +49,7 @@ _SCALARS = (
   "loocc",
   "loocc_accuracy",
   "view_cycle",
+  "light_cycle",
   "light_invariance",
   "albedo_invariance",
 )
