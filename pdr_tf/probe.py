@@ -12,7 +12,8 @@ It then scores the predicted canonical depth twice (normals MAD and SIDE, as the
 the predicted view against the flat map in the input view, and rendered under the ground-truth view against a flat
 canonical depth under that same view. The second tells a wrong shape from a right shape seen from a wrong view, and
 scores runs trained with ground truth substituted for the view (scripts/diagnostics/train_with_true_scene.py
---oracle=view), whose view encoder is untrained.
+--oracle=view), whose view encoder is untrained. A third column scores a flat canonical depth under the predicted
+view against the flat map in the input view: what the predicted view earns with no shape.
 """
 
 import json
@@ -27,7 +28,7 @@ from pdr_tf.evaluation import scene_stats
 _LOG = logging.getLogger(__name__)
 
 
-DEPTH_VIEWS = ("predicted view", "true view")
+DEPTH_VIEWS = ("predicted view", "true view", "flat, predicted view")
 
 
 def _score_depth(recon_depth, mask, scene, view, batch):
@@ -58,6 +59,9 @@ def depth_errors(model, scene, batch, predicted):
   the depth adds to it counts. The true view is in the world's canonical frame: a model whose learnt frame differs
   from it by a fixed rotation scores worse there than its shape deserves.
 
+  "flat, predicted view" scores that flat canonical depth under the predicted view against the validation's trivial
+  predictor: what the predicted view earns alone, so that the "predicted view" row against it is what the shape adds.
+
   Returns:
     {view: {"normals_mad_deg": {model, trivial, ratio}, "side": {...}}}.
   """
@@ -69,6 +73,9 @@ def depth_errors(model, scene, batch, predicted):
   inner = tf.convert_to_tensor(scene.get("depth_before_border", depth), tf.float32)
   flat = tf.ones_like(depth) * tf.reduce_mean(inner, axis=[1, 2], keepdims=True)
   out = {"predicted view": _score_depth(*predicted, scene, scene["view"], batch)}
+  out["flat, predicted view"] = _score_depth(
+    *render_depth(model, scene, flat, scene["view"]), scene, scene["view"], batch
+  )
   true_view = tf.cast(batch["gt_view"], tf.float32)
   model_depth, model_mask = render_depth(model, scene, depth, true_view)
   flat_depth, flat_mask = render_depth(model, scene, flat, true_view)

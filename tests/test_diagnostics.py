@@ -86,13 +86,19 @@ def test_diagnostics_exit_with_their_usage_or_name_the_folder_without_a_val_spli
     trained.restore_with_val_batch("USAGE")
 
 
-def test_supervised_ceiling_trains_both_encoders_and_scores_them_beside_the_trivial_predictors(
-  tmp_path, monkeypatch, capsys
-):
-  ceiling = _load("supervised_ceiling")
+def _ceiling_on_tiny_data(name, tmp_path, monkeypatch):
+  """A ceiling script (module, data_dir) that trains on the tiny dataset's records with ground truth, batch 4."""
+  ceiling = _load(name)
   data_dir = fixtures.write_tiny_dataset(tmp_path / "data", num_train=2, num_test=2, num_val=8)
   monkeypatch.setattr(ceiling, "TRAIN_SPLIT", "val")  # the tiny dataset's records with ground truth
   monkeypatch.setattr(ceiling, "BATCH", 4)
+  return ceiling, data_dir
+
+
+def test_supervised_ceiling_trains_both_encoders_and_scores_them_beside_the_trivial_predictors(
+  tmp_path, monkeypatch, capsys
+):
+  ceiling, data_dir = _ceiling_on_tiny_data("supervised_ceiling", tmp_path, monkeypatch)
   monkeypatch.setattr(sys, "argv", ["supervised_ceiling.py", data_dir, "4", "4"])
   ceiling.main()
   lines = capsys.readouterr().out.splitlines()
@@ -105,6 +111,46 @@ def test_supervised_ceiling_exits_with_its_usage(monkeypatch):
   monkeypatch.setattr(sys, "argv", ["supervised_ceiling.py"])
   with pytest.raises(SystemExit, match="usage: supervised_ceiling.py DATA_DIR"):
     _load("supervised_ceiling").main()
+
+
+def _bump_depth(amplitude, size=64):
+  yy, xx = np.mgrid[:size, :size] - (size - 1) / 2
+  r = np.sqrt(xx**2 + yy**2) / (size / 4)
+  return np.where(r < 1, 1.0 - amplitude * np.cos(np.minimum(r, 1) * np.pi / 2), 0.0).astype(np.float32)
+
+
+def test_depth_ceiling_loss_is_zero_on_the_truth_and_charges_a_flat_map():
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+  from pdr_tf.render import geometry  # pylint: disable=import-outside-toplevel
+
+  ceiling = _load("depth_ceiling")
+  gt = _bump_depth(0.02)[None]
+  pixels = tf.constant(ceiling.evaluation_pixels(gt), tf.float32)
+  intrinsics = geometry.intrinsics_from_fov(64)
+  truth = tf.constant(np.where(gt > 0, gt, 1.0))
+  assert float(ceiling.depth_loss(truth, gt, pixels, intrinsics)) == pytest.approx(0.0, abs=1e-4)
+  # A flat map misses the bump: its normals and its relief.
+  flat = tf.ones_like(truth)
+  assert float(ceiling.depth_loss(flat, gt, pixels, intrinsics)) > 0.05
+
+
+def test_depth_ceiling_trains_the_depth_under_the_true_view_and_scores_it_beside_the_flat_map(
+  tmp_path, monkeypatch, capsys
+):
+  ceiling, data_dir = _ceiling_on_tiny_data("depth_ceiling", tmp_path, monkeypatch)
+  gin_files = ["--gin_file", ceiling.DEFAULT_GIN[0], "--gin_file", f"{ceiling.GIN_DIR}/debug.gin"]
+  ceiling.main([data_dir, "4", *gin_files, "--gin_param", "DeRenderer.depth_size=16"])
+  lines = capsys.readouterr().out.splitlines()
+  assert lines[0].startswith("val at step 0") and "normals " in lines[0] and "SIDE " in lines[0]
+  assert [line.split(" (")[0] for line in lines[1:5]] == ["step 1", "step 2", "step 3", "step 4"]
+  assert all(" deg (" in line and line.endswith("x)") for line in lines[1:5])
+  assert lines[-1] == "test after 4 steps (depth 16x16, lr 0.0001): no records with ground truth"
+
+
+def test_depth_ceiling_exits_naming_a_bad_step_count(tmp_path):
+  with pytest.raises(SystemExit, match="STEPS must be >= 1"):
+    _load("depth_ceiling").main([str(tmp_path), "0"])
 
 
 def test_rasterizer_regimes_reports_a_runs_scenes(tiny_run, monkeypatch, capsys):

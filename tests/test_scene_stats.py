@@ -123,6 +123,13 @@ def test_depth_errors_score_the_shape_under_the_true_view_as_well_as_the_predict
   assert right["true view"]["normals_mad_deg"]["trivial"] == pytest.approx(
     flat["true view"]["normals_mad_deg"]["model"], abs=0.5
   )
+  # The flat canonical depth under the predicted view: the flat prediction's own score, and for the right prediction
+  # the true view's baseline, which already beats the input-view flat map by the tilt alone.
+  assert flat["flat, predicted view"]["normals_mad_deg"]["ratio"] == pytest.approx(1.0, abs=1e-3)
+  tilt_only = right["flat, predicted view"]["normals_mad_deg"]
+  assert tilt_only["model"] == pytest.approx(right["true view"]["normals_mad_deg"]["trivial"], abs=0.5)
+  assert tilt_only["ratio"] < 1.0
+  assert right["predicted view"]["normals_mad_deg"]["model"] < tilt_only["model"]
   text = probe.format_depth_errors(flat)
   assert "true view" in text and "SIDE" in text and "1.00x" in text
 
