@@ -52,6 +52,14 @@ def blob_ground_truth(rng, size=64):
   return {"gt/has": 1, "gt/depth": depth, "gt/light": light, "gt/view": view}
 
 
+def bump_depth(amplitude, radius=20.0, size=64) -> np.ndarray:
+  """[size, size] depth of a centred round bump `amplitude` nearer than its rim (1.0) at `radius` pixels; 0 outside
+  it (background, as ground-truth depth maps have it)."""
+  yy, xx = np.mgrid[:size, :size] - (size - 1) / 2
+  r = np.sqrt(xx**2 + yy**2) / radius
+  return np.where(r < 1, 1.0 - amplitude * np.cos(np.minimum(r, 1) * np.pi / 2), 0.0)
+
+
 def write_tiny_dataset(
   path, num_train=16, num_test=10, classes=("a", "b"), seed=0, tracks=False, num_val=0, test_ground_truth=False
 ):

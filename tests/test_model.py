@@ -51,6 +51,27 @@ def test_encode_and_de_render_agree_with_forward(tiny_model, images):
   assert set(de) == {"depth", "albedo", "light", "view", "recon_image", "recon_depth", "mask"}
 
 
+@pytest.mark.parametrize("convex_prior", [0.0, 0.03])
+def test_single_network_predictors_agree_with_predict_scene(images, convex_prior):
+  """predict_depth (border pinned, convex prior added), predict_light, predict_view and predict_albedo give what
+  predict_scene gives: the LOOCC terms and the diagnostics that call them read the model's own scene."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+  tf.keras.utils.set_random_seed(2)
+  model = model_lib.DeRenderer(nf=8, zdim=16, encoder_nf=8, mirror_equivariant=True, convex_prior=convex_prior)
+  out = model.predict_scene(images)
+  singles = {
+    "depth": model.predict_depth(images),
+    "light": model.predict_light(images),
+    "view": model.predict_view(images),
+    "albedo": model.predict_albedo(images),
+  }
+  for key, value in singles.items():
+    np.testing.assert_allclose(value, out[key], atol=1e-6, err_msg=key)
+  border = model.ranges.border_depth
+  np.testing.assert_allclose(singles["depth"].numpy()[:, :, [0, 1, -2, -1]], border, atol=1e-6)
+
+
 def test_mirror_equivariant_heads_mirror_light_and_view(images):
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
 

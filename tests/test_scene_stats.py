@@ -92,17 +92,13 @@ class _StandInModel:
     return self.renderer.render(depth, albedo, light, view)
 
 
-def _bump(amplitude):
-  yy, xx = np.mgrid[:64, :64] - 31.5
-  r = np.sqrt(xx**2 + yy**2) / 20
-  return np.where(r < 1, 1.0 - amplitude * np.cos(np.minimum(r, 1) * np.pi / 2), 0.0)
-
-
 def test_depth_errors_score_the_shape_under_the_true_view_as_well_as_the_predicted_one():
   gt_view = np.float32([[0.0, 0.2, 0.0, 0.0, 0.0, 0.0]] * 2)
   batch = {"image": np.zeros((2, 64, 64, 3), np.float32), "gt_light": np.float32([[0.5, 0.5, 0.0, 0.0]] * 2)}
-  truth = _StandInModel(gt_view[0], np.where(_bump(0.02) > 0, _bump(0.02), 1.0))
-  batch["gt_depth"] = np.where(_bump(0.02)[None] > 0, truth.render(**_scene_args(truth, gt_view))["recon_depth"], 0)
+  truth = _StandInModel(gt_view[0], np.where(fixtures.bump_depth(0.02) > 0, fixtures.bump_depth(0.02), 1.0))
+  batch["gt_depth"] = np.where(
+    fixtures.bump_depth(0.02)[None] > 0, truth.render(**_scene_args(truth, gt_view))["recon_depth"], 0
+  )
   batch["gt_view"] = gt_view
   # A flat canonical depth whose prediction misses the 11-degree tilt.
   flat = _depth_errors(_StandInModel([0.0] * 6), batch)

@@ -147,12 +147,7 @@ class DeRenderer(keras.Model):
     albedo = _float32(self.albedo_net(images, training=training))
     light = self._encode_scene_vector(self.light_net, images, scene.LIGHT_MIRROR_SIGNS, training)
     view = self._encode_scene_vector(self.view_net, images, scene.VIEW_MIRROR_SIGNS, training)
-    raw_depth = depth["output"][..., 0]
-    if self.convex_prior > 0:
-      raw_depth += scene.convex_prior(
-        self.image_size, self.convex_prior, self.ranges, self.convex_prior_radius, self.convex_prior_aspect
-      )
-    depth_before_border = scene.depth_from_raw(raw_depth, self.ranges, border=False)
+    depth_before_border = self._depth_before_border(depth["output"])
     out = {
       "depth": scene.with_border(depth_before_border, self.ranges),
       "depth_before_border": depth_before_border,
@@ -169,6 +164,21 @@ class DeRenderer(keras.Model):
     if self.conf_net is not None:
       out.update(_float32(self.conf_net(images, training=training)))
     return out
+
+  def _depth_before_border(self, raw_output) -> tf.Tensor:
+    """[B, S, S] canonical depth from the depth network's [B, S, S, 1] raw output (plus the convex prior), before the
+    border columns are pinned."""
+    raw_depth = raw_output[..., 0]
+    if self.convex_prior > 0:
+      raw_depth += scene.convex_prior(
+        self.image_size, self.convex_prior, self.ranges, self.convex_prior_radius, self.convex_prior_aspect
+      )
+    return scene.depth_from_raw(raw_depth, self.ranges, border=False)
+
+  def predict_depth(self, images, training=False) -> tf.Tensor:
+    """The depth network alone: [B, S, S] canonical depth, border pinned, for [B, S, S, 3] images in [-1, 1]."""
+    depth = self._depth_before_border(_float32(self.depth_net(images, training=training))["output"])
+    return scene.with_border(depth, self.ranges)
 
   def predict_view(self, images, training=False) -> tf.Tensor:
     """The view encoder alone: [B, 6] (rx, ry, rz radians, tx, ty, tz) for [B, S, S, 3] images in [-1, 1]."""

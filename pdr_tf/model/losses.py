@@ -148,30 +148,27 @@ def depth_smoothness(
     return tf.reduce_mean(dx, axis=[1, 2]) + tf.reduce_mean(dy, axis=[1, 2])
 
 
-def _rotation_l1(predicted, target, num_rotations, name) -> tf.Tensor:
-  """Per-example mean absolute difference of the first `num_rotations` of rx, ry, rz (radians) of two [B, 6] views."""
+def _columns_l1(predicted, target, columns: slice, name) -> tf.Tensor:
+  """Per-example mean absolute difference of the `columns` of two [B, D] parameter vectors (views, lights)."""
   with tf.name_scope(name):
     predicted = _check(predicted, "predicted", 2)
     target = _check(target, "target", 2)
-    return tf.reduce_mean(tf.abs(predicted[:, :num_rotations] - target[:, :num_rotations]), axis=1)
+    return tf.reduce_mean(tf.abs(predicted[:, columns] - target[:, columns]), axis=1)
 
 
 def view_cycle(predicted, target, name="view_cycle") -> tf.Tensor:
   """Per-example mean absolute error of the tilts rx, ry (radians) between two [B, 6] views."""
-  return _rotation_l1(predicted, target, 2, name)
+  return _columns_l1(predicted, target, slice(0, 2), name)
 
 
 def light_cycle(predicted, target, name="light_cycle") -> tf.Tensor:
   """Per-example mean absolute error of the light direction's lx, ly between two [B, 4] lights (ka, kd, lx, ly)."""
-  with tf.name_scope(name):
-    predicted = _check(predicted, "predicted", 2)
-    target = _check(target, "target", 2)
-    return tf.reduce_mean(tf.abs(predicted[:, 2:4] - target[:, 2:4]), axis=1)
+  return _columns_l1(predicted, target, slice(2, 4), name)
 
 
 def view_rotation_l1(predicted, target, name="view_rotation_l1") -> tf.Tensor:
   """Per-example mean absolute difference of the rotations rx, ry, rz (radians) between two [B, 6] views."""
-  return _rotation_l1(predicted, target, 3, name)
+  return _columns_l1(predicted, target, slice(0, 3), name)
 
 
 def albedo_l1(predicted, target, name="albedo_l1") -> tf.Tensor:
