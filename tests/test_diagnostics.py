@@ -113,19 +113,13 @@ def test_supervised_ceiling_exits_with_its_usage(monkeypatch):
     _load("supervised_ceiling").main()
 
 
-def _bump_depth(amplitude, size=64):
-  yy, xx = np.mgrid[:size, :size] - (size - 1) / 2
-  r = np.sqrt(xx**2 + yy**2) / (size / 4)
-  return np.where(r < 1, 1.0 - amplitude * np.cos(np.minimum(r, 1) * np.pi / 2), 0.0).astype(np.float32)
-
-
 def test_depth_ceiling_loss_is_zero_on_the_truth_and_charges_a_flat_map():
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
 
   from pdr_tf.render import geometry  # pylint: disable=import-outside-toplevel
 
   ceiling = _load("depth_ceiling")
-  gt = _bump_depth(0.02)[None]
+  gt = fixtures.bump_depth(0.02, radius=16).astype(np.float32)[None]
   pixels = tf.constant(ceiling.evaluation_pixels(gt), tf.float32)
   intrinsics = geometry.intrinsics_from_fov(64)
   truth = tf.constant(np.where(gt > 0, gt, 1.0))
@@ -148,9 +142,17 @@ def test_depth_ceiling_trains_the_depth_under_the_true_view_and_scores_it_beside
   assert lines[-1] == "test after 2 steps (depth 16x16, lr 0.0001): no records with ground truth"
 
 
-def test_depth_ceiling_exits_naming_a_bad_step_count(tmp_path):
+def test_depth_ceiling_exits_naming_a_bad_step_count_data_folder_or_gin_file(tmp_path):
+  ceiling = _load("depth_ceiling")
   with pytest.raises(SystemExit, match="STEPS must be >= 1"):
-    _load("depth_ceiling").main([str(tmp_path), "0"])
+    ceiling.main([str(tmp_path), "0"])
+  with pytest.raises(SystemExit, match=f"data directory {tmp_path}/missing does not exist"):
+    ceiling.main([str(tmp_path / "missing"), "2"])
+  with pytest.raises(SystemExit, match="gin file 'nope.gin' does not exist"):
+    ceiling.main([str(tmp_path), "2", "--gin_file", "nope.gin"])
+  no_val = fixtures.write_tiny_dataset(tmp_path / "no_val", num_train=2, num_test=2, num_val=0)
+  with pytest.raises(SystemExit, match="'val' split"):
+    ceiling.main([no_val, "2"])
 
 
 def test_rasterizer_regimes_reports_a_runs_scenes(tiny_run, monkeypatch, capsys):

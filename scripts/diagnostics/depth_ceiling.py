@@ -31,7 +31,6 @@ from pdr_tf.evaluation import derender_eval
 from pdr_tf.evaluation import derender_metrics
 from pdr_tf.model import de_renderer
 from pdr_tf.render import geometry
-from pdr_tf.render import scene
 
 BATCH = 16
 TRAIN_SPLIT = "train"
@@ -43,12 +42,6 @@ DEFAULT_GIN = [os.path.join(GIN_DIR, "cars_unsup3d.gin"), os.path.join(GIN_DIR, 
 def evaluation_pixels(gt_depth: np.ndarray) -> np.ndarray:
   """[B, S, S] bool: the ground truth's object pixels eroded as the validation erodes them."""
   return np.stack([derender_metrics.erode_mask(d > 0, derender_eval.EROSION_PIXELS) for d in gt_depth])
-
-
-def canonical_depth(model, images, training=False):
-  """The model's canonical depth (border pinned as the model pins it) from its depth network alone."""
-  raw = de_renderer._float32(model.depth_net(images, training=training))["output"][..., 0]
-  return scene.depth_from_raw(raw, model.ranges)
 
 
 def depth_loss(recon_depth, gt_depth, pixels, intrinsics):
@@ -74,10 +67,9 @@ def score(model, batches):
     keep = record["gt_has"].numpy() == 1
     if not keep.any():
       continue
-    images, gt_view = record["image"], tf.cast(record["gt_view"], tf.float32)
-    recon_depth = model.renderer.warp_depth(canonical_depth(model, images), gt_view)
-    mask = model.renderer.valid_mask(recon_depth)
     gt_light, gt_view = record["gt_light"].numpy(), record["gt_view"].numpy()
+    recon_depth = model.renderer.warp_depth(model.predict_depth(record["image"]), tf.constant(gt_view, tf.float32))
+    mask = model.renderer.valid_mask(recon_depth)
     scorer.add(
       recon_depth.numpy()[keep], mask.numpy()[keep], gt_light[keep], gt_view[keep],
       record["gt_depth"].numpy()[keep], gt_light[keep], gt_view[keep],
@@ -110,23 +102,26 @@ def main(argv=None):
   args = make_parser().parse_args(argv)
   if args.steps < 1:
     raise SystemExit(f"STEPS must be >= 1, got {args.steps}")
-  gin_config.parse(args.gin_file or DEFAULT_GIN, args.gin_param)
+  try:
+    gin_config.parse(args.gin_file or DEFAULT_GIN, args.gin_param)
+    train = input_pipeline.make_dataset(args.data_dir, TRAIN_SPLIT, 1, training=False, repeat=True).unbatch()
+    val = input_pipeline.ground_truth_batch(args.data_dir, "val", 64)
+  except (gin_config.GinConfigError, FileNotFoundError) as e:
+    raise SystemExit(str(e)) from e
+  train = train.filter(lambda r: r["gt_has"] == 1).shuffle(256, seed=0).batch(BATCH)
+  if val is None:
+    raise SystemExit(f"{args.data_dir}: its 'val' split has no records with ground truth")
   tf.keras.utils.set_random_seed(0)
   model = de_renderer.DeRenderer()
   model.build_for_inference()
   intrinsics = geometry.intrinsics_from_fov(model.image_size)
   optimizer = tf.keras.optimizers.Adam(args.learning_rate, epsilon=1e-8)
-  train = input_pipeline.make_dataset(args.data_dir, TRAIN_SPLIT, 1, training=False, repeat=True).unbatch()
-  train = train.filter(lambda r: r["gt_has"] == 1).shuffle(256, seed=0).batch(BATCH)
-  val = input_pipeline.ground_truth_batch(args.data_dir, "val", 64)
-  if val is None:
-    raise SystemExit(f"{args.data_dir}: its 'val' split has no records with ground truth")
   variables = model.depth_net.trainable_variables
 
   @tf.function
   def step(images, gt_depth, gt_view, pixels):
     with tf.GradientTape() as tape:
-      recon_depth = model.renderer.warp_depth(canonical_depth(model, images, training=True), gt_view)
+      recon_depth = model.renderer.warp_depth(model.predict_depth(images, training=True), gt_view)
       valid = tf.stop_gradient(model.renderer.valid_mask(recon_depth))
       loss = depth_loss(recon_depth, gt_depth, pixels * valid, intrinsics)
     optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
