@@ -9,8 +9,8 @@ into another trajectory. Before the light and view heads were made mirror-equiva
 failed; docs/training.md has both tables.
 
 The check is at step 400: the depth emerges from its flat start between steps 200 and 400 (by seed), and after about
-step 500 it drifts (its relief grows past the truth's, the SIDE ratio rises, docs/training.md). At step 600 the SIDE
-ratio of seed 0 was 0.92 on one machine and 1.03 on CI's; at step 400, in eleven runs (seeds 0-2, some with oneDNN
+step 500 it drifts (its relief grows past the truth's, the SIDE ratio rises, docs/investigations.md). At step 600 the
+SIDE ratio of seed 0 was 0.92 on one machine and 1.03 on CI's; at step 400, in eleven runs (seeds 0-2, some with oneDNN
 limited to another instruction set, on this world and on its earlier version with an unlit backdrop), normals were
 0.56-0.76x and SIDE 0.76-0.86x the flat map's (docs/training.md, "The faces regression test").
 """

@@ -43,7 +43,7 @@ MIRRORED_SCRIPT = textwrap.dedent("""
         # Glorot initialisation: with the default PyTorch-style one the LOOCC gradients of the albedo encoder differ
         # by ~5% of their maximum between the two set-ups while the losses agree to 1e-7, and GroupNorm epsilon 1e-3
         # instead of 1e-5 removes the difference: an ill-conditioned point at that initialisation (open, see
-        # docs/training.md), not a reduction error, which this test is about.
+        # docs/investigations.md), not a reduction error, which this test is about.
         m = model.DeRenderer(nf=8, zdim=16, encoder_nf=8, initializer="glorot")
         m.build_for_inference()
         return m, objective.Objective(weights=weights, loocc_config=config)

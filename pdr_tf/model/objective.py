@@ -66,12 +66,12 @@ class Objective:
     light_invariance_weight: weight of the view's invariance to the light (0: off; not in the paper). On the steps
       where LOOCC perturbs the light, the view encoder must see the same view in x_aug as in x: mean |view(x_aug) -
       view(x)| over rx, ry, rz (radians), with x_aug and view(x) held fixed, so the term trains the view encoder
-      only. It stops the view from explaining a side light by turning and shifting the face (docs/training.md).
+      only. It stops the view from explaining a side light by turning and shifting the face (docs/investigations.md).
     albedo_invariance_weight: weight of the albedo's invariance to the light (0: off; not in the paper). On the
       steps where LOOCC perturbs the light, the albedo network must give x_aug the albedo it gave x: mean
       |albedo(x_aug) - albedo(x)| (`losses.albedo_l1`), with x_aug and albedo(x) held fixed, so the term trains the
       albedo network only. A vertical light's shading is left-right symmetric on a symmetric shape, so the flip
-      loss lets the albedo carry it at no cost (docs/training.md); this term asks the albedo not to change with
+      loss lets the albedo carry it at no cost (docs/investigations.md); this term asks the albedo not to change with
       the light, as a real albedo does not.
   """
 

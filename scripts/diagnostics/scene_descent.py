@@ -17,7 +17,7 @@ landscape whose minimum is not the truth as a last loss below the "depth at trut
 Environment variables: SETUPS (comma-separated names from the list above; default "depth,tilt,depth + tilt"),
 LAMBDA_SMOOTH (0.1, gin/pieces/cars.gin's), LR (Adam's learning rate, 0.01), RESOLUTION (of the free depth map,
 upsampled bilinearly to the image; 64), BORDER_DEPTH (the pinned border columns' depth; 1.08, Unsup3D's syncar
-setting, with which docs/training.md's tables were measured; the cars preset's is 1.02), TARGET=model (fit the
+setting, with which docs/investigations.md's tables were measured; the cars preset's is 1.02), TARGET=model (fit the
 model's own render of the true scene, composited over the world's image outside its mask, instead of the world's
 image: separates what the image formation cannot express from what descent cannot find).
 """
