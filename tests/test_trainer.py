@@ -25,6 +25,11 @@ from pdr_tf.training import workdir as workdir_lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GIN = os.path.join(REPO, "gin")
+# The trainer's robustness tests (resume, kill, NaN, lock, corrupt data, no compiler) train with LOOCC off: they test
+# the trainer, not the objective, and LOOCC's second re-render doubles the step's tracing (about 33 s against 16 s for
+# a 2-step debug run on the 2-core CPU). test_train_main_writes_every_artifact and the two-worker test train the main
+# job, LOOCC light + view, end to end.
+NO_LOOCC = "LooccConfig.mode='none'"
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +100,7 @@ _FAST_FIT = (
   "Trainer.export_at_end=False",
   "Trainer.checkpoint_every=100",
   "Trainer.image_summary_every=0",
-  "LooccConfig.mode='none'",
+  NO_LOOCC,
 )
 
 
@@ -109,7 +114,7 @@ def test_validation_scores_a_fixed_batch_against_ground_truth_and_trivial_predic
     "Trainer.validation_every=2",
     "Trainer.validation_size=4",
     "Trainer.export_at_end=False",
-    "LooccConfig.mode='none'",
+    NO_LOOCC,
   )
   trainer.run()
   lines = (workdir / workdir_lib.VALIDATION_LOG).read_text().splitlines()
@@ -177,11 +182,11 @@ def test_switch_errors_and_fallbacks_name_the_setting(tmp_path, data_dir, caplog
 
 def test_restart_resumes_at_saved_step_with_optimizer_state(tmp_path, data_dir):
   workdir = tmp_path / "work"
-  first = _trainer(workdir, data_dir, "Trainer.train_steps=2", "Trainer.export_at_end=False")
+  first = _trainer(workdir, data_dir, "Trainer.train_steps=2", "Trainer.export_at_end=False", NO_LOOCC)
   first.run()
   saved_iterations = int(first.optimizer.iterations.numpy())
   saved_weight = first.model.depth_net.trainable_variables[0].numpy()
-  second = _trainer(workdir, data_dir, "Trainer.train_steps=4", "Trainer.export_at_end=False")
+  second = _trainer(workdir, data_dir, "Trainer.train_steps=4", "Trainer.export_at_end=False", NO_LOOCC)
   second.begin()
   assert int(second.step.numpy()) == 2
   assert int(second.optimizer.iterations.numpy()) == saved_iterations == 2
@@ -194,7 +199,12 @@ def test_restart_resumes_at_saved_step_with_optimizer_state(tmp_path, data_dir):
 def test_killed_run_resumes_at_its_saved_step(tmp_path, data_dir):
   workdir = tmp_path / "work"
   argv = _argv(
-    workdir, data_dir, "Trainer.train_steps=400", "Trainer.export_at_end=False", "Trainer.image_summary_every=0"
+    workdir,
+    data_dir,
+    "Trainer.train_steps=400",
+    "Trainer.export_at_end=False",
+    "Trainer.image_summary_every=0",
+    NO_LOOCC,
   )
   proc = subprocess.Popen(
     [sys.executable, "-m", "pdr_tf.train"] + argv,
@@ -215,7 +225,7 @@ def test_killed_run_resumes_at_its_saved_step(tmp_path, data_dir):
   proc.wait()
   saved = latest_step()
   assert 4 <= saved < 400
-  resumed = _trainer(workdir, data_dir, "Trainer.train_steps=400")
+  resumed = _trainer(workdir, data_dir, "Trainer.train_steps=400", NO_LOOCC)
   resumed.begin()
   assert int(resumed.step.numpy()) == saved
 
@@ -223,7 +233,12 @@ def test_killed_run_resumes_at_its_saved_step(tmp_path, data_dir):
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, data_dir):
   workdir = tmp_path / "work"
   trainer = _trainer(
-    workdir, data_dir, "Trainer.train_steps=6", "Trainer.inject_nan_at_step=2", "Trainer.image_summary_every=0"
+    workdir,
+    data_dir,
+    "Trainer.train_steps=6",
+    "Trainer.inject_nan_at_step=2",
+    "Trainer.image_summary_every=0",
+    NO_LOOCC,
   )
   with pytest.raises(trainer_lib.NonFiniteLossError, match=r"steps 3-4.*Last good checkpoint: .*ckpt-2"):
     trainer.run()
@@ -234,7 +249,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, data_dir):
 
 
 def test_nan_loss_exit_code_from_main(tmp_path, data_dir, caplog):
-  code = train.main(_argv(tmp_path / "w", data_dir, "Trainer.inject_nan_at_step=0"))
+  code = train.main(_argv(tmp_path / "w", data_dir, "Trainer.inject_nan_at_step=0", NO_LOOCC))
   assert code == 1
   assert "Non-finite loss" in caplog.text
 
@@ -316,7 +331,7 @@ def test_a_stale_workdir_lock_is_taken_over_with_a_log_line(tmp_path, data_dir, 
   dead.wait()
   with open(workdir / workdir_lib.TRAIN_LOCK, "w", encoding="utf-8") as f:
     json.dump({"pid": dead.pid, "host": socket.gethostname(), "started": "earlier"}, f)
-  trainer = _trainer(workdir, data_dir, "Trainer.export_at_end=False", "Trainer.train_steps=2")
+  trainer = _trainer(workdir, data_dir, "Trainer.export_at_end=False", "Trainer.train_steps=2", NO_LOOCC)
   trainer.run()
   assert "stale lock" in caplog.text and not (workdir / workdir_lib.TRAIN_LOCK).exists()
 
@@ -335,7 +350,7 @@ def _corrupt_copy(data_dir, tmp_path):
 
 def test_a_corrupt_shard_is_named_with_its_offset_and_the_recovery(tmp_path, data_dir):
   copy, shard = _corrupt_copy(data_dir, tmp_path)
-  trainer = _trainer(tmp_path / "work", copy, "Trainer.export_at_end=False", "Trainer.train_steps=40")
+  trainer = _trainer(tmp_path / "work", copy, "Trainer.export_at_end=False", "Trainer.train_steps=40", NO_LOOCC)
   with pytest.raises(input_pipeline.CorruptDataError) as info:
     trainer.run()
   message = str(info.value)
@@ -343,7 +358,12 @@ def test_a_corrupt_shard_is_named_with_its_offset_and_the_recovery(tmp_path, dat
   assert "--overwrite" in message and "make_dataset.skip_corrupt=True" in message
   # With the switch on, training goes on past the corrupt record and says what it skipped.
   trainer = _trainer(
-    tmp_path / "work2", copy, "Trainer.export_at_end=False", "Trainer.train_steps=4", "make_dataset.skip_corrupt=True"
+    tmp_path / "work2",
+    copy,
+    "Trainer.export_at_end=False",
+    "Trainer.train_steps=4",
+    "make_dataset.skip_corrupt=True",
+    NO_LOOCC,
   )
   trainer.run()
   assert int(trainer.step.numpy()) == 4
@@ -458,7 +478,7 @@ def test_training_needs_no_cpp_compiler(tmp_path, data_dir):
   empty_bin.mkdir()
   env = {k: v for k, v in os.environ.items() if k != "CXX"}
   env.update(PATH=str(empty_bin), PDR_TF_CACHE_DIR=str(tmp_path / "cache"))
-  argv = _argv(tmp_path / "work", data_dir, "Trainer.export_at_end=False", "Renderer.backend='auto'")
+  argv = _argv(tmp_path / "work", data_dir, "Trainer.export_at_end=False", "Renderer.backend='auto'", NO_LOOCC)
   result = subprocess.run(
     [sys.executable, "-m", "pdr_tf.train", *argv],
     cwd=REPO,
