@@ -26,6 +26,33 @@ def pytest_collection_modifyitems(items):
   items.sort(key=lambda item: item.get_closest_marker("longest") is None)
 
 
+# Test modules whose module-scoped fixture takes 10-40 s (a generated world, an exported model). pytest-xdist builds a
+# module's fixture on every worker that runs one of its tests; these modules run whole on one worker instead, so the
+# fixture is built once. (xdist's `--dist loadgroup` would do this with marks, but under pytest 9.2 it groups nothing:
+# it renames `item._nodeid`, which pytest 9.2's nodes no longer read.)
+SHARED_FIXTURE_MODULES = frozenset(
+  f"tests/{name}.py" for name in ("test_synthetic", "test_exported_derender", "test_diagnostics", "test_scene_stats")
+)
+
+
+def scheduling_scope(nodeid: str) -> str:
+  """The unit of work a test is scheduled in: its module for SHARED_FIXTURE_MODULES, else the test alone."""
+  module = nodeid.split("::", 1)[0]
+  return module if module in SHARED_FIXTURE_MODULES else nodeid
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+  from xdist.scheduler import LoadScopeScheduling  # pylint: disable=import-outside-toplevel
+
+  class Scheduling(LoadScopeScheduling):
+    def _split_scope(self, nodeid):
+      return scheduling_scope(nodeid)
+
+  config.option.loadscopereorder = False  # keep the collection order, the `longest` tests first
+  return Scheduling(config, log)
+
+
 @pytest.fixture
 def rng():
   return np.random.RandomState(0)
