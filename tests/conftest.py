@@ -4,11 +4,6 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
-# One intra-op thread per TensorFlow process: pytest runs two workers (pytest.ini), and several tests start more
-# TensorFlow processes, on CI's two cores; with TensorFlow's default of one thread per core, their thread pools spin
-# against each other. Inherited by every subprocess a test starts.
-os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
-os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import gin  # pylint: disable=wrong-import-position
 import numpy as np  # pylint: disable=wrong-import-position
