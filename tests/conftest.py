@@ -38,6 +38,10 @@ def scheduling_scope(nodeid: str) -> str:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
+  """pytest.ini's default distribution ("load") with SHARED_FIXTURE_MODULES kept whole; None (xdist's own scheduler)
+  for any other --dist a user asks for."""
+  if config.getvalue("dist") != "load":
+    return None
   from xdist.scheduler import LoadScopeScheduling  # pylint: disable=import-outside-toplevel
 
   class Scheduling(LoadScopeScheduling):

@@ -2,6 +2,7 @@
 that file has (GitHub's anchor rules), and nothing points outside the repository."""
 
 import collections
+import functools
 import glob
 import os
 import re
@@ -38,6 +39,7 @@ def slug(heading: str) -> str:
   return text.replace(" ", "-")
 
 
+@functools.lru_cache(maxsize=None)  # a page is parsed once however many links point at it
 def anchors(path):
   """Every anchor of a markdown file: one per heading, with GitHub's -1, -2 ... suffixes for repeats."""
   seen, out = collections.Counter(), set()
