@@ -322,6 +322,7 @@ def run_job(dataset, build, args, beam_args):
   options = PipelineOptions(beam_argv(beam_args, args.num_workers))
   start = time.time()
   local = is_local(args.output_dir)
+  pipeline = None
   lock = (
     locks.FolderLock(lock_path(args.output_dir), f"beam_pipelines.{dataset} -> {args.output_dir}") if local else None
   )
@@ -335,6 +336,8 @@ def run_job(dataset, build, args, beam_args):
     build(pipeline, target)  # lists and checks the inputs first: a bad --input_dir leaves no output behind
   except (ValueError, locks.LockHeldError) as e:
     logging.error("%s: %s", dataset, e)
+    if pipeline is not None:  # never run: Beam removes its local temporary folder only in run()
+      shutil.rmtree(pipeline.local_tempdir, ignore_errors=True)
     if lock is not None:
       lock.release()
     return 1

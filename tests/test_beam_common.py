@@ -69,7 +69,7 @@ def test_shards_for():
 def _write_shards(output_dir, records, num_shards):
   import apache_beam as beam  # pylint: disable=import-outside-toplevel
 
-  options = beam.options.pipeline_options.PipelineOptions(["--direct_running_mode=in_memory"])
+  options = beam.options.pipeline_options.PipelineOptions(["--runner=FnApiRunner", "--direct_running_mode=in_memory"])
   with beam.Pipeline(options=options) as p:
     _ = (
       p

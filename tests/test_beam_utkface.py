@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 import pytest
@@ -246,12 +247,16 @@ def test_nothing_written_exits_1_with_a_full_manifest(tmp_path, caplog):
   assert len(open(os.path.join(out, "rejects.jsonl")).read().splitlines()) == len(BAD)
 
 
-def test_missing_or_empty_input_exits_1(tmp_path, caplog):
+def test_missing_or_empty_input_exits_1(tmp_path, caplog, monkeypatch):
+  scratch = tmp_path / "tmp"  # the system temporary folder, private to this test
+  scratch.mkdir()
+  monkeypatch.setattr(tempfile, "tempdir", str(scratch))
   assert utkface.main(["--input_dir", str(tmp_path / "nope"), "--output_dir", str(tmp_path / "o")]) == 1
   assert str(tmp_path / "nope") in caplog.text and "does not exist" in caplog.text
   os.makedirs(tmp_path / "empty")
   assert utkface.main(["--input_dir", str(tmp_path / "empty"), "--output_dir", str(tmp_path / "o")]) == 1
   assert "holds no files" in caplog.text
+  assert not os.listdir(scratch)  # the pipeline that never ran leaves no Beam temporary folder behind
 
 
 def test_help_shows_options_and_a_dataflow_example():
