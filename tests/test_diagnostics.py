@@ -309,3 +309,44 @@ def test_relief_ambiguity_prints_a_row_per_step(tiny_run, monkeypatch, capsys):
   _load("relief_ambiguity").main()
   printed = capsys.readouterr().out
   assert "step      0: relief" in printed and "step     10: relief" in printed and "relief x ry" in printed
+
+
+def test_train_with_true_scene_parses_its_oracles_and_names_a_bad_one():
+  script = _load("train_with_true_scene")
+  assert script.parse_oracle(["--gin_file=g.gin"]) == (("light",), ["--gin_file=g.gin"])
+  assert script.parse_oracle(["--oracle=light_side,view", "--gin_param=x"]) == (
+    ("light_side", "view"),
+    ["--gin_param=x"],
+  )
+  for bad in ("--oracle=depth", "--oracle=light,light_side", "--oracle="):
+    with pytest.raises(SystemExit, match="--oracle takes light or light_side"):
+      script.parse_oracle([bad])
+
+
+def test_train_with_true_scene_substitutes_the_side_light_and_keeps_the_predicted_vertical_one():
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+  script = _load("train_with_true_scene")
+  predicted = {"light": tf.constant([[0.1, 0.6, 0.0, -0.8]]), "view": tf.zeros([1, 6]), "depth": tf.ones([1, 2, 2])}
+  true_light, true_view = tf.constant([[0.4, 0.7, 0.5, 0.2]]), tf.fill([1, 6], 0.3)
+  side = script.substitute(predicted, {"light_side": true_light, "view": true_view})
+  np.testing.assert_allclose(side["light"], [[0.4, 0.7, 0.5, -0.8]])
+  np.testing.assert_allclose(side["view"], true_view)
+  assert side["depth"] is predicted["depth"]
+  np.testing.assert_allclose(script.substitute(predicted, {"light": true_light})["light"], true_light)
+  np.testing.assert_allclose(predicted["light"], [[0.1, 0.6, 0.0, -0.8]])  # the prediction itself is untouched
+
+
+def test_train_with_true_scene_mirrors_the_truth_with_the_image():
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+  from pdr_tf.render import scene  # pylint: disable=import-outside-toplevel
+
+  script = _load("train_with_true_scene")
+  example = {"gt_light": tf.constant([0.4, 0.7, 0.5, 0.2]), "gt_view": tf.constant([0.1, 0.2, 0.3, 0.01, 0.02, 0.0])}
+  kept = script.mirrored_truth(example, ("light_side", "view"), tf.constant(False))
+  flipped = script.mirrored_truth(example, ("light_side", "view"), tf.constant(True))
+  assert sorted(kept) == ["gt_light", "gt_view"]
+  np.testing.assert_allclose(kept["gt_light"], example["gt_light"])
+  np.testing.assert_allclose(flipped["gt_light"], example["gt_light"] * np.array(scene.LIGHT_MIRROR_SIGNS))
+  np.testing.assert_allclose(flipped["gt_view"], example["gt_view"] * np.array(scene.VIEW_MIRROR_SIGNS), rtol=1e-6)
