@@ -92,6 +92,25 @@ def test_mirror_equivariant_heads_mirror_light_and_view(images):
   assert model_lib.DeRenderer(**model.get_config()).mirror_equivariant
 
 
+def test_initial_ly_lights_every_image_from_above_at_the_start_and_trains(images):
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+  tf.keras.utils.set_random_seed(3)
+  plain = model_lib.DeRenderer(nf=8, zdim=16, encoder_nf=8, mirror_equivariant=True)
+  lit = model_lib.DeRenderer(nf=8, zdim=16, encoder_nf=8, mirror_equivariant=True, initial_ly=-0.5)
+  blank = tf.zeros([2, 64, 64, 3])  # bias-free convolutions: only the head's own bias reaches the tanh
+  np.testing.assert_allclose(plain.predict_light(blank)[:, 2:], 0.0, atol=1e-6)
+  np.testing.assert_allclose(lit.predict_light(blank)[:, 2:], [[0.0, -0.5]] * 2, atol=1e-6)
+  assert abs(np.mean(lit.predict_light(images)[:, 3]) + 0.5) < 0.2  # real images start near it too
+  (bias,) = [w for w in lit.light_net.trainable_weights if "head" in w.path and "bias" in w.path]
+  assert not [w for w in plain.light_net.weights if "bias" in w.path]  # Unsup3D's bias-free head by default
+  assert model_lib.DeRenderer(**lit.get_config()).initial_ly == -0.5
+  np.testing.assert_allclose(bias.numpy(), [0.0, 0.0, 0.0, np.arctanh(-0.5)], atol=1e-6)
+  for bad in (1.0, -2.0):
+    with pytest.raises(ValueError, match="initial_ly must lie in"):
+      model_lib.DeRenderer(nf=8, zdim=16, encoder_nf=8, initial_ly=bad)
+
+
 def test_depth_range_has_one_home():
   from pdr_tf.render import renderer as renderer_lib  # pylint: disable=import-outside-toplevel
   from pdr_tf.render import scene as scene_lib  # pylint: disable=import-outside-toplevel

@@ -129,6 +129,7 @@ def test_tf_checkpoint_saves_and_restores_every_weight(tmp_path):
   images = _images()
   for make in (
     lambda: networks.ConvEncoder(out_dim=6, nf=4),
+    lambda: networks.ConvEncoder(out_dim=4, nf=4, head_bias=[0.0, 0.0, 0.0, -0.5]),
     lambda: networks.EncoderDecoder(nf=4, zdim=8),
     lambda: networks.ConfNet(nf=4, zdim=8),
   ):
@@ -153,6 +154,8 @@ def test_wrong_input_size_raises(shape):
 def test_bad_constructor_arguments_raise():
   with pytest.raises(ValueError, match="nf"):
     networks.ConvEncoder(nf=0)
+  with pytest.raises(ValueError, match="head_bias needs out_dim = 4 values"):
+    networks.ConvEncoder(out_dim=4, head_bias=[0.0, 0.1])
   with pytest.raises(ValueError, match="activation"):
     networks.EncoderDecoder(activation="relu6")
   with pytest.raises(ValueError, match="zdim"):

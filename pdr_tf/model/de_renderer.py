@@ -6,6 +6,7 @@ the physically disentangled representations (PDRs): the depth and albedo bottlen
 encoders' last conv features.
 """
 
+import math
 from typing import Dict
 
 import keras
@@ -62,6 +63,9 @@ class DeRenderer(keras.Model):
       the mirrored image gets the mirrored light and view (`scene.LIGHT_MIRROR_SIGNS`, `VIEW_MIRROR_SIGNS`); the
       side components (lx; ry, rz, tx) then average to zero over an image and its mirror, and no constant side
       light or yaw can be shared by every image (docs/training.md). Costs a second pass of both encoders.
+    initial_ly: the vertical light component every image gets before training (0: Unsup3D's bias-free light
+      head, a frontal light at the start). Non-zero gives the light head a trainable bias that starts there
+      (negative: lit from above, image y pointing down); the side light lx still starts at zero.
     zdim: their bottleneck width, the depth and albedo feature size (paper 256).
     encoder_nf: base width of the light and view encoders (paper 32; features are 8 * encoder_nf wide).
     use_confidence: predict confidence maps (faces) or not (cars).
@@ -85,6 +89,7 @@ class DeRenderer(keras.Model):
     convex_prior_radius=0.4,
     convex_prior_aspect=1.0,
     mirror_equivariant=False,
+    initial_ly=0.0,
     renderer=None,
     ranges=None,
     name="de_renderer",
@@ -99,6 +104,9 @@ class DeRenderer(keras.Model):
     self.depth_size, self.initializer, self.flat_depth_init = depth_size, initializer, flat_depth_init
     self.convex_prior = float(convex_prior)
     self.mirror_equivariant = bool(mirror_equivariant)
+    self.initial_ly = float(initial_ly)
+    if not -1.0 < self.initial_ly < 1.0:
+      raise ValueError(f"initial_ly must lie in (-1, 1), the range of the light's ly; got {initial_ly}")
     self.convex_prior_radius, self.convex_prior_aspect = float(convex_prior_radius), float(convex_prior_aspect)
     if ranges is None:
       ranges = renderer.ranges if renderer is not None else scene.SceneRanges()
@@ -123,7 +131,8 @@ class DeRenderer(keras.Model):
     self.albedo_net = networks.EncoderDecoder(
       out_channels=3, activation="tanh", nf=nf, zdim=zdim, name="albedo_net", **init
     )
-    self.light_net = networks.ConvEncoder(out_dim=4, nf=encoder_nf, name="light_net", **init)
+    light_bias = None if self.initial_ly == 0.0 else [0.0, 0.0, 0.0, math.atanh(self.initial_ly)]  # raw ka, kd, lx, ly
+    self.light_net = networks.ConvEncoder(out_dim=4, nf=encoder_nf, head_bias=light_bias, name="light_net", **init)
     self.view_net = networks.ConvEncoder(out_dim=6, nf=encoder_nf, name="view_net", **init)
     self.conf_net = networks.ConfNet(nf=nf, zdim=conf_zdim, name="conf_net", **init) if use_confidence else None
 
@@ -272,5 +281,6 @@ class DeRenderer(keras.Model):
       "convex_prior_radius": self.convex_prior_radius,
       "convex_prior_aspect": self.convex_prior_aspect,
       "mirror_equivariant": self.mirror_equivariant,
+      "initial_ly": self.initial_ly,
       "name": self.name,
     }

@@ -15,7 +15,7 @@ further (docs/training.md).
 """
 
 import functools
-from typing import Optional
+from typing import Optional, Sequence
 
 import keras
 import tensorflow as tf
@@ -73,17 +73,20 @@ def _check_widths(**widths) -> None:
       raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
-def _conv(filters, kernel, strides=1, padding="same", name=None, init="pytorch", transpose=False):
-  """A bias-free (transposed) convolution with the chosen kernel initializer, as Unsup3D's layers."""
+def _conv(filters, kernel, strides=1, padding="same", name=None, init="pytorch", transpose=False, bias=None):
+  """A bias-free (transposed) convolution with the chosen kernel initializer, as Unsup3D's layers; with `bias` (one
+  value per filter) a trainable bias that starts at those values."""
   layer = keras.layers.Conv2DTranspose if transpose else keras.layers.Conv2D
+  extra = {} if bias is None else {"bias_initializer": keras.initializers.Constant(list(bias))}
   return layer(
     filters,
     kernel,
     strides=strides,
     padding=padding,
-    use_bias=False,
+    use_bias=bias is not None,
     name=name,
     kernel_initializer=kernel_initializer(init),
+    **extra,
   )
 
 
@@ -146,20 +149,30 @@ class ConvEncoder(keras.Model):
   """
 
   def __init__(
-    self, out_dim: int = 4, nf: int = 32, initializer: str = "pytorch", name: Optional[str] = None, **kwargs
+    self,
+    out_dim: int = 4,
+    nf: int = 32,
+    initializer: str = "pytorch",
+    head_bias: Optional[Sequence[float]] = None,
+    name: Optional[str] = None,
+    **kwargs,
   ):
     """Args: out_dim: head outputs (light 4, view 6); nf: base width (paper 32, features 8 nf = 256 wide);
-    initializer: one of INITIALIZERS."""
+    initializer: one of INITIALIZERS; head_bias: None (Unsup3D: a bias-free head) or out_dim starting values of a
+    trainable head bias, before the tanh."""
     super().__init__(name=name, **kwargs)
     _check_widths(out_dim=out_dim, nf=nf)
+    if head_bias is not None and len(head_bias) != out_dim:
+      raise ValueError(f"{name}: head_bias needs out_dim = {out_dim} values, got {list(head_bias)}")
     self.out_dim, self.nf, self.initializer = out_dim, nf, initializer
+    self.head_bias = None if head_bias is None else [float(b) for b in head_bias]
     conv = functools.partial(_conv, init=initializer)
     widths = (nf, 2 * nf, 4 * nf, 8 * nf)
     self.num_down = _add_blocks(
       self, "down", [_Block(conv(w, 4, strides=2, name="conv"), name=f"down{i}") for i, w in enumerate(widths)]
     )  # 64 -> 4
     self.last = conv(8 * nf, 4, padding="valid", name="last")  # 4 -> 1
-    self.head = conv(out_dim, 1, name="head")
+    self.head = conv(out_dim, 1, name="head", bias=self.head_bias)
 
   @property
   def feature_dim(self) -> int:
@@ -170,7 +183,13 @@ class ConvEncoder(keras.Model):
     return {"output": _flatten_1x1(tf.tanh(self.head(tf.nn.relu(pre)))), "features": _flatten_1x1(tf.tanh(pre))}
 
   def get_config(self):
-    return {"out_dim": self.out_dim, "nf": self.nf, "initializer": self.initializer, "name": self.name}
+    return {
+      "out_dim": self.out_dim,
+      "nf": self.nf,
+      "initializer": self.initializer,
+      "head_bias": self.head_bias,
+      "name": self.name,
+    }
 
 
 def _encoder_blocks(nf: int, zdim: int, init: str):
