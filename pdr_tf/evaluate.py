@@ -31,6 +31,7 @@ from pdr_tf import gin_config
 from pdr_tf.data import input_pipeline
 
 from pdr_tf.evaluation import metrics
+from pdr_tf.evaluation import output_files
 from pdr_tf.evaluation import plots
 from pdr_tf.evaluation import report
 
@@ -49,6 +50,25 @@ LOG_EVERY_RECORDS = 256  # without a terminal (no progress bar), a log line per 
 _STAGES = ("load_saved_model_s", "embed_and_de_render_s", "cluster_and_report_s")  # evaluate's stages, in order
 # label field -> class names by index (None: names come from the records' label/name).
 LABEL_FIELDS = {"label_id": None, "gender": formats.UTKFACE_GENDERS, "race": formats.UTKFACE_RACES}
+# What evaluate may write into its output folder: results key -> file name suffix after <name>. It replaces only
+# its own earlier outputs there (pdr_tf.evaluation.output_files: a manifest of the files it wrote and their sha256)
+# and checks every name before it writes the first, so a refused run leaves the folder as it was.
+OUTPUT_SUFFIXES = {
+  "json": ".json",
+  "markdown": ".md",
+  "embedding_png": "_embedding.png",
+  "confusion_png": "_confusion.png",
+  "correlation_png": "_correlation.png",
+  "assignments_csv": "_assignments.csv",
+  "config_gin": "_config.gin",  # only with evaluate(write_config=True), as the command line does
+}
+OUTPUT_DIR_HINT = "choose another one with evaluate.output_dir (--gin_param=\"evaluate.output_dir='runs/eval/other'\")"
+
+
+def output_filenames(name, config=False):
+  """File names `evaluate` (and `evaluate_features`) may write for `name`: {results["outputs"] key: file name}."""
+  output_files.check_filename(name)
+  return {key: f"{name}{suffix}" for key, suffix in OUTPUT_SUFFIXES.items() if config or key != "config_gin"}
 
 
 def _check_features(features):
@@ -115,7 +135,9 @@ def evaluate_features(
       seed: KMeans seed.
       derender_xla: run de_render compiled with XLA where the platform allows (the SavedModel's check-free
           de_render_unchecked; `evaluation.exported_derender`), else through the de_render signature.
-      output_dir: when set, writes `<name>.json`, `<name>.md`, `<name>_assignments.csv` and the PNG plots there.
+      output_dir: when set, writes `<name>.json`, `<name>.md`, `<name>_assignments.csv` and the PNG plots there
+          (`output_filenames`); a file there with one of those names that evaluate did not write stops it
+          (FileExistsError) before it writes anything.
       name: base name of the output files.
       extra: dict merged into the results before writing (e.g. the config and de-rendering metrics).
 
@@ -126,7 +148,11 @@ def evaluate_features(
 
   Raises:
       ValueError: no samples, a single class, k larger than the number of samples, or inconsistent inputs.
+      FileExistsError, NotADirectoryError: output_dir holds files evaluate did not write with its outputs' names, or
+          is a file (`output_files.check_writable`).
   """
+  if output_dir:
+    output_files.check_writable(output_dir, list(output_filenames(name).values()), OUTPUT_DIR_HINT)
   features = _check_features(features)
   labels = np.asarray(labels)
   n = next(iter(features.values())).shape[0]
@@ -204,34 +230,46 @@ def _summary_table(results):
 
 
 def _write_outputs(results, x, labels, predicted, group_ids, features, output_dir, name):
-  os.makedirs(output_dir, exist_ok=True)
+  filenames = output_filenames(name)
+  # All names first: a foreign file among them stops evaluate before it writes anything.
+  output_files.check_writable(output_dir, list(filenames.values()), OUTPUT_DIR_HINT)
+
+  def write(key, writer):
+    paths[key] = output_files.write_file(output_dir, filenames[key], writer, OUTPUT_DIR_HINT)
+
   paths = {}
   title = f"{name}: {'+'.join(results['blocks'])} features (PCA)"
-  paths["embedding_png"] = plots.embedding_scatter(
-    x, labels, os.path.join(output_dir, f"{name}_embedding.png"), title=title
-  )
-  paths["confusion_png"] = plots.confusion_matrix_plot(
-    labels, predicted, os.path.join(output_dir, f"{name}_confusion.png")
-  )
+  write("embedding_png", lambda path: plots.embedding_scatter(x, labels, path, title=title))
+  write("confusion_png", lambda path: plots.confusion_matrix_plot(labels, predicted, path))
   disentangle = results.get("disentanglement") or {}
   if "matrix" in disentangle:
-    paths["correlation_png"] = plots.correlation_heatmap(
-      disentangle["names"],
-      np.asarray(disentangle["matrix"], dtype=np.float64),
-      os.path.join(output_dir, f"{name}_correlation.png"),
-      title=f"Mean |PCC| between features (mean {disentangle['mean_pcc']:.3f}, N={disentangle['n_samples']})",
+    write(
+      "correlation_png",
+      lambda path: plots.correlation_heatmap(
+        disentangle["names"],
+        np.asarray(disentangle["matrix"], dtype=np.float64),
+        path,
+        title=f"Mean |PCC| between features (mean {disentangle['mean_pcc']:.3f}, N={disentangle['n_samples']})",
+      ),
     )
-  paths["assignments_csv"] = os.path.join(output_dir, f"{name}_assignments.csv")
   ids = group_ids if group_ids is not None else np.arange(labels.shape[0])
-  with open(paths["assignments_csv"], "w", newline="", encoding="utf-8") as f:
-    writer = csv.writer(f)
-    writer.writerow(["group_id" if group_ids is not None else "index", "label", "cluster"])
-    for row in zip(ids, labels, predicted):
-      writer.writerow([str(v) for v in row])
+
+  def write_csv(path):
+    with open(path, "x", newline="", encoding="utf-8") as f:
+      writer = csv.writer(f)
+      writer.writerow(["group_id" if group_ids is not None else "index", "label", "cluster"])
+      for row in zip(ids, labels, predicted):
+        writer.writerow([str(v) for v in row])
+
+  write("assignments_csv", write_csv)
   results["outputs"] = dict(
-    paths, json=os.path.join(output_dir, f"{name}.json"), markdown=os.path.join(output_dir, f"{name}.md")
+    paths,
+    json=os.path.join(output_dir, filenames["json"]),
+    markdown=os.path.join(output_dir, filenames["markdown"]),
   )
-  paths.update(report.write_report(results, output_dir, name, tables={"Clustering": _summary_table(results)}))
+  paths.update(
+    report.write_report(results, output_dir, name, tables={"Clustering": _summary_table(results)}, hint=OUTPUT_DIR_HINT)
+  )
   _LOG.info(
     "Wrote %s (JSON), %s (markdown), plots and cluster assignments in %s", paths["json"], paths["markdown"], output_dir
   )
@@ -296,7 +334,7 @@ def embed_dataset(
   chunks = {name: [] for name in FEATURE_NAMES}
   labels, tracks, read = [], [], 0
   with tqdm(total=total, desc=f"embedding + de-rendering {split}", unit="img", disable=None) as progress:
-    batches, tick, logged = iter(dataset), clock(), 0
+    batches, tick, logged = input_pipeline.checked(dataset, data_dir, split), clock(), 0
     for batch in batches:
       timings["read_s"] += clock() - tick
       take = batch["image"].shape[0] if max_examples is None else min(batch["image"].shape[0], int(max_examples) - read)
@@ -350,7 +388,7 @@ def embed_dataset(
   return features, np.asarray(labels, dtype=str), np.asarray(tracks, dtype=str), read, derender_result
 
 
-@gin.configurable(module="pdr_tf")
+@gin.configurable(module="pdr_tf", denylist=["write_config"])
 def evaluate(
   saved_model_dir=None,
   data_dir=None,
@@ -368,6 +406,7 @@ def evaluate(
   max_examples=None,
   seed=0,
   derender_xla=True,
+  write_config=False,
 ):
   """Evaluates an exported model on a converted split and writes JSON, markdown and PNG plots.
 
@@ -383,14 +422,22 @@ def evaluate(
           has no identities, "gender" or "race".
       num_clusters: k; default the number of classes.
       derender_metrics: compute SIDE / MAD / light / view errors on records with ground truth.
-      output_dir: where to write; default runs/eval/<name>.
+      output_dir: where to write; default runs/eval/<name>. Other files may be there: evaluate replaces only its
+          own earlier outputs (`output_filenames`) and stops, before it reads or writes anything, when the folder
+          holds a file with one of their names that it did not write, or when output_dir is a file.
       name: base name of the output files.
       batch_size: images per signature call.
       max_examples: read at most this many records of the split.
       seed: KMeans seed.
+      write_config: also write `<name>_config.gin`, the operative gin config (the command line does; not a gin
+          parameter).
 
   Returns:
       The results dict (see `evaluate_features`) plus config, records_read, n_images and derender (or None).
+
+  Raises:
+      ValueError, FileNotFoundError: bad inputs.
+      FileExistsError, NotADirectoryError: the output folder (see output_dir), before anything is written.
   """
   if not saved_model_dir:
     raise ValueError("evaluate: saved_model_dir is not set (bind evaluate.saved_model_dir in the gin file)")
@@ -400,6 +447,8 @@ def evaluate(
   if method not in clustering.METHODS:
     raise ValueError(f"unknown clustering method {method!r}; expected one of {clustering.METHODS}")
   output_dir = output_dir or os.path.join("runs", "eval", name)
+  # Checked before the long embedding; checked again just before writing.
+  output_files.check_writable(output_dir, list(output_filenames(name, config=write_config).values()), OUTPUT_DIR_HINT)
   config = {
     "saved_model_dir": saved_model_dir,
     "data_dir": data_dir,
@@ -487,8 +536,12 @@ def evaluate(
   )
   timings["cluster_and_report_s"] = time.monotonic() - tick
   timings["total_s"] = sum(v for k, v in timings.items() if k in _STAGES)
-  if "outputs" in results:  # written before the last stage's time was known: written again with it
-    report.write_report(results, output_dir, name, tables={"Clustering": _summary_table(results)})
+  if write_config:
+    results["outputs"]["config_gin"] = output_files.write_text(
+      output_dir, output_filenames(name, config=True)["config_gin"], gin.operative_config_str(), OUTPUT_DIR_HINT
+    )
+  # Written before the last stage's time (and the config file) was known: written again with them.
+  report.write_report(results, output_dir, name, tables={"Clustering": _summary_table(results)}, hint=OUTPUT_DIR_HINT)
   _LOG.info(
     "stage times: load %.1f s, embed + de-render %.1f s, cluster + report %.1f s",
     timings["load_saved_model_s"],
@@ -530,17 +583,18 @@ def main(argv=None):
     _LOG.error("%s", e)
     return 2
   try:
-    results = evaluate()
-  except (FileNotFoundError, ValueError) as e:
+    results = evaluate(write_config=True)
+  except (
+    FileNotFoundError,
+    FileExistsError,
+    NotADirectoryError,
+    PermissionError,
+    ValueError,
+    input_pipeline.CorruptDataError,
+  ) as e:
     _LOG.error("evaluation failed: %s", e)
     return 1
-  config_path = os.path.join(
-    os.path.dirname(results["outputs"]["json"]),
-    os.path.basename(results["outputs"]["json"])[: -len(".json")] + "_config.gin",
-  )
-  with open(config_path, "w", encoding="utf-8") as f:
-    f.write(gin.operative_config_str())
-  _LOG.info("Done. Outputs: %s", ", ".join(list(results["outputs"].values()) + [config_path]))
+  _LOG.info("Done. Outputs: %s", ", ".join(results["outputs"].values()))
   return 0
 
 

@@ -228,6 +228,30 @@ def test_eval_gin_files_run_with_paths_overridden(gin_name, grouped, n, saved_mo
     assert sorted(results["class_counts"]) == ["Asian", "Indian", "Others"]
 
 
+def test_main_reruns_into_its_own_folder_and_never_overwrites_the_users_files(saved_model, data_dir, tmp_path, caplog):
+  def run(out):
+    params = [f"evaluate.saved_model_dir = '{saved_model}'", f"evaluate.data_dir = '{data_dir}'"]
+    params += [f"evaluate.output_dir = '{out}'", "evaluate.derender_metrics = False"]
+    try:
+      return ev.main(["--gin_file", os.path.join(REPO, "gin", "eval_cars.gin")] + [f"--gin_param={p}" for p in params])
+    finally:
+      gin.clear_config()
+
+  out = tmp_path / "eval"
+  assert run(out) == 0
+  first = sorted(os.listdir(out))
+  assert "cars_light_view_config.gin" in first and "cars_light_view.md" in first
+  assert run(out) == 0 and sorted(os.listdir(out)) == first  # a re-run replaces its own outputs
+  with open(out / "cars_light_view.json", encoding="utf-8") as f:
+    assert f.read().count("cars_light_view_config.gin") == 1  # the config file is among the written outputs
+  user = tmp_path / "D"  # the audit's case: the user's own file named like an output
+  user.mkdir()
+  (user / "cars_light_view.md").write_bytes(b"my notes\n")
+  assert run(user) == 1
+  assert f"{user / 'cars_light_view.md'}, not written by pdr_tf" in caplog.text and "evaluate.output_dir" in caplog.text
+  assert os.listdir(user) == ["cars_light_view.md"] and (user / "cars_light_view.md").read_bytes() == b"my notes\n"
+
+
 def test_unknown_gin_binding_is_named(caplog):
   try:
     with pytest.raises(ValueError, match="bogus_parameter"):

@@ -6,6 +6,8 @@ import os
 
 import numpy as np
 
+from pdr_tf.evaluation import output_files
+
 # The paper's Table 1 (cluster accuracy = weighted cluster purity, F1 = weighted F1 of majority-mapped clusters).
 PAPER_TABLE1 = {
   "bbt": {
@@ -131,8 +133,11 @@ def _flatten(results, prefix=""):
       yield name, value
 
 
-def write_report(results, output_dir, name, tables=None):
+def write_report(results, output_dir, name, tables=None, hint=""):
   """Writes `<name>.json` (the results) and `<name>.md` (a key/value table, plus optional tables).
+
+  Either file may replace only an earlier output of pdr_tf (`output_files`): a file of the user's with one of
+  those names stops the write before anything is written.
 
   Args:
       results: dict of results; nested dicts become "a/b" keys in the markdown. Non-finite floats are written
@@ -140,26 +145,30 @@ def write_report(results, output_dir, name, tables=None):
       output_dir: folder to write into (created if needed).
       name: base file name, without folders or extension.
       tables: optional dict section title -> markdown str (e.g. from `format_table`), appended as sections.
+      hint: how to choose another output folder, appended to the errors.
 
   Returns:
       {"json": path, "markdown": path}.
+
+  Raises:
+      ValueError: bad results or name.
+      FileExistsError, NotADirectoryError: as `output_files.check_writable`, before anything is written.
   """
   if not isinstance(results, dict):
     raise ValueError(f"results must be a dict, got {type(results).__name__}")
   if not name or os.sep in name or (os.altsep and os.altsep in name):
     raise ValueError(f"name must be a plain file name, got {name!r}")
-  os.makedirs(output_dir, exist_ok=True)
-  paths = {"json": os.path.join(output_dir, f"{name}.json"), "markdown": os.path.join(output_dir, f"{name}.md")}
-  with open(paths["json"], "w", encoding="utf-8") as f:
-    json.dump(jsonable(results), f, indent=2, allow_nan=False)
-    f.write("\n")
+  filenames = {"json": f"{name}.json", "markdown": f"{name}.md"}
+  output_files.check_writable(output_dir, list(filenames.values()), hint)
+  text = json.dumps(jsonable(results), indent=2, allow_nan=False) + "\n"
   rows = [{"key": k, "value": v} for k, v in _flatten(results)]
   parts = [f"# {name}\n", format_table(rows, [("key", "Key"), ("value", "Value")])]
   for title, table in (tables or {}).items():
     parts += [f"\n## {title}\n", table]
-  with open(paths["markdown"], "w", encoding="utf-8") as f:
-    f.write("\n".join(parts))
-  return paths
+  return {
+    "json": output_files.write_text(output_dir, filenames["json"], text, hint),
+    "markdown": output_files.write_text(output_dir, filenames["markdown"], "\n".join(parts), hint),
+  }
 
 
 def table1_measurement(reports):

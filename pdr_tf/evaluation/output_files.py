@@ -1,0 +1,172 @@
+"""Writing output files into folders that may also hold the user's own files, without ever overwriting those.
+
+pdr_tf never deletes or overwrites a file it did not write itself. As `pdr_tf.grids` marks the folders it writes with
+a marker file, a folder written through this module holds a manifest, `MANIFEST`: a JSON file
+`{"files": {file name: sha256 of the content pdr_tf wrote there}}`. A file of the folder is pdr_tf's own, and may
+be replaced, only when the manifest lists it with the sha256 of its current content. Anything else with an output's
+name (a file the user put there, a pdr_tf output edited since, one written before the manifest existed, a folder or a
+link) is foreign: `check_writable` raises FileExistsError naming it, so a writer that checks all its outputs first
+stops before it writes anything. Unlike grids' marker, which makes a whole folder pdr_tf's, the manifest is per
+file: an output folder may hold other files, and a file put later into a folder pdr_tf wrote is still protected.
+
+Each file is written to a temporary name in the folder, then renamed over the old one (a link there is replaced,
+never followed), and then recorded in the manifest. A crash between the rename and the record leaves a file the
+next run refuses (safe: it tells the user to move it away).
+"""
+
+import hashlib
+import json
+import os
+import uuid
+
+MANIFEST = ".pdr_tf_outputs.json"
+_TMP_PREFIX = ".pdr_tf-"  # temporary files: ".pdr_tf-<uuid4>.tmp", never an existing name
+
+
+def check_filename(filename):
+  """ValueError unless `filename` is a plain file name (no folder part) other than the manifest's."""
+  if not filename or filename in (".", "..", MANIFEST) or os.sep in filename or (os.altsep and os.altsep in filename):
+    raise ValueError(f"output file name must be a plain file name other than {MANIFEST}, got {filename!r}")
+
+
+def check_folder(folder, hint=""):
+  """NotADirectoryError when `folder`, or the nearest of its parents that exists, is not a folder (e.g. a file)."""
+  folder = os.fspath(folder)
+  path = os.path.abspath(folder)
+  while not os.path.isdir(path):
+    if os.path.lexists(path):
+      what = "is" if path == os.path.abspath(folder) else f"cannot be created: {path} is"
+      raise NotADirectoryError(f"output folder {folder} {what} a file, not a folder{_hint(hint)}")
+    parent = os.path.dirname(path)
+    if parent == path:
+      break
+    path = parent
+
+
+def _hint(hint):
+  return f": {hint}" if hint else ""
+
+
+def _sha256(path):
+  digest = hashlib.sha256()
+  with open(path, "rb") as f:
+    for chunk in iter(lambda: f.read(1 << 20), b""):
+      digest.update(chunk)
+  return digest.hexdigest()
+
+
+def read_manifest(folder, hint=""):
+  """{file name: sha256} of the files pdr_tf wrote in `folder` ({} without a manifest).
+
+  Raises:
+      FileExistsError: `folder` holds something named like the manifest that is not one (never overwritten).
+  """
+  path = os.path.join(os.fspath(folder), MANIFEST)
+  if not os.path.lexists(path):
+    return {}
+  try:
+    if os.path.islink(path) or not os.path.isfile(path):
+      raise ValueError("not a regular file")
+    with open(path, encoding="utf-8") as f:
+      data = json.load(f)
+    files = data["files"] if isinstance(data, dict) else None
+    if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
+      raise ValueError('no {"files": {name: sha256}} object')
+  except (OSError, ValueError, KeyError) as e:
+    raise FileExistsError(
+      f"{path} is not a pdr_tf output manifest ({e}); pdr_tf does not overwrite it{_hint(hint)}"
+    ) from e
+  return dict(files)
+
+
+def foreign_files(folder, filenames, hint=""):
+  """Paths of `folder`/`filenames` that exist but are not pdr_tf's own (see the module docstring)."""
+  folder = os.fspath(folder)
+  if not os.path.isdir(folder):
+    return []
+  manifest = read_manifest(folder, hint)
+  foreign = []
+  for filename in filenames:
+    path = os.path.join(folder, filename)
+    if not os.path.lexists(path):
+      continue
+    own = (
+      filename in manifest and os.path.isfile(path) and not os.path.islink(path) and _sha256(path) == manifest[filename]
+    )
+    if not own:
+      foreign.append(path)
+  return foreign
+
+
+def check_writable(folder, filenames, hint=""):
+  """Checks, writing nothing, that `filenames` may be written into `folder`.
+
+  Args:
+      folder: output folder (need not exist).
+      filenames: plain file names the writer may write there.
+      hint: how to choose another folder, appended to the errors (e.g. "set evaluate.output_dir").
+
+  Raises:
+      ValueError: a name is not a plain file name.
+      NotADirectoryError: `folder` (or a parent) is a file.
+      FileExistsError: `folder` holds files with those names that pdr_tf did not write (all named), or a broken
+          manifest.
+  """
+  for filename in filenames:
+    check_filename(filename)
+  check_folder(folder, hint)
+  foreign = foreign_files(folder, filenames, hint)
+  if foreign:
+    raise FileExistsError(
+      f"output folder {os.fspath(folder)} already holds {', '.join(foreign)}, not written by pdr_tf (or changed "
+      f"since pdr_tf wrote it); pdr_tf never overwrites such files, so nothing was written: move "
+      f"{'it' if len(foreign) == 1 else 'them'} away or choose another output folder{_hint(hint)}"
+    )
+
+
+def _write_manifest(folder, manifest):
+  tmp = os.path.join(folder, f"{_TMP_PREFIX}{uuid.uuid4().hex}.tmp")
+  try:
+    with open(tmp, "x", encoding="utf-8") as f:
+      json.dump({"files": dict(sorted(manifest.items()))}, f, indent=1)
+      f.write("\n")
+    os.replace(tmp, os.path.join(folder, MANIFEST))
+  finally:
+    if os.path.lexists(tmp):
+      os.remove(tmp)
+
+
+def write_file(folder, filename, write, hint=""):
+  """Writes `folder`/`filename` with `write(path)` (which must create the file at `path`) and records it as pdr_tf's.
+
+  `folder` is created if needed. Returns the path written.
+
+  Raises:
+      as `check_writable`, before anything is written.
+  """
+  folder = os.fspath(folder)
+  check_writable(folder, [filename], hint)
+  os.makedirs(folder, exist_ok=True)
+  path = os.path.join(folder, filename)
+  tmp = os.path.join(folder, f"{_TMP_PREFIX}{uuid.uuid4().hex}.tmp")
+  try:
+    write(tmp)
+    digest = _sha256(tmp)
+    manifest = read_manifest(folder, hint)
+    os.replace(tmp, path)
+  finally:
+    if os.path.lexists(tmp):
+      os.remove(tmp)
+  manifest[filename] = digest
+  _write_manifest(folder, manifest)
+  return path
+
+
+def write_text(folder, filename, text, hint="", newline=None):
+  """`write_file` of a UTF-8 text (`newline` as for `open`)."""
+
+  def write(path):
+    with open(path, "x", encoding="utf-8", newline=newline) as f:
+      f.write(text)
+
+  return write_file(folder, filename, write, hint)
