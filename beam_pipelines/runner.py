@@ -248,6 +248,8 @@ def check_output_dir(output_dir, overwrite=False):
   """
   if not FileSystems.exists(output_dir):
     return []
+  if is_local(output_dir) and not os.path.isdir(output_dir):
+    raise ValueError(f"--output_dir {output_dir} is a file, not a folder; choose a new or empty folder")
   entries = _entries(output_dir)
   if not entries:
     return []

@@ -456,6 +456,8 @@ def main(argv=None):
   )
   args = parser.parse_args(argv)
   cli.setup_logging()
+  if args.output and os.path.exists(args.output) and not os.path.isdir(args.output):
+    parser.error(f"--output {args.output} is a file, not a folder")  # checked before restoring the model
   try:
     version_dir = export_from_workdir(
       args.workdir,

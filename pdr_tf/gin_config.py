@@ -6,6 +6,7 @@ import inspect
 import logging
 import os
 import re
+import tokenize
 from typing import List, Sequence
 
 import gin
@@ -59,6 +60,8 @@ def parse(gin_files: Sequence[str], gin_params: Sequence[str] = ()) -> None:
   """
   gin.clear_config()
   for path in gin_files:
+    if os.path.isdir(path):
+      raise GinConfigError(f"gin file {path!r} is a folder; name a .gin file (files ship under {GIN_DIR})")
     if not os.path.isfile(path):
       raise GinConfigError(f"gin file {path!r} does not exist (files ship under {GIN_DIR})")
     folder = os.path.dirname(os.path.abspath(path))
@@ -68,12 +71,12 @@ def parse(gin_files: Sequence[str], gin_params: Sequence[str] = ()) -> None:
     try:
       with _quiet_gin_probes():
         gin.parse_config_file(path)
-    except (ValueError, KeyError, SyntaxError, IOError) as e:
+    except (ValueError, KeyError, SyntaxError, tokenize.TokenError, IOError) as e:
       raise GinConfigError(f"gin file {path}: {e}") from e
   for binding in gin_params:
     try:
       gin.parse_config(binding)
-    except (ValueError, KeyError, SyntaxError) as e:
+    except (ValueError, KeyError, SyntaxError, tokenize.TokenError) as e:  # TokenError: an unclosed bracket
       raise GinConfigError(f"--gin_param {binding!r}: {e}") from e
   check_parameter_names(gin_files, gin_params)
 

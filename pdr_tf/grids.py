@@ -111,6 +111,8 @@ def main(argv=None):
   parser.add_argument("--out", default=None, help=f"destination folder (default: <workdir>/{OUT_DIRNAME})")
   args = parser.parse_args(argv)
   cli.setup_logging()
+  if args.out and os.path.exists(args.out) and not os.path.isdir(args.out):
+    parser.error(f"--out {args.out} is a file, not a folder")
   try:
     paths = export_grids(args.workdir, args.step, args.out)
   except (FileNotFoundError, FileExistsError, ValueError) as e:

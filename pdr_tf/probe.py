@@ -17,6 +17,7 @@ view against the flat map in the input view: what the predicted view earns with 
 """
 
 import json
+import os
 import logging
 import sys
 
@@ -144,9 +145,13 @@ def main(argv=None):
   cli.setup_logging()
   if args.num_images < 2:
     parser.error("--num_images must be at least 2")
+  if args.json and not os.path.isdir(os.path.dirname(os.path.abspath(args.json))):
+    parser.error(f"--json {args.json}: its folder does not exist")  # checked before the minutes of probing
+  from pdr_tf.data import input_pipeline  # pylint: disable=import-outside-toplevel
+
   try:
     result = probe(args.workdir, args.data_dir, args.split, args.num_images, args.step)
-  except (FileNotFoundError, ValueError) as e:
+  except (FileNotFoundError, ValueError, input_pipeline.CorruptDataError) as e:
     _LOG.error("%s", e)
     return 1
   print(scene_stats.format_rows(result["parameters"]))

@@ -49,10 +49,12 @@ from pdr_tf import cli
 from pdr_tf.data import datasets
 from pdr_tf import gin_config
 from pdr_tf.data import input_pipeline
+from pdr_tf.data import locks
 from pdr_tf.evaluation import report
 from pdr_tf.evaluation import reproduce_progress
 from pdr_tf.evaluation import table1
 from pdr_tf import evaluate as evaluate_lib
+from pdr_tf.render import kernel_build
 from pdr_tf.training import trainer as trainer_lib
 from pdr_tf.training import workdir as workdir_lib
 from pdr_tf.baselines import pixels_pca, vqvae
@@ -149,7 +151,8 @@ def load_images(
   """
   images, labels, tracks = [], [], []
   count = 0
-  for batch in input_pipeline.make_dataset(data_dir, split, batch_size, training=False):
+  dataset = input_pipeline.make_dataset(data_dir, split, batch_size, training=False)
+  for batch in input_pipeline.checked(dataset, data_dir, split):
     keep = batch["label_id"].numpy() >= 0 if labelled_only else np.ones(batch["image"].shape[0], bool)
     images.append(batch["image"].numpy()[keep])
     names = batch["label_name"].numpy()[keep]
@@ -530,7 +533,16 @@ def run_reporting_errors(log, fn, *args, **kwargs):
   except gin_config.GinConfigError as e:
     log.error("%s", e)
     return 2, None
-  except (ValueError, FileNotFoundError, trainer_lib.NonFiniteLossError) as e:
+  except (
+    ValueError,
+    FileNotFoundError,
+    FileExistsError,
+    NotADirectoryError,
+    trainer_lib.NonFiniteLossError,
+    input_pipeline.CorruptDataError,
+    locks.LockHeldError,
+    kernel_build.KernelBuildError,
+  ) as e:  # bad data, settings or folders, a diverging run, a run already going, no rasterizer kernel
     log.error("%s", e)
     return 1, None
 

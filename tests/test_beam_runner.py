@@ -69,6 +69,11 @@ def test_check_output_dir_replaces_only_a_pdr_tf_dataset(tmp_path):
     runner.check_output_dir(str(out), overwrite=True)
   assert "keep.txt" in str(info.value)
   assert (out / "keep.txt").exists() and (out / "train.tfrecord-00000-of-00001").exists()
+  a_file = tmp_path / "notes.txt"  # refused before the job converts anything
+  a_file.write_text("mine")
+  with pytest.raises(ValueError, match="is a file, not a folder"):
+    runner.check_output_dir(str(a_file), overwrite=True)
+  assert a_file.read_text() == "mine"
 
 
 def test_shards_without_a_manifest_are_never_deleted(tmp_path):

@@ -82,9 +82,15 @@ def test_table_shows_values_targets_and_errors():
   assert "ValueError: x" in table
 
 
-def test_unknown_section_is_a_clear_error():
-  with pytest.raises(ValueError, match="unknown benchmark section"):
-    bench.main(["--smoke", "--sections", "rasterizer,warp_drive"])
+@pytest.mark.parametrize("sections", ["rasterizer,warp_drive", ",", ""])
+def test_unknown_or_no_section_is_a_usage_error_before_anything_runs(sections, capsys):
+  with pytest.raises(SystemExit) as info:
+    bench.main(["--smoke", "--sections", sections])
+  assert info.value.code == 2
+  err = capsys.readouterr().err
+  assert "--sections: unknown or no section(s)" in err and "training_step" in err
+  with pytest.raises(ValueError, match="unknown benchmark section"):  # the library function names it too
+    bench.run_all(bench.PRESETS["smoke"], ["warp_drive"])
 
 
 def test_flops_section_without_training_measures_the_machine():

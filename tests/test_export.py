@@ -319,6 +319,11 @@ def test_export_from_workdir_uses_restore_and_default_output(tmp_path, monkeypat
   info = json.loads((version_dir / export.INFO_FILENAME).read_text())
   assert info["source"]["workdir"] == str(workdir) and info["source"]["step"] is None
   assert export.main(["--workdir", str(tmp_path / "absent")]) == 1
+  a_file = tmp_path / "notes.txt"
+  a_file.write_text("mine")
+  with pytest.raises(SystemExit) as info:  # refused before the model is restored
+    export.main(["--workdir", str(workdir), "--output", str(a_file)])
+  assert info.value.code == 2 and a_file.read_text() == "mine"
 
 
 @pytest.mark.parametrize("backend", ["tf", "tfg"])

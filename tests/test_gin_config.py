@@ -29,6 +29,14 @@ def test_errors_name_the_file_or_binding(tmp_path):
     gin_config.parse([], ["SceneRanges.nope = 1"])
   with pytest.raises(gin_config.GinConfigError, match="--gin_param"):
     gin_config.parse([], ["NoSuchConfigurable.x = 1"])
+  with pytest.raises(gin_config.GinConfigError, match="is a folder"):
+    gin_config.parse([str(tmp_path)])
+  unclosed = tmp_path / "unclosed.gin"  # gin's tokenizer raises tokenize.TokenError, not a ValueError
+  unclosed.write_text("SceneRanges.max_depth = (\n")
+  with pytest.raises(gin_config.GinConfigError, match="unclosed.gin"):
+    gin_config.parse([str(unclosed)])
+  with pytest.raises(gin_config.GinConfigError, match="--gin_param 'SceneRanges.max_depth = \\(1'"):
+    gin_config.parse([], ["SceneRanges.max_depth = (1"])
 
 
 def test_gin_dir_is_found():

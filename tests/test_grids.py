@@ -106,6 +106,12 @@ def test_main_prints_the_files_it_wrote(tmp_path, capsys):
   assert grids.main(["--workdir", str(tmp_path)]) == 0
   printed = capsys.readouterr().out.split()
   assert printed[-1].endswith(os.path.join("step_200", grids.STACKED)) and all(os.path.exists(p) for p in printed)
+  a_file = tmp_path / "notes.txt"
+  a_file.write_text("mine")
+  with pytest.raises(SystemExit) as info:
+    grids.main(["--workdir", str(tmp_path), "--out", str(a_file)])
+  assert info.value.code == 2 and "is a file, not a folder" in capsys.readouterr().err
+  assert a_file.read_text() == "mine"
 
 
 def test_a_grid_name_with_a_slash_becomes_one_file_in_the_step_folder(tmp_path):

@@ -239,3 +239,37 @@ def test_ground_truth_batch_takes_only_records_with_ground_truth(tmp_path):
   assert input_pipeline.ground_truth_batch(data_dir, "test", 4) is None  # no ground truth in that split
   with pytest.raises(FileNotFoundError):
     input_pipeline.ground_truth_batch(data_dir, "absent", 4)
+
+
+def test_find_corrupt_shards_gives_the_offset_of_a_damaged_and_of_a_cut_off_record(tmp_path):
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+  good = str(tmp_path / "good.tfrecord")
+  with tf.io.TFRecordWriter(good) as writer:
+    for _ in range(5):
+      writer.write(b"x" * 100)
+  data = open(good, "rb").read()  # each record: 8 length + 4 crc + 100 data + 4 crc = 116 bytes
+  damaged, cut = str(tmp_path / "damaged.tfrecord"), str(tmp_path / "cut.tfrecord")
+  flipped = bytearray(data)
+  flipped[2 * 116 + 20] ^= 0xFF  # inside the third record's data
+  open(damaged, "wb").write(bytes(flipped))
+  open(cut, "wb").write(data[: 3 * 116 + 50])  # the fourth record cut off
+  found = input_pipeline.find_corrupt_shards([good, damaged, cut])
+  # TensorFlow names the damaged record's data (12 bytes in: its length and the length's crc) and the cut one's start
+  assert found == [(damaged, 2 * 116 + 12, 2), (cut, 3 * 116, 3)]
+
+
+def test_evaluation_reads_turn_a_corrupt_record_into_an_error_naming_the_shard(tmp_path, capsys):
+  from pdr_tf.benchmarks import coarse_depth  # pylint: disable=import-outside-toplevel
+
+  data_dir = fixtures.write_tiny_dataset(tmp_path / "data", num_train=2, num_test=2, num_val=4)
+  (shard,) = input_pipeline.list_shards(str(data_dir), "val")
+  data = open(shard, "rb").read()
+  open(shard, "wb").write(data[: len(data) // 2])  # cut off in the middle of a record
+  with pytest.raises(input_pipeline.CorruptDataError, match="split 'val'") as info:
+    input_pipeline.ground_truth_batch(str(data_dir), "val", 4)
+  assert shard in str(info.value) and "Re-convert the data" in str(info.value)
+  dataset = input_pipeline.make_dataset(str(data_dir), "test", 1, training=False)
+  assert len(list(input_pipeline.checked(dataset, str(data_dir), "test"))) == 2  # an intact split reads through
+  assert coarse_depth.main(["--data_dir", str(data_dir), "--num_images", "4"]) == 1
+  assert shard in capsys.readouterr().err

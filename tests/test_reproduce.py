@@ -377,6 +377,23 @@ def test_entry_points_turn_known_errors_into_exit_codes_and_log_them(caplog):
     assert reproduce.run_reporting_errors(log, raising, reproduce.gin_config.GinConfigError("bad binding")) == (2, None)
     assert reproduce.run_reporting_errors(log, raising, FileNotFoundError("no data")) == (1, None)
     assert reproduce.run_reporting_errors(log, raising, ValueError("other settings")) == (1, None)
-  assert [r.getMessage() for r in caplog.records] == ["bad binding", "no data", "other settings"]
+    for error in (
+      reproduce.input_pipeline.CorruptDataError("corrupt shard"),
+      reproduce.locks.LockHeldError("run going"),
+      reproduce.kernel_build.KernelBuildError("no compiler"),
+      NotADirectoryError("a file"),
+      FileExistsError("user file"),
+    ):
+      assert reproduce.run_reporting_errors(log, raising, error) == (1, None)
+  assert [r.getMessage() for r in caplog.records] == [
+    "bad binding",
+    "no data",
+    "other settings",
+    "corrupt shard",
+    "run going",
+    "no compiler",
+    "a file",
+    "user file",
+  ]
   with pytest.raises(KeyError):  # anything else is a bug: it is not swallowed
     reproduce.run_reporting_errors(log, raising, KeyError("x"))

@@ -65,6 +65,9 @@ def test_probe_command_prints_and_writes_every_parameter(tmp_path, monkeypatch, 
   assert all(name in printed for name in names) and "true view" in printed
   # A split without ground truth is a clear error, not a crash.
   assert probe.main(["--workdir", str(tmp_path / "run"), "--data_dir", str(data_dir), "--split", "train"]) == 1
+  with pytest.raises(SystemExit) as info:  # a --json whose folder is missing: a usage error before any work
+    probe.main(["--workdir", "w", "--data_dir", "d", "--json", str(tmp_path / "no_such_folder" / "p.json")])
+  assert info.value.code == 2 and "its folder does not exist" in capsys.readouterr().err
 
 
 class _StandInModel:

@@ -474,6 +474,11 @@ def test_generate_rejects_bad_requests(tmp_path):
   with pytest.raises(ValueError, match="no synthetic world wrote"):
     synthetic.generate("cars", str(foreign))
   assert (foreign / "train").is_dir()  # untouched
+  a_file = tmp_path / "notes.txt"
+  a_file.write_text("mine")
+  with pytest.raises(ValueError, match="is a file, not a folder"):
+    synthetic.generate("cars", str(a_file))
+  assert a_file.read_text() == "mine"
   synthetic.generate("bbt", str(tmp_path / "e"), progress=False, track_scale=0.01, min_frames=1, max_frames=1)
   with pytest.raises(ValueError, match="already holds a synthetic 'bbt' world"):
     synthetic.generate("faces", str(tmp_path / "e"))

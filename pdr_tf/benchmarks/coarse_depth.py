@@ -73,7 +73,12 @@ def main(argv=None) -> int:
   parser.add_argument("--num_images", type=int, default=64)
   parser.add_argument("--json", default=None, help="also write the table to this JSON file")
   args = parser.parse_args(argv)
-  batch = next(iter(input_pipeline.make_dataset(args.data_dir, args.split, args.num_images, training=False)))
+  try:
+    dataset = input_pipeline.make_dataset(args.data_dir, args.split, args.num_images, training=False)
+    batch = next(input_pipeline.checked(dataset, args.data_dir, args.split))
+  except (FileNotFoundError, ValueError, input_pipeline.CorruptDataError) as e:
+    print(f"coarse_depth: {e}", file=sys.stderr)
+    return 1
   gt_depth = batch["gt_depth"].numpy()
   if gt_depth.shape[1] != formats.IMAGE_SIZE or not np.any(gt_depth > 0):
     print(f"{args.data_dir}: split {args.split!r} has no ground-truth depth", file=sys.stderr)

@@ -402,6 +402,9 @@ def format_table(sections) -> str:
   return "\n".join(lines)
 
 
+SECTION_NAMES = ("rasterizer", "training_step", "input_pipeline", "flops", "serving", "beam", "paper_model")
+
+
 def run_all(settings: Settings, sections=None) -> Dict[str, object]:
   """Runs the chosen sections (all by default) and returns {"machine", "settings", "sections"}."""
   from tqdm import tqdm  # pylint: disable=import-outside-toplevel
@@ -419,9 +422,10 @@ def run_all(settings: Settings, sections=None) -> Dict[str, object]:
     "beam": lambda: bench_beam_workers(settings),
     "paper_model": lambda: bench_paper_model(settings),
   }
+  assert set(functions) == set(SECTION_NAMES)
   unknown = [n for n in names if n not in functions]
   if unknown:
-    raise ValueError(f"unknown benchmark section(s) {unknown}; choose from {sorted(functions)}")
+    raise ValueError(f"unknown benchmark section(s) {unknown}; choose from {', '.join(SECTION_NAMES)}")
   for name in tqdm(names, desc="benchmarks", unit="section"):
     results[name] = _guarded(name, functions[name])
   for value in results.values():
@@ -446,7 +450,12 @@ def main(argv=None) -> int:
   args = parser.parse_args(argv)
   cli.setup_logging()
   settings = PRESETS["smoke" if args.smoke else "quick" if args.quick else "full"]
-  sections = [s.strip() for s in args.sections.split(",") if s.strip()] if args.sections else None
+  sections = None
+  if args.sections is not None:
+    sections = [s.strip() for s in args.sections.split(",") if s.strip()]
+    unknown = [s for s in sections if s not in SECTION_NAMES]
+    if not sections or unknown:
+      parser.error(f"--sections: unknown or no section(s) {unknown or args.sections!r}; choose from {SECTION_NAMES}")
   start = time.perf_counter()
   report = run_all(settings, sections)
   report["seconds"] = round(time.perf_counter() - start, 1)

@@ -38,7 +38,7 @@ class CorruptDataError(RuntimeError):
   """A shard holds a corrupt record; the message names the shard, the byte offset and how to recover."""
 
 
-_CORRUPT_OFFSET = re.compile(r"corrupted record at (\d+)")
+_CORRUPT_OFFSET = re.compile(r"(?:corrupted|truncated) record at (\d+)")  # a bad checksum; a cut-off file
 
 
 def find_corrupt_shards(files):
@@ -183,6 +183,21 @@ def _evaluation_example(serialized):
 
 
 @gin.configurable
+def checked(dataset, data_dir, split):
+  """Iterates `dataset` (read from `split` of `data_dir`) and turns a corrupt record into `CorruptDataError`, whose
+  message names the shard and byte and says how to re-convert or skip (`corrupt_data_message`)."""
+  iterator = iter(dataset)
+  while True:
+    try:
+      element = next(iterator)
+    except StopIteration:
+      return
+    except tf.errors.DataLossError as e:
+      found = find_corrupt_shards(list_shards(data_dir, split))
+      raise CorruptDataError(corrupt_data_message(data_dir, split, found)) from e
+    yield element
+
+
 def make_dataset(
   data_dir,
   split,
@@ -285,9 +300,10 @@ def ground_truth_batch(data_dir, split, size):
 
   Raises:
     FileNotFoundError: the split has no shards (as `make_dataset`).
+    CorruptDataError: a corrupt record before the batch is full.
   """
   dataset = make_dataset(data_dir, split, size, training=False)
-  return next(iter(dataset.unbatch().filter(lambda r: r["gt_has"] == 1).batch(size)), None)
+  return next(checked(dataset.unbatch().filter(lambda r: r["gt_has"] == 1).batch(size), data_dir, split), None)
 
 
 @gin.configurable

@@ -94,6 +94,8 @@ def is_complete(output_dir: str) -> bool:
 
 def _prepare(world: str, output_dir: str) -> None:
   """Makes output_dir ready for a fresh write, refusing to touch files that no synthetic world wrote."""
+  if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+    raise ValueError(f"{output_dir} is a file, not a folder; write the {world!r} world to a new or empty folder")
   os.makedirs(output_dir, exist_ok=True)
   summary_path = os.path.join(output_dir, SUMMARY_FILENAME)
   marker = os.path.join(output_dir, IN_PROGRESS_FILENAME)
