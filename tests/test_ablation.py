@@ -103,6 +103,12 @@ def test_rows_report_paired_deltas_ratios_verdict_and_failures(tmp_path):
   assert "| weight_x10 | λ 0.1 | 1,200 | 0.720 | 0.720 | +0.120 | +0.100 |" in markdown
   assert "| diverged | y **failed: non-finite loss at step 7** | 1,200 | - |" in markdown
   assert "| unsup3d | all | 0.400 ± 0.000 | 2 |" in markdown
+  mine = tmp_path / "mine"
+  mine.mkdir()
+  (mine / "ablation.json").write_text("{}")
+  with pytest.raises(FileExistsError, match="ablation.json"):  # a file of the user's: nothing written
+    ablation_report.write_report(rows, features, {"suite": "cars", "seeds": [0, 1], "command": "c"}, mine)
+  assert sorted(os.listdir(mine)) == ["ablation.json"]
   data = json.load(open(paths["json"], encoding="utf-8"))
   assert data["rows"][1]["delta_per_seed"] == pytest.approx([0.05, 0.02]) and data["config"]["suite"] == "cars"
 

@@ -228,6 +228,14 @@ def test_write_table_gives_every_derenderer_its_ratios_pcc_and_verdict(tmp_path)
   assert "Unsup3D does not de-render: light 0.99x the trivial predictors' error" in markdown
   assert "Ours - Light + View de-renders: 0.40 / 0.50 / 0.55 / 0.50" in markdown
   assert "Ours - Light + View: mean PCC 0.100 against Unsup3D's 0.200 (-50%" in markdown
+  # Rewritten in place (each finished run rewrites it), but a table1.md of the user's is never replaced.
+  assert table1.write_table(reproduce.get_suite("cars"), per_seed, config, str(tmp_path))[0] == paths
+  mine = tmp_path / "mine"
+  mine.mkdir()
+  (mine / "table1.md").write_text("my notes")
+  with pytest.raises(FileExistsError, match="table1.md"):
+    table1.write_table(reproduce.get_suite("cars"), per_seed, config, str(mine))
+  assert sorted(os.listdir(mine)) == ["table1.md"] and (mine / "table1.md").read_text() == "my notes"
 
 
 def test_presets_layer_their_gin_file_after_the_suites():

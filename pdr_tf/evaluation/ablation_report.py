@@ -5,10 +5,10 @@
 """
 
 import json
-import os
 from typing import Dict, List, Sequence
 
 from pdr_tf.evaluation import derender_eval
+from pdr_tf.evaluation import output_files
 from pdr_tf.evaluation import report
 from pdr_tf.evaluation import table1
 
@@ -166,11 +166,13 @@ def format_markdown(rows: Sequence[dict], features: Sequence[dict], config: dict
 
 
 def write_report(rows, features, config, output_dir) -> Dict[str, str]:
-  """Writes ablation.md and ablation.json (rows, feature rows, config) to output_dir; returns their paths."""
-  os.makedirs(output_dir, exist_ok=True)
-  paths = {"markdown": os.path.join(output_dir, "ablation.md"), "json": os.path.join(output_dir, "ablation.json")}
-  with open(paths["markdown"], "w", encoding="utf-8") as f:
-    f.write(format_markdown(rows, features, config))
-  with open(paths["json"], "w", encoding="utf-8") as f:
-    json.dump(report.jsonable({"config": config, "rows": rows, "feature_sets": features}), f, indent=1)
-  return paths
+  """Writes ablation.md and ablation.json (rows, feature rows, config) to output_dir; returns their paths. Either
+  replaces only its own earlier version (`output_files`): a file of the user's with one of the names stops it first."""
+  names = {"markdown": "ablation.md", "json": "ablation.json"}
+  hint = "choose another --output_dir"
+  output_files.check_writable(output_dir, list(names.values()), hint)  # both, before writing either
+  text = json.dumps(report.jsonable({"config": config, "rows": rows, "feature_sets": features}), indent=1)
+  return {
+    "markdown": output_files.write_text(output_dir, names["markdown"], format_markdown(rows, features, config), hint),
+    "json": output_files.write_text(output_dir, names["json"], text, hint),
+  }

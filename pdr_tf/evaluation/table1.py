@@ -5,12 +5,15 @@ table1.json. A suite is anything with `name`, `dataset` (a `report.PAPER_TABLE1`
 """
 
 import json
-import os
 
 import numpy as np
 
 from pdr_tf.evaluation import derender_eval
+from pdr_tf.evaluation import output_files
 from pdr_tf.evaluation import report
+
+# Where an error about a file in the way points (table1.md / table1.json replace only their own earlier versions).
+OUTPUT_DIR_HINT = "choose another --output_dir"
 
 RATIO_NAMES = tuple(derender_eval.RATIO_KEYS)  # view, light, normals, depth
 RATIOS_HEADER = "De-rendering, model / trivial: " + " / ".join(RATIO_NAMES)
@@ -215,28 +218,26 @@ def write_table(suite, per_seed: dict, config: dict, output_dir: str):
   )
   comparison = _comparison(measured) + _pcc_comparison(per_seed)
   derendering = _derendering(per_seed)
-  os.makedirs(output_dir, exist_ok=True)
-  paths = {"markdown": os.path.join(output_dir, "table1.md"), "json": os.path.join(output_dir, "table1.json")}
-  with open(paths["json"], "w", encoding="utf-8") as f:
-    json.dump(
-      report.jsonable(
-        {
-          "suite": suite.name,
-          "dataset": suite.dataset,
-          "config": config,
-          "table": rows,
-          "measured": measured,
-          "per_seed": per_seed,
-          "paper": report.PAPER_TABLE1[suite.dataset],
-          "comparison": comparison,
-          "derendering": derendering,
-        }
-      ),
-      f,
-      indent=2,
-      allow_nan=False,
-    )
-    f.write("\n")
+  names = {"markdown": "table1.md", "json": "table1.json"}
+  output_files.check_writable(output_dir, list(names.values()), OUTPUT_DIR_HINT)  # both, before writing either
+  text = json.dumps(
+    report.jsonable(
+      {
+        "suite": suite.name,
+        "dataset": suite.dataset,
+        "config": config,
+        "table": rows,
+        "measured": measured,
+        "per_seed": per_seed,
+        "paper": report.PAPER_TABLE1[suite.dataset],
+        "comparison": comparison,
+        "derendering": derendering,
+      }
+    ),
+    indent=2,
+    allow_nan=False,
+  )
+  paths = {"json": output_files.write_text(output_dir, names["json"], text + "\n", OUTPUT_DIR_HINT)}
   parts = [
     f"# Table 1 reproduction: {suite.name} suite ({report.DATASET_NAMES[suite.dataset]})\n",
     f"Command: `{config['command']}`  \nMachine: {config['machine']}  \nDate: {config['date']}  \n"
@@ -260,6 +261,5 @@ def write_table(suite, per_seed: dict, config: dict, output_dir: str):
     "\n## Per seed\n",
     seed_table,
   ]
-  with open(paths["markdown"], "w", encoding="utf-8") as f:
-    f.write("\n".join(parts))
+  paths["markdown"] = output_files.write_text(output_dir, names["markdown"], "\n".join(parts), OUTPUT_DIR_HINT)
   return paths, table
