@@ -21,6 +21,7 @@ from pdr_tf import gin_config
 from pdr_tf.data import input_pipeline
 from pdr_tf.data import locks
 from pdr_tf.training import trainer as trainer_lib
+from pdr_tf.training import workdir as workdir_lib
 from pdr_tf.render.kernel_build import KernelBuildError
 
 # Every module whose configurables the training gin files bind: importing registers them with gin.
@@ -109,6 +110,7 @@ def main(argv=None) -> int:
     KernelBuildError,
     FileNotFoundError,
     locks.LockHeldError,
+    workdir_lib.WorkdirError,
     input_pipeline.CorruptDataError,
   ) as e:
     logger.error("%s", e)

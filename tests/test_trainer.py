@@ -336,6 +336,80 @@ def test_a_stale_workdir_lock_is_taken_over_with_a_log_line(tmp_path, data_dir, 
   assert "stale lock" in caplog.text and not (workdir / workdir_lib.TRAIN_LOCK).exists()
 
 
+def _files(folder):
+  """{relative path: bytes} of every file under `folder`."""
+  out = {}
+  for root, _, names in os.walk(folder):
+    for name in names:
+      path = os.path.join(root, name)
+      with open(path, "rb") as f:
+        out[os.path.relpath(path, folder)] = f.read()
+  return out
+
+
+def _foreign_checkpoints(workdir):
+  """Another project's tf.train checkpoints ckpt-100/200/300 (all listed in the state file) and a user's notes."""
+  folder = workdir / "checkpoints"
+  foreign = tf.train.Checkpoint(weights=tf.Variable(tf.ones([3, 5])), counter=tf.Variable(7, dtype=tf.int64))
+  manager = tf.train.CheckpointManager(foreign, str(folder), max_to_keep=None)
+  for step in (100, 200, 300):
+    manager.save(checkpoint_number=step)
+  (folder / "notes.txt").write_text("my notes\n")
+  return folder
+
+
+def test_foreign_checkpoints_in_the_workdir_are_refused_and_kept(tmp_path, data_dir, caplog):
+  workdir = tmp_path / "work"
+  folder = _foreign_checkpoints(workdir)
+  before = _files(workdir)
+  assert train.main(_argv(workdir, data_dir, NO_LOOCC)) == 1
+  assert f"{folder} holds checkpoints that pdr_tf did not write" in caplog.text
+  assert "will not adopt, resume from or prune" in caplog.text and "Resumed from" not in caplog.text
+  assert _files(workdir) == before  # every foreign file still there, byte for byte, and nothing added
+
+
+def test_foreign_checkpoints_behind_a_pdr_tf_looking_config_are_not_resumed(tmp_path, data_dir, caplog):
+  """Even when the work dir looks like an earlier pdr_tf run's, a checkpoint that is not this model's is refused."""
+  workdir = tmp_path / "work"
+  _foreign_checkpoints(workdir)
+  (workdir / workdir_lib.OPERATIVE_CONFIG).write_text("DeRenderer.nf = 8\n")
+  before = _files(workdir)
+  trainer = _trainer(workdir, data_dir, NO_LOOCC)
+  with pytest.raises(workdir_lib.CheckpointMismatchError, match=r"cannot resume from .*ckpt-300: it was trained"):
+    trainer.begin()
+  trainer.release_workdir()
+  assert "Resumed from" not in caplog.text
+  assert _files(workdir) == before  # not even pdr_tf's marker is added to a folder it may not adopt
+
+
+def test_an_operative_config_pdr_tf_did_not_write_is_not_overwritten(tmp_path):
+  workdir = tmp_path / "work"
+  workdir.mkdir()
+  (workdir / workdir_lib.OPERATIVE_CONFIG).write_text("train.steps = 10\n")
+  with pytest.raises(workdir_lib.ForeignWorkdirError, match="operative_config.gin was not written by pdr_tf"):
+    workdir_lib.claim_for_training(str(workdir))
+  assert _files(workdir) == {workdir_lib.OPERATIVE_CONFIG: b"train.steps = 10\n"}
+
+
+def test_a_checkpoint_of_other_model_settings_is_named_and_kept(tmp_path, data_dir, caplog):
+  """A work dir of an earlier pdr_tf (operative config, no marker) resumes; with other model sizes it is refused."""
+  workdir = tmp_path / "work"
+  _trainer(workdir, data_dir, "Trainer.train_steps=2", "Trainer.export_at_end=False", NO_LOOCC).run()
+  assert (workdir / workdir_lib.CHECKPOINTS_MARKER).is_file()
+  (workdir / workdir_lib.CHECKPOINTS_MARKER).unlink()  # as an earlier pdr_tf left it
+  before = _files(workdir)
+  assert train.main(_argv(workdir, data_dir, "DeRenderer.nf=16", NO_LOOCC)) == 1
+  assert "cannot resume from" in caplog.text and f"{workdir / 'checkpoints' / 'ckpt-2'}: it was trained" in caplog.text
+  assert (
+    "other model or optimizer settings" in caplog.text and "shape" in caplog.text and "Resumed from" not in caplog.text
+  )
+  assert _files(workdir) == before
+  resumed = _trainer(workdir, data_dir, "Trainer.train_steps=4", NO_LOOCC)
+  resumed.begin()
+  resumed.release_workdir()
+  assert int(resumed.step.numpy()) == 2 and (workdir / workdir_lib.CHECKPOINTS_MARKER).is_file()
+
+
 def _corrupt_copy(data_dir, tmp_path):
   copy = tmp_path / "corrupt_data"
   shutil.copytree(data_dir, copy)

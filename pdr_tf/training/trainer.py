@@ -4,14 +4,17 @@ Keras 3 `fit` fails under MultiWorkerMirroredStrategy (STACK.md), so training is
 step that computes per-example losses, scales them once with `tf.nn.compute_average_loss` over the global batch and
 applies gradients (Keras 3's `apply_gradients` sums across replicas). `steps_per_loop` steps run inside one
 `tf.function` call. Checkpoints go through `tf.train.CheckpointManager`; a restarted run resumes at the saved step
-with the saved optimizer state. A non-finite loss stops the run with `NonFiniteLossError` before anything is saved,
-so the last checkpoint stays the last good one.
+with the saved optimizer state. Checkpoints pdr_tf did not write are never adopted, resumed from or pruned, and a
+checkpoint of other model settings stops the run with an error naming it (`workdir.claim_for_training`, `_resume`).
+A non-finite loss stops the run with `NonFiniteLossError` before anything is saved, so the last checkpoint stays the
+last good one.
 """
 
 import contextlib
 import json
 import logging
 import os
+import re
 import shutil
 import time
 from typing import Callable, Dict, Optional, Sequence
@@ -220,6 +223,8 @@ class Trainer:
     """Checks the data, builds strategy, model, optimizer and checkpoints, and restores the latest checkpoint."""
     os.makedirs(self.workdir, exist_ok=True)
     self._take_workdir_lock()
+    # Before anything writes there: checkpoints pdr_tf did not write are never adopted, resumed from or pruned.
+    workdir_lib.claim_for_training(self.workdir)
     input_pipeline.list_shards(self.data_dir, "train")  # clear error naming the path and the command
     self.strategy = self._given_strategy or strategies.make_strategy(self.strategy_name, self.devices, self.tpu)
     self.chief = strategies.is_chief(self.strategy)
@@ -241,14 +246,16 @@ class Trainer:
       self.optimizer.build(self.model.trainable_variables)
       self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
     self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, step=self.step)
+    latest = workdir_lib.latest_checkpoint(self.workdir)
+    if latest:
+      self._resume(latest)
+    if self.chief:
+      workdir_lib.mark_checkpoints(self.workdir)  # the checkpoints there are pdr_tf's, from now on written by it
+    # Created only after the checks: the manager prunes (max_to_keep) whatever its folder's state file lists.
     checkpoint_dir = strategies.worker_dir(workdir_lib.checkpoints(self.workdir), self.strategy)
     self.manager = tf.train.CheckpointManager(
       self.checkpoint, checkpoint_dir, max_to_keep=self.keep_checkpoints, step_counter=self.step
     )
-    latest = workdir_lib.latest_checkpoint(self.workdir)
-    if latest:
-      self.checkpoint.restore(latest)
-      logger.info("Resumed from %s at step %d", latest, int(self.step.numpy()))
     self.preemption = None
     if isinstance(self.strategy, tf.distribute.MultiWorkerMirroredStrategy):
       self.preemption = tf.distribute.experimental.PreemptionCheckpointHandler(
@@ -276,6 +283,26 @@ class Trainer:
     self._apply_update = tf.function(self._update, jit_compile=True) if self.compiled_update else self._update
     self._train_loop = self._make_train_loop()
     self._validation_batch = self._load_validation_batch() if self.validation_every > 0 and self.chief else None
+
+  def _resume(self, path: str) -> None:
+    """Restores model, optimizer and step from the checkpoint `path`, which must hold exactly this run's variables
+    with their shapes: otherwise `workdir.CheckpointMismatchError` names the checkpoint and the first mismatch (the
+    run then stops before anything is saved, so nothing is deleted or overwritten)."""
+    try:
+      self.checkpoint.restore(path).assert_consumed()
+    except (ValueError, AssertionError, tf.errors.OpError) as e:
+      detail = getattr(e, "message", None) or str(e)
+      detail = re.sub(r", value=[^>]*>", ">", detail)  # variables' shapes, not their values
+      detail = re.sub(r"\{\{function_node [^}]*\}\}|\[Op:\w+\]", "", detail)  # TF's op names
+      reason = " ".join(detail.split()).rstrip(".")
+      if len(reason) > 400:
+        reason = reason[:400] + " ..."
+      raise workdir_lib.CheckpointMismatchError(
+        f"cannot resume from {path}: it was trained with other model or optimizer settings (or is not a "
+        f"checkpoint of this model): {reason}. Nothing was deleted; train with the settings in "
+        f"{workdir_lib.operative_config(self.workdir)}, or in another --workdir."
+      ) from None
+    logger.info("Resumed from %s at step %d", path, int(self.step.numpy()))
 
   def _take_workdir_lock(self) -> None:
     """One workdir, one trainer: the chief (or the only process) holds `workdir.train_lock(workdir)` while it trains."""

@@ -3,15 +3,24 @@
 <workdir>/
   operative_config.gin   the gin configuration the run used (rebuilds the model)
   checkpoints/           tf.train checkpoints (ckpt-<step>)
+    .pdr_tf_checkpoints  marker: pdr_tf created this folder, so it may resume from and prune its checkpoints
   logs/train/            TensorBoard summaries
   validation.jsonl       one JSON line per de-rendering validation
   export/<version>/      SavedModels (`pdr_tf.export`)
   .pdr_tf_train.lock     held by the training process (the chief under multi-worker)
+
+pdr_tf trains only in a work dir it can tell is its own (`claim_for_training`): a `checkpoints/` folder holding
+checkpoints without the marker (nor an operative_config.gin of an earlier pdr_tf, which wrote no marker) belongs to
+someone else, and a `tf.train.CheckpointManager` on it would adopt those checkpoints and delete all but the newest.
 """
 
+import json
 import logging
 import os
-from typing import Optional
+import re
+import time
+from typing import List, Optional
+
 
 logger = logging.getLogger(__name__)
 
@@ -22,6 +31,24 @@ TRAIN_LOGS = os.path.join(LOGS, "train")
 VALIDATION_LOG = "validation.jsonl"
 EXPORT = "export"
 TRAIN_LOCK = ".pdr_tf_train.lock"
+CHECKPOINTS_MARKER = os.path.join(CHECKPOINTS, ".pdr_tf_checkpoints")
+
+# A binding of the de-renderer in a gin operative config: every pdr_tf training run since the first has written one
+# (gin.operative_config_str() after building the model), and no other project has a `DeRenderer` configurable.
+_PDR_TF_BINDING = re.compile(r"^DeRenderer\.\w+ = ", re.MULTILINE)
+
+
+class WorkdirError(ValueError):
+  """The work dir cannot be trained in as it is; the message names the path and the reason, and nothing in the work
+  dir was deleted or changed."""
+
+
+class ForeignWorkdirError(WorkdirError):
+  """The work dir holds checkpoints (or an operative_config.gin) that pdr_tf did not write."""
+
+
+class CheckpointMismatchError(WorkdirError):
+  """The checkpoint to resume from does not fit the model and optimizer of this run (other model settings)."""
 
 
 def operative_config(workdir: str) -> str:
@@ -50,6 +77,85 @@ def export(workdir: str) -> str:
 
 def train_lock(workdir: str) -> str:
   return os.path.join(workdir, TRAIN_LOCK)
+
+
+def checkpoints_marker(workdir: str) -> str:
+  return os.path.join(workdir, CHECKPOINTS_MARKER)
+
+
+def checkpoint_files(directory: str) -> List[str]:
+  """The names of the tf.train checkpoint files in `directory` (the `checkpoint` state file, `*.index`,
+  `*.data-*`), sorted; [] when it does not exist."""
+  if not os.path.isdir(directory):
+    return []
+  return sorted(
+    name
+    for name in os.listdir(directory)
+    if name == "checkpoint" or name.endswith(".index") or ".data-" in name
+    if os.path.isfile(os.path.join(directory, name))
+  )
+
+
+def written_by_pdr_tf(config_path: str) -> bool:
+  """Whether `config_path` is an operative config that pdr_tf training wrote (it binds `DeRenderer`)."""
+  try:
+    with open(config_path, encoding="utf-8") as f:
+      return bool(_PDR_TF_BINDING.search(f.read()))
+  except (OSError, UnicodeDecodeError):
+    return False
+
+
+def claim_for_training(workdir: str) -> None:
+  """Makes sure the work dir's checkpoints and operative config are pdr_tf's before training writes or prunes them.
+
+  Evidence that pdr_tf wrote the checkpoints: the marker file (`mark_checkpoints`), or, for work dirs of earlier
+  pdr_tf versions (no marker), an operative_config.gin that binds `DeRenderer`. Resuming then still checks that the
+  checkpoint fits the model (`Trainer.begin`), and only after that is the folder marked.
+
+  Raises:
+    ForeignWorkdirError: checkpoints without that evidence, an operative_config.gin pdr_tf did not write (training
+      would overwrite it), or a `checkpoints` that is not a folder; nothing is deleted or changed.
+  """
+  directory = checkpoints(workdir)
+  marker = checkpoints_marker(workdir)
+  config_path = operative_config(workdir)
+  if os.path.exists(directory) and not os.path.isdir(directory):
+    raise ForeignWorkdirError(f"{directory} is not a folder: pdr_tf keeps its checkpoints there; use another --workdir")
+  owned = os.path.isfile(marker)
+  if os.path.exists(config_path) and not owned and not written_by_pdr_tf(config_path):
+    raise ForeignWorkdirError(
+      f"{config_path} was not written by pdr_tf (it binds no DeRenderer): training would overwrite it. "
+      "Nothing was changed; train in another --workdir, or move the file away."
+    )
+  found = checkpoint_files(directory)
+  if found and not owned:
+    if not written_by_pdr_tf(config_path):
+      shown = ", ".join(found[:5]) + (f", ... ({len(found)} files)" if len(found) > 5 else "")
+      raise ForeignWorkdirError(
+        f"{directory} holds checkpoints that pdr_tf did not write ({shown}; no {os.path.basename(marker)} marker "
+        f"and no pdr_tf {OPERATIVE_CONFIG} in {workdir}). pdr_tf will not adopt, resume from or prune checkpoints "
+        "it did not write; nothing was deleted. Train in another --workdir."
+      )
+    logger.info("%s: checkpoints of an earlier pdr_tf run (%s, no marker)", directory, config_path)
+
+
+def mark_checkpoints(workdir: str) -> None:
+  """Creates `<workdir>/checkpoints` if needed and marks it as pdr_tf's (once the run may save and prune there)."""
+  marker = checkpoints_marker(workdir)
+  if os.path.isfile(marker):
+    return
+  os.makedirs(checkpoints(workdir), exist_ok=True)
+  with open(marker, "w", encoding="utf-8") as f:
+    json.dump(
+      {
+        "written_by": "pdr_tf training (python -m pdr_tf.train)",
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "meaning": "pdr_tf resumes from and prunes (Trainer.keep_checkpoints) only checkpoints in a folder with this",
+      },
+      f,
+      indent=1,
+    )
+    f.write("\n")
 
 
 def latest_checkpoint(workdir: str) -> Optional[str]:
