@@ -27,6 +27,7 @@ from pdr_tf.evaluation import disentanglement
 from pdr_tf.evaluation import exported_derender
 from pdr_tf import export
 from pdr_tf.data import formats
+from pdr_tf import config_checks
 from pdr_tf import gin_config
 from pdr_tf.data import input_pipeline
 
@@ -446,6 +447,11 @@ def evaluate(
   _select_blocks(dict.fromkeys(FEATURE_NAMES), feature_set)
   if method not in clustering.METHODS:
     raise ValueError(f"unknown clustering method {method!r}; expected one of {clustering.METHODS}")
+  batch_size = config_checks.integer("evaluate.batch_size", batch_size, minimum=1)
+  if max_examples is not None:
+    max_examples = config_checks.integer("evaluate.max_examples", max_examples, minimum=1)
+  if num_clusters is not None:
+    num_clusters = config_checks.integer("evaluate.num_clusters", num_clusters, minimum=2)
   output_dir = output_dir or os.path.join("runs", "eval", name)
   # Checked before the long embedding; checked again just before writing.
   output_files.check_writable(output_dir, list(output_filenames(name, config=write_config).values()), OUTPUT_DIR_HINT)

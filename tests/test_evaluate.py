@@ -183,6 +183,9 @@ def test_evaluate_bad_inputs(saved_model, data_dir, tmp_path):
     ev.evaluate(None, data_dir)
   with pytest.raises(FileNotFoundError, match="does not exist"):
     ev.evaluate(str(tmp_path / "nothing"), data_dir)
+  for binding, value in (("batch_size", "64"), ("batch_size", 0), ("max_examples", 2.5), ("num_clusters", 1)):
+    with pytest.raises(ValueError, match=f"evaluate.{binding} must be an integer"):  # before the model is loaded
+      ev.evaluate(str(tmp_path / "nothing"), data_dir, **{binding: value})
 
 
 def test_saved_model_without_signature_is_rejected(data_dir, tmp_path):

@@ -408,6 +408,20 @@ def test_a_checkpoint_of_other_model_settings_is_named_and_kept(tmp_path, data_d
   resumed.begin()
   resumed.release_workdir()
   assert int(resumed.step.numpy()) == 2 and (workdir / workdir_lib.CHECKPOINTS_MARKER).is_file()
+  # A cut-off checkpoint is named as unreadable, by training and by everything that restores a model.
+  (data_file,) = glob.glob(str(workdir / "checkpoints" / "ckpt-2.data-*"))
+  with open(data_file, "r+b") as f:
+    f.truncate(os.path.getsize(data_file) // 2)
+  before = _files(workdir)
+  assert train.main(_argv(workdir, data_dir, NO_LOOCC)) == 1
+  assert f"cannot read checkpoint {workdir / 'checkpoints' / 'ckpt-2'}: its files are cut off" in caplog.text
+  with pytest.raises(workdir_lib.CheckpointReadError, match="cut off or damaged"):
+    workdir_lib.restore_model(str(workdir))
+  assert _files(workdir) == before
+  a_file = tmp_path / "notes.txt"
+  a_file.write_text("mine")
+  assert train.main(_argv(a_file, data_dir, NO_LOOCC)) == 1
+  assert "is a file, not a folder" in caplog.text and a_file.read_text() == "mine"
 
 
 def _corrupt_copy(data_dir, tmp_path):

@@ -221,6 +221,8 @@ class Trainer:
   # ------------------------------------------------------------------------------------------------ begin
   def begin(self) -> None:
     """Checks the data, builds strategy, model, optimizer and checkpoints, and restores the latest checkpoint."""
+    if os.path.exists(self.workdir) and not os.path.isdir(self.workdir):
+      raise workdir_lib.WorkdirError(f"work dir {self.workdir} is a file, not a folder; choose another --workdir")
     os.makedirs(self.workdir, exist_ok=True)
     self._take_workdir_lock()
     # Before anything writes there: checkpoints pdr_tf did not write are never adopted, resumed from or pruned.
@@ -290,6 +292,8 @@ class Trainer:
     run then stops before anything is saved, so nothing is deleted or overwritten)."""
     try:
       self.checkpoint.restore(path).assert_consumed()
+    except workdir_lib.UNREADABLE_CHECKPOINT_ERRORS + (tf.errors.DataLossError,) as e:
+      raise workdir_lib.CheckpointReadError(workdir_lib.unreadable_checkpoint_message(path, e)) from None
     except (ValueError, AssertionError, tf.errors.OpError) as e:
       detail = getattr(e, "message", None) or str(e)
       detail = re.sub(r", value=[^>]*>", ">", detail)  # variables' shapes, not their values

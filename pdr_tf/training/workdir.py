@@ -47,6 +47,22 @@ class ForeignWorkdirError(WorkdirError):
   """The work dir holds checkpoints (or an operative_config.gin) that pdr_tf did not write."""
 
 
+class CheckpointReadError(WorkdirError):
+  """The checkpoint's files cannot be read (cut off or damaged)."""
+
+
+# What TensorFlow raises for a cut-off checkpoint data file ("Read less bytes than requested"); a bad checksum is a
+# tf.errors.DataLossError, caught beside it where TensorFlow is imported.
+UNREADABLE_CHECKPOINT_ERRORS = (IndexError,)
+
+
+def unreadable_checkpoint_message(checkpoint: str, error: BaseException) -> str:
+  return (
+    f"cannot read checkpoint {checkpoint}: its files are cut off or damaged ({type(error).__name__}: {error}). "
+    "Nothing was deleted; restore it from a copy, or choose an earlier step."
+  )
+
+
 class CheckpointMismatchError(WorkdirError):
   """The checkpoint to resume from does not fit the model and optimizer of this run (other model settings)."""
 
@@ -196,6 +212,9 @@ def restore_model(workdir: str, step: Optional[int] = None):
     gin.parse_config_file(config_path, skip_unknown=True)
   model = model_lib.DeRenderer()
   model.build_for_inference()
-  tf.train.Checkpoint(model=model).restore(checkpoint).expect_partial()
+  try:
+    tf.train.Checkpoint(model=model).restore(checkpoint).expect_partial()
+  except UNREADABLE_CHECKPOINT_ERRORS + (tf.errors.DataLossError,) as e:
+    raise CheckpointReadError(unreadable_checkpoint_message(checkpoint, e)) from None
   logger.info("Restored %s", checkpoint)
   return model
