@@ -34,6 +34,13 @@ or (with --strict) on the first rejected input.
 """
 
 
+def _positive_int(text):
+  value = int(text)  # argparse turns a ValueError into "invalid _positive_int value"
+  if value < 1:
+    raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+  return value
+
+
 def make_parser(dataset, description):
   """Argument parser of a job: the common options; callers add dataset options.
 
@@ -52,7 +59,7 @@ def make_parser(dataset, description):
   parser.add_argument("--output_dir", required=True, help="where the TFRecord shards, manifest and rejects go")
   parser.add_argument(
     "--num_workers",
-    type=int,
+    type=_positive_int,
     default=None,
     help=f"local worker processes (default {DEFAULT_NUM_WORKERS}); also passed to Beam, "
     "where Dataflow reads it as its initial worker count",

@@ -373,7 +373,8 @@ def export_from_workdir(workdir, output_dir=None, version=None, image_size=forma
       The version folder path.
   """
   if not tf.io.gfile.isdir(workdir):
-    raise FileNotFoundError(f"work dir {workdir} does not exist")
+    what = "is a file, not a folder" if tf.io.gfile.exists(workdir) else "does not exist"
+    raise FileNotFoundError(f"work dir {workdir} {what}")
   model = workdir_lib.restore_model(workdir)
   output_dir = output_dir or workdir_lib.export(workdir)
   return export_model(
@@ -389,7 +390,8 @@ def resolve_saved_model_dir(path):
   """
   hint = "export one with `python -m pdr_tf.export --workdir WORKDIR`"
   if not tf.io.gfile.isdir(path):
-    raise FileNotFoundError(f"SavedModel folder {path} does not exist; {hint}")
+    what = "is a file, not a folder" if tf.io.gfile.exists(path) else "does not exist"
+    raise FileNotFoundError(f"SavedModel folder {path} {what}; {hint}")
   if tf.saved_model.contains_saved_model(path):
     return path
   versions = [v for v in list_versions(path) if tf.saved_model.contains_saved_model(os.path.join(path, str(v)))]

@@ -86,3 +86,13 @@ def test_shards_without_a_manifest_are_never_deleted(tmp_path):
     runner.check_output_dir(str(out), overwrite=True)
   assert str(out) in str(info.value)
   assert len(os.listdir(out)) == 3
+
+
+def test_num_workers_must_be_positive(capsys):
+  parser = runner.make_parser("utkface", "doc")
+  for bad in ("0", "-2", "two"):
+    with pytest.raises(SystemExit):
+      parser.parse_known_args(["--input_dir", "i", "--output_dir", "o", "--num_workers", bad])
+    assert "--num_workers" in capsys.readouterr().err
+  args, _ = parser.parse_known_args(["--input_dir", "i", "--output_dir", "o", "--num_workers", "3"])
+  assert args.num_workers == 3

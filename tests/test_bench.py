@@ -185,3 +185,14 @@ def test_quick_model_is_the_quick_presets_network():
       assert gin.query_parameter(f"DeRenderer.{key}") == value, key
   finally:
     gin.clear_config()
+
+
+@pytest.mark.parametrize(
+  "argv", [["--workers", "two"], ["--workers", "0,2"], ["--workers", ","], ["--workdir", "/no/such"]]
+)
+def test_data_benchmark_refuses_bad_flags_before_running(argv, capsys):
+  from pdr_tf.benchmarks import data as data_bench  # pylint: disable=import-outside-toplevel
+
+  with pytest.raises(SystemExit) as info:
+    data_bench.main(argv)
+  assert info.value.code == 2 and argv[0] in capsys.readouterr().err

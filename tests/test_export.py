@@ -324,6 +324,10 @@ def test_export_from_workdir_uses_restore_and_default_output(tmp_path, monkeypat
   with pytest.raises(SystemExit) as info:  # refused before the model is restored
     export.main(["--workdir", str(workdir), "--output", str(a_file)])
   assert info.value.code == 2 and a_file.read_text() == "mine"
+  with pytest.raises(FileNotFoundError, match="notes.txt is a file, not a folder"):
+    export.export_from_workdir(str(a_file))
+  with pytest.raises(FileNotFoundError, match="SavedModel folder .*notes.txt is a file, not a folder"):
+    export.resolve_saved_model_dir(str(a_file))
 
 
 @pytest.mark.parametrize("backend", ["tf", "tfg"])

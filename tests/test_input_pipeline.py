@@ -165,6 +165,9 @@ def test_missing_directory_names_the_path_and_the_command(tmp_path):
   with pytest.raises(FileNotFoundError, match="manifest.json is missing") as info:
     input_pipeline.list_shards(str(tmp_path / "empty"), "train")
   assert str(tmp_path / "empty") in str(info.value) and "python -m beam_pipelines." in str(info.value)
+  (tmp_path / "notes.txt").write_text("mine")
+  with pytest.raises(FileNotFoundError, match="notes.txt is a file, not a folder"):
+    input_pipeline.list_shards(str(tmp_path / "notes.txt"), "train")
 
 
 def _copy_with_manifest(src, dst, **changes):

@@ -162,7 +162,14 @@ def main(argv=None):
   args = parser.parse_args(argv)
   logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 
-  workers = [int(w) for w in args.workers.split(",") if w.strip()]
+  try:
+    workers = [int(w) for w in args.workers.split(",") if w.strip()]
+  except ValueError:
+    parser.error(f"--workers takes comma-separated worker counts such as 1,2; got {args.workers!r}")
+  if not workers or min(workers) < 1:
+    parser.error(f"--workers takes positive worker counts; got {args.workers!r}")
+  if args.workdir is not None and not os.path.isdir(args.workdir):
+    parser.error(f"--workdir {args.workdir} is not an existing folder")
   steps = [("beam", w) for w in workers] + [("input", True), ("input", False)]
   results = []
   for kind, setting in tqdm(steps, desc="benchmarks", unit="run"):

@@ -101,7 +101,8 @@ def read_manifest(data_dir):
     ValueError: the manifest is unreadable or from another schema version.
   """
   if not tf.io.gfile.isdir(data_dir):
-    raise FileNotFoundError(f"data directory {data_dir} does not exist; {creation_hint(data_dir)}")
+    what = "is a file, not a folder" if tf.io.gfile.exists(data_dir) else "does not exist"
+    raise FileNotFoundError(f"data directory {data_dir} {what}; {creation_hint(data_dir)}")
   path = os.path.join(data_dir, feature_spec.MANIFEST_FILENAME)
   if not tf.io.gfile.exists(path):
     raise FileNotFoundError(f"{data_dir} holds no converted dataset ({path} is missing); {creation_hint(data_dir)}")
