@@ -2,6 +2,7 @@
 
 import importlib.util
 import io
+import os
 import pathlib
 import sys
 
@@ -137,3 +138,14 @@ def gt_npz(depth, light=None, view=None, drop=None) -> bytes:
   buffer = io.BytesIO()
   np.savez(buffer, **arrays)
   return buffer.getvalue()
+
+
+def folder_bytes(folder):
+  """{relative path: bytes} of every file under `folder`: compare two calls to show nothing was written or deleted."""
+  out = {}
+  for root, _, names in os.walk(folder):
+    for name in names:
+      path = os.path.join(root, name)
+      with open(path, "rb") as f:
+        out[os.path.relpath(path, folder)] = f.read()
+  return out

@@ -8,22 +8,12 @@ import gin
 import numpy as np
 import pytest
 
+import fixtures
 from pdr_tf import evaluate as ev
 from pdr_tf.evaluation import output_files
 from pdr_tf.evaluation import report
 
 USER_BYTES = b"my own notes\r\n\x00\xff not pdr_tf's\n"
-
-
-def _snapshot(folder):
-  """{relative path: bytes} of every file under folder (the manifest included)."""
-  out = {}
-  for root, _, files in os.walk(folder):
-    for name in files:
-      path = os.path.join(root, name)
-      with open(path, "rb") as f:
-        out[os.path.relpath(path, folder)] = f.read()
-  return out
 
 
 def _features(rng):
@@ -67,7 +57,7 @@ def test_a_file_named_like_the_manifest_is_not_overwritten(tmp_path):
   (tmp_path / output_files.MANIFEST).write_bytes(USER_BYTES)
   with pytest.raises(FileExistsError, match=f"{output_files.MANIFEST} is not a pdr_tf output manifest"):
     output_files.write_text(tmp_path, "a.txt", "x")
-  assert _snapshot(tmp_path) == {output_files.MANIFEST: USER_BYTES}
+  assert fixtures.folder_bytes(tmp_path) == {output_files.MANIFEST: USER_BYTES}
 
 
 def test_output_folder_that_is_a_file(tmp_path):
@@ -76,14 +66,14 @@ def test_output_folder_that_is_a_file(tmp_path):
     output_files.check_writable(tmp_path / "f", ["a.txt"], "hint")
   with pytest.raises(NotADirectoryError, match=f"cannot be created: {tmp_path / 'f'} is a file"):
     output_files.write_text(tmp_path / "f" / "sub", "a.txt", "x")
-  assert _snapshot(tmp_path) == {"f": USER_BYTES}
+  assert fixtures.folder_bytes(tmp_path) == {"f": USER_BYTES}
 
 
 def test_write_report_refuses_a_foreign_file_before_writing_either(tmp_path):
   (tmp_path / "r.md").write_bytes(USER_BYTES)
   with pytest.raises(FileExistsError, match=f"{tmp_path / 'r.md'}"):
     report.write_report({"wcp": 0.5}, tmp_path, "r")
-  assert _snapshot(tmp_path) == {"r.md": USER_BYTES}  # r.json not written either
+  assert fixtures.folder_bytes(tmp_path) == {"r.md": USER_BYTES}  # r.json not written either
   paths = report.write_report({"wcp": 0.5}, tmp_path / "new", "r")
   assert report.write_report({"wcp": 0.75}, tmp_path / "new", "r") == paths  # its own: rewritten
   assert json.loads((tmp_path / "new" / "r.json").read_text()) == {"wcp": 0.75}
@@ -104,7 +94,7 @@ def test_evaluate_features_refuses_foreign_outputs_and_rewrites_its_own(suffix, 
   with pytest.raises(FileExistsError, match=f"{user / ('cars' + suffix)}, not written by pdr_tf") as e:
     ev.evaluate_features(features, labels, output_dir=str(user), name="cars")
   assert "evaluate.output_dir" in str(e.value)
-  assert _snapshot(user) == {f"cars{suffix}": USER_BYTES, "unrelated.txt": USER_BYTES}
+  assert fixtures.folder_bytes(user) == {f"cars{suffix}": USER_BYTES, "unrelated.txt": USER_BYTES}
   written = ev.evaluate_features(features, labels, output_dir=str(user), name="other")  # beside the user's files
   assert os.path.isfile(written["outputs"]["json"])
   assert (user / f"cars{suffix}").read_bytes() == USER_BYTES
@@ -130,7 +120,7 @@ def test_main_refuses_a_foreign_output_before_loading_anything(tmp_path, caplog)
   assert _main(tmp_path, out) == 1
   assert f"{out / 'cars_light_view_config.gin'}, not written by pdr_tf" in caplog.text
   assert "evaluate.output_dir" in caplog.text and "no_model" not in caplog.text  # before the SavedModel
-  assert _snapshot(out) == {"cars_light_view_config.gin": USER_BYTES}
+  assert fixtures.folder_bytes(out) == {"cars_light_view_config.gin": USER_BYTES}
 
 
 def test_main_output_dir_that_is_a_file(tmp_path, caplog):

@@ -336,17 +336,6 @@ def test_a_stale_workdir_lock_is_taken_over_with_a_log_line(tmp_path, data_dir, 
   assert "stale lock" in caplog.text and not (workdir / workdir_lib.TRAIN_LOCK).exists()
 
 
-def _files(folder):
-  """{relative path: bytes} of every file under `folder`."""
-  out = {}
-  for root, _, names in os.walk(folder):
-    for name in names:
-      path = os.path.join(root, name)
-      with open(path, "rb") as f:
-        out[os.path.relpath(path, folder)] = f.read()
-  return out
-
-
 def _foreign_checkpoints(workdir):
   """Another project's tf.train checkpoints ckpt-100/200/300 (all listed in the state file) and a user's notes."""
   folder = workdir / "checkpoints"
@@ -361,11 +350,11 @@ def _foreign_checkpoints(workdir):
 def test_foreign_checkpoints_in_the_workdir_are_refused_and_kept(tmp_path, data_dir, caplog):
   workdir = tmp_path / "work"
   folder = _foreign_checkpoints(workdir)
-  before = _files(workdir)
+  before = fixtures.folder_bytes(workdir)
   assert train.main(_argv(workdir, data_dir, NO_LOOCC)) == 1
   assert f"{folder} holds checkpoints that pdr_tf did not write" in caplog.text
   assert "will not adopt, resume from or prune" in caplog.text and "Resumed from" not in caplog.text
-  assert _files(workdir) == before  # every foreign file still there, byte for byte, and nothing added
+  assert fixtures.folder_bytes(workdir) == before  # every foreign file still there, byte for byte, and nothing added
 
 
 def test_foreign_checkpoints_behind_a_pdr_tf_looking_config_are_not_resumed(tmp_path, data_dir, caplog):
@@ -373,13 +362,13 @@ def test_foreign_checkpoints_behind_a_pdr_tf_looking_config_are_not_resumed(tmp_
   workdir = tmp_path / "work"
   _foreign_checkpoints(workdir)
   (workdir / workdir_lib.OPERATIVE_CONFIG).write_text("DeRenderer.nf = 8\n")
-  before = _files(workdir)
+  before = fixtures.folder_bytes(workdir)
   trainer = _trainer(workdir, data_dir, NO_LOOCC)
   with pytest.raises(workdir_lib.CheckpointMismatchError, match=r"cannot resume from .*ckpt-300: it was trained"):
     trainer.begin()
   trainer.release_workdir()
   assert "Resumed from" not in caplog.text
-  assert _files(workdir) == before  # not even pdr_tf's marker is added to a folder it may not adopt
+  assert fixtures.folder_bytes(workdir) == before  # not even pdr_tf's marker is added to a folder it may not adopt
 
 
 def test_an_operative_config_pdr_tf_did_not_write_is_not_overwritten(tmp_path):
@@ -388,7 +377,7 @@ def test_an_operative_config_pdr_tf_did_not_write_is_not_overwritten(tmp_path):
   (workdir / workdir_lib.OPERATIVE_CONFIG).write_text("train.steps = 10\n")
   with pytest.raises(workdir_lib.ForeignWorkdirError, match="operative_config.gin was not written by pdr_tf"):
     workdir_lib.claim_for_training(str(workdir))
-  assert _files(workdir) == {workdir_lib.OPERATIVE_CONFIG: b"train.steps = 10\n"}
+  assert fixtures.folder_bytes(workdir) == {workdir_lib.OPERATIVE_CONFIG: b"train.steps = 10\n"}
 
 
 def test_a_checkpoint_of_other_model_settings_is_named_and_kept(tmp_path, data_dir, caplog):
@@ -397,13 +386,13 @@ def test_a_checkpoint_of_other_model_settings_is_named_and_kept(tmp_path, data_d
   _trainer(workdir, data_dir, "Trainer.train_steps=2", "Trainer.export_at_end=False", NO_LOOCC).run()
   assert (workdir / workdir_lib.CHECKPOINTS_MARKER).is_file()
   (workdir / workdir_lib.CHECKPOINTS_MARKER).unlink()  # as an earlier pdr_tf left it
-  before = _files(workdir)
+  before = fixtures.folder_bytes(workdir)
   assert train.main(_argv(workdir, data_dir, "DeRenderer.nf=16", NO_LOOCC)) == 1
   assert "cannot resume from" in caplog.text and f"{workdir / 'checkpoints' / 'ckpt-2'}: it was trained" in caplog.text
   assert (
     "other model or optimizer settings" in caplog.text and "shape" in caplog.text and "Resumed from" not in caplog.text
   )
-  assert _files(workdir) == before
+  assert fixtures.folder_bytes(workdir) == before
   resumed = _trainer(workdir, data_dir, "Trainer.train_steps=4", NO_LOOCC)
   resumed.begin()
   resumed.release_workdir()
@@ -412,12 +401,12 @@ def test_a_checkpoint_of_other_model_settings_is_named_and_kept(tmp_path, data_d
   (data_file,) = glob.glob(str(workdir / "checkpoints" / "ckpt-2.data-*"))
   with open(data_file, "r+b") as f:
     f.truncate(os.path.getsize(data_file) // 2)
-  before = _files(workdir)
+  before = fixtures.folder_bytes(workdir)
   assert train.main(_argv(workdir, data_dir, NO_LOOCC)) == 1
   assert f"cannot read checkpoint {workdir / 'checkpoints' / 'ckpt-2'}: its files are cut off" in caplog.text
   with pytest.raises(workdir_lib.CheckpointReadError, match="cut off or damaged"):
     workdir_lib.restore_model(str(workdir))
-  assert _files(workdir) == before
+  assert fixtures.folder_bytes(workdir) == before
   a_file = tmp_path / "notes.txt"
   a_file.write_text("mine")
   assert train.main(_argv(a_file, data_dir, NO_LOOCC)) == 1
