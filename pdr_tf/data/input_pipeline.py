@@ -183,7 +183,6 @@ def _evaluation_example(serialized):
   return out
 
 
-@gin.configurable
 def checked(dataset, data_dir, split):
   """Iterates `dataset` (read from `split` of `data_dir`) and turns a corrupt record into `CorruptDataError`, whose
   message names the shard and byte and says how to re-convert or skip (`corrupt_data_message`)."""
@@ -199,6 +198,7 @@ def checked(dataset, data_dir, split):
     yield element
 
 
+@gin.configurable
 def make_dataset(
   data_dir,
   split,
