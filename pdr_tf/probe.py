@@ -17,8 +17,8 @@ view against the flat map in the input view: what the predicted view earns with 
 """
 
 import json
-import os
 import logging
+import os
 import sys
 
 import numpy as np

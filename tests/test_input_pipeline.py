@@ -276,3 +276,15 @@ def test_evaluation_reads_turn_a_corrupt_record_into_an_error_naming_the_shard(t
   assert len(list(input_pipeline.checked(dataset, str(data_dir), "test"))) == 2  # an intact split reads through
   assert coarse_depth.main(["--data_dir", str(data_dir), "--num_images", "4"]) == 1
   assert shard in capsys.readouterr().err
+
+
+def test_corrupt_data_error_names_the_shards_or_else_keeps_tensorflows_message(tmp_path):
+  data_dir = str(fixtures.write_tiny_dataset(tmp_path / "data", num_train=2, num_test=2))
+  error = tf.errors.DataLossError(None, None, "checksum mismatch somewhere")
+  clean = input_pipeline.corrupt_data_error(data_dir, "train", error)  # every shard reads through again
+  assert isinstance(clean, input_pipeline.CorruptDataError)
+  assert str(clean) == f"corrupt 'train' data in {data_dir}: checksum mismatch somewhere"
+  (shard,) = input_pipeline.list_shards(data_dir, "train")
+  data = open(shard, "rb").read()
+  open(shard, "wb").write(data[: len(data) // 2])
+  assert shard in str(input_pipeline.corrupt_data_error(data_dir, "train", error))

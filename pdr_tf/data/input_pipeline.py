@@ -193,9 +193,17 @@ def checked(dataset, data_dir, split):
     except StopIteration:
       return
     except tf.errors.DataLossError as e:
-      found = find_corrupt_shards(list_shards(data_dir, split))
-      raise CorruptDataError(corrupt_data_message(data_dir, split, found)) from e
+      raise corrupt_data_error(data_dir, split, e) from None
     yield element
+
+
+def corrupt_data_error(data_dir, split, error):
+  """The `CorruptDataError` for a DataLossError `error` met while reading `split`: the corrupt shards found by
+  reading them again (`corrupt_data_message`), else TensorFlow's own message."""
+  found = find_corrupt_shards(list_shards(data_dir, split))
+  if found:
+    return CorruptDataError(corrupt_data_message(data_dir, split, found))
+  return CorruptDataError(f"corrupt {split!r} data in {data_dir}: {error.message}")
 
 
 @gin.configurable

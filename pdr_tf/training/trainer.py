@@ -292,7 +292,7 @@ class Trainer:
     run then stops before anything is saved, so nothing is deleted or overwritten)."""
     try:
       self.checkpoint.restore(path).assert_consumed()
-    except workdir_lib.UNREADABLE_CHECKPOINT_ERRORS + (tf.errors.DataLossError,) as e:
+    except workdir_lib.unreadable_checkpoint_errors() as e:
       raise workdir_lib.CheckpointReadError(workdir_lib.unreadable_checkpoint_message(path, e)) from None
     except (ValueError, AssertionError, tf.errors.OpError) as e:
       detail = getattr(e, "message", None) or str(e)
@@ -474,12 +474,7 @@ class Trainer:
         scalars = {k: float(v) for k, v in self._train_loop(self.iterator, tf.constant(num_steps)).items()}
       except tf.errors.DataLossError as e:
         bar.close()
-        found = input_pipeline.find_corrupt_shards(input_pipeline.list_shards(self.data_dir, "train"))
-        raise input_pipeline.CorruptDataError(
-          input_pipeline.corrupt_data_message(self.data_dir, "train", found)
-          if found
-          else f"corrupt training data in {self.data_dir}: {e.message}"
-        ) from None
+        raise input_pipeline.corrupt_data_error(self.data_dir, "train", e) from None
       seconds = time.monotonic() - tick
       step = int(self.step.numpy())
       if not np.isfinite(scalars["total"]):

@@ -51,9 +51,12 @@ class CheckpointReadError(WorkdirError):
   """The checkpoint's files cannot be read (cut off or damaged)."""
 
 
-# What TensorFlow raises for a cut-off checkpoint data file ("Read less bytes than requested"); a bad checksum is a
-# tf.errors.DataLossError, caught beside it where TensorFlow is imported.
-UNREADABLE_CHECKPOINT_ERRORS = (IndexError,)
+def unreadable_checkpoint_errors():
+  """What TensorFlow raises when a checkpoint's files are cut off (IndexError: "Read less bytes than requested") or
+  damaged (DataLossError: a bad checksum)."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel  (keeps the layout importable without TF)
+
+  return (IndexError, tf.errors.DataLossError)
 
 
 def unreadable_checkpoint_message(checkpoint: str, error: BaseException) -> str:
@@ -137,21 +140,23 @@ def claim_for_training(workdir: str) -> None:
   config_path = operative_config(workdir)
   if os.path.exists(directory) and not os.path.isdir(directory):
     raise ForeignWorkdirError(f"{directory} is not a folder: pdr_tf keeps its checkpoints there; use another --workdir")
-  owned = os.path.isfile(marker)
-  if os.path.exists(config_path) and not owned and not written_by_pdr_tf(config_path):
+  if os.path.isfile(marker):
+    return
+  pdr_tf_config = written_by_pdr_tf(config_path)
+  if os.path.exists(config_path) and not pdr_tf_config:
     raise ForeignWorkdirError(
       f"{config_path} was not written by pdr_tf (it binds no DeRenderer): training would overwrite it. "
       "Nothing was changed; train in another --workdir, or move the file away."
     )
   found = checkpoint_files(directory)
-  if found and not owned:
-    if not written_by_pdr_tf(config_path):
-      shown = ", ".join(found[:5]) + (f", ... ({len(found)} files)" if len(found) > 5 else "")
-      raise ForeignWorkdirError(
-        f"{directory} holds checkpoints that pdr_tf did not write ({shown}; no {os.path.basename(marker)} marker "
-        f"and no pdr_tf {OPERATIVE_CONFIG} in {workdir}). pdr_tf will not adopt, resume from or prune checkpoints "
-        "it did not write; nothing was deleted. Train in another --workdir."
-      )
+  if found and not pdr_tf_config:
+    shown = ", ".join(found[:5]) + (f", ... ({len(found)} files)" if len(found) > 5 else "")
+    raise ForeignWorkdirError(
+      f"{directory} holds checkpoints that pdr_tf did not write ({shown}; no {os.path.basename(marker)} marker "
+      f"and no pdr_tf {OPERATIVE_CONFIG} in {workdir}). pdr_tf will not adopt, resume from or prune checkpoints "
+      "it did not write; nothing was deleted. Train in another --workdir."
+    )
+  if found:
     logger.info("%s: checkpoints of an earlier pdr_tf run (%s, no marker)", directory, config_path)
 
 
@@ -214,7 +219,7 @@ def restore_model(workdir: str, step: Optional[int] = None):
   model.build_for_inference()
   try:
     tf.train.Checkpoint(model=model).restore(checkpoint).expect_partial()
-  except UNREADABLE_CHECKPOINT_ERRORS + (tf.errors.DataLossError,) as e:
+  except unreadable_checkpoint_errors() as e:
     raise CheckpointReadError(unreadable_checkpoint_message(checkpoint, e)) from None
   logger.info("Restored %s", checkpoint)
   return model
