@@ -109,24 +109,10 @@ def _free_ports(n):
   return ports
 
 
-@pytest.mark.slow
-def test_two_workers_train_and_checkpoint_together(tmp_path):
-  data_dir = fixtures.write_tiny_dataset(tmp_path / "data", num_train=16, num_test=4)
-  workdir = tmp_path / "work"
+def _run_two_workers(argv):
+  """Runs `argv` as worker 0 and 1 of a two-worker cluster on 127.0.0.1 and returns both outputs (asserting exit 0)."""
   ports = _free_ports(2)
   cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
-  argv = [
-    sys.executable,
-    "-m",
-    "pdr_tf.train",
-    f"--gin_file={REPO}/gin/cars_light_view.gin",
-    f"--gin_file={REPO}/gin/debug.gin",
-    f"--workdir={workdir}",
-    f"--gin_param=Trainer.data_dir={data_dir!r}",
-    "--gin_param=Trainer.synthetic_world=None",
-    "--gin_param=Trainer.strategy='multi_worker'",
-    "--gin_param=Trainer.image_summary_every=0",
-  ]
   procs = []
   for index in range(2):
     env = dict(
@@ -140,6 +126,33 @@ def test_two_workers_train_and_checkpoint_together(tmp_path):
     f"--- worker {i} (exit {p.returncode}):\n{out[-3000:]}" for i, (p, out) in enumerate(zip(procs, outputs))
   )
   assert all(p.returncode == 0 for p in procs), logs
+  return outputs
+
+
+@pytest.mark.slow
+def test_two_workers_train_checkpoint_and_resume_together(tmp_path):
+  data_dir = fixtures.write_tiny_dataset(tmp_path / "data", num_train=16, num_test=4)
+  workdir = tmp_path / "work"
+  argv = [
+    sys.executable,
+    "-m",
+    "pdr_tf.train",
+    f"--gin_file={REPO}/gin/cars_light_view.gin",
+    f"--gin_file={REPO}/gin/debug.gin",
+    f"--workdir={workdir}",
+    f"--gin_param=Trainer.data_dir={data_dir!r}",
+    "--gin_param=Trainer.synthetic_world=None",
+    "--gin_param=Trainer.strategy='multi_worker'",
+    "--gin_param=Trainer.image_summary_every=0",
+  ]
+  outputs = _run_two_workers(argv)
   assert "2 replica(s)" in outputs[0]
   assert tf.train.latest_checkpoint(str(workdir / "checkpoints")).endswith("ckpt-4")
   assert (workdir / "export" / "1" / "saved_model.pb").exists()
+
+  # A second run of the same cluster resumes every worker from the chief's checkpoint (restored strictly: every
+  # variable of the model and the optimizer), and trains on from there.
+  outputs = _run_two_workers(argv + ["--gin_param=Trainer.train_steps=6"])
+  for out in outputs:
+    assert "Resumed from" in out and "ckpt-4 at step 4" in out, out[-3000:]
+  assert tf.train.latest_checkpoint(str(workdir / "checkpoints")).endswith("ckpt-6")

@@ -195,6 +195,19 @@ def test_restart_resumes_at_saved_step_with_optimizer_state(tmp_path, data_dir):
   assert int(second.step.numpy()) == 4
 
 
+def test_a_checkpoint_with_the_preemption_handlers_count_resumes_on_one_device(tmp_path, data_dir):
+  # Multi-worker runs save tf.distribute's preemption count beside the model (tests/test_distributed.py resumes
+  # them on two workers); one process resumes such a checkpoint too, strictly restoring everything else.
+  workdir = tmp_path / "work"
+  first = _trainer(workdir, data_dir, "Trainer.train_steps=2", "Trainer.export_at_end=False", NO_LOOCC)
+  first.run()
+  setattr(first.checkpoint, trainer_lib.PREEMPTION_COUNT_KEY, tf.Variable(7, dtype=tf.int64))
+  first.manager.save(checkpoint_number=3)
+  second = _trainer(workdir, data_dir, "Trainer.train_steps=4", "Trainer.export_at_end=False", NO_LOOCC)
+  second.begin()
+  assert int(second.step.numpy()) == 2 and second.manager.latest_checkpoint.endswith("ckpt-3")
+
+
 @pytest.mark.slow
 def test_killed_run_resumes_at_its_saved_step(tmp_path, data_dir):
   workdir = tmp_path / "work"

@@ -41,6 +41,8 @@ from pdr_tf.training import workdir as workdir_lib
 logger = logging.getLogger(__name__)
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+# Where tf.distribute's PreemptionCheckpointHandler keeps its count of calls in a checkpoint (multi-worker runs).
+PREEMPTION_COUNT_KEY = "checkpointed_runs"
 _SCALARS = (
   "total",
   "recon",
@@ -67,6 +69,15 @@ def precision_policy(name: str):
     yield
   finally:
     keras.mixed_precision.set_global_policy(previous)
+
+
+def _holds(path: str, key: str) -> bool:
+  """Whether the checkpoint `path` saved a variable at `key` of its root object (False if it cannot be read: the
+  restore that follows then says why)."""
+  try:
+    return tf.train.load_checkpoint(path).has_tensor(f"{key}/.ATTRIBUTES/VARIABLE_VALUE")
+  except (tf.errors.OpError, ValueError):
+    return False
 
 
 def _crossed(every: int, step_before: int, step: int) -> bool:
@@ -248,6 +259,14 @@ class Trainer:
       self.optimizer.build(self.model.trainable_variables)
       self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
     self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, step=self.step)
+    multi_worker = isinstance(self.strategy, tf.distribute.MultiWorkerMirroredStrategy)
+    if multi_worker:
+      # The preemption handler saves its count of calls in the checkpoint under this name, and restores it only
+      # where its manager's folder has a checkpoint: the chief's count would come back, every other worker's would
+      # start at 0, and the workers would then disagree on the step at which to save when one is preempted. A
+      # variable of ours in its place (the handler adds its own only when the name is free) keeps the handler's
+      # count out of the checkpoint, so every worker starts it at 0 after a restart and counts in step.
+      setattr(self.checkpoint, PREEMPTION_COUNT_KEY, tf.Variable(0, dtype=tf.int64, trainable=False))
     latest = workdir_lib.latest_checkpoint(self.workdir)
     if latest:
       self._resume(latest)
@@ -259,7 +278,7 @@ class Trainer:
       self.checkpoint, checkpoint_dir, max_to_keep=self.keep_checkpoints, step_counter=self.step
     )
     self.preemption = None
-    if isinstance(self.strategy, tf.distribute.MultiWorkerMirroredStrategy):
+    if multi_worker:
       self.preemption = tf.distribute.experimental.PreemptionCheckpointHandler(
         self.strategy.cluster_resolver, self.manager
       )
@@ -290,8 +309,13 @@ class Trainer:
     """Restores model, optimizer and step from the checkpoint `path`, which must hold exactly this run's variables
     with their shapes: otherwise `workdir.CheckpointMismatchError` names the checkpoint and the first mismatch (the
     run then stops before anything is saved, so nothing is deleted or overwritten)."""
+    # Strict in both directions, but indifferent to the preemption handler's count (multi-worker runs save one,
+    # others do not), so that a run may resume under another strategy.
+    restored = dict(model=self.model, optimizer=self.optimizer, step=self.step)
+    if _holds(path, PREEMPTION_COUNT_KEY):
+      restored[PREEMPTION_COUNT_KEY] = tf.Variable(0, dtype=tf.int64, trainable=False)
     try:
-      self.checkpoint.restore(path).assert_consumed()
+      tf.train.Checkpoint(**restored).restore(path).assert_consumed()
     except workdir_lib.unreadable_checkpoint_errors() as e:
       raise workdir_lib.CheckpointReadError(workdir_lib.unreadable_checkpoint_message(path, e)) from None
     except (ValueError, AssertionError, tf.errors.OpError) as e:
