@@ -48,6 +48,23 @@ def test_a_constant_raw_depth_is_the_middle_of_the_range():
     scene.depth_from_raw(tf.zeros([8, 8]), RANGES)
 
 
+def test_an_uncentred_depth_keeps_its_level_and_starts_flat_at_the_border():
+  uncentred = scene.SceneRanges(border_depth=1.02, center_depth=False)
+  flat = scene.depth_from_raw(tf.zeros([1, 8, 8]), uncentred).numpy()
+  np.testing.assert_allclose(flat, 1.02, atol=1e-6)  # a flat map lies at the background's pinned level
+  raw = tf.random.stateless_normal([2, 16, 16], [0, 3]) * 0.1
+  shifted = scene.depth_from_raw(raw + 0.05, uncentred, border=False).numpy()
+  assert (shifted < scene.depth_from_raw(raw, uncentred, border=False).numpy()).mean() == 0.0  # level not removed
+  centred = scene.SceneRanges(border_depth=1.02)
+  np.testing.assert_allclose(
+    scene.depth_from_raw(raw + 0.05, centred).numpy(), scene.depth_from_raw(raw, centred).numpy(), atol=1e-6
+  )
+  free = scene.SceneRanges(border_depth=None, center_depth=False)
+  np.testing.assert_allclose(scene.depth_from_raw(tf.zeros([1, 8, 8]), free).numpy(), 1.0, atol=1e-6)
+  with pytest.raises(ValueError, match="strictly inside"):
+    scene.SceneRanges(border_depth=1.1, center_depth=False)
+
+
 def test_convex_prior_is_a_centred_cap_within_the_range():
   ranges = scene.SceneRanges()
   offset = scene.convex_prior(16, 0.04, ranges).numpy()

@@ -1,9 +1,10 @@
 """Maps the networks' raw outputs to physical scene parameters (docs/model.md): pure functions.
 
-Depth: subtract the per-image mean, tanh, map [-1, 1] to [min_depth, max_depth], and pin the two left and right
-border columns to `border_depth`. Light: [B, 4] raw in [-1, 1] to (ka, kd, lx, ly), ka and kd mapped to their ranges
-and the direction components kept (direction = normalize([lx, ly, 1])). View: [B, 6] raw in [-1, 1] to rotations
-(rx, ry, rz) = raw * rotation range (radians) and translations (tx, ty, tz) = raw * (xy, xy, z) ranges.
+Depth: subtract the per-image mean (Unsup3D; `SceneRanges.center_depth`), tanh, map [-1, 1] to [min_depth,
+max_depth], and pin the two left and right border columns to `border_depth`. Light: [B, 4] raw in [-1, 1] to (ka,
+kd, lx, ly), ka and kd mapped to their ranges and the direction components kept (direction = normalize([lx, ly,
+1])). View: [B, 6] raw in [-1, 1] to rotations (rx, ry, rz) = raw * rotation range (radians) and translations (tx,
+ty, tz) = raw * (xy, xy, z) ranges.
 """
 
 import dataclasses
@@ -35,6 +36,10 @@ class SceneRanges:
   Attributes:
     min_depth, max_depth: canonical depth range.
     border_depth: depth of the 2-pixel left/right border columns (Unsup3D); None leaves them free (no pin).
+    center_depth: subtract each raw depth map's mean before the tanh (Unsup3D), so that the depth's level is set by
+      its shape: the more of the image is background, the nearer the background lies to the middle of the range,
+      whatever the border's pin. False leaves the level to the network, and a zero raw output (a flat map) then lies
+      at `border_depth` (the middle of the range when the border is free).
     ka_range, kd_range: ambient and diffuse strength ranges.
     rotation_range_degrees: |rx|, |ry|, |rz| bound.
     xy_translation_range, z_translation_range: |tx|, |ty| and |tz| bounds.
@@ -43,6 +48,7 @@ class SceneRanges:
   min_depth: float = 0.9
   max_depth: float = 1.1
   border_depth: Optional[float] = 1.08
+  center_depth: bool = True
   ka_range: Tuple[float, float] = (0.0, 1.0)
   kd_range: Tuple[float, float] = (0.5, 1.0)
   rotation_range_degrees: float = 60.0
@@ -54,6 +60,11 @@ class SceneRanges:
       raise ValueError(f"SceneRanges needs 0 < min_depth < max_depth, got {self.min_depth}, {self.max_depth}")
     if self.border_depth is not None and not self.min_depth <= self.border_depth <= self.max_depth:
       raise ValueError(f"SceneRanges.border_depth {self.border_depth} must lie in [min_depth, max_depth]")
+    if not self.center_depth and self.border_depth in (self.min_depth, self.max_depth):
+      raise ValueError(
+        f"SceneRanges.center_depth=False needs border_depth strictly inside (min_depth, max_depth), where a finite "
+        f"raw depth can reach it; got {self.border_depth}"
+      )
     for name in ("ka_range", "kd_range"):
       lo, hi = getattr(self, name)
       if not lo <= hi:
@@ -83,9 +94,20 @@ def depth_from_raw(raw, ranges: SceneRanges, border: bool = True, name="depth_fr
       raw = raw[..., 0]
     if raw.shape.rank != 3:
       raise ValueError(f"raw depth must be [B, H, W] or [B, H, W, 1], got {raw.shape}")
-    depth = tf.tanh(raw - tf.reduce_mean(raw, axis=[1, 2], keepdims=True))
+    if ranges.center_depth:
+      depth = tf.tanh(raw - tf.reduce_mean(raw, axis=[1, 2], keepdims=True))
+    else:
+      depth = tf.tanh(raw + flat_raw_depth(ranges))
     depth = map_range(depth, ranges.min_depth, ranges.max_depth)
     return with_border(depth, ranges) if border else depth
+
+
+def flat_raw_depth(ranges: SceneRanges) -> float:
+  """The raw level (before the tanh) at which an uncentred depth lies at `border_depth`: 0 for a free border."""
+  if ranges.border_depth is None:
+    return 0.0
+  middle, half = (ranges.max_depth + ranges.min_depth) / 2.0, (ranges.max_depth - ranges.min_depth) / 2.0
+  return math.atanh((ranges.border_depth - middle) / half)
 
 
 def with_border(depth, ranges: SceneRanges) -> tf.Tensor:
