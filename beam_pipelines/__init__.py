@@ -14,7 +14,8 @@ def convert(job: str, input_dir, output_dir, beam_args=(), **options) -> int:
     Exit status: 0 when records were written, 1 otherwise (reason logged).
 
   Raises:
-    ValueError: an unknown job. TypeError: an option the job does not have.
+    ValueError: an unknown job, or an option value its flag refuses (num_shards=-3). TypeError: an option the job
+      does not have.
   """
   # The jobs import Apache Beam, which takes seconds: only the one asked for is imported.
   if job == "shapenet_cars":

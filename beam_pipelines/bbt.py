@@ -64,9 +64,9 @@ def parse_track_labels(text, path="<labels>"):
 
 
 def read_track_labels(path, encoding="utf-8-sig"):
-  """parse_track_labels of a file; ValueError naming the path when it does not exist or is not `encoding` text."""
-  if not FileSystems.exists(path):
-    raise ValueError(f"BBT track labels file {path} does not exist")
+  """parse_track_labels of a file; ValueError naming the path when it does not exist, is a folder or is not
+  `encoding` text."""
+  common.check_input_file(path, "BBT track labels file")
   return parse_track_labels(inputs.decode_text(inputs.read_bytes(path), path, encoding, flag="--labels_encoding"), path)
 
 
@@ -111,11 +111,12 @@ def list_inputs(input_dir):
   directly in the tracks folder or deeper than a track folder are rejected later).
 
   Raises:
-    ValueError: the tracks folder does not exist or holds no file.
+    ValueError: the input folder or its tracks folder does not exist or is a file, or the tracks folder holds no
+      file.
   """
+  common.check_input_dir(input_dir, "BBT input directory")
   tracks_dir = FileSystems.join(input_dir, formats.BBT_TRACKS_DIRNAME)
-  if not FileSystems.exists(tracks_dir):
-    raise ValueError(f"BBT tracks folder {tracks_dir} does not exist")
+  common.check_input_dir(tracks_dir, "BBT tracks folder")
   items = common.pair_ground_truth(common.match_files(common.recursive_pattern(tracks_dir)))
   if not items:
     raise ValueError(f"BBT tracks folder {tracks_dir} holds no files")

@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import os
+import re
 
 import apache_beam as beam
 from apache_beam import pvalue
@@ -33,6 +34,45 @@ STRICT_MARKER = "strict mode: rejected input"
 
 # ---------------------------------------------------------------------------------------------------------------
 # Driver-side listing.
+
+
+def is_local(path):
+  """Whether a path is on the local file system (no scheme such as gs:// or s3://)."""
+  return re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", path) is None
+
+
+def check_input_dir(path, what):
+  """Raises ValueError unless `path` is an existing input folder.
+
+  Args:
+    path: the folder (local path or gs://...).
+    what: what it is, for the message (e.g. "UTKFace input directory").
+
+  Raises:
+    ValueError: "<what> <path> does not exist", or, on the local file system, "... is a file, not a folder" (a file
+      would otherwise read as a folder that holds no inputs).
+  """
+  if not FileSystems.exists(path):
+    raise ValueError(f"{what} {path} does not exist")
+  if is_local(path) and not os.path.isdir(path):
+    raise ValueError(f"{what} {path} is a file, not a folder")
+
+
+def check_input_file(path, what, hint=""):
+  """Raises ValueError unless `path` is an existing input file.
+
+  Args:
+    path: the file (local path or gs://...).
+    what: what it is, for the message (e.g. "BBT track labels file").
+    hint: appended to the "does not exist" message (e.g. " (pass --labels_file)").
+
+  Raises:
+    ValueError: "<what> <path> does not exist<hint>", or, on the local file system, "... is a folder, not a file".
+  """
+  if not FileSystems.exists(path):
+    raise ValueError(f"{what} {path} does not exist{hint}")
+  if is_local(path) and os.path.isdir(path):
+    raise ValueError(f"{what} {path} is a folder, not a file")
 
 
 def is_input_candidate(path, exclude_names=(), root=None, root_images_only=False):

@@ -4,6 +4,7 @@ import argparse
 import contextlib
 import json
 import logging
+import operator
 import os
 import re
 import shutil
@@ -34,11 +35,26 @@ or (with --strict) on the first rejected input.
 """
 
 
-def _positive_int(text):
-  value = int(text)  # argparse turns a ValueError into "invalid _positive_int value"
-  if value < 1:
-    raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+def _int_at_least(text, minimum):
+  """An integer flag value (or, in the library form, an int) of at least `minimum`; ArgumentTypeError otherwise."""
+  try:
+    value = int(text) if isinstance(text, str) else operator.index(text)  # 2.5 is no shard count
+  except (TypeError, ValueError):
+    raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+  if value < minimum:
+    raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
   return value
+
+
+def _positive_int(text):
+  return _int_at_least(text, 1)
+
+
+def _non_negative_int(text):
+  return _int_at_least(text, 0)
+
+
+_CHECKED_TYPES = (_positive_int, _non_negative_int)  # re-checked on the library form's options (`job_args`)
 
 
 def make_parser(dataset, description):
@@ -65,11 +81,14 @@ def make_parser(dataset, description):
     "where Dataflow reads it as its initial worker count",
   )
   parser.add_argument(
-    "--num_shards", type=int, default=0, help="shards per split; 0 picks ceil(images / --images_per_shard)"
+    "--num_shards",
+    type=_non_negative_int,
+    default=0,
+    help="shards per split; 0 picks ceil(images / --images_per_shard)",
   )
   parser.add_argument(
     "--images_per_shard",
-    type=int,
+    type=_positive_int,
     default=DEFAULT_IMAGES_PER_SHARD,
     help="target records per shard when --num_shards is 0",
   )
@@ -89,12 +108,19 @@ def job_args(parser, input_dir, output_dir, **options):
 
   Raises:
     TypeError: an option the job does not have.
+    ValueError: a value its flag would refuse (num_shards=-3, num_workers=0, ...), naming the option.
   """
   args = parser.parse_args(["--input_dir", str(input_dir), "--output_dir", str(output_dir)])
   unknown = sorted(set(options) - set(vars(args)))
   if unknown:
     raise TypeError(f"{parser.prog} has no option {', '.join(unknown)}; options: {', '.join(sorted(vars(args)))}")
+  types = {action.dest: action.type for action in parser._actions}  # pylint: disable=protected-access
   for name, value in options.items():
+    if value is not None and types.get(name) in _CHECKED_TYPES:
+      try:
+        value = types[name](value)
+      except argparse.ArgumentTypeError as e:
+        raise ValueError(f"{parser.prog}: {name} {e}") from None
     setattr(args, name, value)
   return args
 
@@ -208,9 +234,7 @@ def manifest_args(args, beam_args):
   return out
 
 
-def is_local(path):
-  """Whether a path is on the local file system (no scheme such as gs:// or s3://)."""
-  return re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", path) is None
+is_local = common.is_local
 
 
 def _entries(output_dir):
@@ -343,12 +367,14 @@ def run_job(dataset, build, args, beam_args):
     target = _sibling(args.output_dir, f"staging-{os.getpid()}") if local else args.output_dir
     pipeline = beam.Pipeline(options=options)
     build(pipeline, target)  # lists and checks the inputs first: a bad --input_dir leaves no output behind
-  except (ValueError, locks.LockHeldError) as e:
-    logging.error("%s: %s", dataset, e)
+  except BaseException as e:  # refused input, or an unexpected error: either way nothing of this job stays behind
     if pipeline is not None:  # never run: Beam removes its local temporary folder only in run()
       shutil.rmtree(pipeline.local_tempdir, ignore_errors=True)
     if lock is not None:
       lock.release()
+    if not isinstance(e, (ValueError, locks.LockHeldError)):
+      raise
+    logging.error("%s: %s", dataset, e)
     return 1
   try:
     with _quiet_beam():

@@ -74,10 +74,9 @@ def read_metadata(path, encoding="utf-8-sig"):
     Dict model id -> (label id, label name), label (-1, "") for models of other classes.
 
   Raises:
-    ValueError: the file is missing, is not text in `encoding` (naming the line) or lacks a required column.
+    ValueError: the file is missing or a folder, is not text in `encoding` (naming the line) or lacks a required column.
   """
-  if not FileSystems.exists(path):
-    raise ValueError(f"ShapeNet metadata CSV {path} does not exist (pass --metadata_csv)")
+  common.check_input_file(path, "ShapeNet metadata CSV", " (pass --metadata_csv)")
   text = inputs.decode_text(inputs.read_bytes(path), path, encoding, flag="--metadata_encoding")
   reader = csv.DictReader(io.StringIO(text))
   missing = [c for c in _REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
@@ -132,10 +131,9 @@ def list_inputs(input_dir):
     folder (when there are some).
 
   Raises:
-    ValueError: the root does not exist or no split folder holds a file.
+    ValueError: the root does not exist, is a file, or no split folder holds a file.
   """
-  if not FileSystems.exists(input_dir):
-    raise ValueError(f"syncar input directory {input_dir} does not exist")
+  common.check_input_dir(input_dir, "syncar input directory")
   items = common.pair_ground_truth(
     common.match_files(common.recursive_pattern(input_dir), root=input_dir, root_images_only=True)
   )

@@ -11,8 +11,6 @@ rejects.jsonl.
 import hashlib
 import sys
 
-from apache_beam.io.filesystems import FileSystems
-
 from beam_pipelines import common, inputs, runner
 from pdr_tf.data import formats
 
@@ -81,10 +79,9 @@ def list_inputs(input_dir):
   subfolder (UTKFace is flat).
 
   Raises:
-    ValueError: the directory does not exist or holds no file.
+    ValueError: the directory does not exist, is a file or holds no file.
   """
-  if not FileSystems.exists(input_dir):
-    raise ValueError(f"UTKFace input directory {input_dir} does not exist")
+  common.check_input_dir(input_dir, "UTKFace input directory")
   items = common.pair_ground_truth(common.match_files(common.recursive_pattern(input_dir), EXCLUDE_NAMES))
   if not items:
     raise ValueError(f"UTKFace input directory {input_dir} holds no files")

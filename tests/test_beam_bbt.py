@@ -147,3 +147,18 @@ def test_only_unlabelled_tracks_write_nothing_and_exit_1(tmp_path, caplog):
   assert (manifest["inputs"], manifest["written"], manifest["rejected"]) == (2, 0, 2)
   assert manifest["reject_reasons"] == {bbt.REASON_NO_LABEL: 2}
   assert "nothing could be written" in caplog.text
+
+
+def test_a_file_as_input_or_tracks_folder_or_a_folder_as_labels_is_named_so(tmp_path, caplog):
+  a_file = tmp_path / "file.txt"
+  a_file.write_text("not a folder")
+  assert bbt.main(["--input_dir", str(a_file), "--output_dir", str(tmp_path / "o")] + IN_MEMORY) == 1
+  assert f"BBT input directory {a_file} is a file, not a folder" in caplog.text
+  assert "does not exist" not in caplog.text and not os.path.exists(tmp_path / "o")
+  root = tmp_path / "raw"
+  root.mkdir()
+  (root / formats.BBT_TRACKS_DIRNAME).write_text("not a folder")
+  with pytest.raises(ValueError, match="BBT tracks folder .* is a file, not a folder"):
+    bbt.list_inputs(str(root))
+  with pytest.raises(ValueError, match=f"BBT track labels file {tmp_path} is a folder, not a file"):
+    bbt.read_track_labels(str(tmp_path))

@@ -183,3 +183,20 @@ def test_encode_example_serializes_the_schema():
 
 
 # --- runner ---------------------------------------------------------------------------------------------------------
+
+
+def test_input_folder_and_file_checks_name_a_file_or_a_folder(tmp_path):
+  a_file, a_folder = tmp_path / "file.txt", tmp_path / "folder"
+  a_file.write_text("x")
+  a_folder.mkdir()
+  common.check_input_dir(str(a_folder), "input directory")
+  common.check_input_file(str(a_file), "labels file")
+  with pytest.raises(ValueError, match=f"^input directory {a_file} is a file, not a folder$"):
+    common.check_input_dir(str(a_file), "input directory")
+  with pytest.raises(ValueError, match=f"^input directory {tmp_path / 'nope'} does not exist$"):
+    common.check_input_dir(str(tmp_path / "nope"), "input directory")
+  with pytest.raises(ValueError, match=f"^labels file {a_folder} is a folder, not a file$"):
+    common.check_input_file(str(a_folder), "labels file")
+  with pytest.raises(ValueError, match=r"does not exist \(pass --labels\)$"):
+    common.check_input_file(str(tmp_path / "nope"), "labels file", " (pass --labels)")
+  assert common.is_local("/a/b") and common.is_local("rel/x") and not common.is_local("gs://bucket/raw")

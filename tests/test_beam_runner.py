@@ -1,7 +1,9 @@
 """Tests of beam_pipelines.runner: Beam flags, the parser, and output folders (foreign data is never touched)."""
 
+import importlib
 import json
 import os
+import tempfile
 
 import pytest
 
@@ -96,3 +98,50 @@ def test_num_workers_must_be_positive(capsys):
     assert "--num_workers" in capsys.readouterr().err
   args, _ = parser.parse_known_args(["--input_dir", "i", "--output_dir", "o", "--num_workers", "3"])
   assert args.num_workers == 3
+
+
+@pytest.mark.parametrize("job", ["shapenet_cars", "utkface", "bbt"])
+@pytest.mark.parametrize(
+  "flag,bad",
+  [("--num_shards", "-3"), ("--num_shards", "three"), ("--images_per_shard", "0"), ("--images_per_shard", "-1")],
+)
+def test_shard_counts_are_usage_errors_in_every_job(job, flag, bad, capsys):
+  module = importlib.import_module(f"beam_pipelines.{job}")
+  with pytest.raises(SystemExit) as info:
+    module.make_parser().parse_known_args(["--input_dir", "i", "--output_dir", "o", flag, bad])
+  assert info.value.code == 2
+  err = capsys.readouterr().err
+  assert f"argument {flag}:" in err and bad in err and "Traceback" not in err
+
+
+def test_zero_shards_stays_automatic():
+  parser = runner.make_parser("utkface", "doc")
+  args, _ = parser.parse_known_args(["--input_dir", "i", "--output_dir", "o", "--num_shards", "0"])
+  assert args.num_shards == 0 and args.images_per_shard == runner.DEFAULT_IMAGES_PER_SHARD
+  args, _ = parser.parse_known_args(["--input_dir", "i", "--output_dir", "o", "--num_shards=4", "--images_per_shard=7"])
+  assert (args.num_shards, args.images_per_shard) == (4, 7)
+
+
+def test_the_library_form_refuses_what_the_flags_refuse(tmp_path):
+  parser = runner.make_parser("utkface", "doc")
+  for name, bad in (("num_shards", -3), ("images_per_shard", 0), ("num_workers", 0), ("num_shards", 2.5)):
+    with pytest.raises(ValueError, match=f"{name} must be"):
+      runner.job_args(parser, tmp_path, tmp_path / "o", **{name: bad})
+  args = runner.job_args(parser, tmp_path, tmp_path / "o", num_shards=0, images_per_shard=5, num_workers=None)
+  assert (args.num_shards, args.images_per_shard, args.num_workers) == (0, 5, None)
+
+
+def test_an_unexpected_error_while_building_leaves_no_lock_or_temporary_folder(tmp_path, monkeypatch):
+  scratch = tmp_path / "tmp"  # the system temporary folder, private to this test
+  scratch.mkdir()
+  monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+  out = tmp_path / "out"
+  parser = runner.make_parser("utkface", "test job")
+  args = runner.job_args(parser, tmp_path / "raw", out)
+
+  def build(pipeline, target):
+    raise RuntimeError("a bug in a job's transforms")
+
+  with pytest.raises(RuntimeError, match="a bug"):
+    runner.run_job("utkface", build, args, [])
+  assert not os.path.exists(runner.lock_path(str(out))) and not os.listdir(scratch) and not out.exists()
