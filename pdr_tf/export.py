@@ -297,7 +297,10 @@ def export_model(model, output_dir, image_size=formats.IMAGE_SIZE, version=None,
     raise ValueError(f"version must be a non-negative int, got {version!r}")
   version_dir = os.path.join(output_dir, str(version))
   if tf.io.gfile.exists(version_dir):
-    raise ValueError(f"export version folder {version_dir} already exists; pass another version or None")
+    raise ValueError(
+      f"export version folder {version_dir} already exists (nothing was changed); choose another version, or leave "
+      f"it unset (no --version) for the next free one, {next_version(output_dir)}"
+    )
 
   # One eager call builds the model's variables and gives the feature sizes for export_info.json.
   dummy = tf.zeros([1, image_size, image_size, 3], tf.float32)

@@ -422,6 +422,8 @@ def run_suite(
   for path in gin_files:
     if not os.path.isfile(path):
       raise ValueError(f"gin file {path!r} does not exist")
+  suite_dir = os.path.join(output_dir, suite.name)
+  table1.check_table_writable(suite_dir)  # before the data and the runs, not after them
   train_world = None if train_data_dir else suite.train_world
   train_data_dir = train_data_dir or suite.train_data_dir
   if train_world:
@@ -430,7 +432,6 @@ def run_suite(
     eval_data_dir = datasets.ensure_synthetic(suite.eval_world, suite.eval_data_dir, progress=progress)
   input_pipeline.list_shards(train_data_dir, "train")
   input_pipeline.list_shards(eval_data_dir, "test")
-  suite_dir = os.path.join(output_dir, suite.name)
   cache = {}
 
   def eval_split():  # the labelled test images, read once for every baseline run

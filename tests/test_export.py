@@ -270,7 +270,8 @@ def test_versions_increment_and_never_overwrite(tmp_path):
   assert os.path.basename(first) == "1" and os.path.basename(second) == "2"
   assert export.list_versions(base) == [1, 2]
   assert export.next_version(base) == 3
-  with pytest.raises(ValueError, match="already exists"):
+  taken = r"already exists \(nothing was changed\); choose another version, or leave it unset \(no --version\)"
+  with pytest.raises(ValueError, match=taken + " for the next free one, 3"):
     export.export_model(model, base, version=2)
   assert export.resolve_saved_model_dir(base) == second
   os.makedirs(os.path.join(base, "7"))  # an empty (e.g. half-copied) folder is not a SavedModel

@@ -9,7 +9,8 @@ import pytest
 from pdr_tf.evaluation import report
 from pdr_tf.evaluation import table1
 from pdr_tf import reproduce
-from fixtures import write_tiny_dataset  # pylint: disable=wrong-import-order  (tests/ is on sys.path)
+import fixtures  # pylint: disable=wrong-import-order  (tests/ is on sys.path)
+from fixtures import write_tiny_dataset  # pylint: disable=wrong-import-order
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEBUG_GIN = os.path.join(REPO, "gin", "debug.gin")
@@ -165,6 +166,22 @@ def test_run_suite_rejects_unknown_suite_method_and_seeds():
     reproduce.run_suite("cars", seeds=[1, 1])
   with pytest.raises(ValueError, match="gin file"):
     reproduce.run_suite("cars", gin_files=["/nonexistent.gin"])
+
+
+def test_an_output_folder_that_cannot_take_the_table_is_refused_before_any_run(tiny_cars, tmp_path, caplog):
+  argv = ["--suite", "cars", "--seeds", "1", "--methods", "pixels_pca", "--no_progress"]
+  argv += ["--train_data_dir", tiny_cars, "--eval_data_dir", tiny_cars]
+  mine = tmp_path / "mine"
+  (mine / "cars").mkdir(parents=True)
+  (mine / "cars" / "table1.md").write_text("my notes")
+  before = fixtures.folder_bytes(mine)
+  assert reproduce.main(argv + ["--output_dir", str(mine)]) == 1
+  assert "table1.md, not written by pdr_tf" in caplog.text
+  assert fixtures.folder_bytes(mine) == before  # no run, no progress file: refused before the work, not after it
+  a_file = tmp_path / "notes.txt"
+  a_file.write_text("mine")
+  assert reproduce.main(argv + ["--output_dir", str(a_file)]) == 1
+  assert f"{a_file} is a file, not a folder" in caplog.text and a_file.read_text() == "mine"
 
 
 def test_missing_data_dir_is_a_clear_error(tmp_path):

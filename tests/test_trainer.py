@@ -410,6 +410,17 @@ def test_a_checkpoint_of_other_model_settings_is_named_and_kept(tmp_path, data_d
   resumed.begin()
   resumed.release_workdir()
   assert int(resumed.step.numpy()) == 2 and (workdir / workdir_lib.CHECKPOINTS_MARKER).is_file()
+  # export and probe restore through workdir.restore_model: a config that does not fit its checkpoint is named, and
+  # so is a checkpoint index that is not one at all.
+  edited = tmp_path / "edited"
+  shutil.copytree(workdir, edited)
+  with open(edited / workdir_lib.OPERATIVE_CONFIG, "a", encoding="utf-8") as f:
+    f.write("\nDeRenderer.nf = 16\n")
+  with pytest.raises(workdir_lib.CheckpointMismatchError, match=r"cannot restore .*ckpt-2: .* than .*gin describes"):
+    workdir_lib.restore_model(str(edited))
+  (edited / "checkpoints" / "ckpt-2.index").write_bytes(b"junk")
+  with pytest.raises(workdir_lib.CheckpointReadError, match="not a TensorFlow checkpoint"):
+    workdir_lib.restore_model(str(edited))
   # A cut-off checkpoint is named as unreadable, by training and by everything that restores a model.
   (data_file,) = glob.glob(str(workdir / "checkpoints" / "ckpt-2.data-*"))
   with open(data_file, "r+b") as f:

@@ -100,9 +100,13 @@ def read_manifest(data_dir):
       command that creates the data).
     ValueError: the manifest is unreadable or from another schema version.
   """
+  if tf.io.gfile.exists(data_dir) and not tf.io.gfile.isdir(data_dir):
+    raise FileNotFoundError(
+      f"data directory {data_dir} is a file, not a folder; give the folder that holds a converted dataset "
+      f"(its {feature_spec.MANIFEST_FILENAME} and TFRecord shards)"
+    )
   if not tf.io.gfile.isdir(data_dir):
-    what = "is a file, not a folder" if tf.io.gfile.exists(data_dir) else "does not exist"
-    raise FileNotFoundError(f"data directory {data_dir} {what}; {creation_hint(data_dir)}")
+    raise FileNotFoundError(f"data directory {data_dir} does not exist; {creation_hint(data_dir)}")
   path = os.path.join(data_dir, feature_spec.MANIFEST_FILENAME)
   if not tf.io.gfile.exists(path):
     raise FileNotFoundError(f"{data_dir} holds no converted dataset ({path} is missing); {creation_hint(data_dir)}")
@@ -143,9 +147,9 @@ def list_shards(data_dir, split):
   else:
     paths = sorted(os.path.join(data_dir, name) for name in names)
   if not paths:
-    raise FileNotFoundError(
-      f"{data_dir} has no {split!r} split (splits there: {sorted(manifest.get('shards', {}))}); {hint}"
-    )
+    there = sorted(manifest.get("shards", {}))
+    advice = f"choose one of them, or {hint}" if there else hint
+    raise FileNotFoundError(f"{data_dir} has no {split!r} split (splits there: {there}); {advice}")
   for path in paths:
     if not tf.io.gfile.exists(path):
       raise FileNotFoundError(f"shard {path} listed in the manifest is missing; {hint}")

@@ -169,6 +169,15 @@ def _model_value(value):
   return value.get("model") if isinstance(value, dict) else value
 
 
+TABLE_FILES = {"markdown": "table1.md", "json": "table1.json"}
+
+
+def check_table_writable(output_dir: str) -> None:
+  """Checks, writing nothing, that the table files may be written into `output_dir` (`output_files.check_writable`:
+  NotADirectoryError for a file in its place, FileExistsError for files of those names that pdr_tf did not write)."""
+  output_files.check_writable(output_dir, list(TABLE_FILES.values()), OUTPUT_DIR_HINT)
+
+
 def write_table(suite, per_seed: dict, config: dict, output_dir: str):
   """Writes <output_dir>/table1.md and table1.json and returns (paths, markdown table).
 
@@ -218,8 +227,8 @@ def write_table(suite, per_seed: dict, config: dict, output_dir: str):
   )
   comparison = _comparison(measured) + _pcc_comparison(per_seed)
   derendering = _derendering(per_seed)
-  names = {"markdown": "table1.md", "json": "table1.json"}
-  output_files.check_writable(output_dir, list(names.values()), OUTPUT_DIR_HINT)  # both, before writing either
+  names = TABLE_FILES
+  check_table_writable(output_dir)  # both, before writing either
   text = json.dumps(
     report.jsonable(
       {

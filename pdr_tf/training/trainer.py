@@ -14,7 +14,6 @@ import contextlib
 import json
 import logging
 import os
-import re
 import shutil
 import time
 from typing import Callable, Dict, Optional, Sequence
@@ -316,20 +315,12 @@ class Trainer:
       restored[PREEMPTION_COUNT_KEY] = tf.Variable(0, dtype=tf.int64, trainable=False)
     try:
       tf.train.Checkpoint(**restored).restore(path).assert_consumed()
-    except workdir_lib.unreadable_checkpoint_errors() as e:
-      raise workdir_lib.CheckpointReadError(workdir_lib.unreadable_checkpoint_message(path, e)) from None
-    except (ValueError, AssertionError, tf.errors.OpError) as e:
-      detail = getattr(e, "message", None) or str(e)
-      detail = re.sub(r", value=[^>]*>", ">", detail)  # variables' shapes, not their values
-      detail = re.sub(r"\{\{function_node [^}]*\}\}|\[Op:\w+\]", "", detail)  # TF's op names
-      reason = " ".join(detail.split()).rstrip(".")
-      if len(reason) > 400:
-        reason = reason[:400] + " ..."
-      raise workdir_lib.CheckpointMismatchError(
-        f"cannot resume from {path}: it was trained with other model or optimizer settings (or is not a "
-        f"checkpoint of this model): {reason}. Nothing was deleted; train with the settings in "
-        f"{workdir_lib.operative_config(self.workdir)}, or in another --workdir."
-      ) from None
+    except (IndexError, ValueError, AssertionError, tf.errors.OpError) as e:
+      config = workdir_lib.operative_config(self.workdir)
+      error = workdir_lib.restore_error(path, e, config, "resume from")
+      if isinstance(error, workdir_lib.CheckpointMismatchError):
+        error = workdir_lib.CheckpointMismatchError(f"{error} Train with those settings, or in another --workdir.")
+      raise error from None
     logger.info("Resumed from %s at step %d", path, int(self.step.numpy()))
 
   def _take_workdir_lock(self) -> None:

@@ -51,18 +51,30 @@ class CheckpointReadError(WorkdirError):
   """The checkpoint's files cannot be read (cut off or damaged)."""
 
 
-def unreadable_checkpoint_errors():
-  """What TensorFlow raises when a checkpoint's files are cut off (IndexError: "Read less bytes than requested") or
-  damaged (DataLossError: a bad checksum)."""
+def restore_error(checkpoint: str, error: BaseException, config_path: str, doing: str) -> WorkdirError:
+  """The error to raise when restoring `checkpoint` (for `doing`, e.g. "resume from") failed with `error`:
+  `CheckpointReadError` when its files cannot be read, else `CheckpointMismatchError` naming the first variable that
+  does not fit the model `config_path` describes."""
   import tensorflow as tf  # pylint: disable=import-outside-toplevel  (keeps the layout importable without TF)
 
-  return (IndexError, tf.errors.DataLossError)
-
-
-def unreadable_checkpoint_message(checkpoint: str, error: BaseException) -> str:
-  return (
-    f"cannot read checkpoint {checkpoint}: its files are cut off or damaged ({type(error).__name__}: {error}). "
-    "Nothing was deleted; restore it from a copy, or choose an earlier step."
+  # Cut off: IndexError ("Read less bytes than requested"); a bad checksum: DataLossError; an index file that is
+  # not one at all (too short, bad magic number): an OpError about the "sstable" it should be.
+  if isinstance(error, (IndexError, tf.errors.DataLossError)) or (
+    isinstance(error, tf.errors.OpError) and "sstable" in str(error)
+  ):
+    return CheckpointReadError(
+      f"cannot read checkpoint {checkpoint}: its files are cut off or damaged, or are not a TensorFlow checkpoint "
+      f"({type(error).__name__}: {error}). Nothing was deleted; restore it from a copy, or choose an earlier step."
+    )
+  detail = getattr(error, "message", None) or str(error)
+  detail = re.sub(r", value=[^>]*>", ">", detail)  # variables' shapes, not their values
+  detail = re.sub(r"\{\{function_node [^}]*\}\}|\[Op:\w+\]", "", detail)  # TF's op names
+  reason = " ".join(detail.split()).rstrip(".")
+  if len(reason) > 400:
+    reason = reason[:400] + " ..."
+  return CheckpointMismatchError(
+    f"cannot {doing} {checkpoint}: it was trained with other model or optimizer settings than {config_path} "
+    f"describes (or is not a checkpoint of this model): {reason}. Nothing was deleted or changed."
   )
 
 
@@ -219,7 +231,7 @@ def restore_model(workdir: str, step: Optional[int] = None):
   model.build_for_inference()
   try:
     tf.train.Checkpoint(model=model).restore(checkpoint).expect_partial()
-  except unreadable_checkpoint_errors() as e:
-    raise CheckpointReadError(unreadable_checkpoint_message(checkpoint, e)) from None
+  except (IndexError, ValueError, AssertionError, tf.errors.OpError) as e:
+    raise restore_error(checkpoint, e, config_path, "restore") from None
   logger.info("Restored %s", checkpoint)
   return model
