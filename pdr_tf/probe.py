@@ -14,9 +14,12 @@ canonical depth under that same view. The second tells a wrong shape from a righ
 scores runs trained with ground truth substituted for the view (scripts/diagnostics/train_with_true_scene.py
 --oracle=view), whose view encoder is untrained. A third column scores a flat canonical depth under the predicted
 view against the flat map in the input view: what the predicted view earns with no shape.
+
+--gin_param bindings (repeatable) apply to reading the data, after the work dir's operative config; e.g.
+--gin_param='make_dataset.skip_corrupt=True' reads past a corrupt record. --json FILE also writes the numbers, as a
+report marked "written_by": "pdr_tf.probe"; it never replaces a file that is not such a report.
 """
 
-import json
 import logging
 import os
 import sys
@@ -24,9 +27,11 @@ import sys
 import numpy as np
 
 from pdr_tf import cli
-from pdr_tf.evaluation import scene_stats
+from pdr_tf.evaluation import output_files, scene_stats
 
 _LOG = logging.getLogger(__name__)
+
+TOOL = "pdr_tf.probe"  # the --json report's output_files.REPORT_KEY
 
 
 DEPTH_VIEWS = ("predicted view", "true view", "flat, predicted view")
@@ -106,8 +111,11 @@ def format_depth_errors(errors) -> str:
   return "\n".join(lines)
 
 
-def probe(workdir, data_dir, split="val", num_images=64, step=None):
+def probe(workdir, data_dir, split="val", num_images=64, step=None, gin_params=()):
   """`scene_stats.parameter_rows` for light, view and depth relief, and `depth_errors` (see the module docstring).
+
+  `gin_params` (bindings such as "make_dataset.skip_corrupt=True") are applied after the work dir's operative
+  config, so they override it for the data read here; the model is built before them.
 
   Returns:
     {"parameters": rows, "depth_errors": depth_errors(...)}.
@@ -118,6 +126,7 @@ def probe(workdir, data_dir, split="val", num_images=64, step=None):
   from pdr_tf.training import workdir as workdir_lib  # pylint: disable=import-outside-toplevel
 
   model = workdir_lib.restore_model(workdir, step)
+  _apply_bindings(gin_params)
   batch = input_pipeline.ground_truth_batch(data_dir, split, num_images)
   if batch is None or int(tf.shape(batch["image"])[0]) < 2:
     raise ValueError(f"split {split!r} of {data_dir} has fewer than 2 records with ground truth")
@@ -133,6 +142,14 @@ def probe(workdir, data_dir, split="val", num_images=64, step=None):
   return {"parameters": rows, "depth_errors": depth_errors(model, scene, batch, predicted)}
 
 
+def _apply_bindings(gin_params):
+  import gin  # pylint: disable=import-outside-toplevel
+
+  with gin.unlock_config():
+    for binding in gin_params:
+      gin.parse_config(binding)
+
+
 def main(argv=None):
   parser = cli.parser("pdr_tf.probe", __doc__)
   parser.add_argument("--workdir", required=True, help="training work dir (operative_config.gin, checkpoints/)")
@@ -140,25 +157,42 @@ def main(argv=None):
   parser.add_argument("--split", default="val", help="split to probe (default: val, the validation batch's)")
   parser.add_argument("--num_images", type=int, default=64, help="records with ground truth to de-render")
   parser.add_argument("--step", type=int, default=None, help="checkpoint step (default: the latest)")
-  parser.add_argument("--json", default=None, help="also write the rows and depth errors to this JSON file")
+  parser.add_argument(
+    "--json",
+    default=None,
+    help="also write the rows and depth errors to this JSON file (new, or a report this command wrote before)",
+  )
+  parser.add_argument(
+    "--gin_param",
+    action="append",
+    default=[],
+    help="gin binding for reading the data, applied after the run's operative config (repeatable), e.g. "
+    "make_dataset.skip_corrupt=True",
+  )
   args = parser.parse_args(argv)
   cli.setup_logging()
   if args.num_images < 2:
     parser.error("--num_images must be at least 2")
+  # --json and --gin_param are checked before the minutes of probing.
   if args.json and not os.path.isdir(os.path.dirname(os.path.abspath(args.json))):
-    parser.error(f"--json {args.json}: its folder does not exist")  # checked before the minutes of probing
-  from pdr_tf.data import input_pipeline  # pylint: disable=import-outside-toplevel
+    parser.error(f"--json {args.json}: its folder does not exist")
+  output_files.check_json_argument(parser, args.json, TOOL)
+  from pdr_tf import gin_config  # pylint: disable=import-outside-toplevel
+  from pdr_tf.data import input_pipeline  # pylint: disable=import-outside-toplevel  (registers make_dataset)
 
   try:
-    result = probe(args.workdir, args.data_dir, args.split, args.num_images, args.step)
+    gin_config.parse([], args.gin_param)
+  except gin_config.GinConfigError as e:  # gin's message goes on to quote the binding: its first line says it all
+    parser.error(f"{str(e).splitlines()[0]} (probe's bindings apply to reading the data)")
+  try:
+    result = probe(args.workdir, args.data_dir, args.split, args.num_images, args.step, args.gin_param)
   except (FileNotFoundError, ValueError, input_pipeline.CorruptDataError) as e:
     _LOG.error("%s", e)
     return 1
   print(scene_stats.format_rows(result["parameters"]))
   print(format_depth_errors(result["depth_errors"]))
-  if args.json:
-    with open(args.json, "w", encoding="utf-8") as f:
-      json.dump(result, f, indent=1)
+  if args.json and not output_files.write_json_argument(args.json, result, TOOL, indent=1):
+    return 1  # e.g. a file put at the path while probing; the numbers are printed above
   return 0
 
 

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -11,6 +12,7 @@ import pytest
 
 import fixtures
 from pdr_tf.benchmarks import suite as bench
+from pdr_tf.evaluation import output_files
 
 SECTIONS = ("rasterizer", "training_step", "input_pipeline", "flops", "serving", "beam")
 
@@ -99,6 +101,48 @@ def test_flops_section_without_training_measures_the_machine():
   assert "model_error" in result
 
 
+def _refused(argv, capsys):
+  with pytest.raises(SystemExit) as info:
+    bench.main(argv)
+  assert info.value.code == 2
+  return capsys.readouterr().err
+
+
+def test_json_into_a_folder_or_a_foreign_file_is_refused_before_anything_runs(tmp_path, monkeypatch, capsys):
+  monkeypatch.setattr(bench, "run_all", lambda *args: pytest.fail("a benchmark ran"))
+  argv = ["--quick", "--sections", "flops"]
+  err = _refused([*argv, "--json", str(tmp_path)], capsys)
+  assert f"{tmp_path} is a folder" in err and "Traceback" not in err
+  for content in (b'{"machine": {}, "sections": {}}\n', b"my notes", b'{"written_by": "pdr_tf.probe"}'):
+    user_file = tmp_path / "user.json"
+    user_file.write_bytes(content)
+    err = _refused([*argv, f"--json={user_file}"], capsys)
+    assert str(user_file) in err and "nothing was written" in err and "another path" in err
+    assert user_file.read_bytes() == content
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["user.json"]
+
+
+def test_json_rerun_replaces_the_benchs_own_earlier_report(tmp_path):
+  out = tmp_path / "bench.json"
+  out.write_text(json.dumps({"written_by": bench.REPORT_WRITER, "sections": {"stale": {}}}))
+  assert bench.main(["--quick", "--sections", "flops", "--json", str(out)]) == 0
+  report = json.loads(out.read_text())
+  assert list(report)[0] == "written_by" and report["written_by"] == bench.REPORT_WRITER
+  assert list(report["sections"]) == ["flops"] and report["settings"]["preset"] == "quick"
+  assert report["sections"]["flops"]["machine_matmul_gflops"] > 0
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["bench.json"]
+
+
+def test_the_documented_commands_may_rewrite_their_committed_reports():
+  """docs name committed reports as `python -m pdr_tf.bench ... --json docs/bench/...`: each is bench's own."""
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  with open(os.path.join(root, "docs", "performance.md"), encoding="utf-8") as f:
+    targets = re.findall(r"python -m pdr_tf\.bench [^`]*--json (docs/bench/[^\s`]+)", f.read())
+  assert targets
+  for target in targets:
+    assert output_files.check_json_report(os.path.join(root, target), bench.REPORT_WRITER) is None, target
+
+
 @pytest.mark.slow
 @pytest.mark.longest
 def test_smoke_run_writes_every_section(tmp_path):
@@ -115,6 +159,7 @@ def test_smoke_run_writes_every_section(tmp_path):
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert "ratio step / networks" in proc.stdout
   report = json.loads(out.read_text())
+  assert report["written_by"] == bench.REPORT_WRITER
   assert report["machine"]["cpus"] >= 1 and report["machine"]["tensorflow"]
   assert report["settings"]["preset"] == "smoke"
   sections = report["sections"]

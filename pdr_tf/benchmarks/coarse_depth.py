@@ -9,7 +9,6 @@ what a de-renderer predicting an S x S depth can score; compare with a flat map 
 """
 
 import argparse
-import json
 import sys
 
 import numpy as np
@@ -19,8 +18,11 @@ from scipy import ndimage
 from pdr_tf.evaluation import derender_metrics
 
 from pdr_tf.data import formats
+from pdr_tf.evaluation import output_files
 from pdr_tf.render import geometry
 from pdr_tf.data import input_pipeline
+
+REPORT_WRITER = "pdr_tf.benchmarks.coarse_depth"  # the --json report's writer (`output_files.REPORT_KEY`)
 
 FAR_DEPTH = 1.1  # the canonical depth range's far end (SceneRanges.max_depth)
 
@@ -73,6 +75,7 @@ def main(argv=None) -> int:
   parser.add_argument("--num_images", type=int, default=64)
   parser.add_argument("--json", default=None, help="also write the table to this JSON file")
   args = parser.parse_args(argv)
+  output_files.check_json_argument(parser, args.json, REPORT_WRITER)
   try:
     dataset = input_pipeline.make_dataset(args.data_dir, args.split, args.num_images, training=False)
     batch = next(input_pipeline.checked(dataset, args.data_dir, args.split))
@@ -86,9 +89,9 @@ def main(argv=None) -> int:
   table = oracle_table(gt_depth)
   for key, value in table.items():
     print(f"{key:>12s}  {value:6.2f} deg")
-  if args.json:
-    with open(args.json, "w", encoding="utf-8") as f:
-      json.dump({"data_dir": args.data_dir, "split": args.split, "images": int(gt_depth.shape[0]), **table}, f)
+  report = {"data_dir": args.data_dir, "split": args.split, "images": int(gt_depth.shape[0]), **table}
+  if args.json and not output_files.write_json_argument(args.json, report, REPORT_WRITER):
+    return 1
   return 0
 
 

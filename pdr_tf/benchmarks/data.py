@@ -22,6 +22,9 @@ from pdr_tf.data import feature_spec
 
 
 from pdr_tf.data import formats
+from pdr_tf.evaluation import output_files
+
+REPORT_WRITER = "pdr_tf.benchmarks.data"  # the --json report's writer (`output_files.REPORT_KEY`)
 
 
 def make_raw_utkface(directory, num_images, size=formats.UTKFACE_RAW_SIZE, seed=0):
@@ -160,6 +163,7 @@ def main(argv=None):
   parser.add_argument("--num_batches", type=int, default=30, help="timed tf.data batches")
   parser.add_argument("--workdir", default=None, help="scratch directory (default: system temp)")
   args = parser.parse_args(argv)
+  output_files.check_json_argument(parser, args.json, REPORT_WRITER)
   logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 
   try:
@@ -188,10 +192,8 @@ def main(argv=None):
     "results": results,
   }
   print(_table(results))
-  if args.json:
-    with open(args.json, "w", encoding="utf-8") as f:
-      json.dump(report, f, indent=2)
-    logging.info("results written to %s", args.json)
+  if args.json and not output_files.write_json_argument(args.json, report, REPORT_WRITER):
+    return 1
   return 0
 
 

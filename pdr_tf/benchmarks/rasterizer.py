@@ -8,7 +8,6 @@ so that load from other processes on a shared machine affects them alike; the ta
 """
 
 import argparse
-import json
 import logging
 import os
 import platform
@@ -20,7 +19,10 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from pdr_tf.render import rasterizer
+from pdr_tf.evaluation import output_files
 from pdr_tf.render import renderer as renderer_lib
+
+REPORT_WRITER = "pdr_tf.benchmarks.rasterizer"  # the --json report's writer (`output_files.REPORT_KEY`)
 
 
 def grid_scene(batch=64, size=64, max_angle=60.0, seed=0, border_depth=1.04):
@@ -226,6 +228,7 @@ def main(argv=None) -> int:
   parser.add_argument("--max_angle", type=float, default=60.0, help="view rotation range in degrees, per axis")
   parser.add_argument("--seed", type=int, default=0)
   args = parser.parse_args(argv)
+  output_files.check_json_argument(parser, args.json, REPORT_WRITER)
   logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
   backends = tuple(b.strip() for b in args.backends.split(",") if b.strip())
   unknown = [b for b in backends if b not in rasterizer.backends()]
@@ -253,9 +256,8 @@ def main(argv=None) -> int:
       "agreement": agreement,
       "results": results,
     }
-    with open(args.json, "w", encoding="utf-8") as f:
-      json.dump(report, f, indent=2)
-    logging.info("Results written to %s", args.json)
+    if not output_files.write_json_argument(args.json, report, REPORT_WRITER):
+      return 1
   else:
     logging.info("Done (no --json given; results printed only)")
   return 0

@@ -10,7 +10,6 @@ import argparse
 import dataclasses
 import datetime
 import io
-import json
 import logging
 import os
 import platform
@@ -26,8 +25,12 @@ from pdr_tf import cli
 from pdr_tf.benchmarks.timing import ms as _ms, time_call, time_interleaved  # noqa: F401  (re-exported)
 from pdr_tf.benchmarks.training import PAPER_MODEL, QUICK_MODEL, TARGET_STEP_RATIO  # noqa: F401
 from pdr_tf.data.formats import IMAGE_SIZE
+from pdr_tf.evaluation import output_files
 
 logger = logging.getLogger(__name__)
+# What the --json report names as its writer (`output_files.REPORT_KEY`): an existing file is overwritten only when
+# it is such a report.
+REPORT_WRITER = "pdr_tf.bench"
 
 TARGET_PIPELINE_RATIO = 5.0  # the input pipeline at least 5x faster than training
 TARGET_EVALUATION_RATIO = 5.0  # evaluation (embedding + de-rendering) at least 5x training's images/s
@@ -448,6 +451,7 @@ def main(argv=None) -> int:
     "paper_model (default: all of the preset)",
   )
   args = parser.parse_args(argv)
+  output_files.check_json_argument(parser, args.json, REPORT_WRITER)  # before the minutes of benchmarks
   cli.setup_logging()
   settings = PRESETS["smoke" if args.smoke else "quick" if args.quick else "full"]
   sections = None
@@ -465,12 +469,8 @@ def main(argv=None) -> int:
     f"GPUs {report['machine']['gpus'] or 'none'}, load average {report['machine']['load_average']}, "
     f"TF {report['machine']['tensorflow']}; {report['seconds']} s"
   )
-  if args.json:
-    os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-    with open(args.json, "w", encoding="utf-8") as f:
-      json.dump(report, f, indent=2)
-      f.write("\n")
-    logger.info("results written to %s", args.json)
+  if args.json and not output_files.write_json_argument(args.json, report, REPORT_WRITER):
+    return 1
   return 0
 
 

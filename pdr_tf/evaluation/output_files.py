@@ -12,10 +12,14 @@ file: an output folder may hold other files, and a file put later into a folder 
 Each file is written to a temporary name in the folder, then renamed over the old one (a link there is replaced,
 never followed), and then recorded in the manifest. A crash between the rename and the record leaves a file the
 next run refuses (safe: it tells the user to move it away).
+
+A command's single JSON report (`--json FILE` of `pdr_tf.probe` and `pdr_tf.bench`) carries its own mark instead
+of a manifest entry: `check_json_report` and `write_json_report` below.
 """
 
 import hashlib
 import json
+import logging
 import os
 import uuid
 
@@ -170,3 +174,92 @@ def write_text(folder, filename, text, hint="", newline=None):
       f.write(text)
 
   return write_file(folder, filename, write, hint)
+
+
+# ------------------------------------------------------------------------------------------------- JSON reports
+# A command's --json report goes to a path the user names, often in a folder of their own files, so there is no
+# manifest to consult: the report marks itself instead. Its top-level REPORT_KEY names the tool that wrote it, and
+# a path may be (re)written only when nothing is there or it holds a report of that same tool (so that re-running a
+# documented command into its own earlier output works).
+REPORT_KEY = "written_by"
+
+
+def check_json_report(path, tool):
+  """Why `tool` (e.g. "pdr_tf.bench") may not write its JSON report to `path`, or None when it may.
+
+  It may when nothing is at `path` (the folders above it need not exist, but none may be a file) or `path` is a
+  regular file holding a JSON object whose REPORT_KEY is `tool`. The reason, one line, names the path.
+  """
+  path = os.fspath(path)
+  advice = f"nothing was written; choose another path for {tool}'s report"
+  if os.path.isdir(path):
+    example = os.path.join(path, tool.split(".")[-1] + ".json")
+    return f"{path} is a folder, not a file; name a file (e.g. {example}); nothing was written"
+  try:
+    check_folder(os.path.dirname(os.path.abspath(path)))
+  except NotADirectoryError as e:
+    return f"{path}: {e}; {advice}"
+  if not os.path.lexists(path):
+    return None
+  try:
+    if os.path.islink(path) or not os.path.isfile(path):
+      raise ValueError("a link or a special file")
+    with open(path, encoding="utf-8") as f:
+      data = json.load(f)
+    writer = data.get(REPORT_KEY) if isinstance(data, dict) else None
+    if writer != tool:
+      raise ValueError(f"written by {writer}" if isinstance(writer, str) else f'no "{REPORT_KEY}": "{tool}" in it')
+  except (OSError, UnicodeDecodeError, ValueError) as e:  # json.JSONDecodeError is a ValueError
+    reason = "not JSON" if isinstance(e, (json.JSONDecodeError, UnicodeDecodeError)) else str(e)
+    return (
+      f"{path} already exists and is not a report of {tool} ({reason}); pdr_tf never overwrites a file it did not "
+      f"write, so {advice} or move that file away"
+    )
+  return None
+
+
+def write_json_report(path, data, tool, indent=2):
+  """Writes the JSON object `data` to `path` with `{REPORT_KEY: tool}` first, creating the folders above it.
+
+  The file is written to a temporary name in its folder, then renamed over the old report. Returns the path.
+
+  Raises:
+      FileExistsError: `check_json_report` refuses `path` (checked again here, before anything is written).
+  """
+  path = os.fspath(path)
+  error = check_json_report(path, tool)
+  if error:
+    raise FileExistsError(error)
+  folder = os.path.dirname(os.path.abspath(path))
+  os.makedirs(folder, exist_ok=True)
+  report = {REPORT_KEY: tool, **{k: v for k, v in data.items() if k != REPORT_KEY}}
+  tmp = os.path.join(folder, f"{_TMP_PREFIX}{uuid.uuid4().hex}.tmp")
+  try:
+    with open(tmp, "x", encoding="utf-8") as f:
+      json.dump(report, f, indent=indent)
+      f.write("\n")
+    os.replace(tmp, path)
+  finally:
+    if os.path.lexists(tmp):
+      os.remove(tmp)
+  return path
+
+
+def check_json_argument(parser, path, tool):
+  """For an entry point's `--json PATH`: `parser.error` (a usage error, exit 2) when `tool` may not write its report
+  there (`check_json_report`). Call it before the work, so that a bad path costs nothing; None asks for no report."""
+  error = check_json_report(path, tool) if path else None
+  if error:
+    parser.error(f"--json: {error}")
+
+
+def write_json_argument(path, data, tool, indent=2):
+  """Writes an entry point's `--json` report (`write_json_report`); False, after logging why, when it may not (e.g. a
+  file put at the path while the work ran), so that the entry point can exit 1 instead of raising."""
+  try:
+    write_json_report(path, data, tool, indent)
+  except OSError as e:
+    logging.getLogger(tool).error("--json: %s", e)
+    return False
+  logging.getLogger(tool).info("results written to %s", path)
+  return True

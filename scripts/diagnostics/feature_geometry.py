@@ -22,7 +22,6 @@ WORKDIR/export.
 """
 
 import argparse
-import json
 import sys
 
 import numpy as np
@@ -30,7 +29,7 @@ from sklearn import linear_model, model_selection, preprocessing
 
 from pdr_tf import evaluate as evaluate_lib
 from pdr_tf import export
-from pdr_tf.evaluation import clustering, metrics
+from pdr_tf.evaluation import clustering, metrics, output_files
 from pdr_tf.training import workdir as workdir_lib
 
 BLOCKS = ("depth", "albedo", "light", "view")
@@ -160,6 +159,7 @@ def main(argv=None):
   parser.add_argument("--tracks", action="store_true", help="average the features per track first (BBT)")
   parser.add_argument("--json", default=None, help="also write the numbers here")
   args = parser.parse_args(argv)
+  output_files.check_json_argument(parser, args.json, "scripts/diagnostics/feature_geometry.py")
   reports = {}
   for workdir in args.workdirs:
     try:
@@ -171,9 +171,11 @@ def main(argv=None):
     )
     reports[workdir] = geometry(features, labels, tracks if args.tracks else None)
   print(markdown(reports))
-  if args.json:
-    with open(args.json, "w", encoding="utf-8") as f:
-      json.dump({"data_dir": args.data_dir, "tracks": args.tracks, "runs": reports}, f, indent=1)
+  report = {"data_dir": args.data_dir, "tracks": args.tracks, "runs": reports}
+  if args.json and not output_files.write_json_argument(
+    args.json, report, "scripts/diagnostics/feature_geometry.py", 1
+  ):
+    sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,6 @@ whole tracks), the same subset on every run. --json OUT also writes every number
 
 import argparse
 import csv
-import json
 import math
 import os
 import sys
@@ -41,6 +40,9 @@ from beam_pipelines import inputs
 from beam_pipelines import shapenet_cars
 from pdr_tf import synthetic
 from pdr_tf.data import formats
+from pdr_tf.evaluation import output_files
+
+REPORT_WRITER = "scripts/diagnostics/world_statistics.py"  # the --json report's writer (`output_files.REPORT_KEY`)
 
 ALL_SPLITS = "all"  # the split name of a world whose label file has none
 MAX_NAMED = 5  # bad files named in the report
@@ -377,7 +379,9 @@ def make_parser():
 
 
 def main(argv=None):
-  args = make_parser().parse_args(argv)
+  parser = make_parser()
+  args = parser.parse_args(argv)
+  output_files.check_json_argument(parser, args.json, REPORT_WRITER)
   if args.max_images is not None and args.max_images < 1:
     sys.exit("--max_images must be at least 1")
   try:
@@ -385,10 +389,8 @@ def main(argv=None):
   except ValueError as e:
     sys.exit(str(e))
   print(format_report(stats))
-  if args.json:
-    with open(args.json, "w", encoding="utf-8") as f:
-      json.dump(stats, f, indent=2)
-      f.write("\n")
+  if args.json and not output_files.write_json_argument(args.json, stats, REPORT_WRITER):
+    return 1
   return 0
 
 
