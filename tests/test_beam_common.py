@@ -1,5 +1,6 @@
 """Tests of beam_pipelines.common: listing, the ProcessImage and EncodeExample DoFns, deterministic shards."""
 
+import importlib
 import os
 
 import numpy as np
@@ -200,3 +201,18 @@ def test_input_folder_and_file_checks_name_a_file_or_a_folder(tmp_path):
   with pytest.raises(ValueError, match=r"does not exist \(pass --labels\)$"):
     common.check_input_file(str(tmp_path / "nope"), "labels file", " (pass --labels)")
   assert common.is_local("/a/b") and common.is_local("rel/x") and not common.is_local("gs://bucket/raw")
+
+
+@pytest.mark.parametrize(
+  "job, what",
+  [("utkface", "UTKFace input directory"), ("shapenet_cars", "syncar input directory"), ("bbt", "BBT input directory")],
+)
+def test_a_file_as_input_dir_is_named_a_file_by_every_job(job, what, tmp_path, caplog):
+  module = importlib.import_module(f"beam_pipelines.{job}")
+  a_file = tmp_path / "file.txt"
+  a_file.write_text("not a folder")
+  argv = ["--input_dir", str(a_file), "--output_dir", str(tmp_path / "o")]
+  assert module.main(argv + ["--direct_running_mode=in_memory", "--direct_num_workers=1"]) == 1
+  assert f"{what} {a_file} is a file, not a folder" in caplog.text
+  assert "holds no files" not in caplog.text and "does not exist" not in caplog.text
+  assert not os.path.exists(tmp_path / "o")

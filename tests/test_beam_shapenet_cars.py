@@ -253,13 +253,7 @@ def test_metadata_in_another_encoding_names_the_file_and_line_and_can_be_read(tm
   assert shapenet_cars.read_metadata(path, encoding="latin-1")[JEEP] == (3, "jeep")
 
 
-def test_a_file_as_input_dir_or_a_folder_as_metadata_is_named_so(tmp_path, caplog):
-  a_file = tmp_path / "file.txt"
-  a_file.write_text("not a folder")
-  with pytest.raises(ValueError, match="is a file, not a folder"):
-    shapenet_cars.list_inputs(str(a_file))
-  assert shapenet_cars.main(["--input_dir", str(a_file), "--output_dir", str(tmp_path / "o")] + IN_MEMORY) == 1
-  assert f"syncar input directory {a_file} is a file, not a folder" in caplog.text
-  assert "has no files" not in caplog.text and not os.path.exists(tmp_path / "o")
+def test_a_folder_as_metadata_is_named_so(tmp_path):
+  # (a file as --input_dir: test_beam_common.py, for every job)
   with pytest.raises(ValueError, match=f"ShapeNet metadata CSV {tmp_path} is a folder, not a file"):
     shapenet_cars.read_metadata(str(tmp_path))

@@ -353,13 +353,3 @@ def test_the_library_form_names_unknown_jobs_and_options(tmp_path):
     beam_pipelines.convert("celeba", str(tmp_path), str(tmp_path / "o"))
   with pytest.raises(TypeError, match="no option shards"):
     beam_pipelines.convert("utkface", str(tmp_path), str(tmp_path / "o"), shards=3)
-
-
-def test_a_file_as_input_dir_is_named_a_file(tmp_path, caplog):
-  a_file = tmp_path / "file.txt"
-  a_file.write_text("not a folder")
-  with pytest.raises(ValueError, match="is a file, not a folder"):
-    utkface.list_inputs(str(a_file))
-  assert utkface.main(["--input_dir", str(a_file), "--output_dir", str(tmp_path / "o")] + IN_MEMORY) == 1
-  assert f"UTKFace input directory {a_file} is a file, not a folder" in caplog.text
-  assert "holds no files" not in caplog.text and not os.path.exists(tmp_path / "o")
