@@ -205,6 +205,15 @@ def test_missing_split_empty_split_and_missing_shard(data_dir, tmp_path):
     input_pipeline.list_shards(gone, "test")
 
 
+def test_a_split_typo_is_not_sent_to_the_converter_and_skipping_is_offered_only_where_it_helps(data_dir):
+  with pytest.raises(FileNotFoundError, match=r"no 'tset' split .*; choose one of them$"):
+    input_pipeline.list_shards(data_dir, "tset")
+  some_read = input_pipeline.corrupt_data_message(data_dir, "test", [("shard-0", 120, 3)])
+  assert "make_dataset.skip_corrupt=True" in some_read and "after 3 good records" in some_read
+  none_read = input_pipeline.corrupt_data_message(data_dir, "test", [("shard-0", 0, 0)])
+  assert "skip_corrupt" not in none_read and "skipping it cannot help" in none_read and "--overwrite" in none_read
+
+
 def test_distributed_per_replica_batches_on_two_cpu_replicas(data_dir):
   # Logical devices must be configured before any op, once per process: run in a fresh interpreter.
   script = textwrap.dedent(f"""

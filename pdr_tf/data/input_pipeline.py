@@ -60,6 +60,10 @@ def find_corrupt_shards(files):
   return found
 
 
+# Every split name a conversion writes (syncar's train / val / test, UTKFace's by hash, BBT's test).
+KNOWN_SPLITS = tuple(dict.fromkeys(formats.SYNCAR_SPLITS + tuple(name for name, _ in formats.UTKFACE_SPLITS)))
+
+
 def corrupt_data_message(data_dir, split, found):
   """The error text for corrupt shards: each shard and offset, the command that re-converts the data (from the
   manifest's own arguments) and the switch that skips corrupt records."""
@@ -76,10 +80,15 @@ def corrupt_data_message(data_dir, split, found):
     )
   except (FileNotFoundError, ValueError):
     command = creation_hint(data_dir)
-  lines.append(
-    f"Re-convert the data: {command}; or skip what follows a corrupt record in each shard with "
-    "--gin_param='make_dataset.skip_corrupt=True' (the count of records read is logged)."
-  )
+  if any(count for _, _, count in found):
+    lines.append(
+      f"Re-convert the data: {command}; or skip what follows a corrupt record in each shard with "
+      "--gin_param='make_dataset.skip_corrupt=True' (the count of records read is logged)."
+    )
+  else:  # skipping would leave nothing of those shards to read
+    lines.append(
+      f"Re-convert the data: {command} (no record before the corruption is readable, so skipping it cannot help)."
+    )
   return "\n".join(lines)
 
 
@@ -148,7 +157,9 @@ def list_shards(data_dir, split):
     paths = sorted(os.path.join(data_dir, name) for name in names)
   if not paths:
     there = sorted(manifest.get("shards", {}))
-    advice = f"choose one of them, or {hint}" if there else hint
+    # A split a conversion writes may be missing from an older one; another name is a typo, not data to convert.
+    advice = f"choose one of them, or {hint}" if split in KNOWN_SPLITS else "choose one of them"
+    advice = advice if there else hint
     raise FileNotFoundError(f"{data_dir} has no {split!r} split (splits there: {there}); {advice}")
   for path in paths:
     if not tf.io.gfile.exists(path):

@@ -233,11 +233,11 @@ class Trainer:
     """Checks the data, builds strategy, model, optimizer and checkpoints, and restores the latest checkpoint."""
     if os.path.exists(self.workdir) and not os.path.isdir(self.workdir):
       raise workdir_lib.WorkdirError(f"work dir {self.workdir} is a file, not a folder; choose another --workdir")
+    input_pipeline.list_shards(self.data_dir, "train")  # clear error naming the path; before the work dir exists
     os.makedirs(self.workdir, exist_ok=True)
     self._take_workdir_lock()
     # Before anything writes there: checkpoints pdr_tf did not write are never adopted, resumed from or pruned.
     workdir_lib.claim_for_training(self.workdir)
-    input_pipeline.list_shards(self.data_dir, "train")  # clear error naming the path and the command
     self.strategy = self._given_strategy or strategies.make_strategy(self.strategy_name, self.devices, self.tpu)
     self.chief = strategies.is_chief(self.strategy)
     logger.info(

@@ -14,6 +14,7 @@ checkpoints without the marker (nor an operative_config.gin of an earlier pdr_tf
 someone else, and a `tf.train.CheckpointManager` on it would adopt those checkpoints and delete all but the newest.
 """
 
+import gc
 import json
 import logging
 import os
@@ -64,7 +65,7 @@ def restore_error(checkpoint: str, error: BaseException, config_path: str, doing
   ):
     return CheckpointReadError(
       f"cannot read checkpoint {checkpoint}: its files are cut off or damaged, or are not a TensorFlow checkpoint "
-      f"({type(error).__name__}: {error}). Nothing was deleted; restore it from a copy, or choose an earlier step."
+      f"({type(error).__name__}: {error}). Nothing was deleted; restore its files from a copy."
     )
   detail = getattr(error, "message", None) or str(error)
   detail = re.sub(r", value=[^>]*>", ">", detail)  # variables' shapes, not their values
@@ -229,9 +230,21 @@ def restore_model(workdir: str, step: Optional[int] = None):
     gin.parse_config_file(config_path, skip_unknown=True)
   model = model_lib.DeRenderer()
   model.build_for_inference()
+  # A half-done restore logs a warning for each of its unrestored values (hundreds) when it is collected, which
+  # would bury the error: on failure it is dropped and collected here, with TensorFlow's warnings off.
+  tf_logger = logging.getLogger("tensorflow")
+  level, error = tf_logger.level, None
   try:
     tf.train.Checkpoint(model=model).restore(checkpoint).expect_partial()
   except (IndexError, ValueError, AssertionError, tf.errors.OpError) as e:
-    raise restore_error(checkpoint, e, config_path, "restore") from None
+    tf_logger.setLevel(logging.ERROR)
+    error = restore_error(checkpoint, e, config_path, "restore")
+  if error is not None:
+    try:
+      del model
+      gc.collect()
+    finally:
+      tf_logger.setLevel(level)
+    raise error
   logger.info("Restored %s", checkpoint)
   return model
