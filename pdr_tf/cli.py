@@ -2,6 +2,7 @@
 
 import argparse
 import logging
+import re
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -16,3 +17,13 @@ def parser(module: str, doc: str) -> argparse.ArgumentParser:
   return argparse.ArgumentParser(
     prog=f"python -m {module}", description=doc.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
   )
+
+
+# What gin appends to an exception raised inside a configurable: "  In call to configurable 'X' (<function X at
+# 0x...>)", one line per level. It names gin's wrapper and a memory address, nothing the user can act on.
+_GIN_CONTEXT = re.compile(r"\n\s*In call to configurable '[^']*' \(<[^>]*>\)")
+
+
+def error_text(error: BaseException) -> str:
+  """The message of `error` for an entry point's one-line error, without gin's "In call to configurable" lines."""
+  return _GIN_CONTEXT.sub("", str(error))

@@ -586,7 +586,7 @@ def main(argv=None):
   try:
     gin_config.parse(args.gin_file, args.gin_param)
   except gin_config.GinConfigError as e:
-    _LOG.error("%s", e)
+    _LOG.error("%s", cli.error_text(e))
     return 2
   try:
     results = evaluate(write_config=True)
@@ -598,7 +598,7 @@ def main(argv=None):
     ValueError,
     input_pipeline.CorruptDataError,
   ) as e:
-    _LOG.error("evaluation failed: %s", e)
+    _LOG.error("evaluation failed: %s", cli.error_text(e))
     return 1
   _LOG.info("Done. Outputs: %s", ", ".join(results["outputs"].values()))
   return 0

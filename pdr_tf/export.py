@@ -472,7 +472,7 @@ def main(argv=None):
       include_de_render=not args.no_de_render,
     )
   except (FileNotFoundError, ValueError) as e:
-    _LOG.error("%s", e)
+    _LOG.error("%s", cli.error_text(e))
     return 1
   _LOG.info("Done. SavedModel: %s (inspect with `saved_model_cli show --dir %s --all`)", version_dir, version_dir)
   return 0

@@ -187,7 +187,7 @@ def main(argv=None):
   try:
     result = probe(args.workdir, args.data_dir, args.split, args.num_images, args.step, args.gin_param)
   except (FileNotFoundError, ValueError, input_pipeline.CorruptDataError) as e:
-    _LOG.error("%s", e)
+    _LOG.error("%s", cli.error_text(e))
     return 1
   print(scene_stats.format_rows(result["parameters"]))
   print(format_depth_errors(result["depth_errors"]))

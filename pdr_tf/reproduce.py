@@ -532,7 +532,7 @@ def run_reporting_errors(log, fn, *args, **kwargs):
   try:
     return 0, fn(*args, **kwargs)
   except gin_config.GinConfigError as e:
-    log.error("%s", e)
+    log.error("%s", cli.error_text(e))
     return 2, None
   except (
     ValueError,
@@ -544,7 +544,7 @@ def run_reporting_errors(log, fn, *args, **kwargs):
     locks.LockHeldError,
     kernel_build.KernelBuildError,
   ) as e:  # bad data, settings or folders, a diverging run, a run already going, no rasterizer kernel
-    log.error("%s", e)
+    log.error("%s", cli.error_text(e))
     return 1, None
 
 

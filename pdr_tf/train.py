@@ -88,7 +88,7 @@ def main(argv=None) -> int:
     trainer = trainer_lib.Trainer()
     validate_configuration()
   except (gin_config.GinConfigError, config_checks.ConfigError) as e:
-    logger.error("%s", e)
+    logger.error("%s", cli.error_text(e))
     return 2
   except ValueError as e:  # a configurable's own check, e.g. LooccConfig.mode
     logger.error("Invalid configuration: %s", e)
@@ -101,7 +101,7 @@ def main(argv=None) -> int:
   try:
     prepare_data(trainer)
   except (ValueError, FileNotFoundError, RuntimeError) as e:  # refused folder, wrong kind, failed conversion
-    logger.error("Data for %s: %s", trainer.data_dir, e)
+    logger.error("Data for %s: %s", trainer.data_dir, cli.error_text(e))
     return 1
   try:
     outputs = trainer.run()
@@ -113,7 +113,7 @@ def main(argv=None) -> int:
     workdir_lib.WorkdirError,
     input_pipeline.CorruptDataError,
   ) as e:
-    logger.error("%s", e)
+    logger.error("%s", cli.error_text(e))
     return 1
   logger.info("Done. Outputs:")
   for key, path in outputs.items():

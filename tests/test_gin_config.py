@@ -5,6 +5,7 @@ import os
 import gin
 import pytest
 
+from pdr_tf import cli
 from pdr_tf import gin_config
 from pdr_tf import train  # noqa: F401  (registers the training configurables, as the entry point does)
 
@@ -54,3 +55,15 @@ def test_stack_digest_follows_the_included_files(tmp_path):
   assert gin_config.stack_digest([top]) != before
   shipped = gin_config.stack_files([os.path.join(gin_config.GIN_DIR, "cpu.gin")])
   assert [os.path.basename(p) for p in shipped] == ["cpu.gin", "quick.gin", "cpu_derender.gin"]
+
+
+@gin.configurable
+def _configured_failure(split="tset"):
+  raise ValueError(f"the data folder has no {split!r} split")
+
+
+def test_entry_points_report_an_error_without_gins_call_context():
+  with pytest.raises(ValueError) as info:
+    _configured_failure()
+  assert "In call to configurable" in str(info.value)  # what gin appends: its wrapper and a memory address
+  assert cli.error_text(info.value) == "the data folder has no 'tset' split"
