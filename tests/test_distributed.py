@@ -130,6 +130,7 @@ def _run_two_workers(argv):
 
 
 @pytest.mark.slow
+@pytest.mark.longest
 def test_two_workers_train_checkpoint_and_resume_together(tmp_path):
   data_dir = fixtures.write_tiny_dataset(tmp_path / "data", num_train=16, num_test=4)
   workdir = tmp_path / "work"
@@ -152,7 +153,7 @@ def test_two_workers_train_checkpoint_and_resume_together(tmp_path):
 
   # A second run of the same cluster resumes every worker from the chief's checkpoint (restored strictly: every
   # variable of the model and the optimizer), and trains on from there.
-  outputs = _run_two_workers(argv + ["--gin_param=Trainer.train_steps=6"])
+  outputs = _run_two_workers(argv + ["--gin_param=Trainer.train_steps=6", "--gin_param=Trainer.export_at_end=False"])
   for out in outputs:
     assert "Resumed from" in out and "ckpt-4 at step 4" in out, out[-3000:]
   assert tf.train.latest_checkpoint(str(workdir / "checkpoints")).endswith("ckpt-6")

@@ -14,6 +14,7 @@ checkpoints without the marker (nor an operative_config.gin of an earlier pdr_tf
 someone else, and a `tf.train.CheckpointManager` on it would adopt those checkpoints and delete all but the newest.
 """
 
+import contextlib
 import gc
 import json
 import logging
@@ -50,6 +51,21 @@ class ForeignWorkdirError(WorkdirError):
 
 class CheckpointReadError(WorkdirError):
   """The checkpoint's files cannot be read (cut off or damaged)."""
+
+
+@contextlib.contextmanager
+def quiet_restore():
+  """Around a checkpoint restore whose failure becomes a pdr_tf error (`restore_error`): a half-done restore logs a
+  warning for each of its unrestored values (hundreds) when it is collected, later, burying that error. TensorFlow's
+  warnings are off inside, and what the restore left is collected before leaving (keep the error, raise it after)."""
+  tf_logger = logging.getLogger("tensorflow")
+  level = tf_logger.level
+  tf_logger.setLevel(logging.ERROR)
+  try:
+    yield
+  finally:
+    gc.collect()
+    tf_logger.setLevel(level)
 
 
 def restore_error(checkpoint: str, error: BaseException, config_path: str, doing: str) -> WorkdirError:
@@ -230,21 +246,14 @@ def restore_model(workdir: str, step: Optional[int] = None):
     gin.parse_config_file(config_path, skip_unknown=True)
   model = model_lib.DeRenderer()
   model.build_for_inference()
-  # A half-done restore logs a warning for each of its unrestored values (hundreds) when it is collected, which
-  # would bury the error: on failure it is dropped and collected here, with TensorFlow's warnings off.
-  tf_logger = logging.getLogger("tensorflow")
-  level, error = tf_logger.level, None
-  try:
-    tf.train.Checkpoint(model=model).restore(checkpoint).expect_partial()
-  except (IndexError, ValueError, AssertionError, tf.errors.OpError) as e:
-    tf_logger.setLevel(logging.ERROR)
-    error = restore_error(checkpoint, e, config_path, "restore")
-  if error is not None:
+  error = None
+  with quiet_restore():
     try:
-      del model
-      gc.collect()
-    finally:
-      tf_logger.setLevel(level)
+      tf.train.Checkpoint(model=model).restore(checkpoint).expect_partial()
+    except (IndexError, ValueError, AssertionError, tf.errors.OpError) as e:
+      error = restore_error(checkpoint, e, config_path, "restore")
+      model = None  # with it, what the half-done restore left goes, collected quietly on leaving
+  if error is not None:
     raise error
   logger.info("Restored %s", checkpoint)
   return model
