@@ -234,12 +234,9 @@ def manifest_args(args, beam_args):
   return out
 
 
-is_local = common.is_local
-
-
 def _entries(output_dir):
   """Every file below output_dir, relative to it (local: also empty folders)."""
-  if is_local(output_dir):
+  if common.is_local(output_dir):
     found = []
     for folder, dirs, files in os.walk(output_dir):
       rel = os.path.relpath(folder, output_dir)
@@ -279,7 +276,7 @@ def check_output_dir(output_dir, overwrite=False):
   """
   if not FileSystems.exists(output_dir):
     return []
-  if is_local(output_dir) and not os.path.isdir(output_dir):
+  if common.is_local(output_dir) and not os.path.isdir(output_dir):
     raise ValueError(f"--output_dir {output_dir} is a file, not a folder; choose a new or empty folder")
   entries = _entries(output_dir)
   if not entries:
@@ -354,7 +351,7 @@ def run_job(dataset, build, args, beam_args):
   """
   options = PipelineOptions(beam_argv(beam_args, args.num_workers))
   start = time.time()
-  local = is_local(args.output_dir)
+  local = common.is_local(args.output_dir)
   pipeline = None
   lock = (
     locks.FolderLock(lock_path(args.output_dir), f"beam_pipelines.{dataset} -> {args.output_dir}") if local else None

@@ -157,9 +157,12 @@ def list_shards(data_dir, split):
     paths = sorted(os.path.join(data_dir, name) for name in names)
   if not paths:
     there = sorted(manifest.get("shards", {}))
-    # A split a conversion writes may be missing from an older one; another name is a typo, not data to convert.
-    advice = f"choose one of them, or {hint}" if split in KNOWN_SPLITS else "choose one of them"
-    advice = advice if there else hint
+    if not there:
+      advice = hint
+    elif split in KNOWN_SPLITS:  # a split a conversion writes, missing from an older one: converting again may help
+      advice = f"choose one of them, or {hint}"
+    else:  # another name is a typo, not data to convert
+      advice = "choose one of them"
     raise FileNotFoundError(f"{data_dir} has no {split!r} split (splits there: {there}); {advice}")
   for path in paths:
     if not tf.io.gfile.exists(path):

@@ -13,8 +13,8 @@ Each file is written to a temporary name in the folder, then renamed over the ol
 never followed), and then recorded in the manifest. A crash between the rename and the record leaves a file the
 next run refuses (safe: it tells the user to move it away).
 
-A command's single JSON report (`--json FILE` of `pdr_tf.probe` and `pdr_tf.bench`) carries its own mark instead
-of a manifest entry: `check_json_report` and `write_json_report` below.
+A command's single JSON report (`--json FILE` of probe, the benchmarks and the diagnostics scripts) carries its own
+mark instead of a manifest entry: `check_json_report` and `write_json_report` below.
 """
 
 import hashlib

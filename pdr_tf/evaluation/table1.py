@@ -227,7 +227,6 @@ def write_table(suite, per_seed: dict, config: dict, output_dir: str):
   )
   comparison = _comparison(measured) + _pcc_comparison(per_seed)
   derendering = _derendering(per_seed)
-  names = TABLE_FILES
   check_table_writable(output_dir)  # both, before writing either
   text = json.dumps(
     report.jsonable(
@@ -246,7 +245,7 @@ def write_table(suite, per_seed: dict, config: dict, output_dir: str):
     indent=2,
     allow_nan=False,
   )
-  paths = {"json": output_files.write_text(output_dir, names["json"], text + "\n", OUTPUT_DIR_HINT)}
+  paths = {"json": output_files.write_text(output_dir, TABLE_FILES["json"], text + "\n", OUTPUT_DIR_HINT)}
   parts = [
     f"# Table 1 reproduction: {suite.name} suite ({report.DATASET_NAMES[suite.dataset]})\n",
     f"Command: `{config['command']}`  \nMachine: {config['machine']}  \nDate: {config['date']}  \n"
@@ -270,5 +269,5 @@ def write_table(suite, per_seed: dict, config: dict, output_dir: str):
     "\n## Per seed\n",
     seed_table,
   ]
-  paths["markdown"] = output_files.write_text(output_dir, names["markdown"], "\n".join(parts), OUTPUT_DIR_HINT)
+  paths["markdown"] = output_files.write_text(output_dir, TABLE_FILES["markdown"], "\n".join(parts), OUTPUT_DIR_HINT)
   return paths, table

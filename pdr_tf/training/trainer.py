@@ -313,17 +313,14 @@ class Trainer:
     restored = dict(model=self.model, optimizer=self.optimizer, step=self.step)
     if _holds(path, PREEMPTION_COUNT_KEY):
       restored[PREEMPTION_COUNT_KEY] = tf.Variable(0, dtype=tf.int64, trainable=False)
-    error = None
-    with workdir_lib.quiet_restore():
-      try:
-        tf.train.Checkpoint(**restored).restore(path).assert_consumed()
-      except (IndexError, ValueError, AssertionError, tf.errors.OpError) as e:
-        config = workdir_lib.operative_config(self.workdir)
-        error = workdir_lib.restore_error(path, e, config, "resume from")
-        if isinstance(error, workdir_lib.CheckpointMismatchError):
-          error = workdir_lib.CheckpointMismatchError(f"{error} Train with those settings, or in another --workdir.")
-    if error is not None:
-      raise error
+    workdir_lib.restore(
+      restored,
+      path,
+      workdir_lib.operative_config(self.workdir),
+      "resume from",
+      strict=True,
+      mismatch_advice="Train with those settings, or in another --workdir.",
+    )
     logger.info("Resumed from %s at step %d", path, int(self.step.numpy()))
 
   def _take_workdir_lock(self) -> None:

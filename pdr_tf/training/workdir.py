@@ -54,7 +54,7 @@ class CheckpointReadError(WorkdirError):
 
 
 @contextlib.contextmanager
-def quiet_restore():
+def _quiet_restore():
   """Around a checkpoint restore whose failure becomes a pdr_tf error (`restore_error`): a half-done restore logs a
   warning for each of its unrestored values (hundreds) when it is collected, later, burying that error. TensorFlow's
   warnings are off inside, and what the restore left is collected before leaving (keep the error, raise it after)."""
@@ -68,10 +68,43 @@ def quiet_restore():
     tf_logger.setLevel(level)
 
 
-def restore_error(checkpoint: str, error: BaseException, config_path: str, doing: str) -> WorkdirError:
+def restore(objects: dict, checkpoint: str, config_path: str, doing: str, strict: bool, mismatch_advice: str = ""):
+  """Restores `objects` (the children of a `tf.train.Checkpoint`, e.g. {"model": model}) from `checkpoint`.
+
+  Args:
+    objects, checkpoint: what to restore, from where.
+    config_path: the operative config that describes the model (named when it does not fit).
+    doing: what the restore is for, in the error ("resume from", "restore").
+    strict: every value on both sides must match (`assert_consumed`: resuming training); else only what `objects`
+      need is read (`expect_partial`: a model for inference).
+    mismatch_advice: appended to the `CheckpointMismatchError`.
+
+  Raises:
+    CheckpointReadError, CheckpointMismatchError: `restore_error`, raised with nothing of the failed restore left to
+      log over it (`_quiet_restore`).
+  """
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel  (keeps the layout importable without TF)
+
+  error = None
+  with _quiet_restore():
+    try:
+      status = tf.train.Checkpoint(**objects).restore(checkpoint)
+      if strict:
+        status.assert_consumed()
+      else:
+        status.expect_partial()
+    except (IndexError, ValueError, AssertionError, tf.errors.OpError) as e:
+      error = restore_error(checkpoint, e, config_path, doing, mismatch_advice)
+  if error is not None:
+    raise error
+
+
+def restore_error(
+  checkpoint: str, error: BaseException, config_path: str, doing: str, mismatch_advice: str = ""
+) -> WorkdirError:
   """The error to raise when restoring `checkpoint` (for `doing`, e.g. "resume from") failed with `error`:
   `CheckpointReadError` when its files cannot be read, else `CheckpointMismatchError` naming the first variable that
-  does not fit the model `config_path` describes."""
+  does not fit the model `config_path` describes (and `mismatch_advice` after it)."""
   import tensorflow as tf  # pylint: disable=import-outside-toplevel  (keeps the layout importable without TF)
 
   # Cut off: IndexError ("Read less bytes than requested"); a bad checksum: DataLossError; an index file that is
@@ -92,6 +125,7 @@ def restore_error(checkpoint: str, error: BaseException, config_path: str, doing
   return CheckpointMismatchError(
     f"cannot {doing} {checkpoint}: it was trained with other model or optimizer settings than {config_path} "
     f"describes (or is not a checkpoint of this model): {reason}. Nothing was deleted or changed."
+    + (f" {mismatch_advice}" if mismatch_advice else "")
   )
 
 
@@ -246,14 +280,6 @@ def restore_model(workdir: str, step: Optional[int] = None):
     gin.parse_config_file(config_path, skip_unknown=True)
   model = model_lib.DeRenderer()
   model.build_for_inference()
-  error = None
-  with quiet_restore():
-    try:
-      tf.train.Checkpoint(model=model).restore(checkpoint).expect_partial()
-    except (IndexError, ValueError, AssertionError, tf.errors.OpError) as e:
-      error = restore_error(checkpoint, e, config_path, "restore")
-      model = None  # with it, what the half-done restore left goes, collected quietly on leaving
-  if error is not None:
-    raise error
+  restore({"model": model}, checkpoint, config_path, "restore", strict=False)
   logger.info("Restored %s", checkpoint)
   return model

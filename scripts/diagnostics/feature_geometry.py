@@ -33,6 +33,7 @@ from pdr_tf.evaluation import clustering, metrics, output_files
 from pdr_tf.training import workdir as workdir_lib
 
 BLOCKS = ("depth", "albedo", "light", "view")
+REPORT_WRITER = "scripts/diagnostics/feature_geometry.py"  # the --json report's writer (`output_files.REPORT_KEY`)
 COMBINED = ("depth", "albedo")  # the paper's feature set
 PROBE_FOLDS = 5
 
@@ -159,7 +160,7 @@ def main(argv=None):
   parser.add_argument("--tracks", action="store_true", help="average the features per track first (BBT)")
   parser.add_argument("--json", default=None, help="also write the numbers here")
   args = parser.parse_args(argv)
-  output_files.check_json_argument(parser, args.json, "scripts/diagnostics/feature_geometry.py")
+  output_files.check_json_argument(parser, args.json, REPORT_WRITER)
   reports = {}
   for workdir in args.workdirs:
     try:
@@ -172,9 +173,7 @@ def main(argv=None):
     reports[workdir] = geometry(features, labels, tracks if args.tracks else None)
   print(markdown(reports))
   report = {"data_dir": args.data_dir, "tracks": args.tracks, "runs": reports}
-  if args.json and not output_files.write_json_argument(
-    args.json, report, "scripts/diagnostics/feature_geometry.py", 1
-  ):
+  if args.json and not output_files.write_json_argument(args.json, report, REPORT_WRITER, indent=1):
     sys.exit(1)
 
 
