@@ -38,6 +38,7 @@ from tensorflow.python.framework import op_def_registry  # pylint: disable=no-na
 from tensorflow.python.trackable import base as trackable_base  # pylint: disable=no-name-in-module
 
 from pdr_tf import cli
+from pdr_tf import graph
 from pdr_tf.data import formats
 from pdr_tf.render import scene
 from pdr_tf.training import workdir as workdir_lib
@@ -141,11 +142,11 @@ class _ExportModule(tf.Module):
     def embed(images):  # [N, S, S, 3] in [-1, 1]; an empty batch gives empty outputs, not a conv error
       return _unless_empty(images, lambda x: _features_to_outputs(model.encode(x, training=False)))
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
+    @graph.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
     def serving_default(image_bytes):
       return embed(self._decode(image_bytes))
 
-    @tf.function(input_signature=[tf.TensorSpec(None, tf.float32, name="images")])
+    @graph.function(input_signature=[tf.TensorSpec(None, tf.float32, name="images")])
     def embed_images(images):
       return embed(_checked_images(images, size, "embed_images"))
 
@@ -159,12 +160,12 @@ class _ExportModule(tf.Module):
         out[key] = tf.clip_by_value((out[key] + 1.0) / 2.0, 0.0, 1.0)
       return out
 
-    @tf.function(input_signature=[tf.TensorSpec(None, tf.float32, name="images")])
+    @graph.function(input_signature=[tf.TensorSpec(None, tf.float32, name="images")])
     def de_render(images):
       images = _checked_images(images, size, "de_render")
       return _unless_empty(images, scene_outputs)
 
-    @tf.function(input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32, name="images")])
+    @graph.function(input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32, name="images")])
     def de_render_unchecked(images):  # see UNCHECKED_DE_RENDER
       return scene_outputs(images * 2.0 - 1.0)
 

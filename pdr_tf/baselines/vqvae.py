@@ -24,6 +24,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
+from pdr_tf import graph
 from pdr_tf.gin_utils import keras_configurable
 
 logger = logging.getLogger(__name__)
@@ -324,7 +325,7 @@ def train_vqvae(dataset, steps, learning_rate=2e-4, seed=0, log_every=100, model
   optimizer = keras.optimizers.Adam(learning_rate)
   optimizer.build(model.trainable_variables)
 
-  @tf.function(reduce_retracing=True)
+  @graph.function(reduce_retracing=True)
   def train_step(images):
     with tf.GradientTape() as tape:
       outputs = model(images, training=True)
@@ -392,7 +393,7 @@ def embed(model, images, batch_size=64, pool_grid=4):
     if latent_h % pool_grid or latent_w % pool_grid:
       raise ValueError(f"pool_grid={pool_grid} must divide the latent grid {latent_h}x{latent_w}")
 
-  @tf.function(reduce_retracing=True)
+  @graph.function(reduce_retracing=True)
   def features(batch):
     indices = model(batch, training=False)["indices"]
     # Exact codebook rows (the straight-through output differs from them by float round-off).

@@ -18,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
+from pdr_tf import graph
 from pdr_tf.render import rasterizer
 from pdr_tf.evaluation import output_files
 from pdr_tf.render import renderer as renderer_lib
@@ -113,7 +114,7 @@ def scene_clip(scene, size):
 def _ids_fn(backend, faces, size, jit_compile):
   """The backend's triangle ids alone, in a tf.function."""
   backend_fn = rasterizer.get_backend(backend).triangle_ids  # timing the seam itself
-  return tf.function(lambda clip: backend_fn(clip, faces, size, size), jit_compile=jit_compile)
+  return graph.function(lambda clip: backend_fn(clip, faces, size, size), jit_compile=jit_compile)
 
 
 def _render_fn(backend, size, backward, jit_compile):
@@ -130,7 +131,7 @@ def _render_fn(backend, size, backward, jit_compile):
       return loss
     return [loss] + tape.gradient(loss, [depth, albedo, light, view])
 
-  return tf.function(step, jit_compile=jit_compile)
+  return graph.function(step, jit_compile=jit_compile)
 
 
 def configurations(backends=("tf", "tfg")):

@@ -9,6 +9,7 @@ interleaved so that machine load hits both alike, and the headline mode (the gin
 import dataclasses
 from typing import Dict, Sequence, Tuple
 
+from pdr_tf import graph
 from pdr_tf.benchmarks import timing
 from pdr_tf.data.formats import IMAGE_SIZE
 
@@ -127,9 +128,7 @@ def build_training(model_size: Dict[str, int], mode: str = DEFAULT_MODE, seed: i
 
 def compiled_update(optimizer, variables):
   """The AdamW update compiled with XLA, as `Trainer` runs it without tf.distribute."""
-  import tensorflow as tf  # pylint: disable=import-outside-toplevel
-
-  return tf.function(lambda grads: optimizer.apply_gradients(zip(grads, variables)), jit_compile=True)
+  return graph.function(lambda grads: optimizer.apply_gradients(zip(grads, variables)), jit_compile=True)
 
 
 def training_functions(net, obj, optimizer, step_xla=False):
@@ -159,16 +158,16 @@ def training_functions(net, obj, optimizer, step_xla=False):
   def inline_renderer_gradients(images, seed):  # as Trainer does: the renderer traced inline in the XLA step
     return gradients(images, seed, renderer=inline)
 
-  compiled_gradients = tf.function(inline_renderer_gradients, jit_compile=True) if step_xla else gradients
+  compiled_gradients = graph.function(inline_renderer_gradients, jit_compile=True) if step_xla else gradients
   update = compiled_update(optimizer, variables)
 
-  @tf.function
+  @graph.function
   def train_step(images, seed):
     loss, grads = compiled_gradients(images, seed)
     update(grads)
     return loss
 
-  @tf.function
+  @graph.function
   def networks_step(images, images_aug):
     with tf.GradientTape() as tape:
       out = net.predict_scene(images, training=True)
@@ -206,7 +205,7 @@ def render_parts(r, scene, repeats) -> Dict[str, float]:
         loss = tf.reduce_mean(fn(*xs))
       return tf.linalg.global_norm([g for g in tape.gradient(loss, xs) if g is not None])
 
-    fwd_bwd = tf.function(fwd_bwd, jit_compile=r.compiled)  # each stage compiled as `render` is
+    fwd_bwd = graph.function(fwd_bwd, jit_compile=r.compiled)  # each stage compiled as `render` is
     result[f"render_{name}_fwd_bwd_2b_ms"] = timing.ms(timing.time_call(lambda f=fwd_bwd, a=args: f(*a), repeats))
   return result
 
@@ -223,22 +222,22 @@ def step_breakdown(net, obj, optimizer, images, repeats) -> Dict[str, float]:
   scene = renderer.flip_pair(out["depth"], out["albedo"], out["light"], out["view"])
   r = net.renderer
 
-  @tf.function
+  @graph.function
   def render_forward(d, a, l, v):
     return tf.reduce_mean(r.render(d, a, l, v)["recon_image"])
 
-  @tf.function
+  @graph.function
   def render_forward_backward(d, a, l, v):
     with tf.GradientTape() as tape:
       tape.watch([d, a, l, v])
       loss = tf.reduce_mean(r.render(d, a, l, v)["recon_image"])
     return tf.linalg.global_norm(tape.gradient(loss, [d, a, l, v]))
 
-  @tf.function
+  @graph.function
   def loocc_render(seed):
     return tf.reduce_mean(obj.augment(net, images, out, seed)["image"])
 
-  @tf.function
+  @graph.function
   def losses_only():
     terms = obj.reconstruction_terms(net, images, out)
     feats = {k: tf.stop_gradient(v) for k, v in out["features"].items()}
@@ -251,7 +250,7 @@ def step_breakdown(net, obj, optimizer, images, repeats) -> Dict[str, float]:
 
   apply_update = compiled_update(optimizer, net.trainable_variables)
 
-  @tf.function
+  @graph.function
   def update():
     apply_update(grads)
     return tf.constant(0.0)

@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from pdr_tf import export
+from pdr_tf import graph
 
 _LOG = logging.getLogger(__name__)
 SCORED_OUTPUTS = ("recon_depth", "mask", "light", "view")  # what derender_eval.DerenderScorer needs
@@ -39,7 +40,7 @@ class ExportedDeRender:
     if xla and unchecked is None:
       _LOG.info("de-rendering through the de_render signature: the export has no %s", export.UNCHECKED_DE_RENDER)
     if self.mode == "xla":
-      self._compiled = tf.function(
+      self._compiled = graph.function(
         lambda images: {key: unchecked(images)[key] for key in self.outputs}, jit_compile=True
       )
 

@@ -11,8 +11,8 @@ import math
 
 import numpy as np
 import tensorflow as tf
-from tensorflow_graphics.geometry.transformation import rotation_matrix_3d
-from tensorflow_graphics.rendering.camera import perspective
+
+from pdr_tf.render.tfg import perspective, rotation_matrix_3d
 
 
 def _check(tensor, name, rank=None, last_dims=None, dtype=tf.float32):

@@ -19,11 +19,11 @@ import dataclasses
 from typing import Callable, Dict
 
 import tensorflow as tf
-from tensorflow_graphics.rendering import barycentrics as tfg_barycentrics
 
 from pdr_tf.render import geometry
 from pdr_tf.render import kernel_build
 from pdr_tf.render import rasterizer_tf
+from pdr_tf.render.tfg import barycentrics as tfg_barycentrics
 
 DEFAULT_NEAR = 0.1
 DEFAULT_FAR = 100.0

@@ -48,6 +48,8 @@ import functools
 import numpy as np
 import tensorflow as tf
 
+from pdr_tf import graph
+
 FRACTIONAL_BITS = 16
 _ONE = float(1 << FRACTIONAL_BITS)
 _EMPTY = np.iinfo(np.int64).max
@@ -473,7 +475,7 @@ def is_sparse(clip, faces, height, width) -> bool:
 
 @functools.lru_cache(maxsize=None)
 def _compiled(height, width, chunk):
-  return tf.function(
+  return graph.function(
     functools.partial(_triangle_ids, height=height, width=width, chunk=chunk), jit_compile=True
   )  # XLA compiles per shape anyway; static shapes size the chunks
 

@@ -13,6 +13,7 @@ import gin
 import tensorflow as tf
 
 from pdr_tf import config_checks
+from pdr_tf import graph
 from pdr_tf.render import geometry
 from pdr_tf.render import rasterizer
 from pdr_tf.render import scene
@@ -77,8 +78,8 @@ class Renderer:
     self.backend = backend
     self.jit_compile = bool(jit_compile)
     self.compile_rasterizer = bool(compile_rasterizer)
-    self._compiled_render = tf.function(self._render, jit_compile=True)
-    self._compiled_relight = tf.function(self._relight, jit_compile=True)
+    self._compiled_render = graph.function(self._render, jit_compile=True)
+    self._compiled_relight = graph.function(self._relight, jit_compile=True)
 
   @property
   def min_depth(self) -> float:

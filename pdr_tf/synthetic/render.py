@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
+from pdr_tf import graph
 from pdr_tf.data import formats
 from pdr_tf.render import geometry
 from pdr_tf.render import rasterizer
@@ -122,7 +123,7 @@ def _raster_function(high: int, low: int):
   """
   if (high, low) not in _RASTER_FUNCTIONS:
 
-    @tf.function(
+    @graph.function(
       input_signature=[
         tf.TensorSpec([None, 3]),
         tf.TensorSpec([None, 6]),

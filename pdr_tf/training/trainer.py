@@ -25,6 +25,7 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from pdr_tf import config_checks
+from pdr_tf import graph
 from pdr_tf.data import datasets
 from pdr_tf.evaluation import derender_eval
 from pdr_tf.data import input_pipeline
@@ -298,9 +299,9 @@ class Trainer:
     self.compiled_step = self.jit_compile and self._check_step_compilable(one_device)
     self._inline_renderer = self.model.renderer.inline() if self.compiled_step else None
     self._compute_gradients = (
-      tf.function(self._inline_renderer_gradients, jit_compile=True) if self.compiled_step else self._gradients
+      graph.function(self._inline_renderer_gradients, jit_compile=True) if self.compiled_step else self._gradients
     )
-    self._apply_update = tf.function(self._update, jit_compile=True) if self.compiled_update else self._update
+    self._apply_update = graph.function(self._update, jit_compile=True) if self.compiled_update else self._update
     self._train_loop = self._make_train_loop()
     self._validation_batch = self._load_validation_batch() if self.validation_every > 0 and self.chief else None
 
@@ -354,7 +355,7 @@ class Trainer:
       int(batch["image"].shape[0]),
       self.validation_split,
     )
-    self._validation_fn = tf.function(lambda images: self.model.de_render(images, training=False))
+    self._validation_fn = graph.function(lambda images: self.model.de_render(images, training=False))
     return {key: batch[key] for key in ("image", "gt_depth", "gt_light", "gt_view")}
 
   def validate(self) -> Optional[dict]:
@@ -455,15 +456,19 @@ class Trainer:
       self.step.assign_add(1)
       return {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in per_replica.items()}
 
-    # The first step runs outside the tf.range loop: autograph needs the structure of `sums` before the loop.
+    # The first step runs before the while loop, which needs the structure of `sums` from the start. The step is a
+    # function of its own, so that it is traced once for both calls (tracing is most of a short run's start-up).
+    step = graph.function(one_step)
+
     def loop(iterator, num_steps):
-      sums = one_step(iterator)
-      for _ in tf.range(num_steps - 1):
-        values = one_step(iterator)
-        sums = {k: sums[k] + values[k] for k in sums}
+      def body(i, sums):
+        values = step(iterator)
+        return i + 1, {k: sums[k] + values[k] for k in sums}
+
+      _, sums = tf.while_loop(lambda i, _: i < num_steps, body, (tf.constant(1), step(iterator)))
       return {k: v / tf.cast(num_steps * self.global_batch_size, tf.float32) for k, v in sums.items()}
 
-    return tf.function(loop)
+    return graph.function(loop)
 
   def train(self) -> Dict[str, float]:
     """Runs the loop to `train_steps`; returns the last loop's mean scalars."""

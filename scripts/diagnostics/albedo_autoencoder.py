@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import tensorflow as tf
 import keras
+from pdr_tf import graph
 from pdr_tf.data import input_pipeline
 from pdr_tf.model import networks
 
@@ -21,7 +22,7 @@ ds = iter(input_pipeline.make_dataset(DATA, "train", 16, training=True, seed=0))
 val = input_pipeline.ground_truth_batch(DATA, "val", 64)["image"]
 
 
-@tf.function
+@graph.function
 def step(x):
   with tf.GradientTape() as t:
     loss = tf.reduce_mean(tf.abs(net(x, training=True)["output"] - x))

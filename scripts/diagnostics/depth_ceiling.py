@@ -25,6 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from pdr_tf import gin_config
+from pdr_tf import graph
 from pdr_tf import train as train_entry  # noqa: F401  registers the configurables the training gin files bind
 from pdr_tf.data import input_pipeline
 from pdr_tf.evaluation import derender_eval
@@ -118,7 +119,7 @@ def main(argv=None):
   optimizer = tf.keras.optimizers.Adam(args.learning_rate, epsilon=1e-8)
   variables = model.depth_net.trainable_variables
 
-  @tf.function
+  @graph.function
   def step(images, gt_depth, gt_view, pixels):
     with tf.GradientTape() as tape:
       recon_depth = model.renderer.warp_depth(model.predict_depth(images, training=True), gt_view)

@@ -28,6 +28,7 @@ import sys
 import numpy as np
 import tensorflow as tf
 
+from pdr_tf import graph
 from pdr_tf.data import formats
 from pdr_tf.model import losses
 from pdr_tf.render import geometry
@@ -111,7 +112,7 @@ def fit(data, fit_depth, fit_tilt, renderer, from_truth=False):
     view = tf.concat([tilt, true_view[:, 2:]], 1) if fit_tilt else true_view
     return before, view
 
-  @tf.function(jit_compile=True)
+  @graph.function(jit_compile=True)
   def step():
     with tf.GradientTape() as tape:
       before, view = scene()

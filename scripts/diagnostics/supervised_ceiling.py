@@ -20,6 +20,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from pdr_tf import graph
 from pdr_tf.data import input_pipeline
 from pdr_tf.evaluation import derender_metrics
 from pdr_tf.model import de_renderer
@@ -100,7 +101,7 @@ def main():
   train = train.filter(lambda r: r["gt_has"] == 1).shuffle(256, seed=0).batch(BATCH)
   val = [input_pipeline.ground_truth_batch(data_dir, "val", 64)]
 
-  @tf.function
+  @graph.function
   def step(images, light_target, view_target):
     with tf.GradientTape() as tape:
       light, view = raw_outputs(light_net, view_net, images)
