@@ -456,16 +456,16 @@ class Trainer:
       self.step.assign_add(1)
       return {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in per_replica.items()}
 
-    # The first step runs before the while loop, which needs the structure of `sums` from the start. The step is a
-    # function of its own, so that it is traced once for both calls (tracing is most of a short run's start-up).
-    step = graph.function(one_step)
-
+    # The first step runs before the while loop, which needs the structure of `sums` from the start. (It is traced
+    # twice, once there and once in the body. A step function of its own, traced once and called twice, or a loop
+    # of every step started from zeros, each changes the results: the compiled graph then fuses and orders the ops
+    # differently, and after 300 steps of the quick preset the loss differs in its third digit.)
     def loop(iterator, num_steps):
       def body(i, sums):
-        values = step(iterator)
+        values = one_step(iterator)
         return i + 1, {k: sums[k] + values[k] for k in sums}
 
-      _, sums = tf.while_loop(lambda i, _: i < num_steps, body, (tf.constant(1), step(iterator)))
+      _, sums = tf.while_loop(lambda i, _: i < num_steps, body, (tf.constant(1), one_step(iterator)))
       return {k: v / tf.cast(num_steps * self.global_batch_size, tf.float32) for k, v in sums.items()}
 
     return graph.function(loop)
