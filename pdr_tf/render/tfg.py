@@ -4,10 +4,9 @@ Every tensorflow_graphics module computes its `__all__` while it is imported, th
 `tensorflow_graphics.util.export_api`, which calls `inspect.stack()` only to find its caller's module. With source
 context, `inspect.stack()` looks up the source of every frame on the stack, and for each of the import system's
 frozen frames it scans all of `sys.modules`: once TensorFlow and Keras are loaded (about 3,800 modules), importing
-pdr_tf's trainer took 4.5-5.8 s of every process's start-up, 0.4-0.5 s without it (docs/performance.md, "Start-up").
-Here `inspect.stack`
-returns the frames without their source context while they are imported; what TF-Graphics reads of it (the
-caller's frame) is the same.
+pdr_tf's trainer took 4.4-11.7 s of every process's start-up, 0.40-0.55 s without it (docs/performance.md,
+"Start-up"). Here `inspect.stack` returns the frames without their source context while they are imported; what
+TF-Graphics reads of it (the caller's frame) is the same.
 """
 
 import contextlib
@@ -35,9 +34,9 @@ def _stack_without_source_context():
 
 
 with _stack_without_source_context():
-  # pylint: disable=unused-import,wrong-import-position
-  from tensorflow_graphics.geometry.transformation import rotation_matrix_3d  # noqa: E402
-  from tensorflow_graphics.rendering import barycentrics  # noqa: E402
-  from tensorflow_graphics.rendering.camera import perspective  # noqa: E402
+  # pylint: disable=unused-import
+  from tensorflow_graphics.geometry.transformation import rotation_matrix_3d
+  from tensorflow_graphics.rendering import barycentrics
+  from tensorflow_graphics.rendering.camera import perspective
 
 __all__ = ["barycentrics", "perspective", "rotation_matrix_3d"]
