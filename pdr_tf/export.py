@@ -117,13 +117,15 @@ def _checked_images(images, image_size, signature):
 
 def _unless_empty(images, compute):
   """compute(images) for a non-empty batch; for N = 0 the same outputs with zero rows (convolutions fail on an
-  empty batch), taken from compute on one blank image so that every shape and dtype matches."""
-
-  def empty():
-    blank = tf.zeros(tf.concat([[1], tf.shape(images)[1:]], 0), images.dtype)
-    return tf.nest.map_structure(lambda t: t[:0], compute(blank))
-
-  return tf.cond(tf.shape(images)[0] > 0, lambda: compute(images), empty)
+  empty batch), taken from compute on one blank image so that every shape and dtype matches. compute is traced
+  once: the batch it runs on is chosen, and its outputs cut to N rows."""
+  count = tf.shape(images)[0]
+  batch = tf.cond(
+    count > 0,
+    lambda: images,
+    lambda: tf.zeros(tf.concat([[1], tf.shape(images)[1:]], 0), images.dtype),
+  )
+  return tf.nest.map_structure(lambda t: t[:count], compute(batch))
 
 
 class _ExportModule(tf.Module):

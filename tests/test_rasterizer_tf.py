@@ -139,6 +139,33 @@ def test_backend_under_jit_compile_and_without_xla(rng):
   np.testing.assert_allclose(depth.numpy(), ref.depth.numpy(), rtol=1e-6)
 
 
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_triangle_ids_are_traced_once_per_shape_and_called_from_every_graph(rng, jit_compile):
+  """Each graph that rasterizes calls one traced function instead of tracing the loop again (about a second of
+  Python per call site); under a gradient tape the depth keeps its gradient (the ids go in as data)."""
+  clip, faces, height, width = _soup(rng)
+  vertices = tf.Variable(rng.uniform([-0.05, -0.05, 0.9], [0.05, 0.05, 1.1], (2, 30, 3)).astype(np.float32))
+  tri = np.arange(30, dtype=np.int32).reshape(10, 3)
+  rasterizer_tf._function.cache_clear()
+  try:
+    graphs = [
+      tf.function(lambda c: rasterizer_tf.triangle_ids(c, faces, height, width, jit_compile=jit_compile) + 0)
+      for _ in range(3)
+    ]
+    want = _ids("tfg", clip, faces, height, width)
+    for traced in graphs:
+      np.testing.assert_array_equal(traced(tf.constant(clip)).numpy(), want)
+    function = rasterizer_tf._function(height, width, rasterizer_tf.DEFAULT_CHUNK, jit_compile)
+    assert function.experimental_get_tracing_count() == 1
+
+    with tf.GradientTape() as tape:
+      depth = rasterizer.rasterize(vertices, tri, K, (SIZE, SIZE), backend="tf", jit_compile=jit_compile).depth
+      loss = tf.reduce_sum(tf.where(depth < rasterizer.DEFAULT_FAR, depth, 0.0))
+    assert float(tf.reduce_sum(tf.abs(tape.gradient(loss, vertices)))) > 0  # the depth's own path
+  finally:
+    rasterizer_tf._function.cache_clear()
+
+
 def test_renderer_outputs_and_gradients_match_kernel_backend():
   scene = {k: tf.constant(v) for k, v in bench.grid_scene(2, SIZE, 30.0, seed=3).items()}
   target = tf.constant(np.random.RandomState(4).uniform(-1, 1, (2, SIZE, SIZE, 3)), tf.float32)
@@ -270,7 +297,7 @@ def test_dense_and_sparse_windows_give_the_same_ids(rng, monkeypatch, threshold)
   edge_on, grid = _edge_on(), _grid(size=64)
   assert rasterizer_tf.is_sparse(*edge_on, 64, 64) and not rasterizer_tf.is_sparse(*grid, 64, 64)
   monkeypatch.setattr(rasterizer_tf, "_SPARSE_CANDIDATES_PER_INSTANCE", threshold)  # 0: always sparse; else dense
-  rasterizer_tf._compiled.cache_clear()
+  rasterizer_tf._function.cache_clear()
   try:
     for clip, faces in (edge_on, grid):
       want, got = _assert_agree(clip, faces, 64, 64)
@@ -279,4 +306,4 @@ def test_dense_and_sparse_windows_give_the_same_ids(rng, monkeypatch, threshold)
     want, got = _assert_agree(clip, faces, height, width)
     np.testing.assert_array_equal(got, want)
   finally:
-    rasterizer_tf._compiled.cache_clear()  # later tests compile with the shipped threshold
+    rasterizer_tf._function.cache_clear()  # later tests compile with the shipped threshold

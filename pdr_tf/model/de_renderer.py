@@ -264,8 +264,11 @@ class DeRenderer(keras.Model):
     return self.renderer.render(depth, albedo, light, view)
 
   def build_for_inference(self) -> None:
-    """Creates every variable by running a dummy batch."""
-    self(tf.zeros([1, self.image_size, self.image_size, 3]))
+    """Creates every variable by running the networks on a dummy batch, in the order a call creates them. The
+    renderer holds no variables, so nothing is rendered (an eager render would trace, or compile, a rasterizer for
+    a batch that is never used again)."""
+    self.predict_scene(tf.zeros([1, self.image_size, self.image_size, 3]))
+    self.built = True
 
   def get_config(self):
     return {

@@ -39,7 +39,8 @@ at most chunk / k consecutive instances (k by the scene: 1 when dense, 8 for sli
 every candidate. Nothing is ragged, so the backend compiles under XLA (`jit_compile=True`) and runs on CPU, GPU and
 TPU (it uses int64 arithmetic, which XLA emulates on TPU). It is meant to run compiled: `triangle_ids` compiles it
 by default even when called eagerly or from a graph that is not compiled (`jit_compile=False` traces it with plain
-ops, for exports), and inside an XLA-compiled caller it is inlined. Without XLA it is correct but several times
+ops, for exports), and inside an XLA-compiled caller it is inlined. Either way it is one graph function per shape,
+traced once and called from every graph that rasterizes. Without XLA it is correct but several times
 slower than the kernel on CPU (many small ops; TensorFlow's scatter-min is single-threaded).
 """
 
@@ -474,9 +475,12 @@ def is_sparse(clip, faces, height, width) -> bool:
 
 
 @functools.lru_cache(maxsize=None)
-def _compiled(height, width, chunk):
+def _function(height, width, chunk, jit_compile):
+  """One graph function per image size, chunk and compilation: traced once per input shape and then called, from
+  every graph that rasterizes, as a function call. Inlined, the loop's graph costs about a second of Python to trace
+  at every call site (a 4-step debug training rasterizes at 17 of them)."""
   return graph.function(
-    functools.partial(_triangle_ids, height=height, width=width, chunk=chunk), jit_compile=True
+    functools.partial(_triangle_ids, height=height, width=width, chunk=chunk), jit_compile=jit_compile
   )  # XLA compiles per shape anyway; static shapes size the chunks
 
 
@@ -506,6 +510,6 @@ def triangle_ids(clip, faces, height, width, jit_compile=True, chunk=DEFAULT_CHU
     raise ValueError(f"clip must have shape [B, V, 4], got {clip.shape}")
   if faces.shape.rank != 2 or faces.shape[-1] != 3:
     raise ValueError(f"faces must have shape [F, 3], got {faces.shape}")
-  if jit_compile:
-    return _compiled(height, width, chunk)(clip, faces)
-  return _triangle_ids(clip, faces, height, width, chunk)
+  # Integer ids carry no gradient; outside the tape, a call records nothing (under a tape TensorFlow would otherwise
+  # build the function's gradient graph at every call site).
+  return _function(height, width, chunk, bool(jit_compile))(tf.stop_gradient(clip), faces)
