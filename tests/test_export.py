@@ -224,6 +224,26 @@ def test_empty_batches_return_empty_outputs(exported):
   assert out["light"].shape == (0, 4) and out["mask"].shape == (0, SIZE, SIZE)
 
 
+def test_empty_batch_handling_runs_the_model_once_per_trace():
+  """An export signature traces its model once: an empty batch runs it on one blank image through the same trace
+  and keeps zero rows, a non-empty one runs it on the images as they are."""
+  traces = []
+
+  def compute(batch):
+    traces.append(batch.shape)
+    rows = tf.shape(batch)[0]
+    return {"sum": tf.reduce_sum(batch, axis=[1, 2, 3]), "rows": tf.fill([rows], rows)}
+
+  run = tf.function(lambda x: export._unless_empty(x, compute), input_signature=[tf.TensorSpec([None, 2, 2, 3])])
+  empty = run(tf.zeros([0, 2, 2, 3]))
+  assert len(traces) == 1
+  assert empty["sum"].shape == (0,) and empty["rows"].shape == (0,)
+  full = run(tf.ones([3, 2, 2, 3]))
+  assert len(traces) == 1
+  np.testing.assert_allclose(full["sum"].numpy(), [12.0, 12.0, 12.0])
+  np.testing.assert_array_equal(full["rows"].numpy(), [3, 3, 3])  # the images themselves, not a padded batch
+
+
 def test_undecodable_bytes_give_clear_error(exported):
   serving = exported[3].signatures["serving_default"]
   good = encode_png(np.zeros((SIZE, SIZE, 3), np.uint8))

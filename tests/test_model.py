@@ -122,3 +122,20 @@ def test_depth_range_has_one_home():
   assert m.ranges is wide  # and the model the renderer's
   with pytest.raises(ValueError, match="depth range"):
     model_lib.DeRenderer(nf=8, zdim=16, encoder_nf=8, renderer=renderer_lib.Renderer(), ranges=wide)
+
+
+def test_build_for_inference_creates_every_variable_without_rendering(images, monkeypatch):
+  """The networks alone create every variable a call creates (the renderer holds none), so building renders nothing:
+  an eager render would trace, or compile, a rasterizer for a batch size used nowhere else."""
+  model = model_lib.DeRenderer(nf=8, zdim=16, encoder_nf=8, use_confidence=True, conf_zdim=16)
+
+  def no_render(*args, **kwargs):
+    raise AssertionError("build_for_inference rendered")
+
+  with monkeypatch.context() as patch:
+    patch.setattr(model.renderer, "render", no_render)
+    model.build_for_inference()
+  assert model.built
+  built = sorted(v.path for v in model.variables)
+  model(images)
+  assert sorted(v.path for v in model.variables) == built

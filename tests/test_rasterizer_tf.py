@@ -143,24 +143,23 @@ def test_triangle_ids_are_traced_once_per_shape_and_called_from_every_graph(rng)
   """Each graph that rasterizes calls one traced function instead of tracing the loop again (about a second of
   Python per call site); under a gradient tape the depth keeps its gradient (the ids go in as data). Shown without
   XLA (the debug preset's and the exports' path); the compiled ids go through the same function cache."""
-  jit_compile = False
   clip, faces, height, width = _soup(rng)
   vertices = tf.Variable(rng.uniform([-0.05, -0.05, 0.9], [0.05, 0.05, 1.1], (2, 30, 3)).astype(np.float32))
   tri = np.arange(30, dtype=np.int32).reshape(10, 3)
   rasterizer_tf._function.cache_clear()
   try:
     graphs = [
-      tf.function(lambda c: rasterizer_tf.triangle_ids(c, faces, height, width, jit_compile=jit_compile) + 0)
+      tf.function(lambda c: rasterizer_tf.triangle_ids(c, faces, height, width, jit_compile=False) + 0)
       for _ in range(3)
     ]
     want = _ids("tfg", clip, faces, height, width)
     for traced in graphs:
       np.testing.assert_array_equal(traced(tf.constant(clip)).numpy(), want)
-    function = rasterizer_tf._function(height, width, rasterizer_tf.DEFAULT_CHUNK, jit_compile)
+    function = rasterizer_tf._function(height, width, rasterizer_tf.DEFAULT_CHUNK, False)
     assert function.experimental_get_tracing_count() == 1
 
     with tf.GradientTape() as tape:
-      depth = rasterizer.rasterize(vertices, tri, K, (SIZE, SIZE), backend="tf", jit_compile=jit_compile).depth
+      depth = rasterizer.rasterize(vertices, tri, K, (SIZE, SIZE), backend="tf", jit_compile=False).depth
       loss = tf.reduce_sum(tf.where(depth < rasterizer.DEFAULT_FAR, depth, 0.0))
     assert float(tf.reduce_sum(tf.abs(tape.gradient(loss, vertices)))) > 0  # the depth's own path
   finally:
