@@ -37,6 +37,8 @@ from pdr_tf.model import objective  # noqa: E402
 GLOBAL_BATCH, LOCAL_BATCH = 4, 2
 IMAGES = tf.random.stateless_uniform([GLOBAL_BATCH, 64, 64, 3], [3, 4], -1.0, 1.0)
 SEED = tf.constant([0, 7], tf.int64)
+# Zero perturbation widths: each replica draws its own perturbation noise (`loocc.replica_seed`), so only without
+# noise do the replicas and the single device render the same x_aug; the negatives still come from every replica.
 CONFIG = loocc.LooccConfig(mode="light", ka_delta=0.0, kd_delta=0.0, light_dir_delta=0.0)
 
 
@@ -90,6 +92,8 @@ def batch_dependence(model) -> None:
       print(f"  first batch-dependent albedo_net layer: {block.name} (its convolution {differs[0]:.3g}{norm})")
       break
     x = block(x)
+  else:
+    print("  no albedo_net layer gives a batch-dependent result on this machine")
 
 
 def gradients(model, obj, images, reference=False):
