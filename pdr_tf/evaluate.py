@@ -566,8 +566,8 @@ def evaluate(
   return results
 
 
-def main(argv=None):
-  """Command line: parse gin files and bindings, run `evaluate`, log where the outputs are."""
+def make_parser() -> argparse.ArgumentParser:
+  """The command line of this entry point (its `main`; the docs' commands are checked against it)."""
   parser = argparse.ArgumentParser(
     prog="python -m pdr_tf.evaluate",
     description=__doc__.splitlines()[0],
@@ -581,6 +581,12 @@ def main(argv=None):
     default=[],
     help="gin binding such as evaluate.method='kmeans' (repeatable; applied after the files)",
   )
+  return parser
+
+
+def main(argv=None):
+  """Command line: parse gin files and bindings, run `evaluate`, log where the outputs are."""
+  parser = make_parser()
   args = parser.parse_args(argv)
   cli.setup_logging()
   try:

@@ -447,8 +447,8 @@ def load_export(path, signatures=("embed_images",)):
   return loaded, path
 
 
-def main(argv=None):
-  """Command line: restore a work dir's latest checkpoint and export it."""
+def make_parser() -> argparse.ArgumentParser:
+  """The command line of this entry point (its `main`; the docs' commands are checked against it)."""
   parser = argparse.ArgumentParser(
     prog="python -m pdr_tf.export",
     description=__doc__.splitlines()[0],
@@ -462,6 +462,12 @@ def main(argv=None):
   parser.add_argument(
     "--no_de_render", action="store_true", help="leave out the de_render signature (only the embedding signatures)"
   )
+  return parser
+
+
+def main(argv=None):
+  """Command line: restore a work dir's latest checkpoint and export it."""
+  parser = make_parser()
   args = parser.parse_args(argv)
   cli.setup_logging()
   if args.output and os.path.exists(args.output) and not os.path.isdir(args.output):

@@ -10,6 +10,7 @@ should look like) from `<workdir>/logs/train`, and writes those of the latest st
 pdr_tf did not write is never written into.
 """
 
+import argparse
 import io
 import logging
 import os
@@ -104,11 +105,17 @@ def export_grids(workdir: str, step: Optional[int] = None, out_dir: Optional[str
   return write_step(grids[chosen], step_dir(out_dir or os.path.join(workdir, OUT_DIRNAME), chosen))
 
 
-def main(argv=None):
+def make_parser() -> argparse.ArgumentParser:
+  """The command line of this entry point (its `main`; the docs' commands are checked against it)."""
   parser = cli.parser("pdr_tf.grids", __doc__)
   parser.add_argument("--workdir", required=True, help="training work dir (logs/train holds the TensorBoard events)")
   parser.add_argument("--step", type=int, default=None, help="training step of the grids (default: the latest)")
   parser.add_argument("--out", default=None, help=f"destination folder (default: <workdir>/{OUT_DIRNAME})")
+  return parser
+
+
+def main(argv=None):
+  parser = make_parser()
   args = parser.parse_args(argv)
   cli.setup_logging()
   if args.out and os.path.exists(args.out) and not os.path.isdir(args.out):

@@ -20,6 +20,7 @@ view against the flat map in the input view: what the predicted view earns with 
 report marked "written_by": "pdr_tf.probe"; it never replaces a file that is not such a report.
 """
 
+import argparse
 import logging
 import os
 import sys
@@ -150,7 +151,8 @@ def _apply_bindings(gin_params):
       gin.parse_config(binding)
 
 
-def main(argv=None):
+def make_parser() -> argparse.ArgumentParser:
+  """The command line of this entry point (its `main`; the docs' commands are checked against it)."""
   parser = cli.parser("pdr_tf.probe", __doc__)
   parser.add_argument("--workdir", required=True, help="training work dir (operative_config.gin, checkpoints/)")
   parser.add_argument("--data_dir", required=True, help="converted TFRecords with ground truth")
@@ -169,6 +171,11 @@ def main(argv=None):
     help="gin binding for reading the data, applied after the run's operative config (repeatable), e.g. "
     "make_dataset.skip_corrupt=True",
   )
+  return parser
+
+
+def main(argv=None):
+  parser = make_parser()
   args = parser.parse_args(argv)
   cli.setup_logging()
   if args.num_images < 2:

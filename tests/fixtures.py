@@ -14,7 +14,10 @@ from pdr_tf.data import feature_spec
 # Subprocesses in tests get this limit only to stop a deadlock from hanging CI: it is no budget. A loaded machine
 # makes a subprocess slower, never wrong, so no test may fail because one took long.
 HANG_GUARD_S = 3600
-DIAGNOSTICS = pathlib.Path(__file__).resolve().parents[1] / "scripts" / "diagnostics"
+REPO = pathlib.Path(__file__).resolve().parents[1]
+DIAGNOSTICS = REPO / "scripts" / "diagnostics"
+# The pages a user reads: their links and their commands are checked (test_docs.py, test_doc_commands.py).
+DOC_PAGES = [str(REPO / "README.md")] + sorted(str(p) for p in (REPO / "docs").glob("*.md"))
 
 
 def load_diagnostic(name):

@@ -3,14 +3,14 @@ that file has (GitHub's anchor rules), and nothing points outside the repository
 
 import collections
 import functools
-import glob
 import os
 import re
 
 import pytest
 
+import fixtures
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PAGES = [os.path.join(REPO, "README.md")] + sorted(glob.glob(os.path.join(REPO, "docs", "*.md")))
 # [text](target) outside code spans; a target ends at the first unescaped closing parenthesis or space.
 _LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 _CODE_SPAN = re.compile(r"`[^`]*`")
@@ -98,7 +98,7 @@ def test_broken_links_are_found_with_their_line_and_reason(tmp_path):
   ]
 
 
-@pytest.mark.parametrize("page", PAGES, ids=lambda p: os.path.relpath(p, REPO))
+@pytest.mark.parametrize("page", fixtures.DOC_PAGES, ids=lambda p: os.path.relpath(p, REPO))
 def test_every_relative_link_resolves(page):
   broken = broken_links(page)
   assert not broken, "\n".join(broken)

@@ -68,12 +68,18 @@ def oracle_table(gt_depth: np.ndarray, sizes=(16, 32)) -> dict:
   return out
 
 
-def main(argv=None) -> int:
+def make_parser() -> argparse.ArgumentParser:
+  """The command line of this entry point (its `main`; the docs' commands are checked against it)."""
   parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--data_dir", required=True, help="converted TFRecords with ground truth")
   parser.add_argument("--split", default="val")
   parser.add_argument("--num_images", type=int, default=64)
   parser.add_argument("--json", default=None, help="also write the table to this JSON file")
+  return parser
+
+
+def main(argv=None) -> int:
+  parser = make_parser()
   args = parser.parse_args(argv)
   output_files.check_json_argument(parser, args.json, REPORT_WRITER)
   try:

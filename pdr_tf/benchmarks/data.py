@@ -150,8 +150,8 @@ def _table(results):
   return "\n".join(lines)
 
 
-def main(argv=None):
-  """Entry point: runs the data benchmarks, prints a table and optionally writes JSON."""
+def make_parser() -> argparse.ArgumentParser:
+  """The command line of this entry point (its `main`; the docs' commands are checked against it)."""
   parser = argparse.ArgumentParser(
     prog="python -m pdr_tf.benchmarks.data", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
   )
@@ -162,6 +162,12 @@ def main(argv=None):
   parser.add_argument("--batch_size", type=int, default=64)
   parser.add_argument("--num_batches", type=int, default=30, help="timed tf.data batches")
   parser.add_argument("--workdir", default=None, help="scratch directory (default: system temp)")
+  return parser
+
+
+def main(argv=None):
+  """Entry point: runs the data benchmarks, prints a table and optionally writes JSON."""
+  parser = make_parser()
   args = parser.parse_args(argv)
   output_files.check_json_argument(parser, args.json, REPORT_WRITER)
   logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")

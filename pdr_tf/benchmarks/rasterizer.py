@@ -214,8 +214,8 @@ def table(results):
   return "\n".join(lines)
 
 
-def main(argv=None) -> int:
-  """Entry point: times the rasterizer backends, prints a table and optionally writes JSON."""
+def make_parser() -> argparse.ArgumentParser:
+  """The command line of this entry point (its `main`; the docs' commands are checked against it)."""
   parser = argparse.ArgumentParser(
     prog="python -m pdr_tf.benchmarks.rasterizer",
     description=__doc__,
@@ -228,6 +228,12 @@ def main(argv=None) -> int:
   parser.add_argument("--backends", default="tf,tfg", help="comma-separated backends to time")
   parser.add_argument("--max_angle", type=float, default=60.0, help="view rotation range in degrees, per axis")
   parser.add_argument("--seed", type=int, default=0)
+  return parser
+
+
+def main(argv=None) -> int:
+  """Entry point: times the rasterizer backends, prints a table and optionally writes JSON."""
+  parser = make_parser()
   args = parser.parse_args(argv)
   output_files.check_json_argument(parser, args.json, REPORT_WRITER)
   logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")

@@ -437,8 +437,8 @@ def run_all(settings: Settings, sections=None) -> Dict[str, object]:
   return {"machine": machine_info(), "settings": dataclasses.asdict(settings), "sections": results}
 
 
-def main(argv=None) -> int:
-  """Entry point: runs the harness, prints the table, optionally writes JSON."""
+def make_parser() -> argparse.ArgumentParser:
+  """The command line of this entry point (its `main`; the docs' commands are checked against it)."""
   parser = argparse.ArgumentParser(
     prog="python -m pdr_tf.bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
   )
@@ -451,6 +451,12 @@ def main(argv=None) -> int:
     help="comma-separated subset: rasterizer,training_step,input_pipeline,flops,serving,beam,"
     "paper_model (default: all of the preset)",
   )
+  return parser
+
+
+def main(argv=None) -> int:
+  """Entry point: runs the harness, prints the table, optionally writes JSON."""
+  parser = make_parser()
   args = parser.parse_args(argv)
   output_files.check_json_argument(parser, args.json, REPORT_WRITER)  # before the minutes of benchmarks
   cli.setup_logging()

@@ -31,7 +31,7 @@ _SIZE_HELP = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def make_parser() -> argparse.ArgumentParser:
   """The argument parser; size flags are grouped by the world they apply to."""
   parser = argparse.ArgumentParser(
     prog="python -m pdr_tf.synthetic",
@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
   """Parses flags, renders the world and logs where it is."""
-  parser = build_parser()
+  parser = make_parser()
   args = parser.parse_args(argv)
   cli.setup_logging()
   sizes = {}

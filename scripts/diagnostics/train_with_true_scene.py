@@ -1,4 +1,4 @@
-"""Diagnostic: python -m pdr_tf.train with ground-truth scene parameters substituted for the predicted ones in training.
+"""Diagnostic: `python -m pdr_tf.train` with ground-truth scene parameters substituted for the predicted ones.
 
 python scripts/diagnostics/train_with_true_scene.py [--oracle=light|view|light,view|light_side,view] \
   --gin_file=gin/cars_light_view.gin --gin_file=gin/quick.gin ...
