@@ -1,5 +1,6 @@
 """The README and docs/ stay navigable: every relative link names a file that exists and, with an anchor, a heading
-that file has (GitHub's anchor rules), and nothing points outside the repository."""
+that file has (GitHub's anchor rules), nothing points outside the repository, and every repository path a page names
+in a code span exists."""
 
 import collections
 import functools
@@ -102,3 +103,38 @@ def test_broken_links_are_found_with_their_line_and_reason(tmp_path):
 def test_every_relative_link_resolves(page):
   broken = broken_links(page)
   assert not broken, "\n".join(broken)
+
+
+# A code span that names a file or folder of the repository, such as `pdr_tf/data/feature_spec.py` or `gin/pieces/`
+# (a test may carry its `::name`). Spans with pattern characters (`gin/<experiment>.gin`) are not paths.
+_REPO_PATH = re.compile(r"`((?:pdr_tf|beam_pipelines|gin|tests|scripts|docs|\.ci)/[^`\s<>{}*\[\]|$]*)`")
+# Paths that exist only in an installed package, not in a checkout.
+_INSTALLED_ONLY = {"pdr_tf/configs"}
+
+
+def missing_paths(path):
+  """'line N: path' for every repository path a page names in a code span that does not exist."""
+  with open(path, encoding="utf-8") as f:
+    text = f.read()
+  out = []
+  for match in _REPO_PATH.finditer(text):
+    named = match.group(1).rstrip(".,:;").split("::")[0]
+    if named not in _INSTALLED_ONLY and not os.path.exists(os.path.join(REPO, named)):
+      out.append(f"line {text.count(chr(10), 0, match.start()) + 1}: {named}")
+  return out
+
+
+def test_a_missing_path_is_found_with_its_line(tmp_path):
+  page = tmp_path / "page.md"
+  page.write_text(
+    "See `pdr_tf/train.py` and `tests/test_docs.py::test_x`,\n"
+    "`gin/<experiment>.gin`, `pdr_tf/configs` and `pdr_tf/no_such_module.py`.\n",
+    encoding="utf-8",
+  )
+  assert missing_paths(str(page)) == ["line 2: pdr_tf/no_such_module.py"]
+
+
+@pytest.mark.parametrize("page", fixtures.DOC_PAGES, ids=lambda p: os.path.relpath(p, REPO))
+def test_every_repository_path_a_page_names_exists(page):
+  missing = missing_paths(page)
+  assert not missing, "\n".join(missing)
