@@ -22,6 +22,7 @@ import sys
 
 import pytest
 
+import fixtures
 from pdr_tf.data import datasets
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -63,7 +64,7 @@ def test_a_short_training_recovers_depth_better_than_a_flat_map(tmp_path):
     cwd=REPO,
     capture_output=True,
     text=True,
-    timeout=3600,
+    timeout=fixtures.HANG_GUARD_S,
   )
   assert result.returncode == 0, result.stderr[-3000:]
   last = _validation(workdir)[-1]

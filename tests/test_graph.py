@@ -7,6 +7,7 @@ import sys
 import pytest
 import tensorflow as tf
 
+import fixtures
 from pdr_tf import graph
 
 
@@ -50,5 +51,7 @@ def test_importing_the_renderer_does_not_read_every_frames_source():
     "import pdr_tf.render.renderer\n"
     "print(len(calls))\n"
   )
-  out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=600)
+  out = subprocess.run(
+    [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=fixtures.HANG_GUARD_S
+  )
   assert out.stdout.split()[-1] == "0", out.stdout

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
+import fixtures
 from pdr_tf.data import formats
 from pdr_tf.render import geometry
 from pdr_tf import synthetic
@@ -531,7 +532,11 @@ def test_worlds_render_without_a_cpp_compiler(tmp_path):
   args = ["--world", "cars", "--output_dir", str(tmp_path / "w"), "--no_progress", "--images_per_model", "1"]
   args += ["--train_models_per_class", "1", "--val_models_per_class", "1", "--test_models_per_class", "1"]
   result = subprocess.run(
-    [sys.executable, "-m", "pdr_tf.synthetic", *args], env=env, capture_output=True, text=True, timeout=900
+    [sys.executable, "-m", "pdr_tf.synthetic", *args],
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=fixtures.HANG_GUARD_S,
   )
   assert result.returncode == 0, result.stderr[-3000:]
   assert "kernel" not in result.stderr.lower() and not (tmp_path / "cache").exists()
