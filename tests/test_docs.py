@@ -18,8 +18,9 @@ _CODE_SPAN = re.compile(r"`[^`]*`")
 _FENCE = re.compile(r"^\s*(```|~~~)")
 
 
-def _prose_lines(path):
-  """The lines of a markdown file with inline code spans removed and fenced code blocks blanked (line numbers kept)."""
+def _prose_lines(path, keep_code_spans=False):
+  """The lines of a markdown file with fenced code blocks blanked (line numbers kept) and, unless kept, inline code
+  spans removed."""
   lines, fenced = [], False
   with open(path, encoding="utf-8") as f:
     for line in f:
@@ -27,7 +28,7 @@ def _prose_lines(path):
         fenced = not fenced
         lines.append("")
       else:
-        lines.append("" if fenced else _CODE_SPAN.sub("", line))
+        lines.append("" if fenced else line if keep_code_spans else _CODE_SPAN.sub("", line))
   return lines
 
 
@@ -44,7 +45,7 @@ def slug(heading: str) -> str:
 def anchors(path):
   """Every anchor of a markdown file: one per heading, with GitHub's -1, -2 ... suffixes for repeats."""
   seen, out = collections.Counter(), set()
-  for line in _prose_lines(path):
+  for line in _prose_lines(path, keep_code_spans=True):  # a heading's code keeps its text in the anchor
     match = re.match(r"^#{1,6}\s+(.*?)\s*#*\s*$", line)
     if match:
       base = slug(match.group(1))
@@ -82,10 +83,13 @@ def broken_links(page, root=REPO):
 
 
 def test_broken_links_are_found_with_their_line_and_reason(tmp_path):
-  (tmp_path / "other.md").write_text("# A heading\n\n## Twice\n\n## Twice\n", encoding="utf-8")
+  (tmp_path / "other.md").write_text(
+    "# A heading\n\n## Twice\n\n## Twice\n\n## The `tf` rasterizer\n", encoding="utf-8"
+  )
   page = tmp_path / "page.md"
   page.write_text(
-    "[ok](other.md#a-heading) [repeat](other.md#twice-1) [self](#top) [web](https://example.com/x)\n"
+    "[ok](other.md#a-heading) [repeat](other.md#twice-1) [self](#top) [web](https://example.com/x)"
+    " [code](other.md#the-tf-rasterizer)\n"
     "# Top\n"
     "`[in code](absent.md)`\n"
     "```\n[fenced](absent.md)\n```\n"
