@@ -1,6 +1,7 @@
 """Every command the README, docs/ and the modules' docstrings give works as written, as far as it can be checked
 without running it: the module or script exists, every flag is one its parser declares, a complete command parses,
-every gin file exists and every gin binding names a parameter its configurable declares.
+every gin file exists and every gin binding names a parameter its configurable declares. The pages' ```python
+snippets import only what pdr_tf has and call it with keyword arguments it declares.
 
 A command is a line of a fenced block (`\\` continuations joined) or an inline code span that starts with `python`
 (after `nohup`, `time` or environment assignments such as `REGION=object`); `&&`, `;` and ` | ` separate commands.
@@ -17,6 +18,7 @@ import contextlib
 import functools
 import importlib
 import importlib.util
+import inspect
 import io
 import os
 import re
@@ -233,6 +235,99 @@ def page_problems(path, extract=commands) -> List[str]:
       for problem in _problems(tokens):
         out.append(f"{os.path.relpath(command.page, REPO)}:{command.line}: {command.text}: {problem}")
   return out
+
+
+def python_blocks(path) -> Iterator[Command]:
+  """The ```python blocks of a markdown page, each with the line of its first statement."""
+  with open(path, encoding="utf-8") as f:
+    lines = f.read().split("\n")
+  start = None
+  for number, line in enumerate(lines, 1):
+    if start is None and re.match(r"^\s*```python\s*$", line):
+      start = number + 1
+    elif start is not None and _FENCE.match(line):
+      yield Command(path, start, "\n".join(lines[start - 1 : number - 1]))
+      start = None
+
+
+def _call_problems(function, call: ast.Call, name: str) -> List[str]:
+  """Keyword arguments of `call` that `function` does not accept."""
+  try:
+    parameters = inspect.signature(function).parameters
+  except (TypeError, ValueError):
+    return []
+  if any(p.kind == inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+    return []
+  return [f"{name}() takes no argument {k.arg!r}" for k in call.keywords if k.arg and k.arg not in parameters]
+
+
+def python_block_problems(block: Command) -> List[str]:
+  """Why a documented snippet would not run as written, as far as its use of pdr_tf shows without running it: every
+  pdr_tf module it imports exists, every name it imports or reads from one exists, and every call of such a name
+  passes only keyword arguments the function declares."""
+  try:
+    tree = ast.parse(block.text)
+  except SyntaxError as e:
+    return [f"line {block.line + (e.lineno or 1) - 1}: does not parse: {e.msg}"]
+  bound, problems = {}, []
+  for node in ast.walk(tree):
+    if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in _CHECKED_PACKAGES:
+      for alias in node.names:
+        try:
+          module = importlib.import_module(node.module)
+          try:
+            bound[alias.asname or alias.name] = importlib.import_module(f"{node.module}.{alias.name}")
+          except ImportError:
+            bound[alias.asname or alias.name] = getattr(module, alias.name)
+        except (ImportError, AttributeError):
+          problems.append(f"line {block.line + node.lineno - 1}: cannot import {alias.name} from {node.module}")
+    elif isinstance(node, ast.Import):
+      for alias in node.names:
+        if alias.name.split(".")[0] in _CHECKED_PACKAGES:
+          try:
+            bound[alias.asname or alias.name] = importlib.import_module(alias.name)
+          except ImportError:
+            problems.append(f"line {block.line + node.lineno - 1}: no module {alias.name}")
+  for node in ast.walk(tree):
+    target = node.func if isinstance(node, ast.Call) else node
+    if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) and target.value.id in bound:
+      owner, where = bound[target.value.id], f"line {block.line + node.lineno - 1}"
+      if not hasattr(owner, target.attr):
+        problems.append(f"{where}: {target.value.id}.{target.attr} does not exist")
+      elif isinstance(node, ast.Call):
+        problems += [f"{where}: {p}" for p in _call_problems(getattr(owner, target.attr), node, target.attr)]
+    elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in bound:
+      problems += [
+        f"line {block.line + node.lineno - 1}: {p}" for p in _call_problems(bound[node.func.id], node, node.func.id)
+      ]
+  return sorted(set(problems))
+
+
+@pytest.mark.parametrize("page", fixtures.DOC_PAGES, ids=lambda p: os.path.relpath(p, REPO))
+def test_every_python_snippet_uses_what_pdr_tf_has(page):
+  problems = [
+    f"{os.path.relpath(page, REPO)}:{p}" for block in python_blocks(page) for p in python_block_problems(block)
+  ]
+  assert not problems, "\n".join(problems)
+
+
+def test_a_broken_snippet_is_reported_with_its_line():
+  snippet = Command(
+    "page.md",
+    10,
+    "from pdr_tf import synthetic, no_such_module\n"
+    "from pdr_tf.data import input_pipeline\n"
+    "synthetic.generate('cars', 'x', seed=0, train_models_per_clas=5)  # **sizes: checked when it runs\n"
+    "input_pipeline.make_datasett('x', 'train')\n"
+    "input_pipeline.make_dataset('x', 'train', batch_size=4)  # fine\n"
+    "input_pipeline.make_dataset('x', 'train', batch_sise=4)\n",
+  )
+  assert python_block_problems(snippet) == [
+    "line 10: cannot import no_such_module from pdr_tf",
+    "line 13: input_pipeline.make_datasett does not exist",
+    "line 15: make_dataset() takes no argument 'batch_sise'",
+  ]
+  assert python_block_problems(Command("page.md", 3, "x = (")) == ["line 3: does not parse: '(' was never closed"]
 
 
 @pytest.mark.parametrize("page", fixtures.DOC_PAGES, ids=lambda p: os.path.relpath(p, REPO))
