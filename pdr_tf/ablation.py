@@ -4,7 +4,7 @@ Why does (or doesn't) LOOCC improve the clustering? Trains the suite's LOOCC met
 light, as in the paper's best rows) as released and with one change at a time, and Unsup3D (LOOCC off) as the
 reference of the same seeds and length, each through `pdr_tf.reproduce` and in its own folder
 <output_dir>/<suite>/<variant>/, so every variant resumes after a kill and skips its finished runs. Then it clusters
-the reference's and the released LOOCC's trained models on every feature set (no training), and writes
+the reference's and the released LOOCC's trained models on four feature sets (FEATURE_SETS; no training), and writes
 <output_dir>/<suite>/ablation.md and ablation.json: per variant the training steps, cluster accuracy and F1, its
 per-seed differences from Unsup3D and from the released LOOCC of the same length, the de-rendering ratios (model /
 trivial) and the mean PCC. A variant whose loss turns non-finite is reported as failed; the others still run.

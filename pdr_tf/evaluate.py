@@ -134,8 +134,6 @@ def evaluate_features(
       l2_normalize: scale each concatenated feature vector to unit norm before clustering.
       num_clusters: k; default the number of distinct labels.
       seed: KMeans seed.
-      derender_xla: run de_render compiled with XLA where the platform allows (the SavedModel's check-free
-          de_render_unchecked; `evaluation.exported_derender`), else through the de_render signature.
       output_dir: when set, writes `<name>.json`, `<name>.md`, `<name>_assignments.csv` and the PNG plots there
           (`output_filenames`); a file there with one of those names that evaluate did not write stops it
           (FileExistsError) before it writes anything.
@@ -430,6 +428,8 @@ def evaluate(
       batch_size: images per signature call.
       max_examples: read at most this many records of the split.
       seed: KMeans seed.
+      derender_xla: run de_render compiled with XLA where the platform allows (the SavedModel's check-free
+          de_render_unchecked; `evaluation.exported_derender`), else through the de_render signature.
       write_config: also write `<name>_config.gin`, the operative gin config (the command line does; not a gin
           parameter).
 

@@ -16,7 +16,7 @@ albedo features. Missing synthetic data is generated on first use.
 
 Presets (--preset): none (the suite's gin files as they are: paper-size models, for GPUs), quick (gin/quick.gin
 and 200 steps: a demo of the pipeline, minutes per run; --quick is the same) and cpu (gin/cpu.gin: the longer CPU
-preset, about 20 minutes per de-renderer on 2 cores).
+preset, 15-20 minutes per de-renderer on 2 cores).
 
 Resuming: every finished (method, seed) run is recorded in <output_dir>/<suite>/progress.json with its settings; a
 re-run of the same command (after a kill, say) skips the runs recorded there with the same settings and resumes an
@@ -396,7 +396,8 @@ def run_suite(
     preset: a PRESETS key: "none" (the suite's gin files), "quick" (gin/quick.gin and QUICK_TRAIN_STEPS steps: a
       CPU demo) or "cpu" (gin/cpu.gin: the longer CPU preset).
     methods: subset of METHODS to run.
-    gin_files: extra gin files layered after the suite's (and the preset's).
+    gin_files: extra gin files layered after the suite's (and the preset's files). A preset's step count
+      (QUICK_TRAIN_STEPS for "quick") is a binding, applied after every file: `train_steps` sets the length.
     gin_params: extra gin bindings, applied after the files (e.g. "LooccConfig.weight = 0.1"; "VQVAE.hidden = 32").
     train_steps: overrides Trainer.train_steps (and hence the VQ-VAE's steps).
     train_data_dir, eval_data_dir: converted TFRecords; by default the suite's synthetic worlds, generated when
@@ -562,7 +563,7 @@ def make_parser() -> argparse.ArgumentParser:
     default=None,
     help="training budget for every method: none (the suite's gin files: paper-size models, for GPUs; the default), "
     f"quick (gin/quick.gin and {QUICK_TRAIN_STEPS} steps: a CPU demo) or cpu (gin/cpu.gin: the longer CPU preset, "
-    "about 20 minutes per de-renderer on 2 cores)",
+    "15-20 minutes per de-renderer on 2 cores)",
   )
   parser.add_argument("--quick", action="store_true", help="the same as --preset quick")
   parser.add_argument("--output_dir", default="runs/reproduce", help="default runs/reproduce")
@@ -571,7 +572,8 @@ def make_parser() -> argparse.ArgumentParser:
     "--gin_file",
     action="append",
     default=[],
-    help="extra gin file layered after the suite's (repeatable), e.g. gin/debug.gin",
+    help="extra gin file layered after the suite's (repeatable), e.g. gin/debug.gin; a preset's step count (quick: "
+    f"{QUICK_TRAIN_STEPS}) still wins over the file's Trainer.train_steps: set the length with --train_steps",
   )
   parser.add_argument(
     "--gin_param",

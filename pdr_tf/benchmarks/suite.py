@@ -443,7 +443,7 @@ def make_parser() -> argparse.ArgumentParser:
     prog="python -m pdr_tf.bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
   )
   parser.add_argument("--json", default=None, help="write the results (with machine info) to this file")
-  parser.add_argument("--quick", action="store_true", help="few repeats, no paper-size model (~3-5 min, 2 CPUs)")
+  parser.add_argument("--quick", action="store_true", help="few repeats, no paper-size model (~4-5 min, 2 CPUs)")
   parser.add_argument("--smoke", action="store_true", help=argparse.SUPPRESS)  # tests: 1 repeat, tiny sizes
   parser.add_argument(
     "--sections",

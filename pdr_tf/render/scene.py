@@ -30,8 +30,8 @@ VIEW_MIRROR_SIGNS = (1.0, -1.0, -1.0, -1.0, 1.0, 1.0)
 @gin.configurable
 @dataclasses.dataclass(frozen=True)
 class SceneRanges:
-  """Ranges of the physical scene parameters. Defaults are the cars setting; faces use border_depth 1.04 and
-  kd_range (0, 1).
+  """Ranges of the physical scene parameters. Defaults are Unsup3D's syncar setting; the shipped cars preset pins
+  border_depth at 1.02 (gin/pieces/cars.gin), faces use border_depth 1.04 and kd_range (0, 1).
 
   Attributes:
     min_depth, max_depth: canonical depth range.
