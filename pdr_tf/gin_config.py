@@ -49,8 +49,9 @@ class GinConfigError(ValueError):
   """A gin file or binding could not be applied; the message names the file or binding and the reason."""
 
 
-def parse(gin_files: Sequence[str], gin_params: Sequence[str] = ()) -> None:
-  """Clears gin and applies files in order, then bindings (later ones win).
+def parse(gin_files: Sequence[str], gin_params: Sequence[str] = (), clear: bool = True) -> None:
+  """Clears gin (unless `clear` is False: then layers on what is parsed already) and applies files in order, then
+  bindings (later ones win).
 
   Relative `include`s resolve against the including file's folder, the current folder and `GIN_DIR` (the shipped
   gin files). The configurables the bindings name must be registered, i.e. their modules imported, by the caller.
@@ -58,7 +59,8 @@ def parse(gin_files: Sequence[str], gin_params: Sequence[str] = ()) -> None:
   Raises:
     GinConfigError: missing file, unknown configurable or parameter (typo), or malformed binding.
   """
-  gin.clear_config()
+  if clear:
+    gin.clear_config()
   for path in gin_files:
     if os.path.isdir(path):
       raise GinConfigError(f"gin file {path!r} is a folder; name a .gin file (files ship under {GIN_DIR})")

@@ -263,10 +263,14 @@ def open_progress(
 
 
 def _parse_method_config(suite, method, ctx) -> None:
-  """Applies the method's gin stack (its experiment file, the preset, the user's files and bindings)."""
+  """Applies the method's gin stack in order, later settings winning: its experiment file, the preset (its gin file,
+  then its step count), the user's gin files, then the user's bindings. So a user's file such as gin/debug.gin sets
+  Trainer.train_steps even under a preset with a step count of its own."""
   preset = get_preset(ctx["preset"])
-  params = [f"Trainer.train_steps = {preset.train_steps}"] if preset.train_steps else []
-  gin_config.parse(_gin_files(suite, method, preset, ctx["gin_files"]), params + list(ctx["gin_params"]))
+  gin_config.parse(
+    _gin_files(suite, method, preset, ()), [f"Trainer.train_steps = {preset.train_steps}"] if preset.train_steps else []
+  )
+  gin_config.parse(list(ctx["gin_files"]), list(ctx["gin_params"]), clear=False)
 
 
 def _train_steps(ctx) -> int:
@@ -396,8 +400,7 @@ def run_suite(
     preset: a PRESETS key: "none" (the suite's gin files), "quick" (gin/quick.gin and QUICK_TRAIN_STEPS steps: a
       CPU demo) or "cpu" (gin/cpu.gin: the longer CPU preset).
     methods: subset of METHODS to run.
-    gin_files: extra gin files layered after the suite's (and the preset's files). A preset's step count
-      (QUICK_TRAIN_STEPS for "quick") is a binding, applied after every file: `train_steps` sets the length.
+    gin_files: extra gin files layered after the suite's and the preset's (its file and its step count).
     gin_params: extra gin bindings, applied after the files (e.g. "LooccConfig.weight = 0.1"; "VQVAE.hidden = 32").
     train_steps: overrides Trainer.train_steps (and hence the VQ-VAE's steps).
     train_data_dir, eval_data_dir: converted TFRecords; by default the suite's synthetic worlds, generated when
@@ -572,8 +575,8 @@ def make_parser() -> argparse.ArgumentParser:
     "--gin_file",
     action="append",
     default=[],
-    help="extra gin file layered after the suite's (repeatable), e.g. gin/debug.gin; a preset's step count (quick: "
-    f"{QUICK_TRAIN_STEPS}) still wins over the file's Trainer.train_steps: set the length with --train_steps",
+    help="extra gin file layered after the suite's and the preset's (repeatable), e.g. gin/debug.gin (its "
+    "Trainer.train_steps wins over a preset's step count)",
   )
   parser.add_argument(
     "--gin_param",

@@ -4,6 +4,7 @@ import json
 import logging
 import os
 
+import gin
 import pytest
 
 from pdr_tf.evaluation import report
@@ -267,6 +268,24 @@ def test_presets_layer_their_gin_file_after_the_suites():
     reproduce.get_preset("gpu")
   for preset in reproduce.PRESETS.values():
     assert preset.gin_file is None or os.path.isfile(os.path.join(REPO, "gin", preset.gin_file))
+
+
+def test_a_users_gin_file_sets_the_steps_even_under_a_preset_with_its_own(tmp_path):
+  suite = reproduce.get_suite("cars")
+  ctx = {"preset": "quick", "gin_files": [], "gin_params": []}
+  reproduce._parse_method_config(suite, "unsup3d", ctx)
+  assert gin.query_parameter("Trainer.train_steps") == reproduce.QUICK_TRAIN_STEPS
+  assert gin.query_parameter("DeRenderer.nf") == 16  # the preset's file is in the stack
+  mine = tmp_path / "short.gin"
+  mine.write_text("Trainer.train_steps = 7\n", encoding="utf-8")
+  reproduce._parse_method_config(suite, "unsup3d", dict(ctx, gin_files=[str(mine)]))
+  assert gin.query_parameter("Trainer.train_steps") == 7
+  assert gin.query_parameter("DeRenderer.nf") == 16
+  reproduce._parse_method_config(
+    suite, "unsup3d", dict(ctx, gin_files=[str(mine)], gin_params=["Trainer.train_steps=9"])
+  )
+  assert gin.query_parameter("Trainer.train_steps") == 9
+  gin.clear_config()
 
 
 def test_a_rerun_skips_the_finished_runs_and_refuses_other_settings(tiny_cars, tmp_path, monkeypatch):
