@@ -100,6 +100,12 @@ def docstring_commands(path) -> Iterator[Command]:
     yield Command(path, first + doc.count("\n", 0, match.start(1)), " ".join(text.split()))
 
 
+def _unquoted(text: str) -> str:
+  """`text` without the one pair of quotes around it, if it has one (`"LooccConfig.weight = 0.1"`)."""
+  text = text.strip()
+  return text[1:-1] if len(text) > 1 and text[0] in "\"'" and text[-1] == text[0] else text
+
+
 def _segments(text: str) -> Iterator[List[str]]:
   """The token lists of the python invocations and lone gin bindings in one command line."""
   for segment in _SEPARATORS.split(text):
@@ -115,8 +121,8 @@ def _segments(text: str) -> Iterator[List[str]]:
     tokens = tokens[:cut]
     if tokens and (tokens[0] in ("python", "python3") or tokens[0].startswith("--gin_param")):
       yield tokens
-    elif _BINDING.match(segment):  # a binding quoted in prose, such as `SceneRanges.border_depth = None`
-      yield [f"--gin_param={segment.strip()}"]
+    elif _BINDING.match(_unquoted(segment)):  # a binding in prose: `SceneRanges.border_depth = None`
+      yield [f"--gin_param={_unquoted(segment)}"]
 
 
 @functools.lru_cache(maxsize=None)
