@@ -4,6 +4,7 @@ import sys
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import fixtures
 
@@ -73,6 +74,21 @@ def test_light_sweep_reports_both_components_and_the_regions(tiny_run, monkeypat
   printed = capsys.readouterr().out
   assert f"loss on the {region} pixels" in printed and ("Charbonnier" in printed) == (eps > 0)
   assert "lx: loss minimiser" in printed and "ly: loss minimiser" in printed and "not steep, background" in printed
+  assert "lx: the loss's own gradient at the prediction" in printed and "ly: the loss's own gradient" in printed
+
+
+def test_light_sweep_gradient_is_each_images_slope_in_one_component():
+  sweep = _load("light_sweep")
+  light = np.array([[0.3, 0.7, 0.2, -0.1], [0.4, 0.6, -0.5, 0.3]], np.float32)
+  target = np.array([[0.0, 0.0, 0.5, 0.0], [0.0, 0.0, 0.1, 0.0]], np.float32)
+
+  def render(full):
+    return {"light": full}
+
+  def loss_of_render(out):  # per image: squared distance of lx to its target, plus the other components
+    return tf.reduce_sum(tf.square(out["light"] - target), 1)
+
+  np.testing.assert_allclose(sweep.loss_gradient(render, loss_of_render, light, 2), [-0.6, -1.2], rtol=1e-6)
 
 
 def test_diagnostics_exit_with_their_usage_or_name_the_folder_without_a_val_split(tiny_run, tmp_path, monkeypatch):
@@ -83,6 +99,22 @@ def test_diagnostics_exit_with_their_usage_or_name_the_folder_without_a_val_spli
   no_val = fixtures.write_tiny_dataset(tmp_path / "no_val", num_train=2, num_test=2, num_val=0)
   monkeypatch.setattr(sys, "argv", ["depth_template.py", tiny_run[0], str(no_val)])
   with pytest.raises(FileNotFoundError, match="has no 'val' split"):  # the input pipeline's own error, naming the fix
+    trained.restore_with_val_batch("USAGE")
+
+
+def test_diagnostics_restore_the_checkpoint_step_names(tiny_run, monkeypatch):
+  from pdr_tf.training import workdir as workdir_lib  # pylint: disable=import-outside-toplevel
+
+  trained = _load("trained_run")
+  asked = []
+  monkeypatch.setattr(workdir_lib, "restore_model", lambda workdir, step=None: asked.append(step))
+  monkeypatch.setattr(sys, "argv", ["light_sweep.py", *tiny_run, "4"])
+  trained.restore_with_val_batch("USAGE")
+  monkeypatch.setenv("STEP", "400")
+  trained.restore_with_val_batch("USAGE")
+  assert asked == [None, 400]
+  monkeypatch.setenv("STEP", "last")
+  with pytest.raises(SystemExit, match="USAGE"):
     trained.restore_with_val_batch("USAGE")
 
 

@@ -11,14 +11,19 @@ and the mean loss with the predicted component against the true one substituted.
 uncorrelated with the truth, and a higher loss at the truth mean that the depth and albedo have adapted to the
 predicted light: the light encoder gets no signal to move, however long it trains.
 
+For each component it also takes the loss's gradient at the prediction, the other light components held, which is
+what the light encoder's output receives from the reconstruction term in training, and says how often it points
+towards the truth.
+
 Then it says where the true light's extra loss comes from: the per-pixel change of the L1 error when the true lx, ly
 replace the predicted ones, split by the rendered surface's slope (steep: the normal of the rendered depth more than
 STEEP_DEGREES, 30, from the camera axis) and by the world's object mask, beside each region's share of the covered
 pixels; and how many of the world's own object pixels are that steep.
 
-Environment: REGION=object restricts the swept loss to the world's object pixels (does the car alone point at the
-true light?); CHARBONNIER_EPS=e > 0 replaces |r| by sqrt(r^2 + e^2) - e (is the L1 kink at a zero residual what pins
-the light?).
+Environment: STEP=N reads the run's checkpoint of step N instead of the latest (as every diagnostic of a trained
+run does, `trained_run.py`); REGION=object restricts the swept loss to the world's object pixels (does the car
+alone point at the true light?); CHARBONNIER_EPS=e > 0 replaces |r| by sqrt(r^2 + e^2) - e (is the L1 kink at a
+zero residual what pins the light?).
 """
 
 import os
@@ -47,6 +52,7 @@ def main():
   scene = model.predict_scene(images)
   truth = batch["gt_light"].numpy()
   predicted = np.asarray(scene["light"])
+  depth, albedo, view = scene["depth"], scene["albedo"], scene["view"]
 
   def lz(light):
     return 1.0 / np.sqrt(1.0 + light[:, 2] ** 2 + light[:, 3] ** 2)
@@ -54,15 +60,18 @@ def main():
   def render(light):
     light = light.copy()  # ka compensates the change of l_z, so a plane facing the camera keeps its brightness
     light[:, 0] += light[:, 1] * (lz(predicted) - lz(light))
-    return model.render(scene["depth"], scene["albedo"], tf.constant(light, tf.float32), scene["view"])
+    return model.render(depth, albedo, tf.constant(light, tf.float32), view)
 
-  def loss(light=None, out=None):
-    out = render(light) if out is None else out
+  def loss_of_render(out):
+    """[B] each image's loss of a render, on the swept region."""
     mask = out["mask"] * region
     if CHARBONNIER_EPS > 0:
       error = tf.sqrt(tf.square(out["recon_image"] - images) + CHARBONNIER_EPS**2) - CHARBONNIER_EPS
-      return (tf.reduce_sum(tf.reduce_mean(error, -1) * mask, [1, 2]) / tf.reduce_sum(mask, [1, 2])).numpy()
-    return losses.photometric_l1(out["recon_image"], images, mask).numpy()
+      return tf.reduce_sum(tf.reduce_mean(error, -1) * mask, [1, 2]) / tf.reduce_sum(mask, [1, 2])
+    return losses.photometric_l1(out["recon_image"], images, mask)
+
+  def loss(light=None, out=None):
+    return loss_of_render(render(light) if out is None else out).numpy()
 
   as_predicted = render(predicted)
   kind = f"Charbonnier (eps {CHARBONNIER_EPS})" if CHARBONNIER_EPS > 0 else "L1"
@@ -85,10 +94,34 @@ def main():
       f"spread {best.std():.2f} (truth {truth[:, column].std():.2f}, prediction {predicted[:, column].std():.3f}); "
       f"mean loss with the true {name} {loss(light).mean():.4f}"
     )
+    downhill = -loss_gradient(lambda light: model.render(depth, albedo, light, view), loss_of_render, predicted, column)
+    towards = truth[:, column] - predicted[:, column]
+    print(
+      f"  {name}: the loss's own gradient at the prediction (what reaches the light encoder) points towards the truth "
+      f"in {np.mean(np.sign(downhill) == np.sign(towards)):.0%} of the images; downhill step corr with "
+      f"truth - prediction {np.corrcoef(downhill, towards)[0, 1]:+.2f}, its size {np.abs(downhill).mean():.2e} "
+      f"(per image, d loss / d {name})"
+    )
 
   light = predicted.copy()
   light[:, 2:4] = truth[:, 2:4]
   where_the_loss_rises(model, batch, as_predicted, render(light))
+
+
+def loss_gradient(render, loss_of_render, light, column):
+  """[B] d loss_b / d light_b[column] at `light`, the other light components held (each image's loss depends on
+  its own light only): the slope of the reconstruction's photometric loss that the light encoder's output receives
+  in training (the flip and LOOCC terms left out)."""
+  value = tf.Variable(light[:, column], dtype=tf.float32)
+  with tf.GradientTape() as tape:
+    full = tf.tensor_scatter_nd_update(
+      tf.constant(light, tf.float32),
+      tf.stack([tf.range(len(light)), tf.fill([len(light)], column)], 1),
+      value,
+    )
+    out = render(full)
+    total = tf.reduce_sum(loss_of_render(out))
+  return tape.gradient(total, value).numpy()
 
 
 def steep_pixels(depth, intrinsics):
