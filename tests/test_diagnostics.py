@@ -74,7 +74,8 @@ def test_light_sweep_reports_both_components_and_the_regions(tiny_run, monkeypat
   printed = capsys.readouterr().out
   assert f"loss on the {region} pixels" in printed and ("Charbonnier" in printed) == (eps > 0)
   assert "lx: loss minimiser" in printed and "ly: loss minimiser" in printed and "not steep, background" in printed
-  assert "lx: the loss's own gradient at the prediction" in printed and "ly: the loss's own gradient" in printed
+  assert "lx, the reconstruction's gradient at the prediction" in printed and "ly, the flip term's gradient" in printed
+  assert "lx, the sum (flip weight" in printed
 
 
 def test_light_sweep_gradient_is_each_images_slope_in_one_component():

@@ -12,8 +12,9 @@ uncorrelated with the truth, and a higher loss at the truth mean that the depth 
 predicted light: the light encoder gets no signal to move, however long it trains.
 
 For each component it also takes the loss's gradient at the prediction, the other light components held, which is
-what the light encoder's output receives from the reconstruction term in training, and says how often it points
-towards the truth.
+what the light encoder's output receives in training: from the reconstruction term, from the flip term (the
+mirrored canonical depth and albedo rendered with the same light and view) and from their sum with the run's flip
+weight; and it says how often each points towards the truth.
 
 Then it says where the true light's extra loss comes from: the per-pixel change of the L1 error when the true lx, ly
 replace the predicted ones, split by the rendered surface's slope (steep: the normal of the rendered depth more than
@@ -29,6 +30,7 @@ zero residual what pins the light?).
 import os
 import sys
 
+import gin
 import numpy as np
 import tensorflow as tf
 import trained_run  # the sibling module: a script's own folder is on sys.path
@@ -53,6 +55,8 @@ def main():
   truth = batch["gt_light"].numpy()
   predicted = np.asarray(scene["light"])
   depth, albedo, view = scene["depth"], scene["albedo"], scene["view"]
+  flip = geometry.flip_horizontal
+  lambda_flip = flip_weight()
 
   def lz(light):
     return 1.0 / np.sqrt(1.0 + light[:, 2] ** 2 + light[:, 3] ** 2)
@@ -94,18 +98,32 @@ def main():
       f"spread {best.std():.2f} (truth {truth[:, column].std():.2f}, prediction {predicted[:, column].std():.3f}); "
       f"mean loss with the true {name} {loss(light).mean():.4f}"
     )
-    downhill = -loss_gradient(lambda light: model.render(depth, albedo, light, view), loss_of_render, predicted, column)
     towards = truth[:, column] - predicted[:, column]
-    print(
-      f"  {name}: the loss's own gradient at the prediction (what reaches the light encoder) points towards the truth "
-      f"in {np.mean(np.sign(downhill) == np.sign(towards)):.0%} of the images; downhill step corr with "
-      f"truth - prediction {np.corrcoef(downhill, towards)[0, 1]:+.2f}, its size {np.abs(downhill).mean():.2e} "
-      f"(per image, d loss / d {name})"
+    downhill = {
+      term: -loss_gradient(lambda light, d=d, a=a: model.render(d, a, light, view), loss_of_render, predicted, column)
+      for term, d, a in (("reconstruction", depth, albedo), ("flip term", flip(depth), flip(albedo)))
+    }
+    downhill[f"sum (flip weight {lambda_flip:g}, as trained)"] = (
+      downhill["reconstruction"] + lambda_flip * downhill["flip term"]
     )
+    for term, step in downhill.items():
+      print(
+        f"  {name}, the {term}'s gradient at the prediction: towards the truth in "
+        f"{np.mean(np.sign(step) == np.sign(towards)):.0%} of the images; downhill step corr with truth - prediction "
+        f"{np.corrcoef(step, towards)[0, 1]:+.2f}, size {np.abs(step).mean():.2e}"
+      )
 
   light = predicted.copy()
   light[:, 2:4] = truth[:, 2:4]
   where_the_loss_rises(model, batch, as_predicted, render(light))
+
+
+def flip_weight() -> float:
+  """The restored run's λ_flip: its operative config's binding, else the default."""
+  try:
+    return float(gin.query_parameter("ReconstructionWeights.lambda_flip"))
+  except ValueError:  # not bound in the run's config
+    return losses.ReconstructionWeights().lambda_flip
 
 
 def loss_gradient(render, loss_of_render, light, column):
