@@ -567,7 +567,7 @@ def evaluate(
 
 
 def make_parser() -> argparse.ArgumentParser:
-  """The command line of this entry point (its `main`; the docs' commands are checked against it)."""
+  """This entry point's command line: `main` parses it; tests/test_doc_commands.py checks the docs against it."""
   parser = argparse.ArgumentParser(
     prog="python -m pdr_tf.evaluate",
     description=__doc__.splitlines()[0],

@@ -106,7 +106,7 @@ def export_grids(workdir: str, step: Optional[int] = None, out_dir: Optional[str
 
 
 def make_parser() -> argparse.ArgumentParser:
-  """The command line of this entry point (its `main`; the docs' commands are checked against it)."""
+  """This entry point's command line: `main` parses it; tests/test_doc_commands.py checks the docs against it."""
   parser = cli.parser("pdr_tf.grids", __doc__)
   parser.add_argument("--workdir", required=True, help="training work dir (logs/train holds the TensorBoard events)")
   parser.add_argument("--step", type=int, default=None, help="training step of the grids (default: the latest)")

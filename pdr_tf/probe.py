@@ -152,7 +152,7 @@ def _apply_bindings(gin_params):
 
 
 def make_parser() -> argparse.ArgumentParser:
-  """The command line of this entry point (its `main`; the docs' commands are checked against it)."""
+  """This entry point's command line: `main` parses it; tests/test_doc_commands.py checks the docs against it."""
   parser = cli.parser("pdr_tf.probe", __doc__)
   parser.add_argument("--workdir", required=True, help="training work dir (operative_config.gin, checkpoints/)")
   parser.add_argument("--data_dir", required=True, help="converted TFRecords with ground truth")

@@ -69,7 +69,7 @@ def oracle_table(gt_depth: np.ndarray, sizes=(16, 32)) -> dict:
 
 
 def make_parser() -> argparse.ArgumentParser:
-  """The command line of this entry point (its `main`; the docs' commands are checked against it)."""
+  """This entry point's command line: `main` parses it; tests/test_doc_commands.py checks the docs against it."""
   parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--data_dir", required=True, help="converted TFRecords with ground truth")
   parser.add_argument("--split", default="val")

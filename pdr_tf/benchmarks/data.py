@@ -151,7 +151,7 @@ def _table(results):
 
 
 def make_parser() -> argparse.ArgumentParser:
-  """The command line of this entry point (its `main`; the docs' commands are checked against it)."""
+  """This entry point's command line: `main` parses it; tests/test_doc_commands.py checks the docs against it."""
   parser = argparse.ArgumentParser(
     prog="python -m pdr_tf.benchmarks.data", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
   )

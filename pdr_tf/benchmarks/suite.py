@@ -438,7 +438,7 @@ def run_all(settings: Settings, sections=None) -> Dict[str, object]:
 
 
 def make_parser() -> argparse.ArgumentParser:
-  """The command line of this entry point (its `main`; the docs' commands are checked against it)."""
+  """This entry point's command line: `main` parses it; tests/test_doc_commands.py checks the docs against it."""
   parser = argparse.ArgumentParser(
     prog="python -m pdr_tf.bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
   )
