@@ -83,13 +83,13 @@ def test_light_sweep_gradient_is_each_images_slope_in_one_component():
   light = np.array([[0.3, 0.7, 0.2, -0.1], [0.4, 0.6, -0.5, 0.3]], np.float32)
   target = np.array([[0.0, 0.0, 0.5, 0.0], [0.0, 0.0, 0.1, 0.0]], np.float32)
 
-  def render(full):
-    return {"light": full}
+  def terms(full):  # per image: squared distances to the target, and the same tripled
+    squared = tf.reduce_sum(tf.square(full - target), 1)
+    return {"one": squared, "three": 3.0 * squared}
 
-  def loss_of_render(out):  # per image: squared distance of lx to its target, plus the other components
-    return tf.reduce_sum(tf.square(out["light"] - target), 1)
-
-  np.testing.assert_allclose(sweep.loss_gradient(render, loss_of_render, light, 2), [-0.6, -1.2], rtol=1e-6)
+  gradients = sweep.loss_gradients(terms, light, 2)
+  np.testing.assert_allclose(gradients["one"], [-0.6, -1.2], rtol=1e-6)
+  np.testing.assert_allclose(gradients["three"], [-1.8, -3.6], rtol=1e-6)
 
 
 def test_diagnostics_exit_with_their_usage_or_name_the_folder_without_a_val_split(tiny_run, tmp_path, monkeypatch):

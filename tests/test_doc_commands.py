@@ -4,13 +4,15 @@ every gin file exists and every gin binding names a parameter its configurable d
 snippets import only what pdr_tf has and call it with keyword arguments it declares.
 
 A command is a line of a fenced block (`\\` continuations joined) or an inline code span that starts with `python`
-(after `nohup`, `time` or environment assignments such as `REGION=object`); `&&`, `;` and ` | ` separate commands.
-An inline span that is a lone `--gin_param=...` or a binding quoted in prose (`SceneRanges.border_depth = None`) is
-checked as a binding. What a page marks as elided or to be filled in is checked by its flag names only, not parsed
-whole: `...`, `[optional parts]`, `a|b` and `{a,b}` alternatives, `<run>` and uppercase placeholders (`DATA_DIR`,
-`N`), and a bare `python -m pdr_tf.probe` that names the tool in prose. A placeholder as a gin value
-(`Trainer.seed=N`, `Trainer.seed = k`) is checked with the value None. Other modules (`python -m pytest`,
-`json.tool`) and `python -c` are not checked here.
+(after `nohup`, `time` or environment assignments such as `REGION=object`); `&&`, `;` and ` | ` separate commands. An
+inline span that is a lone `--gin_param=...` or `--gin_file=...`, or a binding quoted in prose
+(`SceneRanges.border_depth = None`), is checked as a binding or file. What a page marks as elided or to be filled in is
+checked by its flag names only, not parsed whole: `...`, `[optional parts]`, `a|b` and `{a,b}` alternatives, `<run>` and
+uppercase placeholders (`DATA_DIR`, `N`), and a bare `python -m pdr_tf.probe` that names the tool in prose. A
+placeholder as a gin value (`Trainer.seed=N`, `Trainer.seed = k`) is checked with the value None. Other modules
+(`python -m pytest`, `json.tool`) and `python -c` are not checked here, nor, since they are not recognised as
+commands, ones run by another interpreter path or with interpreter options (`.venv/bin/python`, `python -u -m`):
+the docs write their commands with a bare `python`.
 """
 
 import ast
@@ -119,7 +121,7 @@ def _segments(text: str) -> Iterator[List[str]]:
       tokens = tokens[1:]
     cut = next((i for i, t in enumerate(tokens) if re.match(r"^(\d?>|&$)", t)), len(tokens))
     tokens = tokens[:cut]
-    if tokens and (tokens[0] in ("python", "python3") or tokens[0].startswith("--gin_param")):
+    if tokens and (tokens[0] in ("python", "python3") or tokens[0].startswith(("--gin_param", "--gin_file"))):
       yield tokens
     elif _BINDING.match(_unquoted(segment)):  # a binding in prose: `SceneRanges.border_depth = None`
       yield [f"--gin_param={_unquoted(segment)}"]
@@ -200,7 +202,7 @@ def _problems(tokens: List[str]) -> List[str]:
   """Why the invocation `tokens` would not work as written (empty when it checks out)."""
   if tokens[0] == _UNBALANCED:
     return [f"unbalanced quotes in {tokens[1].strip()!r}"]
-  if tokens[0].startswith("--gin_param"):
+  if tokens[0].startswith(("--gin_param", "--gin_file")):
     return _gin_problems(tokens)
   if len(tokens) < 2:
     return []
@@ -373,7 +375,8 @@ Inline: `python scripts/diagnostics/no_such_script.py WORKDIR`, `python -m pdr_t
 --gin_file=gin/eval_cars.gin --gin_param=evaluate.nope=1`, a lone `--gin_param=Trainer.no_such_parameter=1`,
 `python -m pdr_tf.synthetic --world faces|cars --output_dir DIR` (alternatives: flags checked by name only) and
 `python -m pdr_tf.probe --workdir <run> --data_dir DATA --stepp 3`; in prose, `Trainer.learning_rte = 1e-3` and
-`python scripts/diagnostics/world_statistics.py data/x --jsn x.json`, and `python -m pdr_tf.train --gin_param="A.b=1`.
+`python scripts/diagnostics/world_statistics.py data/x --jsn x.json`, `--gin_file=gin/nope.gin` and
+`python -m pdr_tf.train --gin_param="A.b=1`.
 """
 
 
@@ -393,7 +396,8 @@ def test_a_broken_command_is_reported_with_its_page_line_and_reason(tmp_path):
     "--stepp 3: unknown flag --stepp",
     ":17: Trainer.learning_rte = 1e-3: ",
     ":18: python scripts/diagnostics/world_statistics.py data/x --jsn x.json: unknown flag --jsn",
-    ":18: python -m pdr_tf.train --gin_param=\"A.b=1: unbalanced quotes in 'python -m pdr_tf.train",
+    ":18: --gin_file=gin/nope.gin: gin file gin/nope.gin does not exist",
+    ":19: python -m pdr_tf.train --gin_param=\"A.b=1: unbalanced quotes in 'python -m pdr_tf.train",
   ]
   for line in expected:
     assert line in problems, f"{line!r} not in:\n{problems}"

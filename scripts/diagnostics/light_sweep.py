@@ -11,10 +11,12 @@ and the mean loss with the predicted component against the true one substituted.
 uncorrelated with the truth, and a higher loss at the truth mean that the depth and albedo have adapted to the
 predicted light: the light encoder gets no signal to move, however long it trains.
 
-For each component it also takes the loss's gradient at the prediction, the other light components held, which is
-what the light encoder's output receives in training: from the reconstruction term, from the flip term (the
-mirrored canonical depth and albedo rendered with the same light and view) and from their sum with the run's flip
-weight; and it says how often each points towards the truth.
+For each component it also takes the gradient at the prediction, the other light components held, of the training
+objective's photometric terms as the objective computes them (one mask for both renders, the run's confidence maps
+where it has them): the reconstruction term, the flip term (the mirrored canonical depth and albedo rendered with
+the same light and view) and their sum with the run's flip weight, which is what the light encoder's output
+receives from the image in training (LOOCC's terms and the perceptual term, off without a VGG16 weights file, left
+out); and it says how often each points towards the truth.
 
 Then it says where the true light's extra loss comes from: the per-pixel change of the L1 error when the true lx, ly
 replace the predicted ones, split by the rendered surface's slope (steep: the normal of the rendered depth more than
@@ -30,7 +32,6 @@ zero residual what pins the light?).
 import os
 import sys
 
-import gin
 import numpy as np
 import tensorflow as tf
 import trained_run  # the sibling module: a script's own folder is on sys.path
@@ -55,8 +56,23 @@ def main():
   truth = batch["gt_light"].numpy()
   predicted = np.asarray(scene["light"])
   depth, albedo, view = scene["depth"], scene["albedo"], scene["view"]
-  flip = geometry.flip_horizontal
-  lambda_flip = flip_weight()
+  weights = losses.ReconstructionWeights()  # the run's, from its operative config (restored with the model)
+  conf = scene.get("conf_l1") if weights.use_confidence else None
+
+  def training_terms(light):
+    """[B] the objective's l1 and l1_flip of `light`: one mask for both (the pixels both renders cover), the
+    confidence maps where the run has them (`objective.reconstruction_terms`)."""
+    out = model.render(depth, albedo, light, view)
+    mirrored = model.render(geometry.flip_horizontal(depth), geometry.flip_horizontal(albedo), light, view)
+    mask = tf.stop_gradient(out["mask"] * mirrored["mask"]) * region
+    return {
+      "reconstruction": losses.photometric_l1(
+        out["recon_image"], images, mask, None if conf is None else conf[..., :1]
+      ),
+      "flip term": losses.photometric_l1(
+        mirrored["recon_image"], images, mask, None if conf is None else conf[..., 1:2]
+      ),
+    }
 
   def lz(light):
     return 1.0 / np.sqrt(1.0 + light[:, 2] ** 2 + light[:, 3] ** 2)
@@ -99,12 +115,9 @@ def main():
       f"mean loss with the true {name} {loss(light).mean():.4f}"
     )
     towards = truth[:, column] - predicted[:, column]
-    downhill = {
-      term: -loss_gradient(lambda light, d=d, a=a: model.render(d, a, light, view), loss_of_render, predicted, column)
-      for term, d, a in (("reconstruction", depth, albedo), ("flip term", flip(depth), flip(albedo)))
-    }
-    downhill[f"sum (flip weight {lambda_flip:g}, as trained)"] = (
-      downhill["reconstruction"] + lambda_flip * downhill["flip term"]
+    downhill = {term: -gradient for term, gradient in loss_gradients(training_terms, predicted, column).items()}
+    downhill[f"sum (flip weight {weights.lambda_flip:g}, as trained)"] = (
+      downhill["reconstruction"] + weights.lambda_flip * downhill["flip term"]
     )
     for term, step in downhill.items():
       print(
@@ -118,28 +131,20 @@ def main():
   where_the_loss_rises(model, batch, as_predicted, render(light))
 
 
-def flip_weight() -> float:
-  """The restored run's λ_flip: its operative config's binding, else the default."""
-  try:
-    return float(gin.query_parameter("ReconstructionWeights.lambda_flip"))
-  except ValueError:  # not bound in the run's config
-    return losses.ReconstructionWeights().lambda_flip
-
-
-def loss_gradient(render, loss_of_render, light, column):
-  """[B] d loss_b / d light_b[column] at `light`, the other light components held (each image's loss depends on
-  its own light only): the slope of the reconstruction's photometric loss that the light encoder's output receives
-  in training (the flip and LOOCC terms left out)."""
+def loss_gradients(terms, light, column):
+  """{term: [B] d term_b / d light_b[column]} at `light`, the other light components held (each image's terms
+  depend on its own light only). `terms(light)` returns per-image losses by name."""
   value = tf.Variable(light[:, column], dtype=tf.float32)
-  with tf.GradientTape() as tape:
+  with tf.GradientTape(persistent=True) as tape:
     full = tf.tensor_scatter_nd_update(
       tf.constant(light, tf.float32),
       tf.stack([tf.range(len(light)), tf.fill([len(light)], column)], 1),
       value,
     )
-    out = render(full)
-    total = tf.reduce_sum(loss_of_render(out))
-  return tape.gradient(total, value).numpy()
+    totals = {name: tf.reduce_sum(per_image) for name, per_image in terms(full).items()}
+  gradients = {name: tape.gradient(total, value).numpy() for name, total in totals.items()}
+  del tape
+  return gradients
 
 
 def steep_pixels(depth, intrinsics):
