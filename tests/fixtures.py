@@ -4,6 +4,7 @@ import importlib.util
 import io
 import os
 import pathlib
+import re
 import sys
 
 import numpy as np
@@ -18,6 +19,28 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 DIAGNOSTICS = REPO / "scripts" / "diagnostics"
 # The pages a user reads: their links and their commands are checked (test_docs.py, test_doc_commands.py).
 DOC_PAGES = [str(REPO / "README.md")] + sorted(str(p) for p in (REPO / "docs").glob("*.md"))
+
+
+# A fenced code block's opening or closing line, with the opening line's language (```bash, ```python).
+FENCE = re.compile(r"^\s*(?:```|~~~)\s*(\w*)")
+
+
+def markdown_parts(path):
+  """(prose, blocks) of a markdown page. prose: its lines with every fenced block's lines (fences included)
+  blanked, so line numbers stay; blocks: per fenced block, (language, [(line number, text), ...])."""
+  prose, blocks, block = [], [], None
+  with open(path, encoding="utf-8") as f:
+    for number, line in enumerate(f.read().split("\n"), 1):
+      fence = FENCE.match(line)
+      if fence and block is None:
+        block = (fence.group(1), [])
+      elif fence:
+        blocks.append(block)
+        block = None
+      elif block is not None:
+        block[1].append((number, line))
+      prose.append("" if fence or block is not None else line)
+  return prose, blocks
 
 
 def load_diagnostic(name):

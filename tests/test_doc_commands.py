@@ -35,7 +35,6 @@ import fixtures
 from pdr_tf import evaluate, gin_config, train  # noqa: F401  (registers every configurable the docs bind)
 
 REPO = str(fixtures.REPO)
-_FENCE = re.compile(r"^\s*(```|~~~)")
 _SPAN = re.compile(r"`([^`]+)`")
 _ENV = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 _PLACEHOLDER = re.compile(r"^[A-Z][A-Z0-9_]*$")
@@ -59,28 +58,19 @@ class Command(NamedTuple):
 
 
 def commands(path) -> Iterator[Command]:
-  """The candidate commands of a markdown page with their line numbers: each logical line of a fenced block and
-  each inline code span (which may wrap over lines)."""
-  with open(path, encoding="utf-8") as f:
-    lines = f.read().split("\n")
-  fenced, pending, start = False, "", 0
-  prose = []
-  for number, line in enumerate(lines, 1):
-    if _FENCE.match(line):
-      fenced, pending = not fenced, ""
-      prose.append("")
-      continue
-    if not fenced:
-      prose.append(line)
-      continue
-    prose.append("")
-    if not pending:
-      start = number
-    if line.rstrip().endswith("\\"):
-      pending += line.rstrip()[:-1] + " "
-      continue
-    yield Command(path, start, " ".join((pending + line).split()))
-    pending = ""
+  """The candidate commands of a markdown page with their line numbers: each logical line of a fenced block
+  (`\\` continuations joined) and each inline code span (which may wrap over lines)."""
+  prose, blocks = fixtures.markdown_parts(path)
+  for _, lines in blocks:
+    pending, start = "", 0
+    for number, line in lines:
+      if not pending:
+        start = number
+      if line.rstrip().endswith("\\"):
+        pending += line.rstrip()[:-1] + " "
+        continue
+      yield Command(path, start, " ".join((pending + line).split()))
+      pending = ""
   text = "\n".join(prose)
   for match in _SPAN.finditer(text):
     yield Command(path, text.count("\n", 0, match.start()) + 1, " ".join(match.group(1).split()))
@@ -131,9 +121,9 @@ def _segments(text: str) -> Iterator[List[str]]:
 def _entry_parser(module: str):
   """The argparse parser of `python -m module`: the `make_parser()` of its entry module (or of the module its
   `main` comes from)."""
-  if importlib.util.find_spec(module) is None:
-    raise LookupError(f"no module {module}")
   spec = importlib.util.find_spec(module)
+  if spec is None:
+    raise LookupError(f"no module {module}")
   entry = importlib.import_module(module + ".__main__" if spec.submodule_search_locations is not None else module)
   factory = getattr(entry, "make_parser", None)
   if factory is None and hasattr(entry, "main"):
@@ -247,15 +237,9 @@ def page_problems(path, extract=commands) -> List[str]:
 
 def python_blocks(path) -> Iterator[Command]:
   """The ```python blocks of a markdown page, each with the line of its first statement."""
-  with open(path, encoding="utf-8") as f:
-    lines = f.read().split("\n")
-  start = None
-  for number, line in enumerate(lines, 1):
-    if start is None and re.match(r"^\s*```python\s*$", line):
-      start = number + 1
-    elif start is not None and _FENCE.match(line):
-      yield Command(path, start, "\n".join(lines[start - 1 : number - 1]))
-      start = None
+  for language, lines in fixtures.markdown_parts(path)[1]:
+    if language == "python" and lines:
+      yield Command(path, lines[0][0], "\n".join(line for _, line in lines))
 
 
 def _call_problems(function, call: ast.Call, name: str) -> List[str]:

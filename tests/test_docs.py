@@ -15,21 +15,13 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # [text](target) outside code spans; a target ends at the first unescaped closing parenthesis or space.
 _LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 _CODE_SPAN = re.compile(r"`[^`]*`")
-_FENCE = re.compile(r"^\s*(```|~~~)")
 
 
 def _prose_lines(path, keep_code_spans=False):
   """The lines of a markdown file with fenced code blocks blanked (line numbers kept) and, unless kept, inline code
   spans removed."""
-  lines, fenced = [], False
-  with open(path, encoding="utf-8") as f:
-    for line in f:
-      if _FENCE.match(line):
-        fenced = not fenced
-        lines.append("")
-      else:
-        lines.append("" if fenced else line if keep_code_spans else _CODE_SPAN.sub("", line))
-  return lines
+  prose, _ = fixtures.markdown_parts(path)
+  return prose if keep_code_spans else [_CODE_SPAN.sub("", line) for line in prose]
 
 
 def slug(heading: str) -> str:
