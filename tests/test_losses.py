@@ -209,3 +209,16 @@ def test_view_rotation_l1_compares_the_three_rotations_only():
   predicted = tf.constant([[0.1, -0.2, 0.5, 0.01, 0.02, 0.0], [0.0, 0.0, 0.0, 0.0, 0.0, 0.0]])
   target = tf.constant([[0.4, -0.2, 0.5, 0.09, -0.02, 0.0], [0.1, 0.3, -0.2, 0.5, 0.0, 0.0]])
   np.testing.assert_allclose(losses.view_rotation_l1(predicted, target), [0.1, 0.2], rtol=1e-6)
+
+
+def test_photometric_pair_scores_the_render_and_its_mirror_each_with_its_confidence_channel():
+  rng = np.random.RandomState(0)
+  recon, mirror, target = (tf.constant(rng.uniform(-1, 1, (2, 4, 4, 3)), tf.float32) for _ in range(3))
+  mask = tf.constant(rng.uniform(0, 1, (2, 4, 4)) > 0.3, tf.float32)
+  conf = tf.constant(rng.uniform(0.5, 2.0, (2, 4, 4, 2)), tf.float32)
+  pair = losses.photometric_pair(recon, mirror, target, mask, conf)
+  np.testing.assert_allclose(pair["l1"], losses.photometric_l1(recon, target, mask, conf[..., 0:1]), rtol=1e-6)
+  np.testing.assert_allclose(pair["l1_flip"], losses.photometric_l1(mirror, target, mask, conf[..., 1:2]), rtol=1e-6)
+  plain = losses.photometric_pair(recon, mirror, target, mask)
+  np.testing.assert_allclose(plain["l1_flip"], losses.photometric_l1(mirror, target, mask), rtol=1e-6)
+  assert not np.allclose(pair["l1"], plain["l1"])

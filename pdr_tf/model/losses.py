@@ -8,7 +8,7 @@ as in Unsup3D, with a small epsilon (1e-7) inside divisions and logarithms.
 
 import dataclasses
 import math
-from typing import Mapping
+from typing import Dict, Mapping
 
 import gin
 import tensorflow as tf
@@ -64,6 +64,16 @@ def photometric_l1(recon, target, mask, conf=None, name="photometric_l1") -> tf.
       sigma = _map(conf, "conf", recon)
       loss = loss * _SQRT2 / (sigma + _EPS) + tf.math.log(sigma + _EPS)
     return _masked_mean(loss, _map(mask, "mask", recon))
+
+
+def photometric_pair(recon, recon_flip, target, mask, conf=None) -> Dict[str, tf.Tensor]:
+  """Unsup3D's two photometric terms: the render ("l1") and the render of the mirrored canonical scene
+  ("l1_flip") against the same target on one mask, each with its own confidence channel when `conf` [B, H, W, 2]
+  is given (channel 0 for the render, 1 for the mirror). Returns {"l1": [B], "l1_flip": [B]}."""
+  return {
+    "l1": photometric_l1(recon, target, mask, None if conf is None else conf[..., 0:1]),
+    "l1_flip": photometric_l1(recon_flip, target, mask, None if conf is None else conf[..., 1:2]),
+  }
 
 
 def downsample_mask(mask, size: int) -> tf.Tensor:

@@ -109,12 +109,9 @@ class Objective:
     """Per-example reconstruction terms: l1, l1_flip, and perc, perc_flip, smooth where their weight is non-zero."""
     mask = out["mask_both"]
     conf = self.weights.use_confidence and "conf_l1" in out
-    terms = {
-      "l1": losses.photometric_l1(out["recon_image"], images, mask, out["conf_l1"][..., 0:1] if conf else None),
-      "l1_flip": losses.photometric_l1(
-        out["recon_image_flip"], images, mask, out["conf_l1"][..., 1:2] if conf else None
-      ),
-    }
+    terms = losses.photometric_pair(
+      out["recon_image"], out["recon_image_flip"], images, mask, out["conf_l1"] if conf else None
+    )
     if self.weights.lambda_perc > 0:
       target = tf.stop_gradient(self.perceptual(images))
       conf_perc = self.weights.use_confidence and "conf_perc" in out

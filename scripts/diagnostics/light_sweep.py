@@ -39,6 +39,7 @@ import trained_run  # the sibling module: a script's own folder is on sys.path
 from pdr_tf.evaluation import scene_stats
 from pdr_tf.model import losses
 from pdr_tf.render import geometry
+from pdr_tf.render import renderer
 
 GRID = np.linspace(-0.9, 0.9, 13)
 STEEP_DEGREES = float(os.environ.get("STEEP_DEGREES", 30.0))
@@ -60,19 +61,15 @@ def main():
   conf = scene.get("conf_l1") if weights.use_confidence else None
 
   def training_terms(light):
-    """[B] the objective's l1 and l1_flip of `light`: one mask for both (the pixels both renders cover), the
-    confidence maps where the run has them (`objective.reconstruction_terms`)."""
-    out = model.render(depth, albedo, light, view)
-    mirrored = model.render(geometry.flip_horizontal(depth), geometry.flip_horizontal(albedo), light, view)
-    mask = tf.stop_gradient(out["mask"] * mirrored["mask"]) * region
-    return {
-      "reconstruction": losses.photometric_l1(
-        out["recon_image"], images, mask, None if conf is None else conf[..., :1]
-      ),
-      "flip term": losses.photometric_l1(
-        mirrored["recon_image"], images, mask, None if conf is None else conf[..., 1:2]
-      ),
-    }
+    """[B] the objective's l1 and l1_flip of `light`, rendered and scored as the model and the objective do: the
+    scene and its mirror in one batch (`renderer.flip_pair`), one mask for both, the run's confidence maps."""
+    rendered = model.render(*renderer.flip_pair(depth, albedo, light, view))
+    batch = len(predicted)
+    mask = tf.stop_gradient(rendered["mask"][:batch] * rendered["mask"][batch:]) * region
+    terms = losses.photometric_pair(
+      rendered["recon_image"][:batch], rendered["recon_image"][batch:], images, mask, conf
+    )
+    return {"reconstruction": terms["l1"], "flip term": terms["l1_flip"]}
 
   def lz(light):
     return 1.0 / np.sqrt(1.0 + light[:, 2] ** 2 + light[:, 3] ** 2)
