@@ -57,6 +57,19 @@ def rng():
   return np.random.RandomState(0)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _kernel_cache_in_tmp(tmp_path_factory):
+  """Builds the tfg kernel into this session's temporary folder instead of the user's cache (~/.cache/pdr_tf): the
+  tests write nothing outside their temporary folders, and every session goes through the build (about 5 s per
+  xdist worker). A PDR_TF_CACHE_DIR set by the user is kept; subprocesses inherit the setting."""
+  if os.environ.get("PDR_TF_CACHE_DIR"):
+    yield
+    return
+  os.environ["PDR_TF_CACHE_DIR"] = str(tmp_path_factory.mktemp("pdr_tf_cache"))
+  yield
+  del os.environ["PDR_TF_CACHE_DIR"]
+
+
 @pytest.fixture(autouse=True)
 def _no_gin_leaks():
   """Clears gin after every test: configurables such as Renderer and SceneRanges read bindings at construction, so

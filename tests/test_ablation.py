@@ -275,11 +275,49 @@ def test_reuse_dir_hands_a_reproductions_finished_runs_to_the_reference_and_rele
     ablation.run_ablation("cars", seeds=[0], output_dir=runs, feature_sets=False, reuse_dir=runs, **common)
 
 
-def test_main_refuses_bad_arguments(capsys):
-  assert ablation.main(["--suite", "boats"]) == 2
-  assert ablation.main(["--suite", "cars", "--variants", "nope"]) == 2
-  assert ablation.main(["--suite", "cars", "--preset", "gpu"]) == 2
-  assert ablation.main(["--suite", "cars", "--seeds", "0"]) == 2
+@pytest.mark.parametrize(
+  "argv, message",
+  [
+    (["--suite", "boats"], "boats"),
+    (["--suite", "cars", "--variants", "nope"], "nope"),
+    (["--suite", "cars", "--preset", "gpu"], "gpu"),
+    (["--suite", "cars", "--seeds", "0"], "must be positive"),
+    (["--suite", "cars", "--train_steps", "0"], "must be positive"),
+  ],
+)
+def test_main_refuses_bad_arguments_before_writing_anything(argv, message, tmp_path, caplog, monkeypatch):
+  def must_not_run(*args, **kwargs):
+    raise AssertionError("a refused command started the ablation")
+
+  monkeypatch.setattr(ablation, "run_ablation", must_not_run)
+  assert ablation.main(argv + ["--output_dir", str(tmp_path / "out"), "--no_progress"]) == 2
+  assert message in caplog.text
+  assert not os.listdir(tmp_path)
+
+
+def test_main_passes_its_flags_to_the_ablation_and_prints_the_report(tmp_path, monkeypatch, capsys):
+  report = tmp_path / "ablation.md"
+  report.write_text("| variant | accuracy |\n")
+  calls = []
+
+  def fake_run_ablation(suite, **kwargs):
+    calls.append(dict(kwargs, suite=suite))
+    return {"paths": {"markdown": str(report), "json": str(tmp_path / "ablation.json")}, "failed": {}}
+
+  monkeypatch.setattr(ablation, "run_ablation", fake_run_ablation)
+  argv = ["--suite", "faces", "--seeds", "2", "--first_seed", "3", "--preset", "quick"]
+  argv += ["--variants", "weight_x10, plain_ntxent,"]
+  argv += ["--output_dir", str(tmp_path / "out"), "--gin_file", "a.gin", "--gin_param", "LooccConfig.weight=0.1"]
+  argv += ["--train_steps", "7", "--reuse_dir", "runs/reproduce", "--no_feature_sets", "--no_progress"]
+  assert ablation.main(argv) == 0
+  (call,) = calls
+  assert call["suite"] == "faces" and list(call["seeds"]) == [3, 4] and call["preset"] == "quick"
+  assert call["variants"] == ["weight_x10", "plain_ntxent"]
+  assert call["output_dir"] == str(tmp_path / "out") and call["reuse_dir"] == "runs/reproduce"
+  assert call["gin_files"] == ["a.gin"] and call["gin_params"] == ["LooccConfig.weight=0.1"]
+  assert call["train_steps"] == 7 and call["feature_sets"] is False and call["progress"] is False
+  assert call["command"].startswith("python -m pdr_tf.ablation --suite faces")
+  assert "| variant | accuracy |" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("suite", ["cars", "faces"])

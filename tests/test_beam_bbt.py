@@ -158,3 +158,35 @@ def test_a_file_as_input_or_tracks_folder_or_a_folder_as_labels_is_named_so(tmp_
     bbt.list_inputs(str(root))
   with pytest.raises(ValueError, match=f"BBT track labels file {tmp_path} is a folder, not a file"):
     bbt.read_track_labels(str(tmp_path))
+
+
+def test_labels_file_encodings_are_read_or_named_with_the_flag_to_use(tmp_path):
+  text = f"{formats.BBT_LABELS_HEADER}\n1 Zoë\n2 penny\n"
+  expected = {"1": "zoë", "2": "penny"}
+  bom = tmp_path / "bom.ids"
+  bom.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+  assert bbt.read_track_labels(str(bom)) == expected  # the default reads UTF-8 with a byte-order mark
+  latin = tmp_path / "latin.ids"
+  latin.write_bytes(text.encode("latin-1"))
+  with pytest.raises(ValueError, match=r"latin\.ids:2:.*not valid utf-8-sig text.*--labels_encoding=latin-1"):
+    bbt.read_track_labels(str(latin))
+  assert bbt.read_track_labels(str(latin), "latin-1") == expected
+  with pytest.raises(ValueError, match=r"latin\.ids: unknown text encoding 'klingon'"):
+    bbt.read_track_labels(str(latin), "klingon")
+
+
+def test_labels_file_and_encoding_flags_reach_the_job(tmp_path, caplog):
+  files = {k: v for k, v in FILES.items() if k in {("0001", "000100.jpg"), ("0002", "000200.jpg")}}
+  root = make_bbt(str(tmp_path / "raw"), files=files)
+  os.remove(os.path.join(root, formats.BBT_LABELS_FILENAME))  # the labels live elsewhere, in Latin-1
+  labels = tmp_path / "elsewhere" / "labels.ids"
+  labels.parent.mkdir()
+  labels.write_bytes(f"{formats.BBT_LABELS_HEADER}\n1 Zoë\n2 penny\n".encode("latin-1"))
+  argv = ["--input_dir", root, "--labels_file", str(labels)] + IN_MEMORY
+  assert bbt.main(argv + ["--output_dir", str(tmp_path / "refused")]) == 1
+  assert f"{labels}:2:" in caplog.text and "--labels_encoding" in caplog.text
+  assert not os.path.exists(tmp_path / "refused")
+  out = str(tmp_path / "out")
+  assert bbt.main(argv + ["--output_dir", out, "--labels_encoding", "latin-1"]) == 0
+  manifest = json.load(open(os.path.join(out, "manifest.json")))
+  assert manifest["counts"] == {"test": {"zoë": 1, "penny": 1}}

@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 import tensorflow as tf
@@ -40,6 +41,10 @@ def test_mirrored_two_cpus_matches_one_device():
   assert result["replica_shaped_error"] < 1e-3
 
 
+# What a worker prints when another process took its port between _free_ports and the worker's bind.
+PORT_TAKEN = ("Could not start gRPC server", "Address already in use")
+
+
 def _free_ports(n):
   sockets = [socket.socket() for _ in range(n)]
   for s in sockets:
@@ -50,24 +55,50 @@ def _free_ports(n):
   return ports
 
 
-def _run_two_workers(argv):
-  """Runs `argv` as worker 0 and 1 of a two-worker cluster on 127.0.0.1 and returns both outputs (asserting exit 0)."""
-  ports = _free_ports(2)
-  cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
-  procs = []
-  for index in range(2):
-    env = dict(
-      os.environ,
-      TF_CPP_MIN_LOG_LEVEL="3",
-      TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}),
-    )
-    procs.append(subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
-  outputs = [p.communicate(timeout=fixtures.HANG_GUARD_S)[0] for p in procs]
-  logs = "\n".join(
+def _wait_for_workers(procs):
+  """Waits for every worker; once one fails, stops the others (a worker whose peer is gone waits for it for ever)."""
+  deadline = time.monotonic() + fixtures.HANG_GUARD_S  # a guard against hangs, not a time budget
+  while any(p.poll() is None for p in procs):
+    if any(p.poll() not in (None, 0) for p in procs) or time.monotonic() > deadline:
+      for p in procs:
+        if p.poll() is None:
+          p.kill()
+      break
+    time.sleep(0.2)
+  for p in procs:
+    p.wait()
+
+
+def _run_two_workers(argv, log_dir, attempts=3):
+  """Runs `argv` as worker 0 and 1 of a two-worker cluster on 127.0.0.1 and returns both outputs (asserting exit 0).
+
+  The ports are free when chosen, but another process may bind one before the worker does; only then is the
+  cluster started again on new ports (at most `attempts` times)."""
+  for attempt in range(attempts):
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in _free_ports(2)]}
+    logs = [os.path.join(log_dir, f"worker{index}_attempt{attempt}.log") for index in range(2)]
+    procs = []
+    for index, log in enumerate(logs):
+      env = dict(
+        os.environ,
+        TF_CPP_MIN_LOG_LEVEL="3",
+        TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}),
+      )
+      with open(log, "w") as out:  # a file, not a pipe: an unread pipe would block a chatty worker
+        procs.append(subprocess.Popen(argv, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, text=True))
+    _wait_for_workers(procs)
+    outputs = []
+    for log in logs:
+      with open(log) as f:
+        outputs.append(f.read())
+    if all(p.returncode == 0 for p in procs):
+      return outputs
+    if not any(marker in out for out in outputs for marker in PORT_TAKEN):
+      break
+  report = "\n".join(
     f"--- worker {i} (exit {p.returncode}):\n{out[-3000:]}" for i, (p, out) in enumerate(zip(procs, outputs))
   )
-  assert all(p.returncode == 0 for p in procs), logs
-  return outputs
+  raise AssertionError(f"the two-worker run failed:\n{report}")
 
 
 @pytest.mark.slow
@@ -87,14 +118,16 @@ def test_two_workers_train_checkpoint_and_resume_together(tmp_path):
     "--gin_param=Trainer.strategy='multi_worker'",
     "--gin_param=Trainer.image_summary_every=0",
   ]
-  outputs = _run_two_workers(argv)
+  outputs = _run_two_workers(argv, tmp_path)
   assert "2 replica(s)" in outputs[0]
   assert tf.train.latest_checkpoint(str(workdir / "checkpoints")).endswith("ckpt-4")
   assert (workdir / "export" / "1" / "saved_model.pb").exists()
 
   # A second run of the same cluster resumes every worker from the chief's checkpoint (restored strictly: every
   # variable of the model and the optimizer), and trains on from there.
-  outputs = _run_two_workers(argv + ["--gin_param=Trainer.train_steps=6", "--gin_param=Trainer.export_at_end=False"])
+  outputs = _run_two_workers(
+    argv + ["--gin_param=Trainer.train_steps=6", "--gin_param=Trainer.export_at_end=False"], tmp_path
+  )
   for out in outputs:
     assert "Resumed from" in out and "ckpt-4 at step 4" in out, out[-3000:]
   assert tf.train.latest_checkpoint(str(workdir / "checkpoints")).endswith("ckpt-6")

@@ -351,6 +351,24 @@ def test_export_from_workdir_uses_restore_and_default_output(tmp_path, monkeypat
     export.resolve_saved_model_dir(str(a_file))
 
 
+def test_main_passes_version_image_size_and_no_de_render_on(tmp_path, monkeypatch):
+  calls = []
+
+  def export_from_workdir(workdir, output, **kwargs):
+    calls.append(dict(kwargs, workdir=workdir, output=output))
+    return str(tmp_path / "out" / str(kwargs["version"]))
+
+  monkeypatch.setattr(export, "export_from_workdir", export_from_workdir)
+  argv = ["--workdir", str(tmp_path / "run"), "--output", str(tmp_path / "out")]
+  assert export.main(argv + ["--version", "3", "--image_size", "32", "--no_de_render"]) == 0
+  assert export.main(argv) == 0
+  with_flags, defaults = calls
+  assert with_flags == dict(
+    workdir=str(tmp_path / "run"), output=str(tmp_path / "out"), version=3, image_size=32, include_de_render=False
+  )
+  assert defaults["include_de_render"] is True and defaults["version"] != 3 and defaults["image_size"] != 32
+
+
 @pytest.mark.parametrize("backend", ["tf", "tfg"])
 def test_de_render_exports_standard_ops_without_xla(tmp_path, backend):
   """Whatever the renderer trains with (the kernel's custom op, or XLA), de_render is exported with the pure-TF

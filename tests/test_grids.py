@@ -102,10 +102,13 @@ def test_a_truncated_event_file_keeps_the_grids_before_the_damage(tmp_path, capl
 
 
 def test_main_prints_the_files_it_wrote(tmp_path, capsys):
-  _write_run(tmp_path, [200])
+  _write_run(tmp_path, [200, 400])
   assert grids.main(["--workdir", str(tmp_path)]) == 0
   printed = capsys.readouterr().out.split()
-  assert printed[-1].endswith(os.path.join("step_200", grids.STACKED)) and all(os.path.exists(p) for p in printed)
+  assert printed[-1].endswith(os.path.join("step_400", grids.STACKED)) and all(os.path.exists(p) for p in printed)
+  assert grids.main(["--workdir", str(tmp_path), "--step", "200", "--out", str(tmp_path / "early")]) == 0
+  printed = capsys.readouterr().out.split()
+  assert printed[-1] == str(tmp_path / "early" / "step_200" / grids.STACKED) and os.path.exists(printed[-1])
   a_file = tmp_path / "notes.txt"
   a_file.write_text("mine")
   with pytest.raises(SystemExit) as info:

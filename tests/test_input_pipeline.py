@@ -300,3 +300,19 @@ def test_corrupt_data_error_names_the_shards_or_else_keeps_tensorflows_message(t
   data = open(shard, "rb").read()
   open(shard, "wb").write(data[: len(data) // 2])
   assert shard in str(input_pipeline.corrupt_data_error(data_dir, "train", error))
+
+
+def test_coarse_depth_benchmark_prints_and_writes_its_table(tmp_path, capsys):
+  from pdr_tf.benchmarks import coarse_depth  # pylint: disable=import-outside-toplevel
+
+  data_dir = fixtures.write_tiny_dataset(tmp_path / "data", num_train=2, num_test=2, num_val=4)
+  out = tmp_path / "coarse.json"
+  assert coarse_depth.main(["--data_dir", str(data_dir), "--num_images", "4", "--json", str(out)]) == 0
+  report = json.loads(out.read_text())
+  assert report["written_by"] == coarse_depth.REPORT_WRITER and report["images"] == 4
+  assert set(report) >= {"flat", "16_far", "32_far", "16_nearest", "32_nearest"}
+  assert all(0 <= report[k] <= 180 for k in ("flat", "16_far", "32_nearest"))
+  assert "16_far" in capsys.readouterr().out
+  # A split without ground-truth depth is named.
+  assert coarse_depth.main(["--data_dir", str(data_dir), "--split", "test", "--num_images", "2"]) == 1
+  assert "has no ground-truth depth" in capsys.readouterr().err

@@ -70,3 +70,23 @@ def test_a_corrupt_shard_is_read_past_with_the_gin_param_its_message_suggests(pr
   # A binding probe cannot apply is a usage error naming it, before the model is restored.
   err = _usage_error([*probe_run, "--gin_param=make_dataset.skip_corupt=True"], capsys)
   assert err.splitlines()[-1].startswith("python -m pdr_tf.probe: error: --gin_param 'make_dataset.skip_corupt=True'")
+
+
+def test_num_images_below_two_is_a_usage_error(tmp_path, capsys):
+  argv = ["--workdir", str(tmp_path / "no_run"), "--data_dir", str(tmp_path / "no_data"), "--num_images", "1"]
+  assert "--num_images must be at least 2" in _usage_error(argv, capsys)
+
+
+def test_step_picks_the_checkpoint_that_is_restored(probe_run, tiny_model, monkeypatch):
+  from pdr_tf.training import workdir as workdir_lib  # pylint: disable=import-outside-toplevel
+
+  restored = []
+
+  def restore_model(workdir, step=None):
+    restored.append((workdir, step))
+    return tiny_model
+
+  monkeypatch.setattr(workdir_lib, "restore_model", restore_model)
+  assert probe.main([*probe_run, "--step", "200"]) == 0
+  assert probe.main(probe_run) == 0
+  assert restored == [(probe_run[1], 200), (probe_run[1], None)]

@@ -574,6 +574,21 @@ def test_the_trainer_does_not_provision_data_the_entry_point_does(tmp_path, monk
   assert calls == [("cars", str(tmp_path / "d"))]
 
 
+def test_main_names_a_missing_workdir_and_refuses_to_generate_over_foreign_data(tmp_path, caplog):
+  # Trainer.workdir is required: a gin stack without it (and no --workdir) is an incomplete configuration.
+  assert train.main([f"--gin_file={GIN}/debug.gin"]) == 2
+  assert "Configuration incomplete" in caplog.text and "workdir" in caplog.text
+  # The synthetic world is never generated into a folder holding data pdr_tf did not write: exit 1, data untouched.
+  data = tmp_path / "data"
+  data.mkdir()
+  (data / "mine.txt").write_text("the user's")
+  argv = [f"--gin_file={GIN}/cars_unsup3d.gin", f"--gin_file={GIN}/debug.gin", f"--workdir={tmp_path / 'work'}"]
+  assert train.main(argv + [f"--gin_param=Trainer.data_dir={str(data)!r}"]) == 1
+  assert f"Data for {data}" in caplog.text and "never writes the synthetic cars world" in caplog.text
+  assert os.listdir(data) == ["mine.txt"] and (data / "mine.txt").read_text() == "the user's"
+  assert not (tmp_path / "work").exists()
+
+
 @pytest.mark.slow
 def test_training_needs_no_cpp_compiler(tmp_path, data_dir):
   """With no compiler on PATH (nor in CXX) and no cached kernel, the shipped Renderer.backend='auto' trains with the
