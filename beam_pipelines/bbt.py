@@ -18,7 +18,7 @@ from beam_pipelines import common, inputs, runner
 from pdr_tf.data import formats
 
 DATASET = "bbt"
-SPLIT = "test"
+SPLIT = formats.BBT_SPLIT
 REASON_NO_LABEL = "track has no label"
 REASON_BAD_NAME = "malformed frame file name"
 REASON_NO_TRACK = "file outside a track folder"

@@ -28,15 +28,17 @@ from pdr_tf import cli
 from pdr_tf import evaluate as evaluate_lib
 from pdr_tf import export
 from pdr_tf import reproduce
+from pdr_tf.data import formats
 from pdr_tf.evaluation import ablation_report
+from pdr_tf.evaluation import report
 from pdr_tf.evaluation import reproduce_progress
 from pdr_tf.training import trainer as trainer_lib
 from pdr_tf.training import workdir as workdir_lib
 
 logger = logging.getLogger("pdr_tf.ablation")
 
-LOOCC_METHOD = {"cars": "loocc_light_view", "faces": "loocc_light"}  # the paper's better LOOCC row per suite
-REFERENCE = "unsup3d"
+LOOCC_METHOD = {"cars": report.LOOCC_LIGHT_VIEW, "faces": report.LOOCC_LIGHT}  # the paper's better LOOCC row per suite
+REFERENCE = report.UNSUP3D
 RELEASED = "released"
 FEATURE_SETS = ("depth_albedo", "all", "depth", "albedo")  # clustered for the reference and the released LOOCC
 FEATURE_SETS_FILE = "feature_sets.json"  # in a run's eval/ folder: its accuracies per feature set
@@ -182,7 +184,7 @@ def cluster_feature_sets(features, labels, group_ids=None, seed=0) -> Dict[str, 
 def _feature_accuracies(workdir, data_dir, suite, seed) -> Dict[str, float]:
   """Clusters one trained de-renderer's test features on every FEATURE_SETS entry (one embedding pass), cached in
   <workdir>/eval/FEATURE_SETS_FILE for the same data folder."""
-  cache = os.path.join(workdir, "eval", FEATURE_SETS_FILE)
+  cache = os.path.join(workdir_lib.eval_dir(workdir), FEATURE_SETS_FILE)
   if os.path.isfile(cache):
     with open(cache, encoding="utf-8") as f:
       cached = json.load(f)
@@ -190,7 +192,12 @@ def _feature_accuracies(workdir, data_dir, suite, seed) -> Dict[str, float]:
       return cached["accuracy"]
   loaded, resolved = export.load_export(workdir_lib.export(workdir), signatures=("embed_images",))
   features, labels, tracks, _, _ = evaluate_lib.embed_dataset(
-    loaded, data_dir, "test", label_field="label_id", derender_metrics_on=False, saved_model_dir=resolved
+    loaded,
+    data_dir,
+    formats.EVALUATION_SPLIT,
+    label_field="label_id",
+    derender_metrics_on=False,
+    saved_model_dir=resolved,
   )
   accuracy = cluster_feature_sets(features, labels, tracks if suite.average_tracks else None, seed)
   os.makedirs(os.path.dirname(cache), exist_ok=True)
@@ -227,7 +234,7 @@ def reusable_runs(
   Raises:
     ValueError: the folder has no readable progress file of `suite`, or it records other settings (named).
   """
-  path = os.path.join(reuse_dir, suite.name, reproduce.PROGRESS_FILENAME)
+  path = reproduce.progress_path(reuse_dir, suite.name)
   try:
     with open(path, encoding="utf-8") as f:
       data = json.load(f)
@@ -319,7 +326,7 @@ def recorded_variants(
   recorded, left_out = {}, {}
   for variant in VARIANTS:
     folder = os.path.join(suite_dir, variant.name)
-    if not os.path.isfile(os.path.join(folder, suite.name, reproduce.PROGRESS_FILENAME)):
+    if not os.path.isfile(reproduce.progress_path(folder, suite.name)):
       continue
     method = REFERENCE if variant.unsup3d else loocc
     settings = reproduce.run_settings(

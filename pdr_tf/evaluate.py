@@ -287,7 +287,7 @@ def _label_names(batch, label_field, keep):
 def embed_dataset(
   loaded,
   data_dir,
-  split="test",
+  split=formats.EVALUATION_SPLIT,
   label_field="label_id",
   batch_size=64,
   max_examples=None,
@@ -345,7 +345,7 @@ def embed_dataset(
       if progress.disable and (read - logged >= LOG_EVERY_RECORDS or read >= total):  # no terminal: log lines
         _LOG.info("embedding + de-rendering %s: %d/%d records", split, read, total)
         logged = read
-      images = np.clip((batch["image"].numpy() + 1.0) / 2.0, 0.0, 1.0)
+      images = np.clip(formats.model_to_unit(batch["image"].numpy()), 0.0, 1.0)
       keep = batch[label_field].numpy() >= 0
       if np.any(keep):
         tick = clock()
@@ -391,7 +391,7 @@ def embed_dataset(
 def evaluate(
   saved_model_dir=None,
   data_dir=None,
-  split="test",
+  split=formats.EVALUATION_SPLIT,
   feature_set="depth_albedo",
   method="ward",
   l2_normalize=False,

@@ -112,7 +112,7 @@ def _checked_images(images, image_size, signature):
   ]
   with tf.control_dependencies(checks):
     images = tf.ensure_shape(tf.identity(images), [None, image_size, image_size, 3])
-  return images * 2.0 - 1.0
+  return formats.unit_to_model(images)
 
 
 def _unless_empty(images, compute):
@@ -159,7 +159,7 @@ class _ExportModule(tf.Module):
         raise ValueError(f"model.de_render must return {list(DERENDER_OUTPUTS)}; missing {missing}")
       out = {key: tf.cast(scene_out[key], tf.float32) for key in DERENDER_OUTPUTS}
       for key in ("albedo", "recon_image"):  # [-1, 1] inside the model, [0, 1] at the boundary
-        out[key] = tf.clip_by_value((out[key] + 1.0) / 2.0, 0.0, 1.0)
+        out[key] = tf.clip_by_value(formats.model_to_unit(out[key]), 0.0, 1.0)
       return out
 
     @graph.function(input_signature=[tf.TensorSpec(None, tf.float32, name="images")])
@@ -169,7 +169,7 @@ class _ExportModule(tf.Module):
 
     @graph.function(input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32, name="images")])
     def de_render_unchecked(images):  # see UNCHECKED_DE_RENDER
-      return scene_outputs(images * 2.0 - 1.0)
+      return scene_outputs(formats.unit_to_model(images))
 
     self.serving_default = serving_default
     self.embed_images = embed_images
@@ -208,7 +208,7 @@ class _ExportModule(tf.Module):
         same, lambda: image, lambda: tf.image.resize(image, [size, size], method="bilinear", antialias=True)
       )
       image = tf.ensure_shape(tf.clip_by_value(image, 0.0, 255.0), [size, size, 3])
-      return image / 127.5 - 1.0
+      return formats.uint8_to_model(image)
 
     indices = tf.range(tf.shape(image_bytes)[0])
     return tf.map_fn(decode_one, indices, fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32))

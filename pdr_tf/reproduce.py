@@ -47,6 +47,7 @@ from tqdm import tqdm
 
 from pdr_tf import cli
 from pdr_tf.data import datasets
+from pdr_tf.data import formats
 from pdr_tf import gin_config
 from pdr_tf.data import input_pipeline
 from pdr_tf.data import locks
@@ -61,7 +62,7 @@ from pdr_tf.baselines import pixels_pca, vqvae
 
 logger = logging.getLogger("pdr_tf.reproduce")
 
-DERENDERERS = ("loocc_light_view", "loocc_light", "unsup3d")
+DERENDERERS = (report.LOOCC_LIGHT_VIEW, report.LOOCC_LIGHT, report.UNSUP3D)
 BASELINES = ("vq_vae", "pixels_pca")
 METHODS = DERENDERERS + BASELINES
 # Quick preset: gin/quick.gin's narrow networks and batch 16, with fewer steps so that the cars suite with one seed
@@ -107,21 +108,29 @@ SUITES = {
     "cars",
     "shapenet_cars",
     "cars",
-    "data/cars/tfrecords",
+    datasets.default_data_dir("cars"),
     "cars",
-    "data/cars/tfrecords",
+    datasets.default_data_dir("cars"),
     False,
-    {"loocc_light_view": "cars_light_view.gin", "loocc_light": "cars_light.gin", "unsup3d": "cars_unsup3d.gin"},
+    {
+      report.LOOCC_LIGHT_VIEW: "cars_light_view.gin",
+      report.LOOCC_LIGHT: "cars_light.gin",
+      report.UNSUP3D: "cars_unsup3d.gin",
+    },
   ),
   "faces": Suite(
     "faces",
     "bbt",
     "faces",
-    "data/faces/tfrecords",
+    datasets.default_data_dir("faces"),
     "bbt",
-    "data/bbt/tfrecords",
+    datasets.default_data_dir("bbt"),
     True,
-    {"loocc_light_view": "faces_light_view.gin", "loocc_light": "faces_light.gin", "unsup3d": "faces_unsup3d.gin"},
+    {
+      report.LOOCC_LIGHT_VIEW: "faces_light_view.gin",
+      report.LOOCC_LIGHT: "faces_light.gin",
+      report.UNSUP3D: "faces_unsup3d.gin",
+    },
   ),
 }
 
@@ -168,7 +177,7 @@ def load_images(
 
 
 def _eval_split(suite: Suite, eval_data_dir: str):
-  images, labels, tracks = load_images(eval_data_dir, "test", labelled_only=True)
+  images, labels, tracks = load_images(eval_data_dir, formats.EVALUATION_SPLIT, labelled_only=True)
   if labels.size == 0:
     raise ValueError(f"no labelled records (label_id >= 0) in the test split of {eval_data_dir}")
   if suite.average_tracks and np.any(tracks == ""):
@@ -192,6 +201,11 @@ def _gin_files(suite: Suite, method: str, preset: Preset, extra_gin_files: Seque
   if preset.gin_file:
     files.append(os.path.join(gin_config.GIN_DIR, preset.gin_file))
   return files + list(extra_gin_files)
+
+
+def progress_path(output_dir: str, suite_name: str) -> str:
+  """The progress file of a suite's runs under `output_dir`: <output_dir>/<suite>/PROGRESS_FILENAME."""
+  return os.path.join(output_dir, suite_name, PROGRESS_FILENAME)
 
 
 def run_workdir(output_dir: str, suite_name: str, method: str, seed: int) -> str:
@@ -254,7 +268,7 @@ def open_progress(
   other settings."""
   preset, gin_files = settings["preset"], settings["gin_files"]
   return reproduce_progress.Progress(
-    os.path.join(output_dir, suite.name, PROGRESS_FILENAME),
+    progress_path(output_dir, suite.name),
     reproduce_progress.settings_of(settings),
     jobs,
     groups={m: "de-renderer" if m in DERENDERERS else m for m in METHODS},
@@ -299,13 +313,13 @@ def _run_derenderer(suite, method, seed, workdir, ctx):
   results = evaluate_lib.evaluate(
     outputs["saved_model"],
     ctx["eval_data_dir"],
-    split="test",
+    split=formats.EVALUATION_SPLIT,
     feature_set="depth_albedo",
     method="ward",
     average_tracks=suite.average_tracks,
     label_field="label_id",
     derender_metrics=True,
-    output_dir=os.path.join(workdir, "eval"),
+    output_dir=workdir_lib.eval_dir(workdir),
     name=method,
     seed=seed,
   )
@@ -316,7 +330,7 @@ def _run_derenderer(suite, method, seed, workdir, ctx):
 
 def _baseline_budget(suite, seed, workdir, ctx):
   """The Unsup3D run's (train_steps, global_batch_size) under the same gin stack and flags: the baselines' budget."""
-  _parse_method_config(suite, "unsup3d", ctx)
+  _parse_method_config(suite, report.UNSUP3D, ctx)
   return _train_steps(ctx), int(gin.query_parameter("Trainer.global_batch_size"))
 
 
@@ -329,7 +343,7 @@ def _score_baseline(method, embed, seed, workdir, ctx):
     group_ids=groups,
     method="ward",
     seed=seed,
-    output_dir=os.path.join(workdir, "eval"),
+    output_dir=workdir_lib.eval_dir(workdir),
     name=method,
   )
 
@@ -435,7 +449,7 @@ def run_suite(
   if eval_data_dir is None:
     eval_data_dir = datasets.ensure_synthetic(suite.eval_world, suite.eval_data_dir, progress=progress)
   input_pipeline.list_shards(train_data_dir, "train")
-  input_pipeline.list_shards(eval_data_dir, "test")
+  input_pipeline.list_shards(eval_data_dir, formats.EVALUATION_SPLIT)
   cache = {}
 
   def eval_split():  # the labelled test images, read once for every baseline run

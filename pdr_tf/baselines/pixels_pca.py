@@ -10,7 +10,7 @@ import os
 import numpy as np
 from sklearn.decomposition import PCA
 
-_RANGE_TOLERANCE = 1e-3  # images must lie in [-1, 1] up to this slack
+from pdr_tf.baselines import image_checks
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,9 +46,7 @@ def _check_images(images, name="images"):
     raise ValueError(f"{name} is empty (N = 0)")
   if not np.issubdtype(images.dtype, np.floating):
     raise ValueError(f"{name} must be floating point in [-1, 1], got dtype {images.dtype}")
-  low, high = float(np.min(images)), float(np.max(images))
-  if not (np.isfinite(low) and np.isfinite(high)) or low < -1 - _RANGE_TOLERANCE or high > 1 + _RANGE_TOLERANCE:
-    raise ValueError(f"{name} must be finite and in [-1, 1], got values in [{low}, {high}]")
+  image_checks.check_model_range(name, images)
   return images
 
 

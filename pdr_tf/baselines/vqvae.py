@@ -25,6 +25,8 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from pdr_tf import graph
+from pdr_tf.baselines import image_checks
+from pdr_tf.data import formats
 from pdr_tf.gin_utils import keras_configurable
 
 logger = logging.getLogger(__name__)
@@ -32,7 +34,6 @@ logger = logging.getLogger(__name__)
 WEIGHTS_SUFFIX = ".weights.h5"
 CONFIG_SUFFIX = ".config.json"
 DOWNSAMPLING = 4  # the encoder's two stride-2 convs: latent side = image side / 4
-_RANGE_TOLERANCE = 1e-3  # images must lie in [-1, 1] up to this slack (float round-off of upstream preprocessing)
 
 
 def _check_positive_int(name, value):
@@ -279,12 +280,6 @@ def vqvae_losses(images, outputs):
   return {"recon_loss": recon, "vq_loss": outputs["vq_loss"], "loss": recon + outputs["vq_loss"]}
 
 
-def _check_image_range(name, images):
-  low, high = float(np.min(images)), float(np.max(images))
-  if not (np.isfinite(low) and np.isfinite(high)) or low < -1 - _RANGE_TOLERANCE or high > 1 + _RANGE_TOLERANCE:
-    raise ValueError(f"{name} must be finite and in [-1, 1], got values in [{low}, {high}]")
-
-
 def train_vqvae(dataset, steps, learning_rate=2e-4, seed=0, log_every=100, model=None, progress=True):
   """Trains a VQ-VAE with Adam in a plain custom loop (one tf.function step, no distribution strategy).
 
@@ -318,7 +313,7 @@ def train_vqvae(dataset, steps, learning_rate=2e-4, seed=0, log_every=100, model
   keras.utils.set_random_seed(seed)
   iterator = iter(dataset.repeat())
   first = next(iterator)["image"]
-  _check_image_range("dataset 'image'", first.numpy())
+  image_checks.check_model_range("dataset 'image'", first.numpy())
   if model is None:
     model = VQVAE()
   model(first[:1])  # builds the weights before the optimizer tracks them
@@ -385,7 +380,7 @@ def embed(model, images, batch_size=64, pool_grid=4):
     raise ValueError("images is empty (N = 0)")
   if not np.issubdtype(images.dtype, np.floating):
     raise ValueError(f"images must be floating point in [-1, 1], got dtype {images.dtype}")
-  _check_image_range("images", images)
+  image_checks.check_model_range("images", images)
   _check_positive_int("batch_size", batch_size)
   latent_h, latent_w = images.shape[1] // DOWNSAMPLING, images.shape[2] // DOWNSAMPLING
   if pool_grid is not None:
@@ -431,7 +426,7 @@ def save_vqvae(model, path):
   if not path.endswith(WEIGHTS_SUFFIX):
     raise ValueError(f"VQ-VAE weights path must end with {WEIGHTS_SUFFIX!r}, got {path!r}")
   if not model.built:
-    model(tf.zeros([1, 64, 64, 3]))
+    model(tf.zeros([1, formats.IMAGE_SIZE, formats.IMAGE_SIZE, 3]))
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   model.save_weights(path)
   config_path = _config_path(path)
@@ -459,6 +454,6 @@ def load_vqvae(path):
   with open(config_path, encoding="utf-8") as f:
     config = json.load(f)
   model = VQVAE.from_config(config)
-  model(tf.zeros([1, 64, 64, 3]))
+  model(tf.zeros([1, formats.IMAGE_SIZE, formats.IMAGE_SIZE, 3]))
   model.load_weights(path)
   return model

@@ -20,11 +20,12 @@ from pdr_tf.evaluation import derender_metrics
 from pdr_tf.data import formats
 from pdr_tf.evaluation import output_files
 from pdr_tf.render import geometry
+from pdr_tf.render import scene
 from pdr_tf.data import input_pipeline
 
 REPORT_WRITER = "pdr_tf.benchmarks.coarse_depth"  # the --json report's writer (`output_files.REPORT_KEY`)
 
-FAR_DEPTH = 1.1  # the canonical depth range's far end (SceneRanges.max_depth)
+FAR_DEPTH = scene.SceneRanges.max_depth  # the canonical depth range's far end (the default, not a gin binding)
 
 
 def fill_background(depth: np.ndarray, mode: str) -> np.ndarray:

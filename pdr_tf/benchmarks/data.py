@@ -6,7 +6,6 @@ temporary directory (UTKFace format for Beam, the TFRecord layout for tf.data); 
 
 import argparse
 import io
-import json
 import logging
 import os
 import platform
@@ -22,6 +21,7 @@ from pdr_tf.data import feature_spec
 
 
 from pdr_tf.data import formats
+from pdr_tf.data import input_pipeline
 from pdr_tf.evaluation import output_files
 
 REPORT_WRITER = "pdr_tf.benchmarks.data"  # the --json report's writer (`output_files.REPORT_KEY`)
@@ -69,8 +69,7 @@ def bench_beam(num_workers, num_images, workdir=None, measure_startup=True):
       seconds = time.perf_counter() - start
       if code != 0:
         raise RuntimeError(f"the UTKFace job failed on {input_dir} (exit {code})")
-      with open(os.path.join(out, feature_spec.MANIFEST_FILENAME), encoding="utf-8") as f:
-        return seconds, json.load(f)["written"]
+      return seconds, input_pipeline.read_manifest(out)["written"]
 
     result = {"benchmark": "beam_utkface", "num_workers": num_workers, "num_images": num_images}
     if measure_startup:

@@ -4,7 +4,6 @@ Layout under a dataset root such as `data/cars/`: `raw/` (the world in the real 
 `tfrecords/` (the Beam job's output, what training reads). Real data goes through the same Beam jobs by hand.
 """
 
-import json
 import logging
 import os
 from typing import Optional
@@ -12,6 +11,7 @@ from typing import Optional
 import gin
 
 from pdr_tf.data import feature_spec
+from pdr_tf.data import formats
 from pdr_tf.data import input_pipeline
 
 logger = logging.getLogger(__name__)
@@ -45,8 +45,7 @@ def _conversion_command(world: str, data_dir: str) -> str:
 
 def check_dataset_kind(world: str, data_dir: str) -> None:
   """Raises ValueError when the dataset in data_dir was converted by another job than the world's."""
-  with open(os.path.join(data_dir, feature_spec.MANIFEST_FILENAME), encoding="utf-8") as f:
-    dataset = json.load(f).get("dataset")
+  dataset = input_pipeline.read_manifest(data_dir).get("dataset")
   if dataset not in (BEAM_JOBS[world], None):
     raise ValueError(
       f"{data_dir} holds a {dataset!r} dataset, but the configured synthetic world {world!r} is "
@@ -125,5 +124,5 @@ def ensure_synthetic(
       f"Converting {raw} with beam_pipelines.{BEAM_JOBS[world]} failed (exit {code}); see the log "
       f"above and {os.path.join(data_dir, feature_spec.REJECTS_FILENAME)}"
     )
-  input_pipeline.list_shards(data_dir, "train" if world != "bbt" else "test")
+  input_pipeline.list_shards(data_dir, formats.BBT_SPLIT if world == "bbt" else "train")
   return data_dir

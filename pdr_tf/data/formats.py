@@ -6,8 +6,34 @@ the same conversion code runs on the real UTKFace, ShapeNet "syncar" renders and
 
 import re
 
+# The labelled split that evaluation clusters (cars: the test renders; BBT: its only split, BBT_SPLIT).
+EVALUATION_SPLIT = "test"
+
 # Every model input is a square RGB image of this size (pixels), stored in TFRecords already cropped and resized.
 IMAGE_SIZE = 64
+
+
+# Pixel values: uint8 [0, 255] on disk, [-1, 1] inside the model, [0, 1] at the serving boundary and in image
+# summaries. Plain arithmetic, so that NumPy arrays and TensorFlow tensors convert alike; callers clip.
+def uint8_to_model(pixels):
+  """[0, 255] (float) -> [-1, 1]."""
+  return pixels / 127.5 - 1.0
+
+
+def unit_to_model(pixels):
+  """[0, 1] -> [-1, 1]."""
+  return pixels * 2.0 - 1.0
+
+
+def model_to_unit(pixels):
+  """[-1, 1] -> [0, 1] (unclipped)."""
+  return (pixels + 1.0) / 2.0
+
+
+def model_to_uint8(pixels):
+  """[-1, 1] -> [0, 255] (float, unclipped)."""
+  return (pixels + 1.0) * 127.5
+
 
 # File names with one of these extensions (any case) are images; the image type itself comes from the bytes. Ids
 # and numbers in file names are ASCII digits only ([0-9], never other Unicode digits such as "²" or "١٢٣").
@@ -61,6 +87,7 @@ FACE_CENTER_CROP = 0.8  # faces: keep the central fraction of each side, then re
 # ---------------------------------------------------------------------------------------------------------------
 # BBT S01E01 face tracks: <root>/tracks/<track id>/<frame index>.jpg plus <root>/tracklabels.ids, a text file
 # whose first line is the header and then one `trackid name` line per track.
+BBT_SPLIT = "test"  # BBT is only ever evaluated on: every converted track goes into this one split
 BBT_TRACKS_DIRNAME = "tracks"
 BBT_LABELS_FILENAME = "tracklabels.ids"
 BBT_LABELS_HEADER = "CVHCI_TRACKLABELS_V1"

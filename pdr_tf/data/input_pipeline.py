@@ -184,7 +184,7 @@ def decode_image(encoded):
   """PNG bytes -> float32 [IMAGE_SIZE, IMAGE_SIZE, 3] in [-1, 1] (0 -> -1, 255 -> 1)."""
   image = tf.io.decode_png(encoded, channels=3)
   image = tf.ensure_shape(image, [formats.IMAGE_SIZE, formats.IMAGE_SIZE, 3])
-  return tf.cast(image, tf.float32) / 127.5 - 1.0
+  return formats.uint8_to_model(tf.cast(image, tf.float32))
 
 
 def _training_example(serialized, seed):

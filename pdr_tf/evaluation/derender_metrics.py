@@ -19,12 +19,10 @@ import logging
 import numpy as np
 
 from pdr_tf.data import formats
+from pdr_tf.evaluation import scene_stats
 from pdr_tf.render import rotations
 
 _LOG = logging.getLogger(__name__)
-
-LIGHT_KEYS = ("ka", "kd", "lx", "ly")
-VIEW_KEYS = ("rx", "ry", "rz", "tx", "ty", "tz")
 
 
 def _as_batch(x, name, trailing=0):
@@ -135,14 +133,6 @@ def _unit(v, name, where=None):
   return v / np.where(norm > 0, norm, 1.0)
 
 
-def angle_between(u, v):
-  """Angle between vectors along the last axis, in degrees (atan2 form: exact at 0 and 180)."""
-  u = np.asarray(u, dtype=np.float64)
-  v = np.asarray(v, dtype=np.float64)
-  cross = np.linalg.norm(np.cross(u, v), axis=-1)
-  return np.degrees(np.arctan2(cross, (u * v).sum(axis=-1)))
-
-
 def mad_per_image(normals_pred, normals_gt, mask):
   """Mean angle deviation between normal maps, per image.
 
@@ -159,7 +149,7 @@ def mad_per_image(normals_pred, normals_gt, mask):
   if normals_pred.shape != normals_gt.shape or normals_pred.shape[-1] != 3:
     raise ValueError(f"normals_pred {normals_pred.shape} and normals_gt {normals_gt.shape} must both be [N, H, W, 3]")
   mask = _check_mask(mask, normals_pred.shape[:-1])
-  angles = angle_between(_unit(normals_pred, "normals_pred", mask), _unit(normals_gt, "normals_gt", mask))
+  angles = rotations.angle_deg(_unit(normals_pred, "normals_pred", mask), _unit(normals_gt, "normals_gt", mask))
   with np.errstate(invalid="ignore", divide="ignore"):
     return np.where(mask, angles, 0.0).sum(axis=(1, 2)) / mask.sum(axis=(1, 2))
 
@@ -182,11 +172,7 @@ def _check_params(pred, gt, dim, what):
   return pred, gt
 
 
-def light_direction(lxy):
-  """Unit light direction normalize([lx, ly, 1]) from [..., 2] (lx, ly). Returns [..., 3]."""
-  lxy = np.asarray(lxy, dtype=np.float64)
-  v = np.concatenate([lxy, np.ones(lxy.shape[:-1] + (1,))], axis=-1)
-  return v / np.linalg.norm(v, axis=-1, keepdims=True)
+light_direction = rotations.light_direction  # normalize([lx, ly, 1]) of [..., 2] (lx, ly)
 
 
 def light_axis_angles(directions):
@@ -267,7 +253,7 @@ def light_report(pred, gt, alignment=None):
   a_pred, a_gt = light_axis_angles(d_pred), light_axis_angles(d_gt)
   for index, key in enumerate(("horizontal", "vertical")):
     out[f"{key}_deg"] = _mae_against_median(a_pred[:, index], a_gt[:, index])
-  for index, key in enumerate(("ka", "kd")):
+  for index, key in enumerate(scene_stats.LIGHT_NAMES[:2]):  # ka, kd
     out[f"{key}_mae"] = _mae_against_median(pred[:, index], gt[:, index])
   return out
 

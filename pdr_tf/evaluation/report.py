@@ -26,13 +26,17 @@ PAPER_TABLE1 = {
   },
 }
 DATASET_NAMES = {"bbt": "BBT", "shapenet_cars": "ShapeNet"}
+# The de-renderers' method names (reproduce's runs, table 1's rows, the ablation's reference and variants).
+UNSUP3D = "unsup3d"  # LOOCC off
+LOOCC_LIGHT = "loocc_light"
+LOOCC_LIGHT_VIEW = "loocc_light_view"
 METHOD_NAMES = {
   "vq_vae": "VQ-VAE",
   "stylegan2": "StyleGAN2",
   "ris": "RIS",
-  "unsup3d": "Unsup3D",
-  "loocc_light": "Ours - Light Only",
-  "loocc_light_view": "Ours - Light + View",
+  UNSUP3D: "Unsup3D",
+  LOOCC_LIGHT: "Ours - Light Only",
+  LOOCC_LIGHT_VIEW: "Ours - Light + View",
 }
 TABLE1_COLUMNS = (
   ("dataset", "Dataset"),

@@ -127,12 +127,12 @@ def _derendering(per_seed):
 
 def _pcc_comparison(per_seed):
   """One sentence per LOOCC variant on mean PCC (lower: less correlated, more disentangled features)."""
-  base = pcc_values(per_seed.get("unsup3d") or [])
+  base = pcc_values(per_seed.get(report.UNSUP3D) or [])
   if not base:
     return []
   base = float(np.mean(base))
   lines = []
-  for method in ("loocc_light", "loocc_light_view"):
+  for method in (report.LOOCC_LIGHT, report.LOOCC_LIGHT_VIEW):
     got = pcc_values(per_seed.get(method) or [])
     if not got:
       continue
@@ -148,10 +148,10 @@ def _pcc_comparison(per_seed):
 def _comparison(measured):
   """One honest sentence per LOOCC variant: does it beat Unsup3D on mean accuracy and F1 here?"""
   lines = []
-  if "unsup3d" not in measured:
+  if report.UNSUP3D not in measured:
     return lines
-  base = {k: float(np.mean(measured["unsup3d"][k])) for k in ("accuracy", "f1")}
-  for method in ("loocc_light", "loocc_light_view"):
+  base = {k: float(np.mean(measured[report.UNSUP3D][k])) for k in ("accuracy", "f1")}
+  for method in (report.LOOCC_LIGHT, report.LOOCC_LIGHT_VIEW):
     if method in measured:
       got = {k: float(np.mean(measured[method][k])) for k in ("accuracy", "f1")}
       verdict = {k: "beats" if got[k] > base[k] else "does not beat" for k in got}

@@ -12,6 +12,7 @@ from typing import Dict
 import keras
 import tensorflow as tf
 
+from pdr_tf.data import formats
 from pdr_tf.model import networks
 from pdr_tf.render import geometry
 from pdr_tf.render import renderer as renderer_lib
@@ -82,7 +83,7 @@ class DeRenderer(keras.Model):
     encoder_nf=32,
     use_confidence=False,
     conf_zdim=128,
-    depth_size=64,
+    depth_size=formats.IMAGE_SIZE,
     initializer="pytorch",
     flat_depth_init=False,
     convex_prior=0.0,

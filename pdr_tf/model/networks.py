@@ -202,7 +202,7 @@ def _encoder_blocks(nf: int, zdim: int, init: str):
   return blocks + [_Block(conv(zdim, 4, padding="valid", name="conv"), name="enc4")]  # 4 -> 1
 
 
-OUTPUT_SIZES = (64, 32, 16, 8)  # EncoderDecoder.output_size: the resolution its map is predicted at
+OUTPUT_SIZES = (formats.IMAGE_SIZE, 32, 16, 8)  # EncoderDecoder.output_size: the resolution its map is predicted at
 
 
 @keras_configurable
@@ -221,7 +221,7 @@ class EncoderDecoder(keras.Model):
     activation: Optional[str] = None,
     nf: int = 64,
     zdim: int = 256,
-    output_size: int = 64,
+    output_size: int = formats.IMAGE_SIZE,
     initializer: str = "pytorch",
     output_initializer: Optional[str] = None,
     name: Optional[str] = None,
@@ -255,7 +255,9 @@ class EncoderDecoder(keras.Model):
     self.num_dec = _add_blocks(self, "dec", decoder[: 2 * (min(output_size, 32) // 4).bit_length()])
     # 64: Unsup3D's nearest 32 -> 64 upsampling before the tail; smaller: the tail at that size, then bilinear.
     self.upsample = (
-      keras.layers.UpSampling2D(2, interpolation="nearest", name="upsample") if output_size == 64 else None
+      keras.layers.UpSampling2D(2, interpolation="nearest", name="upsample")
+      if output_size == formats.IMAGE_SIZE
+      else None
     )
     self.num_tail = _add_blocks(
       self,

@@ -60,7 +60,7 @@ class PerceptualFeatures(keras.layers.Layer):
     if images.shape.rank != 4 or tuple(images.shape[1:]) != _INPUT_SHAPE:
       raise ValueError(f"PerceptualFeatures images must have shape [B, 64, 64, 3], got {images.shape}")
     # Keras' VGG16 weights expect Caffe preprocessing: 0..255 RGB -> BGR minus the ImageNet channel means.
-    pixels = keras.applications.vgg16.preprocess_input((images + 1.0) * 127.5)
+    pixels = keras.applications.vgg16.preprocess_input(formats.model_to_uint8(images))
     return self.vgg(pixels, training=False)
 
   def get_config(self):

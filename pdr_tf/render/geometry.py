@@ -12,7 +12,12 @@ import math
 import numpy as np
 import tensorflow as tf
 
+from pdr_tf.data import formats
 from pdr_tf.render.tfg import perspective, rotation_matrix_3d
+
+# The model camera (Unsup3D's): the Renderer's defaults, the synthetic worlds' camera and the metrics' intrinsics.
+MODEL_FOV_DEGREES = 10.0  # full field of view of the square image
+ROTATION_CENTER_DEPTH = 1.0  # views rotate the scene about (0, 0, ROTATION_CENTER_DEPTH)
 
 
 def _check(tensor, name, rank=None, last_dims=None, dtype=tf.float32):
@@ -42,7 +47,7 @@ def check_fov(image_size: int, fov_degrees: float) -> None:
     raise ValueError(f"fov_degrees must be in (0, 180), got {fov_degrees}")
 
 
-def intrinsics_from_fov(image_size: int, fov_degrees: float = 10.0) -> tf.Tensor:
+def intrinsics_from_fov(image_size: int, fov_degrees: float = MODEL_FOV_DEGREES) -> tf.Tensor:
   """Pinhole intrinsics of a square image with the given field of view.
 
   Args:
@@ -181,7 +186,7 @@ def shade_albedo(albedo, shading, name="shade_albedo") -> tf.Tensor:
   """
   with tf.name_scope(name):
     albedo = _check(albedo, "albedo", rank=4, last_dims=(3,))
-    return ((albedo + 1.0) / 2.0 * shading) * 2.0 - 1.0
+    return formats.unit_to_model(formats.model_to_unit(albedo) * shading)
 
 
 def rotation_matrix(angles, name="rotation_matrix") -> tf.Tensor:

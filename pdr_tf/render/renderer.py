@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from pdr_tf import config_checks
 from pdr_tf import graph
+from pdr_tf.data import formats
 from pdr_tf.render import geometry
 from pdr_tf.render import rasterizer
 from pdr_tf.render import scene
@@ -45,9 +46,9 @@ class Renderer:
 
   def __init__(
     self,
-    image_size=64,
-    fov=10.0,
-    rotation_center_depth=1.0,
+    image_size=formats.IMAGE_SIZE,
+    fov=geometry.MODEL_FOV_DEGREES,
+    rotation_center_depth=geometry.ROTATION_CENTER_DEPTH,
     ranges=None,
     margin=0.1,
     backend="auto",

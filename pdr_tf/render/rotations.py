@@ -84,6 +84,14 @@ def _unit_vectors(vectors, name):
   return vectors / norm
 
 
+def light_direction(lxy) -> np.ndarray:
+  """Unit light directions normalize([lx, ly, 1]) from [..., 2] (lx, ly), float64 [..., 3]: the NumPy twin of
+  `geometry.light_direction`, for the synthetic worlds and the metrics."""
+  lxy = np.asarray(lxy, dtype=np.float64)
+  v = np.concatenate([lxy, np.ones(lxy.shape[:-1] + (1,))], axis=-1)
+  return v / np.linalg.norm(v, axis=-1, keepdims=True)
+
+
 def angle_deg(u, v) -> np.ndarray:
   """Angle between vectors along the last axis, degrees (atan2 form: exact near 0 and 180)."""
   u, v = np.asarray(u, np.float64), np.asarray(v, np.float64)

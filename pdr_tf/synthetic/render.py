@@ -26,9 +26,10 @@ from pdr_tf import graph
 from pdr_tf.data import formats
 from pdr_tf.render import geometry
 from pdr_tf.render import rasterizer
+from pdr_tf.render import rotations
 
-MODEL_FOV_DEGREES = 10.0
-ROTATION_CENTER = np.array([0.0, 0.0, 1.0])
+MODEL_FOV_DEGREES = geometry.MODEL_FOV_DEGREES  # the worlds are seen through the model's camera
+ROTATION_CENTER = np.array([0.0, 0.0, geometry.ROTATION_CENTER_DEPTH])
 JPEG_QUALITY = 95
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # fixed zip timestamps keep the sidecars byte-identical across runs
 
@@ -193,9 +194,7 @@ def downsample(image: np.ndarray, factor: int) -> np.ndarray:
 
 def light_directions(lights: np.ndarray) -> np.ndarray:
   """[B, 3] unit light directions normalize([lx, ly, 1]) (canonical frame) of [B, 4] lights (ka, kd, lx, ly)."""
-  lights = np.asarray(lights, np.float64).reshape(-1, 4)
-  direction = np.concatenate([lights[:, 2:4], np.ones((len(lights), 1))], -1)
-  return direction / np.linalg.norm(direction, axis=-1, keepdims=True)
+  return rotations.light_direction(np.asarray(lights, np.float64).reshape(-1, 4)[:, 2:4])
 
 
 def ground_shading(lights: np.ndarray) -> np.ndarray:

@@ -10,6 +10,7 @@ from typing import Dict
 import tensorflow as tf
 from tensorflow.core.util import event_pb2
 
+from pdr_tf.data import formats
 from pdr_tf.render import geometry
 
 logger = logging.getLogger(__name__)
@@ -20,7 +21,7 @@ IMAGE_TAG_PREFIX = "images/"
 
 def _to_unit(images):
   """[-1, 1] images -> [0, 1], clipped."""
-  return tf.clip_by_value(images * 0.5 + 0.5, 0.0, 1.0)
+  return tf.clip_by_value(formats.model_to_unit(images), 0.0, 1.0)
 
 
 def _strip(images):

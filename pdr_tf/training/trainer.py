@@ -40,6 +40,8 @@ from pdr_tf.training import workdir as workdir_lib
 
 logger = logging.getLogger(__name__)
 
+_CARS_DATA_DIR = datasets.default_data_dir("cars")  # the default world's folder, generated on first use
+
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 # Where tf.distribute's PreemptionCheckpointHandler keeps its count of calls in a checkpoint (multi-worker runs).
 PREEMPTION_COUNT_KEY = "checkpointed_runs"
@@ -147,7 +149,7 @@ class Trainer:
   def __init__(
     self,
     workdir,
-    data_dir="data/cars/tfrecords",
+    data_dir=_CARS_DATA_DIR,
     synthetic_world: Optional[str] = "cars",
     train_steps=1000,
     global_batch_size=64,

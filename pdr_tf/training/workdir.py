@@ -32,6 +32,7 @@ LOGS = "logs"
 TRAIN_LOGS = os.path.join(LOGS, "train")
 VALIDATION_LOG = "validation.jsonl"
 EXPORT = "export"
+EVAL = "eval"  # a run's clustering and de-rendering reports (reproduce, ablation)
 TRAIN_LOCK = ".pdr_tf_train.lock"
 CHECKPOINTS_MARKER = os.path.join(CHECKPOINTS, ".pdr_tf_checkpoints")
 
@@ -155,6 +156,10 @@ def validation_log(workdir: str) -> str:
 
 def export(workdir: str) -> str:
   return os.path.join(workdir, EXPORT)
+
+
+def eval_dir(workdir: str) -> str:
+  return os.path.join(workdir, EVAL)
 
 
 def train_lock(workdir: str) -> str:
