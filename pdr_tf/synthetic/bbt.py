@@ -84,14 +84,7 @@ def sample_track(rng: np.random.RandomState, frames: int):
   end_view[:3] = start_view[:3] + rng.uniform(-1, 1, 3) * (np.radians(8), np.radians(20), np.radians(4))
   start_view[3:5] = rng.uniform(-faces.TRANSLATION_RANGE, faces.TRANSLATION_RANGE, 2)
   end_view[3:5] = start_view[3:5] + rng.uniform(-0.002, 0.002, 2)
-  start_light = np.array(
-    [
-      rng.uniform(*faces.AMBIENT_RANGE),
-      rng.uniform(*faces.DIFFUSE_RANGE),
-      rng.uniform(-faces.DIRECTION_RANGE, faces.DIRECTION_RANGE),
-      rng.uniform(-faces.DIRECTION_RANGE, faces.DIRECTION_RANGE),
-    ]
-  )
+  start_light = render.sample_lights(rng, 1, faces.AMBIENT_RANGE, faces.DIFFUSE_RANGE, faces.DIRECTION_RANGE)[0]
   end_light = start_light + rng.uniform(-1, 1, 4) * (0.08, 0.1, 0.4, 0.3)
   views = start_view + ease * (end_view - start_view)
   views[:, 1] += np.radians(2.0) * np.sin(2 * np.pi * (t[:, 0] * rng.uniform(0.5, 1.5) + rng.rand()))  # head wobble

@@ -437,15 +437,7 @@ def sample_views(rng: np.random.RandomState, count: int):
   views[:, 0:2] = rng.uniform(-TILT_RANGE, TILT_RANGE, (count, 2))
   views[:, 2] = rng.uniform(-AZIMUTH_RANGE, AZIMUTH_RANGE, count)
   views[:, 3:5] = rng.uniform(-TRANSLATION_RANGE, TRANSLATION_RANGE, (count, 2))
-  lights = np.stack(
-    [
-      rng.uniform(*AMBIENT_RANGE, count),
-      rng.uniform(*DIFFUSE_RANGE, count),
-      rng.uniform(-DIRECTION_RANGE, DIRECTION_RANGE, count),
-      rng.uniform(-DIRECTION_RANGE, DIRECTION_RANGE, count),
-    ],
-    -1,
-  )
+  lights = render.sample_lights(rng, count, AMBIENT_RANGE, DIFFUSE_RANGE, DIRECTION_RANGE)
   backgrounds = rng.uniform(*BACKGROUND_RANGE, count)
   return views, lights, backgrounds
 

@@ -185,15 +185,7 @@ def sample_pose_light(rng: np.random.RandomState, count: int):
   views[:, 1] = rng.uniform(-YAW_RANGE, YAW_RANGE, count)
   views[:, 2] = rng.uniform(-ROLL_RANGE, ROLL_RANGE, count)
   views[:, 3:5] = rng.uniform(-TRANSLATION_RANGE, TRANSLATION_RANGE, (count, 2))
-  lights = np.stack(
-    [
-      rng.uniform(*AMBIENT_RANGE, count),
-      rng.uniform(*DIFFUSE_RANGE, count),
-      rng.uniform(-DIRECTION_RANGE, DIRECTION_RANGE, count),
-      rng.uniform(-DIRECTION_RANGE, DIRECTION_RANGE, count),
-    ],
-    -1,
-  )
+  lights = render.sample_lights(rng, count, AMBIENT_RANGE, DIFFUSE_RANGE, DIRECTION_RANGE)
   return views, lights
 
 

@@ -192,6 +192,20 @@ def downsample(image: np.ndarray, factor: int) -> np.ndarray:
   return total / (factor * factor)
 
 
+def sample_lights(rng, count, ambient_range, diffuse_range, direction_range) -> np.ndarray:
+  """[count, 4] lights (ka, kd, lx, ly): ka, kd uniform in their ranges, lx, ly uniform in +-direction_range (drawn
+  in that order: a world's images depend on the order of its random draws)."""
+  return np.stack(
+    [
+      rng.uniform(*ambient_range, count),
+      rng.uniform(*diffuse_range, count),
+      rng.uniform(-direction_range, direction_range, count),
+      rng.uniform(-direction_range, direction_range, count),
+    ],
+    -1,
+  )
+
+
 def light_directions(lights: np.ndarray) -> np.ndarray:
   """[B, 3] unit light directions normalize([lx, ly, 1]) (canonical frame) of [B, 4] lights (ka, kd, lx, ly)."""
   return rotations.light_direction(np.asarray(lights, np.float64).reshape(-1, 4)[:, 2:4])
