@@ -17,6 +17,24 @@ from pdr_tf.data import feature_spec
 HANG_GUARD_S = 3600
 REPO = pathlib.Path(__file__).resolve().parents[1]
 DIAGNOSTICS = REPO / "scripts" / "diagnostics"
+
+
+def python_result(argv):
+  """Runs `python argv...` in the repository with TensorFlow quiet (a fresh process: logical devices can be set up
+  before TensorFlow runs an op) and returns the JSON it printed on its last line starting "RESULT "."""
+  import json  # pylint: disable=import-outside-toplevel
+  import subprocess  # pylint: disable=import-outside-toplevel
+
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+  proc = subprocess.run(
+    [sys.executable, *argv], capture_output=True, text=True, cwd=REPO, env=env, timeout=HANG_GUARD_S, check=False
+  )
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+  assert lines, proc.stdout[-3000:]
+  return json.loads(lines[-1][len("RESULT ") :])
+
+
 # The pages a user reads: their links and their commands are checked (test_docs.py, test_doc_commands.py).
 DOC_PAGES = [str(REPO / "README.md")] + sorted(str(p) for p in (REPO / "docs").glob("*.md"))
 

@@ -25,16 +25,7 @@ def test_mirrored_two_cpus_matches_one_device():
   # replicas' arithmetic. Run on all 4 images at once, the networks round a few ulp differently, the renderer
   # amplifies that, and a LeakyReLU kink flips: ~5% in one layer's gradient that no reduction caused (the script's
   # docstring and docs/investigations.md, "Distributed gradients at initialisation").
-  out = subprocess.run(
-    [sys.executable, os.path.join(fixtures.DIAGNOSTICS, "mirrored_gradients.py")],
-    capture_output=True,
-    text=True,
-    cwd=REPO,
-    timeout=fixtures.HANG_GUARD_S,
-    env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
-  )
-  assert out.returncode == 0, out.stderr[-3000:]
-  result = json.loads([line for line in out.stdout.splitlines() if line.startswith("RESULT ")][-1][len("RESULT ") :])
+  result = fixtures.python_result([os.path.join(fixtures.DIAGNOSTICS, "mirrored_gradients.py")])
   assert result["replicas"] == 2
   assert result["mirrored_loss"] == pytest.approx(result["replica_shaped_loss"], rel=1e-6)
   assert result["mirrored_loss"] == pytest.approx(result["single_loss"], rel=1e-6)

@@ -1,10 +1,7 @@
 """Tests for pdr_tf.model.loocc: config, perturbations, leave-one-out selection, NT-Xent (also mirrored)."""
 
-import json
 import math
 import os
-import subprocess
-import sys
 import textwrap
 
 import gin
@@ -243,18 +240,7 @@ _MIRRORED_SCRIPT = textwrap.dedent("""
 
 
 def test_mirrored_strategy_matches_single_device():
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
-  proc = subprocess.run(
-    [sys.executable, "-c", _MIRRORED_SCRIPT],
-    capture_output=True,
-    text=True,
-    env=env,
-    cwd=REPO,
-    timeout=fixtures.HANG_GUARD_S,
-  )
-  assert proc.returncode == 0, proc.stderr[-3000:]
-  line = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")][-1]
-  result = json.loads(line[len("RESULT ") :])
+  result = fixtures.python_result(["-c", _MIRRORED_SCRIPT])
 
   rng = np.random.default_rng(1)
   za = rng.normal(size=(8, 5)).astype(np.float32)

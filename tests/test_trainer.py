@@ -180,6 +180,46 @@ def test_switch_errors_and_fallbacks_name_the_setting(tmp_path, data_dir, caplog
   assert "Trainer.jit_compile is on, but the step runs uncompiled" in caplog.text and "'tfg'" in caplog.text
 
 
+def test_a_resumed_run_keeps_the_checkpoint_schedule(tmp_path, data_dir):
+  # A preemption save lands between the scheduled checkpoints (here: step 3, the first run's last step); the run that
+  # resumes from it saves at the loops reaching multiples of checkpoint_every (4, 8), not every 4 steps from 3.
+  workdir = tmp_path / "work"
+  common = ("Trainer.checkpoint_every=4", "Trainer.export_at_end=False", "Trainer.image_summary_every=0", NO_LOOCC)
+  _trainer(workdir, data_dir, "Trainer.train_steps=3", *common).run()
+  second = _trainer(workdir, data_dir, "Trainer.train_steps=8", "Trainer.keep_checkpoints=5", *common)
+  second.run()
+  saved = sorted(int(p.split("ckpt-")[1].split(".")[0]) for p in glob.glob(str(workdir / "checkpoints" / "*.index")))
+  assert saved == [3, 5, 8]  # loops of 2 from step 3: 3-5 reaches 4, 7-8 reaches 8
+
+
+def test_a_resumed_run_trains_on_the_batches_an_uninterrupted_run_sees(tmp_path, data_dir):
+  # The data stream is replayed to the resumed step (the same shuffle and flips from the seed), so stopping and
+  # resuming changes nothing: the weights after step 4 equal those of a run that never stopped.
+  common = ("Trainer.export_at_end=False", "Trainer.image_summary_every=0", NO_LOOCC)
+  straight = _trainer(tmp_path / "straight", data_dir, "Trainer.train_steps=4", *common)
+  straight.run()
+  _trainer(tmp_path / "resumed", data_dir, "Trainer.train_steps=2", *common).run()
+  resumed = _trainer(tmp_path / "resumed", data_dir, "Trainer.train_steps=4", *common)
+  resumed.run()
+  for a, b in zip(straight.model.trainable_variables, resumed.model.trainable_variables):
+    np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+
+
+def test_a_resumed_run_drops_the_validation_records_of_the_steps_it_trains_again(tmp_path, data_dir):
+  trainer = _trainer(tmp_path / "work", data_dir, NO_LOOCC)
+  log = workdir_lib.validation_log(trainer.workdir)
+  os.makedirs(trainer.workdir)
+  records = [json.dumps({"step": s, "ratios": {"view": 0.5}}) + "\n" for s in (2, 4, 6)]
+  with open(log, "w", encoding="utf-8") as f:
+    f.writelines(records + ['{"step": 8, "rat'])  # the last line cut off by a kill
+  trainer._drop_validations_after(4)  # pylint: disable=protected-access
+  with open(log, encoding="utf-8") as f:
+    assert f.readlines() == records[:2]
+  trainer._drop_validations_after(4)  # nothing more to drop: the file is left as it is
+  with open(log, encoding="utf-8") as f:
+    assert f.readlines() == records[:2]
+
+
 def test_restart_resumes_at_saved_step_with_optimizer_state(tmp_path, data_dir):
   workdir = tmp_path / "work"
   first = _trainer(workdir, data_dir, "Trainer.train_steps=2", "Trainer.export_at_end=False", NO_LOOCC)
@@ -252,6 +292,30 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, data_dir):
     "ckpt-2.index"
   ]
   assert not (workdir / "export").exists()
+
+
+def test_non_finite_weights_after_a_finite_loss_stop_before_any_save(tmp_path, data_dir):
+  # An update can overflow after its step's loss was computed: the loss is finite and the weights are not. The
+  # weights are checked after every loop, before the checkpoint hook could save (or the end export) them.
+  workdir = tmp_path / "work"
+  trainer = _trainer(workdir, data_dir, "Trainer.train_steps=4", "Trainer.image_summary_every=0", NO_LOOCC)
+  trainer.begin()
+  good_loop = trainer._train_loop  # pylint: disable=protected-access
+
+  def overflowing_loop(iterator, num_steps):
+    scalars = good_loop(iterator, num_steps)
+    if int(trainer.step.numpy()) > 2:
+      variable = trainer.model.trainable_variables[0]
+      variable.assign(tf.fill(tf.shape(variable), np.inf))
+    return scalars
+
+  trainer._train_loop = overflowing_loop  # pylint: disable=protected-access
+  try:
+    with pytest.raises(trainer_lib.NonFiniteLossError, match=r"Non-finite weights after steps 3-4.*ckpt-2"):
+      trainer.train()
+  finally:
+    trainer.release_workdir()
+  assert [os.path.basename(p) for p in glob.glob(str(workdir / "checkpoints" / "ckpt-*.index"))] == ["ckpt-2.index"]
 
 
 def test_nan_loss_exit_code_from_main(tmp_path, data_dir, caplog):
@@ -523,9 +587,9 @@ def test_collaborators_are_injected_and_hooks_run(tmp_path, data_dir):
     built.append("optimizer")
     return keras.optimizers.SGD(learning_rate=1e-3)
 
-  def dataset_builder(strategy, directory, split, batch_size, seed):
+  def dataset_builder(strategy, directory, split, batch_size, seed, start_step):
     built.append(("dataset", split, batch_size))
-    return trainer_lib.training_dataset(strategy, directory, split, batch_size, seed)
+    return trainer_lib.training_dataset(strategy, directory, split, batch_size, seed, start_step)
 
   class Recorder(trainer_lib.Hook):
     def __init__(self):
@@ -609,3 +673,67 @@ def test_training_needs_no_cpp_compiler(tmp_path, data_dir):
   assert result.returncode == 0, result.stderr[-3000:]
   assert "kernel" not in result.stderr.lower(), result.stderr[-3000:]  # no build attempted, no fallback warning
   assert not os.path.exists(tmp_path / "cache" / "kernels") or not glob.glob(str(tmp_path / "cache" / "**" / "*.so"))
+
+
+_OVERFLOW_SCRIPT = """
+import json
+import numpy as np
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import keras
+from pdr_tf.training import trainer
+
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+result = {}
+for agree in (False, True):
+  with strategy.scope():
+    weight = tf.Variable([1.0, 2.0])
+    optimizer = keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD(0.1), initial_scale=8.0)
+    optimizer.build([weight])
+
+  @tf.function
+  def step():
+    def replica_fn():
+      replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+      grads = [tf.where(replica == 1, tf.constant([np.inf, 1.0]), tf.constant([1.0, 1.0]))]  # replica 1 overflows
+      if agree:
+        grads = trainer.agree_on_overflow(grads)
+      optimizer.apply_gradients(zip(grads, [weight]))
+
+    strategy.run(replica_fn)
+
+  step()
+  result[str(agree)] = {"weight": [float(w) for w in weight.numpy()], "scale": float(optimizer.dynamic_scale.numpy())}
+print("RESULT " + json.dumps(result))
+"""
+
+
+@pytest.mark.slow
+def test_an_overflow_on_any_replica_skips_the_step_on_every_replica():
+  """Keras' LossScaleOptimizer checks only the first replica's gradients: an overflow on the second reaches the
+  weights through the cross-replica sum. agree_on_overflow (applied by the trainer under mixed_float16 with more than
+  one replica) makes every replica skip the step and lower the loss scale."""
+  result = fixtures.python_result(["-c", _OVERFLOW_SCRIPT])
+  assert not np.all(np.isfinite(result["False"]["weight"]))  # what Keras alone does
+  assert result["True"] == {"weight": [1.0, 2.0], "scale": 4.0}  # skipped everywhere, the scale halved
+
+
+def test_a_non_chief_removes_its_temporary_checkpoints_when_a_run_stops_early(tmp_path, data_dir):
+  """A non-chief worker writes its share of each collective save into a fresh temporary folder per start; a run that
+  stops early (a non-finite loss, a preemption exit) must not leave it behind."""
+  trainer = _trainer(tmp_path / "work", data_dir, NO_LOOCC)
+  worker_tmp = tmp_path / "pdr_tf_worker_1_x"
+  (worker_tmp / "checkpoints").mkdir(parents=True)
+
+  def begin():
+    trainer.chief = False
+    trainer.manager = types.SimpleNamespace(directory=str(worker_tmp / "checkpoints"))
+
+  def train():
+    raise trainer_lib.NonFiniteLossError("stopped")
+
+  trainer.begin, trainer.train = begin, train
+  with pytest.raises(trainer_lib.NonFiniteLossError):
+    trainer.run()
+  assert not worker_tmp.exists()

@@ -237,6 +237,7 @@ def make_dataset(
   repeat=None,
   cycle_length=4,
   skip_corrupt=False,
+  skip_steps=0,
 ):
   """Batched dataset of one split.
 
@@ -258,6 +259,10 @@ def make_dataset(
     skip_corrupt: keep going after a corrupt record: the rest of that shard is skipped (a TFRecord reader cannot
       resynchronise) and a warning logged; off by default, when a corrupt record is an error
       (`CorruptDataError` from the trainer, naming the shard).
+    skip_steps: training steps already taken (a resumed run): the stream starts where an uninterrupted run's
+      would be after that many steps, each taking `batch_size` records per replica this pipeline feeds. The
+      records are read and dropped before decoding, so the same seed gives the same batches as an uninterrupted
+      run.
 
   Returns:
     tf.data.Dataset of dicts. Training: {"image": float32 [B, 64, 64, 3] in [-1, 1]}. Evaluation: also
@@ -312,9 +317,11 @@ def make_dataset(
     ds = ds.repeat()
   if training:
     flip_seeds = tf.data.Dataset.random(seed=seed).batch(2, drop_remainder=True)
-    ds = tf.data.Dataset.zip((ds, flip_seeds)).map(
-      _training_example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic
-    )
+    ds = tf.data.Dataset.zip((ds, flip_seeds))
+    if skip_steps:
+      replicas = input_context.num_replicas_in_sync // pipelines if input_context is not None else 1
+      ds = ds.skip(int(skip_steps) * batch_size * replicas)
+    ds = ds.map(_training_example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
   else:
     ds = ds.map(_evaluation_example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   ds = ds.batch(batch_size, drop_remainder=drop_remainder)

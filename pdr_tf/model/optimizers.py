@@ -31,11 +31,13 @@ class ScaledAdamW(keras.optimizers.AdamW):
     lr_multipliers: {network name ("depth_net", "albedo_net", "light_net", "view_net", "conf_net"): multiplier > 0};
       networks not listed use 1.
     multiplier_steps: the multipliers apply while fewer than this many steps have been taken, then every network
-      uses the base learning rate; None: always.
+      uses the base learning rate; None: always. Steps are counted as the optimizer's applied updates: under
+      mixed_float16 a step the loss scaling skips (an overflow) does not count.
     l2: coupled weight decay, PyTorch Adam's `weight_decay` (Unsup3D's optimizer): l2 * variable is added to the
       gradient before the moments, so Adam normalises it with the gradient. Keras' `weight_decay` is decoupled
       (AdamW: variable -= learning_rate * weight_decay * variable), which at Unsup3D's lr 1e-4 and 5e-4 shrinks a
-      weight by only 5e-8 per step. 0: none.
+      weight by only 5e-8 per step; Keras applies it at the base learning rate, whatever the network's multiplier.
+      0: none.
     **kwargs: `keras.optimizers.AdamW` arguments (learning_rate, weight_decay, epsilon, ...).
   """
 

@@ -87,6 +87,21 @@ def _crossed(every: int, step_before: int, step: int) -> bool:
   return every > 0 and (step // every) > (step_before // every)
 
 
+def agree_on_overflow(grads):
+  """In a replica context: every replica's gradients become NaN when any replica's are not finite.
+
+  Keras' LossScaleOptimizer decides whether to skip a step (and lower the loss scale) from the first replica's
+  gradients before the cross-replica sum, and under MultiWorkerMirroredStrategy each worker from its own first
+  replica. An overflow on another replica would then reach the weights as inf/NaN through the sum, and workers could
+  take different branches around the sum's collective. With every replica non-finite together, all skip together.
+  """
+  present = [g for g in grads if g is not None]
+  finite = tf.reduce_all(tf.stack([tf.reduce_all(tf.math.is_finite(g)) for g in present]))
+  context = tf.distribute.get_replica_context()
+  overflow = context.all_reduce(tf.distribute.ReduceOp.SUM, 1.0 - tf.cast(finite, tf.float32)) > 0.0
+  return [None if g is None else tf.where(overflow, tf.constant(np.nan, g.dtype), g) for g in grads]
+
+
 class NonFiniteLossError(RuntimeError):
   """Training produced a NaN or infinite loss; the message names the step and the last good checkpoint."""
 
@@ -109,7 +124,8 @@ class Trainer:
     lr_multiplier_steps: the multipliers hold for this many steps, then every network trains at learning_rate
       (None: for the whole run).
     steps_per_loop: steps per tf.function call (and per progress/NaN check).
-    checkpoint_every: steps between checkpoints (rounded to loops).
+    checkpoint_every: a checkpoint at the end of each loop that reaches a multiple of this many steps (counted from
+      step 0, so a resumed run keeps the schedule), and at the last step.
     keep_checkpoints: how many checkpoints to keep.
     summary_every: steps between scalar summaries; image_summary_every: between image grids (0: never).
     strategy, devices, tpu: see `strategies.make_strategy`.
@@ -137,8 +153,8 @@ class Trainer:
     optimizer_builder: (trainer) -> a Keras optimizer (default `default_optimizer`: `optimizers.ScaledAdamW` from
       learning_rate, weight_decay, adam_epsilon and lr_multipliers); a LossScaleOptimizer wraps it under
       mixed_float16.
-    dataset_builder: (strategy, data_dir, split, global_batch_size, seed) -> the distributed training dataset
-      (default `training_dataset`).
+    dataset_builder: (strategy, data_dir, split, global_batch_size, seed, start_step) -> the distributed training
+      dataset, continuing at `start_step` as an uninterrupted run's would (default `training_dataset`).
     hooks: extra `Hook`s, called after every loop of steps and at the end, after the built-in summaries,
       validation, checkpoints and export.
 
@@ -290,7 +306,14 @@ class Trainer:
       if self.chief
       else tf.summary.create_noop_writer()
     )
-    self.dataset = self.dataset_builder(self.strategy, self.data_dir, "train", self.global_batch_size, self.seed)
+    start_step = int(self.step.numpy())
+    if self.chief:
+      self._drop_validations_after(start_step)
+    if start_step:
+      logger.info("Replaying the training data to step %d (records are read and dropped, not decoded)", start_step)
+    self.dataset = self.dataset_builder(
+      self.strategy, self.data_dir, "train", self.global_batch_size, self.seed, start_step
+    )
     self.iterator = iter(self.dataset)
     # Without tf.distribute (one device) the optimizer update is compiled with XLA: Keras applies AdamW variable by
     # variable, ~10 small ops each, and fused it costs a third (docs/performance.md). Under a distribution strategy
@@ -424,6 +447,8 @@ class Trainer:
 
   def _replica_step(self, batch, seed, step):
     grads, sums = self._compute_gradients(batch["image"], seed, step)
+    if self.precision == "mixed_float16" and self.strategy.num_replicas_in_sync > 1:
+      grads = agree_on_overflow(grads)
     self._apply_update(grads)
     return sums
 
@@ -487,7 +512,6 @@ class Trainer:
       dynamic_ncols=True,
     )
     scalars = {}
-    self.last_saved_step = start_step
     while int(self.step.numpy()) < self.train_steps:
       step_before = int(self.step.numpy())
       num_steps = min(self.steps_per_loop, self.train_steps - step_before)
@@ -506,6 +530,13 @@ class Trainer:
           f"Non-finite loss ({scalars['total']}) in steps {step_before + 1}-{step}; stopping without saving. "
           f"Last good checkpoint: {latest or 'none'}. Lower the learning rate or check the input data."
         )
+      if not bool(self._weights_finite()):  # a step's update overflowed after its loss was computed
+        bar.close()
+        latest = self.manager.latest_checkpoint
+        raise NonFiniteLossError(
+          f"Non-finite weights after steps {step_before + 1}-{step} (the loss was finite: an update overflowed); "
+          f"stopping without saving. Last good checkpoint: {latest or 'none'}. Lower the learning rate."
+        )
       scalars["images_per_second"] = num_steps * self.global_batch_size / max(seconds, 1e-9)
       scalars["learning_rate"] = float(self.learning_rate)
       for hook in self.hooks:
@@ -519,6 +550,11 @@ class Trainer:
       bar.update(step - step_before)
     bar.close()
     return scalars
+
+  @graph.function
+  def _weights_finite(self):
+    """Whether every trainable weight is finite: checked after each loop, before any hook saves or exports them."""
+    return tf.reduce_all(tf.stack([tf.reduce_all(tf.math.is_finite(v)) for v in self.model.trainable_variables]))
 
   def run_steps(self, num_steps: int) -> Dict[str, float]:
     """Runs `num_steps` optimizer steps in one call of the compiled loop (after `begin`); returns their mean
@@ -546,6 +582,31 @@ class Trainer:
     self.writer.flush()
     with open(workdir_lib.validation_log(self.workdir), "a", encoding="utf-8") as f:
       f.write(json.dumps({"step": step, "ratios": ratios, **derender_eval.scalars(report)}) + "\n")
+
+  def _drop_validations_after(self, step: int) -> None:
+    """A run resumed at `step` validates the steps after it again: the validation log's records of those steps,
+    from the model that was not saved, are dropped (the log is this trainer's own file), so each step has one; so
+    is a last line cut off by a kill."""
+    path = workdir_lib.validation_log(self.workdir)
+    if not os.path.isfile(path):
+      return
+    with open(path, encoding="utf-8") as f:
+      lines = f.readlines()
+
+    def before_resume(line):
+      try:
+        return json.loads(line)["step"] <= step
+      except (ValueError, KeyError, TypeError):
+        return False
+
+    keep = [line for line in lines if before_resume(line)]
+    if len(keep) == len(lines):
+      return
+    logger.info("Dropped %d validation record(s) after step %d from %s", len(lines) - len(keep), step, path)
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+      f.writelines(keep)
+    os.replace(tmp, path)
 
   def write_summaries(self, step_before, step, scalars) -> None:
     crossed = lambda every: _crossed(every, step_before, step)
@@ -577,15 +638,22 @@ class Trainer:
       "operative_config": workdir_lib.operative_config(self.workdir),
     }
     self._write_operative_config()
-    if not self.chief:  # a non-chief's checkpoints only existed to take part in the collective save
-      shutil.rmtree(os.path.dirname(self.manager.directory), ignore_errors=True)
+    self._remove_worker_checkpoints()
     for hook in self.hooks:
       hook.at_end(self, outputs)
     self.release_workdir()
     return outputs
 
+  def _remove_worker_checkpoints(self) -> None:
+    """A non-chief's checkpoints only exist to take part in the collective save, in a fresh temporary folder per
+    start (`strategies.worker_dir`) that no later start reads: removed at the end, and when a run stops early."""
+    manager = getattr(self, "manager", None)
+    if manager is not None and not self.chief:
+      shutil.rmtree(os.path.dirname(manager.directory), ignore_errors=True)
+
   def run(self) -> Dict[str, str]:
-    """begin, train, end (the workdir lock is released whatever happens)."""
+    """begin, train, end (the workdir lock is released, and a non-chief's temporary checkpoints removed, whatever
+    happens)."""
     try:
       self.begin()
       scalars = self.train()
@@ -593,6 +661,7 @@ class Trainer:
         logger.info("Final loop: %s", ", ".join(f"{k}={v:.4g}" for k, v in sorted(scalars.items())))
       return self.end()
     finally:
+      self._remove_worker_checkpoints()
       self.release_workdir()
 
 
@@ -609,9 +678,12 @@ def default_optimizer(trainer: Trainer):
   )
 
 
-def training_dataset(strategy, data_dir: str, split: str, global_batch_size: int, seed: int):
-  """The shuffled, flipped, repeated training split, distributed over the strategy's replicas."""
-  return input_pipeline.make_distributed_dataset(strategy, data_dir, split, global_batch_size, training=True, seed=seed)
+def training_dataset(strategy, data_dir: str, split: str, global_batch_size: int, seed: int, start_step: int = 0):
+  """The shuffled, flipped, repeated training split, distributed over the strategy's replicas, from `start_step` on
+  (the batches an uninterrupted run of the same seed would see from there)."""
+  return input_pipeline.make_distributed_dataset(
+    strategy, data_dir, split, global_batch_size, training=True, seed=seed, skip_steps=start_step
+  )
 
 
 class Hook:
@@ -644,9 +716,8 @@ class CheckpointHook(Hook):
   def after_loop(self, trainer, step_before, step, scalars):
     if trainer.preemption is not None:
       trainer.preemption.save_checkpoint_if_preempted()
-    if step - trainer.last_saved_step >= trainer.checkpoint_every or step >= trainer.train_steps:
+    if _crossed(trainer.checkpoint_every, step_before, step) or step >= trainer.train_steps:
       trainer.manager.save(checkpoint_number=step)
-      trainer.last_saved_step = step
 
 
 class ExportHook(Hook):
