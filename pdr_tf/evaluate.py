@@ -315,7 +315,8 @@ def embed_dataset(
       derender_xla: run de_render compiled with XLA where possible (`evaluation.exported_derender`).
 
   Returns:
-      (features {name: [N, D]}, labels [N] str, track_ids [N] str, records_read, derender result or None).
+      (features {name: [N, D]}, labels [N] str, track_ids [N] str, records_read, derender result or None; a
+      scene the de-rendering metrics cannot score gives {"error": "<which records: why>"} instead of a result).
   """
   timings = {} if timings is None else timings
   for key in ("read_s", "embed_images_s", "de_render_s", "derender_scoring_s"):
@@ -332,6 +333,7 @@ def embed_dataset(
   de_render = None  # built at the first batch with ground truth
   chunks = {name: [] for name in FEATURE_NAMES}
   labels, tracks, read = [], [], 0
+  derender_error = None  # a scene the metrics cannot score stops the de-rendering metrics, not the clustering
   with tqdm(total=total, desc=f"embedding + de-rendering {split}", unit="img", disable=None) as progress:
     batches, tick, logged = input_pipeline.checked(dataset, data_dir, split), clock(), 0
     for batch in batches:
@@ -356,7 +358,7 @@ def embed_dataset(
         labels += _label_names(batch, label_field, keep)
         tracks += [t.decode("utf-8") for t in batch["track_id"].numpy()[keep]]
       has_gt = batch["gt_has"].numpy() == 1
-      if derender_metrics_on and np.any(has_gt):
+      if derender_metrics_on and derender_error is None and np.any(has_gt):
         if "de_render" not in loaded.signatures:
           raise ValueError(
             f"SavedModel {saved_model_dir} has no de_render signature but {data_dir} has "
@@ -369,19 +371,29 @@ def embed_dataset(
         timings["de_render_s"] += clock() - tick
         timings["de_render_path"] = de_render.mode
         tick = clock()
-        derender.add(
-          scene["recon_depth"],
-          scene["mask"],
-          scene["light"],
-          scene["view"],
-          batch["gt_depth"].numpy()[has_gt],
-          batch["gt_light"].numpy()[has_gt],
-          batch["gt_view"].numpy()[has_gt],
-        )
+        try:
+          derender.add(
+            scene["recon_depth"],
+            scene["mask"],
+            scene["light"],
+            scene["view"],
+            batch["gt_depth"].numpy()[has_gt],
+            batch["gt_light"].numpy()[has_gt],
+            batch["gt_view"].numpy()[has_gt],
+          )
+        except ValueError as e:  # e.g. a predicted depth <= 0 inside the mask
+          derender_error = f"records {read - take + 1}-{read}: {e}"
         timings["derender_scoring_s"] += clock() - tick
       tick = clock()
   tick = clock()
-  derender_result = derender.result()
+  if derender_error is None:
+    try:
+      derender_result = derender.result()
+    except ValueError as e:  # e.g. every evaluation mask empty
+      derender_error = str(e)
+  if derender_error is not None:
+    _LOG.warning("de-rendering metrics not computed (the clustering goes on): %s", derender_error)
+    derender_result = {"error": derender_error}
   timings["derender_scoring_s"] += clock() - tick
   features = {name: (np.concatenate(c) if c else np.zeros((0, 1), np.float32)) for name, c in chunks.items()}
   return features, np.asarray(labels, dtype=str), np.asarray(tracks, dtype=str), read, derender_result

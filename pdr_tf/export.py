@@ -346,7 +346,15 @@ def export_model(model, output_dir, image_size=formats.IMAGE_SIZE, version=None,
       json.dump(info, f, indent=2)
       f.write("\n")
     _make_world_readable(staging)
-    os.rename(staging, version_dir)
+    try:
+      os.rename(staging, version_dir)
+    except OSError as e:
+      if not tf.io.gfile.exists(version_dir):
+        raise
+      raise ValueError(
+        f"export version folder {version_dir} was created by another export while this one was written (nothing "
+        f"was changed); export again for the next free version, {next_version(output_dir)}"
+      ) from e
   except BaseException:
     shutil.rmtree(staging, ignore_errors=True)
     raise

@@ -11,6 +11,8 @@ import tensorflow as tf
 from pdr_tf import evaluate as ev
 from pdr_tf import export
 from pdr_tf.data import feature_spec
+from pdr_tf.evaluation import derender_eval
+from pdr_tf.evaluation import table1
 from pdr_tf import gin_config
 from test_export import StandInModel, encode_png  # pylint: disable=wrong-import-order  (tests/ is on sys.path)
 
@@ -107,6 +109,21 @@ def test_end_to_end_scores_outputs_and_derender_metrics(data_dir, saved_model, t
     assert "| cluster accuracy (WCP) | 1.0000 |" in f.read()
   with open(os.path.join(out, "tiny_embedding.png"), "rb") as f:
     assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_scene_the_metrics_cannot_score_is_reported_and_the_clustering_goes_on(
+  data_dir, saved_model, tmp_path, monkeypatch, caplog
+):
+  def unscorable(self, recon_depth, *args):
+    raise ValueError("recon_depth must be positive and finite inside the mask")
+
+  monkeypatch.setattr(derender_eval.DerenderScorer, "add", unscorable)
+  results = ev.evaluate(saved_model, data_dir, output_dir=str(tmp_path / "eval"), name="tiny", batch_size=8)
+  assert results["derender"] == {"error": "records 1-8: recon_depth must be positive and finite inside the mask"}
+  assert "de-rendering metrics not computed (the clustering goes on)" in caplog.text
+  assert results["clustering"]["wcp"] == pytest.approx(1.0) and os.path.isfile(results["outputs"]["json"])
+  summary = table1.per_seed_summary(dict(results, seed=0, seconds=1.0, workdir=str(tmp_path)))
+  assert "derender_ratios" not in summary  # no ratios for a de-rendering that was not scored
 
 
 def test_track_averaging_kmeans_and_limits(data_dir, saved_model, tmp_path):

@@ -298,6 +298,21 @@ def test_versions_increment_and_never_overwrite(tmp_path):
   assert export.resolve_saved_model_dir(base) == second
 
 
+def test_an_export_that_loses_the_race_for_a_version_changes_nothing(tmp_path, monkeypatch):
+  base = tmp_path / "exp"
+  real = export._make_world_readable  # pylint: disable=protected-access
+
+  def another_export_lands_first(path):
+    real(path)
+    (base / "1").mkdir()
+    (base / "1" / "saved_model.pb").write_bytes(b"the other export's")
+
+  monkeypatch.setattr(export, "_make_world_readable", another_export_lands_first)
+  with pytest.raises(ValueError, match=r"1 was created by another export .*next free version, 2"):
+    export.export_model(StandInModel(dims=(2, 2, 2, 2)), str(base))
+  assert os.listdir(base) == ["1"] and (base / "1" / "saved_model.pb").read_bytes() == b"the other export's"
+
+
 def test_export_without_de_render_for_stock_serving(tmp_path):
   version_dir = export.export_model(StandInModel(dims=(2, 2, 2, 2)), str(tmp_path), include_de_render=False)
   assert sorted(tf.saved_model.load(version_dir).signatures) == ["embed_images", "serving_default"]

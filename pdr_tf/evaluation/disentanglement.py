@@ -23,7 +23,7 @@ the depth and albedo features of the same images or tracks).
 Scale: 0 means no linear relation between any two dimensions, 1 means every dimension of A is an exact linear
 function of every dimension of B (e.g. 1-D blocks with B = 3 A - 2). For independent features the score does not
 reach 0 on finite N: each r_ij is then about normal with mean 0 and variance 1 / (N - 1), so the expected score
-is about sqrt(2 / (pi (N - 1))) (`chance_level`; 0.031 for the 644 BBT tracks, 0.025 for 1000 ShapeNet cars).
+is about sqrt(2 / (pi (N - 1))) (`chance_level`; 0.031 for the 643 BBT tracks, 0.025 for 1000 ShapeNet cars).
 Compare scores computed on the same N only.
 """
 

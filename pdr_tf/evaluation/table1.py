@@ -40,7 +40,7 @@ def per_seed_summary(results):
     "workdir": results["workdir"],
   }
   derender = results.get("derender")
-  if derender:
+  if derender and "error" not in derender:  # a de-rendering that could not be scored has no ratios
     out["side"] = derender["side"]["model"]
     out["mad_deg"] = derender["normals_mad_deg"]["model"]
     out["derender_ratios"] = {name: derender["ratios"][name] for name in RATIO_NAMES}
@@ -259,8 +259,8 @@ def write_table(suite, per_seed: dict, config: dict, output_dir: str):
     table,
     "\n## Does each de-renderer de-render?\n",
     f"On the evaluation split's ground truth, each error against the same error of a predictor that ignores the "
-    f"image (best constant view, constant mean light, flat depth); a model de-renders when every ratio is at or "
-    f"below {derender_eval.DERENDERS_AT}.\n",
+    f"image (best constant view, best constant light direction, flat depth); a model de-renders when every ratio is "
+    f"at or below {derender_eval.DERENDERS_AT}.\n",
     "\n".join(derendering) or "(no de-renderer with ground truth in this table)",
     "\n",
     "\n## LOOCC against Unsup3D\n",
