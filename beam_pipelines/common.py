@@ -52,10 +52,47 @@ def check_input_dir(path, what):
     ValueError: "<what> <path> does not exist", or, on the local file system, "... is a file, not a folder" (a file
       would otherwise read as a folder that holds no inputs).
   """
-  if not FileSystems.exists(path):
+  if not (FileSystems.exists(path) or (not is_local(path) and holds_objects(path))):
     raise ValueError(f"{what} {path} does not exist")
   if is_local(path) and not os.path.isdir(path):
     raise ValueError(f"{what} {path} is a file, not a folder")
+  if is_local(path):
+    _check_local_tree(path, what)
+
+
+def _check_local_tree(root, what):
+  """Raises ValueError naming what Beam's local listing would leave out without a word: it walks folders without
+  following symbolic links to folders, skips folders it cannot read and drops broken links. (Hidden entries are
+  never inputs.)"""
+  problems = []
+
+  def unreadable(error):
+    problems.append(f"{error.filename}: cannot be read ({error.strerror})")
+
+  for folder, dirs, files in os.walk(root, onerror=unreadable):
+    dirs[:] = [d for d in dirs if not d.startswith(".")]
+    for name in dirs:
+      if os.path.islink(os.path.join(folder, name)):
+        problems.append(f"{os.path.join(folder, name)}: a symbolic link to a folder, which the listing does not follow")
+    for name in files:
+      link = os.path.join(folder, name)
+      if not name.startswith(".") and os.path.islink(link) and not os.path.exists(link):
+        problems.append(f"{link}: a broken symbolic link")
+  if problems:
+    raise ValueError(
+      f"{what} {root}: {len(problems)} entries would be left out of the conversion, e.g. {problems[:3]}; give the "
+      "real folders (or copies of the files) instead"
+    )
+
+
+def holds_objects(path):
+  """Whether an object store's folder (a name prefix such as gs://bucket/raw, which is no object itself, so that
+  FileSystems.exists says no) holds any object."""
+  try:
+    (result,) = FileSystems.match([path.rstrip("/") + "/**"], limits=[1])
+  except (OSError, ValueError):  # BeamIOError (an OSError): no such bucket, no access
+    return False
+  return bool(result.metadata_list)
 
 
 def check_input_file(path, what, hint=""):
@@ -83,7 +120,9 @@ def is_input_candidate(path, exclude_names=(), root=None, root_images_only=False
   (CSV files, summaries) that are not inputs, while every file below it is one, whatever its depth, so that a
   file at an unexpected depth is rejected with a reason rather than lost.
   """
-  name = path.rstrip("/").split("/")[-1]
+  if path.endswith("/"):  # an object store's folder marker (an empty object named "folder/"), not a file
+    return False
+  name = path.split("/")[-1]
   if name.startswith(".") or name in exclude_names:
     return False
   if root_images_only and root is not None and relative_parts(path, root) == [name]:
@@ -206,7 +245,8 @@ class ProcessImage(RejectingDoFn):
   """Item {"path", "gt_path", "record"} -> full record: decoded, converted, cropped, resized, PNG-encoded.
 
   The crop is `box_fn(width, height) -> (left, top, right, bottom)` on the raw image; the ground-truth depth,
-  when a sidecar exists, gets the same box with nearest-neighbour resizing. Light and view are stored as given.
+  when a sidecar exists, gets the same box and resize (`inputs.crop_resize_depth`). Light and view are stored as
+  given.
   """
 
   def __init__(self, box_fn, strict=False, image_size=formats.IMAGE_SIZE):

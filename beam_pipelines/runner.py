@@ -274,8 +274,8 @@ def check_output_dir(output_dir, overwrite=False):
   Raises:
     ValueError: the folder holds other files, or a dataset and `overwrite` is False.
   """
-  if not FileSystems.exists(output_dir):
-    return []
+  if not FileSystems.exists(output_dir) and (common.is_local(output_dir) or not common.holds_objects(output_dir)):
+    return []  # (an object store's folder is a name prefix, no object: it exists when objects lie under it)
   if common.is_local(output_dir) and not os.path.isdir(output_dir):
     raise ValueError(f"--output_dir {output_dir} is a file, not a folder; choose a new or empty folder")
   entries = _entries(output_dir)
@@ -302,9 +302,29 @@ def check_output_dir(output_dir, overwrite=False):
   return [e for e in entries if e in known]
 
 
+def _first_rejects(path, count):
+  """The first `count` records of a rejects file ({"path", "reason"}), or [] when it cannot be read."""
+  try:
+    with FileSystems.open(path) as f:
+      lines = f.read().decode("utf-8").splitlines()
+    return [json.loads(line) for line in lines[:count] if line.strip()]
+  except (OSError, ValueError):
+    return []
+
+
 def _sibling(output_dir, tag):
   parent, name = os.path.split(os.path.normpath(os.path.abspath(output_dir)))
   return os.path.join(parent, f".{name}.pdr_tf-{tag}")
+
+
+def _remove_stale_staging(output_dir):
+  """Removes staging folders that killed jobs left beside `output_dir` (called under the folder's lock, so no job is
+  writing them; a later job with the same pid would otherwise carry their files into its output)."""
+  parent, prefix = os.path.split(_sibling(output_dir, "staging-"))
+  for name in os.listdir(parent) if os.path.isdir(parent) else []:
+    if name.startswith(prefix):
+      logging.warning("removing %s, left by a job that was killed", os.path.join(parent, name))
+      shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
 
 
 def lock_path(output_dir):
@@ -361,6 +381,8 @@ def run_job(dataset, build, args, beam_args):
       os.makedirs(os.path.dirname(lock.path), exist_ok=True)
       lock.acquire()
     old_files = check_output_dir(args.output_dir, args.overwrite)
+    if local:
+      _remove_stale_staging(args.output_dir)
     target = _sibling(args.output_dir, f"staging-{os.getpid()}") if local else args.output_dir
     pipeline = beam.Pipeline(options=options)
     build(pipeline, target)  # lists and checks the inputs first: a bad --input_dir leaves no output behind
@@ -414,6 +436,18 @@ def _run_and_commit(dataset, pipeline, args, target, old_files, start):
     manifest["reject_reasons"],
     time.time() - start,
   )
+  if manifest["written"] == 0 and old_files and target != args.output_dir:
+    # --overwrite replaces a dataset with a better one only: the previous dataset stays, this job's staging goes.
+    examples = _first_rejects(FileSystems.join(target, feature_spec.REJECTS_FILENAME), 3)
+    logging.error(
+      "%s: nothing could be written: all %d inputs were rejected (%s; e.g. %s); the previous dataset in %s was kept",
+      dataset,
+      manifest["inputs"],
+      manifest["reject_reasons"],
+      "; ".join(f"{r.get('path')}: {r.get('reason')}" for r in examples) or "none listed",
+      args.output_dir,
+    )
+    return 1
   if target != args.output_dir:
     _move_into_place(target, args.output_dir, old_files)
   elif old_files:

@@ -85,8 +85,9 @@ def read_metadata(path, encoding="utf-8-sig"):
   models = {}
   for row in reader:
     model_id = (row["fullId"] or "").strip()
-    if model_id.startswith(formats.SHAPENET_FULLID_PREFIX):
-      model_id = model_id[len(formats.SHAPENET_FULLID_PREFIX) :]
+    for prefix in formats.SHAPENET_FULLID_PREFIXES:
+      if model_id.startswith(prefix):
+        model_id = model_id[len(prefix) :]
     if not model_id:
       continue
     label_id = class_of(row["wnlemmas"], row["name"])

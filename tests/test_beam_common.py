@@ -2,6 +2,7 @@
 
 import importlib
 import os
+import types
 
 import numpy as np
 import pytest
@@ -201,6 +202,49 @@ def test_input_folder_and_file_checks_name_a_file_or_a_folder(tmp_path):
   with pytest.raises(ValueError, match=r"does not exist \(pass --labels\)$"):
     common.check_input_file(str(tmp_path / "nope"), "labels file", " (pass --labels)")
   assert common.is_local("/a/b") and common.is_local("rel/x") and not common.is_local("gs://bucket/raw")
+
+
+def test_entries_the_local_listing_would_drop_are_named_before_the_job_runs(tmp_path):
+  # Beam's local file system walks without following links to folders and drops broken links: files that would be
+  # counted neither as written nor as rejected. The input check names them instead.
+  elsewhere = tmp_path / "elsewhere"
+  elsewhere.mkdir()
+  (elsewhere / "1_0_0_2017.jpg").write_bytes(b"x")
+  root = tmp_path / "raw"
+  root.mkdir()
+  (root / "linked").symlink_to(elsewhere, target_is_directory=True)
+  with pytest.raises(ValueError, match=r"raw: 1 entries would be left out .*linked: a symbolic link to a folder"):
+    common.check_input_dir(str(root), "UTKFace input directory")
+  (root / "linked").unlink()
+  (root / "gone.jpg").symlink_to(tmp_path / "missing.jpg")
+  with pytest.raises(ValueError, match=r"gone.jpg: a broken symbolic link"):
+    common.check_input_dir(str(root), "UTKFace input directory")
+  (root / "gone.jpg").unlink()
+  (root / "real.jpg").symlink_to(elsewhere / "1_0_0_2017.jpg")  # a link to a file is listed like a file
+  common.check_input_dir(str(root), "UTKFace input directory")
+
+
+def test_an_object_store_folder_exists_when_objects_lie_under_its_prefix(monkeypatch):
+  # On gs:// a folder is a name prefix, not an object: FileSystems.exists says no, a match under it says yes.
+  objects = {"gs://bucket/raw/": ["gs://bucket/raw/UTKFace/1_0_0_2017.jpg"], "gs://bucket/empty/": []}
+  patterns = []
+
+  def match(pattern_list, limits=None):
+    (pattern,) = pattern_list
+    patterns.append((pattern, limits))
+    found = objects[pattern[: -len("**")]]
+    return [types.SimpleNamespace(metadata_list=found)]
+
+  monkeypatch.setattr(common.FileSystems, "exists", lambda path: False)
+  monkeypatch.setattr(common.FileSystems, "match", match)
+  common.check_input_dir("gs://bucket/raw", "UTKFace input directory")
+  common.check_input_dir("gs://bucket/raw/", "UTKFace input directory")
+  assert patterns == [("gs://bucket/raw/**", [1])] * 2
+  with pytest.raises(ValueError, match="^UTKFace input directory gs://bucket/empty does not exist$"):
+    common.check_input_dir("gs://bucket/empty", "UTKFace input directory")
+  # A folder marker object ("raw/sub/", made by a console's "create folder") is listed, but is not an input.
+  assert not common.is_input_candidate("gs://bucket/raw/sub/", root="gs://bucket/raw")
+  assert common.is_input_candidate("gs://bucket/raw/sub/1_0_0_2017.jpg", root="gs://bucket/raw")
 
 
 @pytest.mark.parametrize(

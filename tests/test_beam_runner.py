@@ -78,6 +78,29 @@ def test_check_output_dir_replaces_only_a_pdr_tf_dataset(tmp_path):
   assert a_file.read_text() == "mine"
 
 
+def test_an_object_store_output_folder_with_someones_files_is_refused(monkeypatch):
+  # gs://bucket/out is a name prefix, no object: FileSystems.exists says no even when objects lie under it.
+  import types  # pylint: disable=import-outside-toplevel
+
+  listing = {"gs://bucket/out/": ["gs://bucket/out/notes.txt"], "gs://bucket/new/": []}
+
+  def match(patterns, limits=None):
+    found = listing[patterns[0][: -len("**")]]
+    return [
+      types.SimpleNamespace(metadata_list=[types.SimpleNamespace(path=p) for p in found[: (limits or [None])[0]]])
+    ]
+
+  def no_manifest(path, *args, **kwargs):
+    raise FileNotFoundError(path)
+
+  monkeypatch.setattr(runner.FileSystems, "exists", lambda path: False)
+  monkeypatch.setattr(runner.FileSystems, "match", match)
+  monkeypatch.setattr(runner.FileSystems, "open", no_manifest)
+  with pytest.raises(ValueError, match=r"gs://bucket/out is not empty .*notes.txt.* holds no pdr_tf dataset"):
+    runner.check_output_dir("gs://bucket/out", overwrite=True)
+  assert runner.check_output_dir("gs://bucket/new") == []
+
+
 def test_shards_without_a_manifest_are_never_deleted(tmp_path):
   # Shards copied by hand (or by an older tool) are somebody's data: refused even with --overwrite.
   out = tmp_path / "copied"

@@ -257,3 +257,14 @@ def test_a_folder_as_metadata_is_named_so(tmp_path):
   # (a file as --input_dir: test_beam_common.py, for every job)
   with pytest.raises(ValueError, match=f"ShapeNet metadata CSV {tmp_path} is a folder, not a file"):
     shapenet_cars.read_metadata(str(tmp_path))
+
+
+def test_model_ids_are_read_from_shapenetcore_and_shapenetsem_full_ids(tmp_path):
+  path = str(tmp_path / "02958343.csv")
+  with open(path, "w", newline="", encoding="utf-8") as f:
+    writer = csv.writer(f)
+    writer.writerow(formats.SHAPENET_METADATA_COLUMNS)
+    writer.writerow(["3dw." + AMBULANCE.upper(), "02958343", "car,ambulance", "", "", "Ambulance", ""])  # Core
+    writer.writerow(["wss." + JEEP, "02958343", "car,jeep", "", "", "Jeep", ""])  # Sem
+  models = shapenet_cars.read_metadata(path)
+  assert models[AMBULANCE] == (formats.CAR_CLASSES.index("ambulance"), "ambulance") and models[JEEP][1] == "jeep"

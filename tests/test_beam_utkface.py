@@ -296,8 +296,15 @@ def test_a_stale_lock_of_a_dead_process_is_taken_over(tmp_path, caplog):
   dead.wait()
   with open(runner.lock_path(out), "w", encoding="utf-8") as f:
     json.dump({"pid": dead.pid, "host": socket.gethostname(), "started": "earlier"}, f)
+  # The killed job's staging folder, under the pid a later job may get (pid 1 in every container): its files must
+  # not reach the new output.
+  staging = os.path.join(str(tmp_path), f".out.pdr_tf-staging-{os.getpid()}")
+  os.makedirs(staging)
+  open(os.path.join(staging, "train.tfrecord-00000-of-00009.partial"), "wb").close()
   assert utkface.main(["--input_dir", root, "--output_dir", out] + IN_MEMORY) == 0
   assert "stale lock" in caplog.text and not os.path.exists(runner.lock_path(out))
+  assert "left by a job that was killed" in caplog.text and _no_leftovers(out) == []
+  assert not any(name.endswith(".partial") for name in os.listdir(out))
 
 
 def test_a_failed_job_leaves_no_half_written_dataset_and_no_beam_temp_folders(tmp_path):
@@ -333,6 +340,18 @@ def test_overwrite_replaces_a_previous_dataset_in_place(tmp_path):
   make_utkface(root, good=GOOD[4:6], converted=False, bad=False)
   assert utkface.main(["--input_dir", root, "--output_dir", out, "--overwrite"] + IN_MEMORY) == 0
   assert json.load(open(os.path.join(out, "manifest.json")))["written"] == 6 and _no_leftovers(out) == []
+
+
+def test_overwrite_with_nothing_to_write_keeps_the_previous_dataset(tmp_path, caplog):
+  out = str(tmp_path / "out")
+  good = make_utkface(str(tmp_path / "good"), good=GOOD[:4], converted=False, bad=False)
+  assert utkface.main(["--input_dir", good, "--output_dir", out] + IN_MEMORY) == 0
+  before = {name: open(os.path.join(out, name), "rb").read() for name in os.listdir(out)}
+  bad = make_utkface(str(tmp_path / "bad"), good=[], converted=False, bad=True)  # every input is rejected
+  assert utkface.main(["--input_dir", bad, "--output_dir", out, "--overwrite"] + IN_MEMORY) == 1
+  assert "nothing could be written" in caplog.text and f"the previous dataset in {out} was kept" in caplog.text
+  assert {name: open(os.path.join(out, name), "rb").read() for name in os.listdir(out)} == before
+  assert _no_leftovers(out) == []
 
 
 # --- the library form ------------------------------------------------------------------------------------------------

@@ -56,7 +56,10 @@ SYNCAR_FILENAME = re.compile(r"^(?P<model_id>[0-9a-f]{32})_(?P<index>[0-9]+)\." 
 SHAPENET_CAR_SYNSET = "02958343"
 SHAPENET_METADATA_COLUMNS = ("fullId", "wnsynset", "wnlemmas", "up", "front", "name", "tags")
 SHAPENET_METADATA_FILENAME = "metadata.csv"
-SHAPENET_FULLID_PREFIX = "wss."
+# A model's fullId in the metadata: "3dw.<id>" in ShapeNetCore's per-synset CSV (syncar's source), "wss.<id>" in
+# ShapeNetSem's; the reader strips either, the synthetic world writes Core's.
+SHAPENET_FULLID_PREFIX = "3dw."
+SHAPENET_FULLID_PREFIXES = ("3dw.", "wss.")
 # The paper's five test classes, in label-id order; each with the WordNet lemmas that identify it in `wnlemmas`.
 CAR_CLASSES = ("police car", "ambulance", "limousine", "jeep", "Ferrari")
 CAR_CLASS_LEMMAS = {
