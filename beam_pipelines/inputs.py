@@ -11,7 +11,7 @@ import struct
 
 import numpy as np
 from apache_beam.io.filesystems import FileSystems
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from pdr_tf.data import formats
 
@@ -38,6 +38,7 @@ _IMAGE_SIGNATURES = (
 _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 _JPEG_SOF_MARKERS = set(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # start-of-frame markers (not DHT, JPG, DAC)
 _ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
+_EXIF_ORIENTATION = 0x0112  # the EXIF tag of how the camera held the image
 
 
 class Reject(Exception):
@@ -121,14 +122,16 @@ def decode_image(data):
   width, height = image.size
   if width == 0 or height == 0:
     raise Reject(REASON_ZERO_SIZE)
+  if image.getexif().get(_EXIF_ORIENTATION, 1) != 1:  # a camera's rotated image: stored upright, as viewers show it
+    image = ImageOps.exif_transpose(image)
   mode = image.mode
-  if mode == "RGB":
+  if mode == "RGB" and "transparency" not in image.info:
     return np.asarray(image, dtype=np.uint8).copy(), mode
   if mode in _SIXTEEN_BIT_MODES:
     values = np.clip(np.asarray(image, dtype=np.int64), 0, 65535)
     gray = ((values * 255 + 32767) // 65535).astype(np.uint8)
     return np.repeat(gray[:, :, None], 3, axis=2), mode
-  if mode in _ALPHA_MODES or (mode == "P" and "transparency" in image.info):
+  if mode in _ALPHA_MODES or (mode in ("P", "RGB", "L") and "transparency" in image.info):  # also PNG colour keys
     rgba = np.asarray(image.convert("RGBA"), dtype=np.uint16)
     rgb = (rgba[:, :, :3] * rgba[:, :, 3:] + 127) // 255
     return rgb.astype(np.uint8), mode

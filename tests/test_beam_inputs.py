@@ -54,6 +54,29 @@ def test_la_and_palette_with_transparency_are_composited():
   np.testing.assert_array_equal(out[0, 0], [0, 0, 0])
 
 
+def test_png_colour_keys_are_transparent_like_alpha():
+  # A PNG's tRNS chunk in an RGB or grayscale image: pixels of that colour are transparent (composited on black).
+  for image, key in ((_rgb(4, 4), None), (np.arange(10, 26, dtype=np.uint8).reshape(4, 4), 10)):
+    key = tuple(int(v) for v in image[0, 0]) if key is None else key
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG", transparency=key)
+    out, _ = inputs.decode_image(buffer.getvalue())
+    np.testing.assert_array_equal(out[0, 0], [0, 0, 0])
+    assert out[1:].any()
+
+
+def test_exif_orientation_is_applied():
+  image = np.zeros((4, 6, 3), np.uint8)
+  image[0, :] = 255  # a white top row, seen as the right column once rotated upright (orientation 6: 90 deg CW)
+  exif = Image.Exif()
+  exif[0x0112] = 6
+  buffer = io.BytesIO()
+  Image.fromarray(image).save(buffer, format="PNG", exif=exif)
+  out, mode = inputs.decode_image(buffer.getvalue())
+  assert mode == "RGB" and out.shape == (6, 4, 3)
+  assert out[:, -1].min() == 255 and out[:, 0].max() == 0
+
+
 def test_palette_without_transparency_keeps_colours():
   image = np.zeros((4, 4, 3), np.uint8)
   image[:2] = [255, 0, 0]
