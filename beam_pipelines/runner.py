@@ -13,7 +13,7 @@ import time
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics.metric import MetricsFilter
-from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from beam_pipelines import common
 from pdr_tf.data import feature_spec
@@ -317,6 +317,25 @@ def _sibling(output_dir, tag):
   return os.path.join(parent, f".{name}.pdr_tf-{tag}")
 
 
+def _local_output_dir(output_dir):
+  """The real folder a local --output_dir names: a symbolic link is followed, so that the staging folder, the lock
+  and the final move are beside the folder itself (on its file system, under one lock whichever path names it).
+
+  Raises:
+    ValueError: the folder is a mount point: the staging folder beside it would be on another file system, from
+      which the finished dataset cannot be moved into place.
+  """
+  real = os.path.realpath(output_dir)
+  if real != os.path.abspath(output_dir):
+    logging.info("--output_dir %s is %s", output_dir, real)
+  if os.path.ismount(real):
+    raise ValueError(
+      f"--output_dir {output_dir} is a mount point: the job stages its dataset beside the folder and could not "
+      "move it into place from there; give a folder inside it"
+    )
+  return real
+
+
 def _remove_stale_staging(output_dir):
   """Removes staging folders that killed jobs left beside `output_dir` (called under the folder's lock, so no job is
   writing them; a later job with the same pid would otherwise carry their files into its output)."""
@@ -372,6 +391,23 @@ def run_job(dataset, build, args, beam_args):
   options = PipelineOptions(beam_argv(beam_args, args.num_workers))
   start = time.time()
   local = common.is_local(args.output_dir)
+  runner_name = str(options.view_as(StandardOptions).runner or "")
+  on_local_disk = [
+    f"--{flag} {getattr(args, flag)}" for flag in ("input_dir", "output_dir") if common.is_local(getattr(args, flag))
+  ]
+  if runner_name.endswith("DataflowRunner") and on_local_disk:
+    logging.error(
+      "%s: %s on this machine's disk, which Dataflow's workers cannot read or write: give gs:// paths",
+      dataset,
+      " and ".join(on_local_disk),
+    )
+    return 1
+  if local:
+    try:
+      args.output_dir = _local_output_dir(args.output_dir)
+    except ValueError as e:
+      logging.error("%s: %s", dataset, e)
+      return 1
   pipeline = None
   lock = (
     locks.FolderLock(lock_path(args.output_dir), f"beam_pipelines.{dataset} -> {args.output_dir}") if local else None

@@ -354,6 +354,28 @@ def test_overwrite_with_nothing_to_write_keeps_the_previous_dataset(tmp_path, ca
   assert _no_leftovers(out) == []
 
 
+def test_a_linked_output_folder_is_written_through_the_link_and_a_mount_point_is_refused(tmp_path, caplog, monkeypatch):
+  root = make_utkface(str(tmp_path / "raw"), good=GOOD[:2], converted=False, bad=False)
+  real = tmp_path / "disk" / "out"
+  real.mkdir(parents=True)
+  link = tmp_path / "out"
+  link.symlink_to(real, target_is_directory=True)
+  assert utkface.main(["--input_dir", root, "--output_dir", str(link)] + IN_MEMORY) == 0
+  assert link.is_symlink() and (real / "manifest.json").exists() and _no_leftovers(str(real)) == []
+  monkeypatch.setattr(runner.os.path, "ismount", lambda path: path == str(real))
+  assert utkface.main(["--input_dir", root, "--output_dir", str(link), "--overwrite"] + IN_MEMORY) == 1
+  assert "is a mount point" in caplog.text and (real / "manifest.json").exists()
+
+
+def test_dataflow_with_paths_on_this_machine_is_refused_before_anything_runs(tmp_path, caplog):
+  root = make_utkface(str(tmp_path / "raw"), good=GOOD[:2], converted=False, bad=False)
+  out = str(tmp_path / "out")
+  argv = ["--input_dir", root, "--output_dir", out, "--runner=DataflowRunner", "--project=p", "--region=r"]
+  assert utkface.main(argv) == 1
+  assert f"--input_dir {root} and --output_dir {out} on this machine's disk" in caplog.text
+  assert not os.path.exists(out) and _no_leftovers(out) == []
+
+
 # --- the library form ------------------------------------------------------------------------------------------------
 
 
