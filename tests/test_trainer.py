@@ -180,29 +180,27 @@ def test_switch_errors_and_fallbacks_name_the_setting(tmp_path, data_dir, caplog
   assert "Trainer.jit_compile is on, but the step runs uncompiled" in caplog.text and "'tfg'" in caplog.text
 
 
-def test_a_resumed_run_keeps_the_checkpoint_schedule(tmp_path, data_dir):
-  # A preemption save lands between the scheduled checkpoints (here: step 3, the first run's last step); the run that
-  # resumes from it saves at the loops reaching multiples of checkpoint_every (4, 8), not every 4 steps from 3.
-  workdir = tmp_path / "work"
-  common = ("Trainer.checkpoint_every=4", "Trainer.export_at_end=False", "Trainer.image_summary_every=0", NO_LOOCC)
-  _trainer(workdir, data_dir, "Trainer.train_steps=3", *common).run()
-  second = _trainer(workdir, data_dir, "Trainer.train_steps=8", "Trainer.keep_checkpoints=5", *common)
-  second.run()
-  saved = sorted(int(p.split("ckpt-")[1].split(".")[0]) for p in glob.glob(str(workdir / "checkpoints" / "*.index")))
-  assert saved == [3, 5, 8]  # loops of 2 from step 3: 3-5 reaches 4, 7-8 reaches 8
-
-
-def test_a_resumed_run_trains_on_the_batches_an_uninterrupted_run_sees(tmp_path, data_dir):
+def test_a_resumed_run_trains_as_an_uninterrupted_one_and_keeps_the_checkpoint_schedule(tmp_path, data_dir):
   # The data stream is replayed to the resumed step (the same shuffle and flips from the seed), so stopping and
-  # resuming changes nothing: the weights after step 4 equal those of a run that never stopped.
-  common = ("Trainer.export_at_end=False", "Trainer.image_summary_every=0", NO_LOOCC)
-  straight = _trainer(tmp_path / "straight", data_dir, "Trainer.train_steps=4", *common)
+  # resuming changes nothing: the weights after step 8 equal those of a run that never stopped. The stop here is
+  # off the checkpoint schedule (step 3, as a preemption save would be); the resumed run saves at the loops reaching
+  # multiples of checkpoint_every (4: loops of 2 from step 3 reach it at 5; 8), not every 4 steps from 3.
+  common = (
+    "Trainer.checkpoint_every=4",
+    "Trainer.keep_checkpoints=5",
+    "Trainer.export_at_end=False",
+    "Trainer.image_summary_every=0",
+    NO_LOOCC,
+  )
+  straight = _trainer(tmp_path / "straight", data_dir, "Trainer.train_steps=8", *common)
   straight.run()
-  _trainer(tmp_path / "resumed", data_dir, "Trainer.train_steps=2", *common).run()
-  resumed = _trainer(tmp_path / "resumed", data_dir, "Trainer.train_steps=4", *common)
+  _trainer(tmp_path / "resumed", data_dir, "Trainer.train_steps=3", *common).run()
+  resumed = _trainer(tmp_path / "resumed", data_dir, "Trainer.train_steps=8", *common)
   resumed.run()
   for a, b in zip(straight.model.trainable_variables, resumed.model.trainable_variables):
     np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+  pattern = str(tmp_path / "resumed" / "checkpoints" / "*.index")
+  assert sorted(int(p.split("ckpt-")[1].split(".")[0]) for p in glob.glob(pattern)) == [3, 5, 8]
 
 
 def test_a_resumed_run_drops_the_validation_records_of_the_steps_it_trains_again(tmp_path, data_dir):
