@@ -111,8 +111,8 @@ def list_inputs(input_dir):
   directly in the tracks folder or deeper than a track folder are rejected later).
 
   Raises:
-    ValueError: the input folder or its tracks folder does not exist or is a file, or the tracks folder holds no
-      file.
+    ValueError: the input folder or its tracks folder does not exist, is a file or holds entries the listing would
+      drop (`common.check_input_dir`), or the tracks folder holds no file.
   """
   common.check_input_dir(input_dir, "BBT input directory")
   tracks_dir = FileSystems.join(input_dir, formats.BBT_TRACKS_DIRNAME)

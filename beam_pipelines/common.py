@@ -50,7 +50,8 @@ def check_input_dir(path, what):
 
   Raises:
     ValueError: "<what> <path> does not exist", or, on the local file system, "... is a file, not a folder" (a file
-      would otherwise read as a folder that holds no inputs).
+      would otherwise read as a folder that holds no inputs), or the folder holds entries Beam's local listing
+      would drop without a word (a link to a folder, a broken link, an unreadable folder), named.
   """
   if not (FileSystems.exists(path) or (not is_local(path) and holds_objects(path))):
     raise ValueError(f"{what} {path} does not exist")

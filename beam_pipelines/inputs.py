@@ -89,9 +89,10 @@ def header_size(data):
 def decode_image(data):
   """Decodes image bytes to RGB uint8, converting what can be converted.
 
-  Conversions: grayscale ("L", "1"), CMYK/YCbCr and palette images go to RGB; images with alpha (RGBA, LA, PA,
-  palette with transparency) are composited on black, i.e. colour * alpha, so transparent background becomes
-  black as in rendered datasets; 16-bit grayscale ("I;16*", and "I" as older Pillow opens 16-bit PNGs) is
+  An EXIF orientation is applied first (a camera's rotated image comes out upright). Conversions: grayscale ("L",
+  "1"), CMYK/YCbCr and palette images go to RGB; images with alpha (RGBA, LA, PA, and palette, RGB or grayscale
+  images with a transparent colour key) are composited on black, i.e. colour * alpha, so transparent background
+  becomes black as in rendered datasets; 16-bit grayscale ("I;16*", and "I" as older Pillow opens 16-bit PNGs) is
   scaled from [0, 65535] to [0, 255] with rounding.
 
   Args:

@@ -30,8 +30,8 @@ On Dataflow, for example:
       --runner=DataflowRunner --project=PROJECT --region=REGION --temp_location=gs://BUCKET/tmp \\
       --setup_file=./setup.py --num_workers=8
 Outputs: <output_dir>/<split>.tfrecord-NNNNN-of-MMMMM, manifest.json, rejects.jsonl.
-Exit status: 0 when at least one record was written; 1 when nothing could be written, the input is missing,
-or (with --strict) on the first rejected input.
+Exit status: 0 when at least one record was written; 1 when nothing could be written, the input is missing or holds
+entries the listing would drop, the output folder is refused, or (with --strict) on the first rejected input.
 """
 
 
@@ -373,10 +373,11 @@ def _log_counters(result):
 def run_job(dataset, build, args, beam_args):
   """Builds, runs and checks one conversion job; the shared body of every job's main().
 
-  One output folder, one writer: on the local file system the job holds a lock beside --output_dir (a second
-  job on the same folder stops with an error naming the first), writes into a hidden staging folder beside it
-  and moves that into place only when everything succeeded, so a failed job leaves neither a half-written
-  dataset nor Beam's temporary folders. On object stores (gs://, ...) it writes in place after the same checks.
+  One output folder, one writer: on the local file system the job holds a lock beside --output_dir (its real folder,
+  a symbolic link resolved; a second job on the same folder stops with an error naming the first), writes into a
+  hidden staging folder beside it and moves that into place only when everything succeeded, so a failed job leaves
+  neither a half-written dataset nor Beam's temporary folders. On object stores (gs://, ...) it writes in place
+  after the same checks.
 
   Args:
     dataset: job name.

@@ -67,7 +67,8 @@ def read_metadata(path, encoding="utf-8-sig"):
   """Class of every model in a ShapeNet metadata CSV.
 
   Args:
-    path: CSV with at least the columns fullId ("wss.<model id>"), wnlemmas and name.
+    path: CSV with at least the columns fullId ("3dw.<model id>" as ShapeNetCore's CSV, or ShapeNetSem's
+      "wss.<model id>"), wnlemmas and name.
     encoding: the file's text encoding (default UTF-8, with or without a byte-order mark).
 
   Returns:
@@ -132,7 +133,8 @@ def list_inputs(input_dir):
     folder (when there are some).
 
   Raises:
-    ValueError: the root does not exist, is a file, or no split folder holds a file.
+    ValueError: the root does not exist, is a file, holds entries the listing would drop (`common.check_input_dir`),
+      or no split folder holds a file.
   """
   common.check_input_dir(input_dir, "syncar input directory")
   items = common.pair_ground_truth(

@@ -79,7 +79,8 @@ def list_inputs(input_dir):
   subfolder (UTKFace is flat).
 
   Raises:
-    ValueError: the directory does not exist, is a file or holds no file.
+    ValueError: the directory does not exist, is a file, holds entries the listing would drop
+      (`common.check_input_dir`) or holds no file.
   """
   common.check_input_dir(input_dir, "UTKFace input directory")
   items = common.pair_ground_truth(common.match_files(common.recursive_pattern(input_dir), EXCLUDE_NAMES))

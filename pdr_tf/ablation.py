@@ -7,7 +7,8 @@ reference of the same seeds and length, each through `pdr_tf.reproduce` and in i
 the reference's and the released LOOCC's trained models on four feature sets (FEATURE_SETS; no training), and writes
 <output_dir>/<suite>/ablation.md and ablation.json: per variant the training steps, cluster accuracy and F1, its
 per-seed differences from Unsup3D and from the released LOOCC of the same length, the de-rendering ratios (model /
-trivial) and the mean PCC. A variant whose loss turns non-finite is reported as failed; the others still run.
+trivial) and the mean PCC. A variant whose loss (or weights) turns non-finite is reported as failed; the others still
+run.
 
 Variants (--variants, comma-separated; default all; the Unsup3D and released LOOCC runs each is compared with are
 added):
@@ -387,7 +388,7 @@ def run_ablation(
 
   Returns:
     dict with rows, feature_rows, per_seed (variant -> summaries), failed (variant -> why it stopped: a
-    non-finite loss; the other variants still run) and paths (markdown, json).
+    non-finite loss or weights; the other variants still run) and paths (markdown, json).
   """
   suite = reproduce.get_suite(suite_name)
   chosen = get_variants(variants)

@@ -446,7 +446,8 @@ def evaluate(
           parameter).
 
   Returns:
-      The results dict (see `evaluate_features`) plus config, records_read, n_images and derender (or None).
+      The results dict (see `evaluate_features`) plus config, records_read, n_images and derender (None without
+      ground truth; {"error": "<records>: <reason>"} when a scene could not be scored).
 
   Raises:
       ValueError, FileNotFoundError: bad inputs.

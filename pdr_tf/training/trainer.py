@@ -103,7 +103,8 @@ def agree_on_overflow(grads):
 
 
 class NonFiniteLossError(RuntimeError):
-  """Training produced a NaN or infinite loss; the message names the step and the last good checkpoint."""
+  """Training produced a NaN or infinite loss, or weights an update made non-finite; the message names the steps and
+  the last good checkpoint."""
 
 
 @gin.configurable
