@@ -53,11 +53,11 @@ def check_input_dir(path, what):
       would otherwise read as a folder that holds no inputs), or the folder holds entries Beam's local listing
       would drop without a word (a link to a folder, a broken link, an unreadable folder), named.
   """
-  if not (FileSystems.exists(path) or (not is_local(path) and holds_objects(path))):
+  if not folder_exists(path):
     raise ValueError(f"{what} {path} does not exist")
-  if is_local(path) and not os.path.isdir(path):
-    raise ValueError(f"{what} {path} is a file, not a folder")
   if is_local(path):
+    if not os.path.isdir(path):
+      raise ValueError(f"{what} {path} is a file, not a folder")
     _check_local_tree(path, what)
 
 
@@ -86,9 +86,15 @@ def _check_local_tree(root, what):
     )
 
 
-def holds_objects(path):
-  """Whether an object store's folder (a name prefix such as gs://bucket/raw, which is no object itself, so that
-  FileSystems.exists says no) holds any object."""
+def folder_exists(path):
+  """Whether `path` exists: on the local file system as a file or folder, on an object store also as a folder, i.e.
+  a name prefix such as gs://bucket/raw, which is no object itself (so FileSystems.exists says no) but has objects
+  under it."""
+  return FileSystems.exists(path) or (not is_local(path) and _holds_objects(path))
+
+
+def _holds_objects(path):
+  """Whether any object lies under an object store's name prefix."""
   try:
     (result,) = FileSystems.match([path.rstrip("/") + "/**"], limits=[1])
   except (OSError, ValueError):  # BeamIOError (an OSError): no such bucket, no access

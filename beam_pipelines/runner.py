@@ -274,8 +274,8 @@ def check_output_dir(output_dir, overwrite=False):
   Raises:
     ValueError: the folder holds other files, or a dataset and `overwrite` is False.
   """
-  if not FileSystems.exists(output_dir) and (common.is_local(output_dir) or not common.holds_objects(output_dir)):
-    return []  # (an object store's folder is a name prefix, no object: it exists when objects lie under it)
+  if not common.folder_exists(output_dir):
+    return []
   if common.is_local(output_dir) and not os.path.isdir(output_dir):
     raise ValueError(f"--output_dir {output_dir} is a file, not a folder; choose a new or empty folder")
   entries = _entries(output_dir)

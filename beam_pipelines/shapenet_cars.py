@@ -89,6 +89,7 @@ def read_metadata(path, encoding="utf-8-sig"):
     for prefix in formats.SHAPENET_FULLID_PREFIXES:
       if model_id.startswith(prefix):
         model_id = model_id[len(prefix) :]
+        break
     if not model_id:
       continue
     label_id = class_of(row["wnlemmas"], row["name"])

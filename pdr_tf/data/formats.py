@@ -59,7 +59,7 @@ SHAPENET_METADATA_FILENAME = "metadata.csv"
 # A model's fullId in the metadata: "3dw.<id>" in ShapeNetCore's per-synset CSV (syncar's source), "wss.<id>" in
 # ShapeNetSem's; the reader strips either, the synthetic world writes Core's.
 SHAPENET_FULLID_PREFIX = "3dw."
-SHAPENET_FULLID_PREFIXES = ("3dw.", "wss.")
+SHAPENET_FULLID_PREFIXES = (SHAPENET_FULLID_PREFIX, "wss.")
 # The paper's five test classes, in label-id order; each with the WordNet lemmas that identify it in `wnlemmas`.
 CAR_CLASSES = ("police car", "ambulance", "limousine", "jeep", "Ferrari")
 CAR_CLASS_LEMMAS = {
@@ -90,7 +90,7 @@ FACE_CENTER_CROP = 0.8  # faces: keep the central fraction of each side, then re
 # ---------------------------------------------------------------------------------------------------------------
 # BBT S01E01 face tracks: <root>/tracks/<track id>/<frame index>.jpg plus <root>/tracklabels.ids, a text file
 # whose first line is the header and then one `trackid name` line per track.
-BBT_SPLIT = "test"  # BBT is only ever evaluated on: every converted track goes into this one split
+BBT_SPLIT = EVALUATION_SPLIT  # BBT is only ever evaluated on: every converted track goes into this one split
 BBT_TRACKS_DIRNAME = "tracks"
 BBT_LABELS_FILENAME = "tracklabels.ids"
 BBT_LABELS_HEADER = "CVHCI_TRACKLABELS_V1"

@@ -87,6 +87,11 @@ def _crossed(every: int, step_before: int, step: int) -> bool:
   return every > 0 and (step // every) > (step_before // every)
 
 
+def _all_finite(tensors) -> tf.Tensor:
+  """A scalar bool: every element of every tensor is finite."""
+  return tf.reduce_all(tf.stack([tf.reduce_all(tf.math.is_finite(t)) for t in tensors]))
+
+
 def agree_on_overflow(grads):
   """In a replica context: every replica's gradients become NaN when any replica's are not finite.
 
@@ -95,8 +100,7 @@ def agree_on_overflow(grads):
   replica. An overflow on another replica would then reach the weights as inf/NaN through the sum, and workers could
   take different branches around the sum's collective. With every replica non-finite together, all skip together.
   """
-  present = [g for g in grads if g is not None]
-  finite = tf.reduce_all(tf.stack([tf.reduce_all(tf.math.is_finite(g)) for g in present]))
+  finite = _all_finite([g for g in grads if g is not None])
   context = tf.distribute.get_replica_context()
   overflow = context.all_reduce(tf.distribute.ReduceOp.SUM, 1.0 - tf.cast(finite, tf.float32)) > 0.0
   return [None if g is None else tf.where(overflow, tf.constant(np.nan, g.dtype), g) for g in grads]
@@ -524,19 +528,12 @@ class Trainer:
         raise input_pipeline.corrupt_data_error(self.data_dir, "train", e) from None
       seconds = time.monotonic() - tick
       step = int(self.step.numpy())
+      steps = f"steps {step_before + 1}-{step}"
       if not np.isfinite(scalars["total"]):
-        bar.close()
-        latest = self.manager.latest_checkpoint
-        raise NonFiniteLossError(
-          f"Non-finite loss ({scalars['total']}) in steps {step_before + 1}-{step}; stopping without saving. "
-          f"Last good checkpoint: {latest or 'none'}. Lower the learning rate or check the input data."
-        )
+        self._stop(bar, f"Non-finite loss ({scalars['total']}) in {steps}", "the learning rate or check the input data")
       if not bool(self._weights_finite()):  # a step's update overflowed after its loss was computed
-        bar.close()
-        latest = self.manager.latest_checkpoint
-        raise NonFiniteLossError(
-          f"Non-finite weights after steps {step_before + 1}-{step} (the loss was finite: an update overflowed); "
-          f"stopping without saving. Last good checkpoint: {latest or 'none'}. Lower the learning rate."
+        self._stop(
+          bar, f"Non-finite weights after {steps} (the loss was finite: an update overflowed)", "the learning rate"
         )
       scalars["images_per_second"] = num_steps * self.global_batch_size / max(seconds, 1e-9)
       scalars["learning_rate"] = float(self.learning_rate)
@@ -552,10 +549,18 @@ class Trainer:
     bar.close()
     return scalars
 
+  def _stop(self, bar, what: str, lower: str):
+    """Ends training with NonFiniteLossError before any hook saves or exports: `what` happened; lower `lower`."""
+    bar.close()
+    raise NonFiniteLossError(
+      f"{what}; stopping without saving. Last good checkpoint: {self.manager.latest_checkpoint or 'none'}. "
+      f"Lower {lower}."
+    )
+
   @graph.function
   def _weights_finite(self):
     """Whether every trainable weight is finite: checked after each loop, before any hook saves or exports them."""
-    return tf.reduce_all(tf.stack([tf.reduce_all(tf.math.is_finite(v)) for v in self.model.trainable_variables]))
+    return _all_finite(self.model.trainable_variables)
 
   def run_steps(self, num_steps: int) -> Dict[str, float]:
     """Runs `num_steps` optimizer steps in one call of the compiled loop (after `begin`); returns their mean
