@@ -1,9 +1,11 @@
 """One writer per folder: a lock file holding its owner's pid, host and start time, with stale locks taken over.
 
-A training work dir and a Beam job's output folder each have one writer. The lock is a small JSON file created
-atomically (O_CREAT | O_EXCL), so of two processes started together exactly one gets it and the other stops with an
-error naming the first (pid, host, start time). A lock left by a process that died on this host is stale: the next
-process takes it over and says so in the log. Locks on another host cannot be checked and are never broken.
+A training work dir and a Beam job's output folder each have one writer. The lock is a small JSON file that appears
+atomically with its content (written to a private file, then hard-linked to the lock path, which fails when the path
+exists), so of two processes started together exactly one gets it and the other stops with an error naming the first
+(pid, host, start time): the lock file is never seen empty. A lock left by a process that died on this host is
+stale: the next process takes it over and says so in the log. Locks on another host cannot
+be checked and are never broken.
 """
 
 import datetime
@@ -54,6 +56,29 @@ def describe(owner) -> str:
   )
 
 
+def _create_with_content(path: str, owner: dict) -> None:
+  """Creates `path` holding `owner` as JSON, atomically; FileExistsError when `path` exists.
+
+  The content is written to a private file first and hard-linked to `path`: link(2) fails when `path` exists, so
+  creation is exclusive, and whoever sees the lock file sees it whole (an O_EXCL create followed by a write leaves an
+  instant where a second process reads an empty file and cannot name the owner). On a file system without hard links
+  the lock falls back to an exclusive create and a write.
+  """
+  private = f"{path}.{os.getpid()}.new"
+  with open(private, "w", encoding="utf-8") as f:
+    json.dump(owner, f)
+  try:
+    os.link(private, path)
+  except FileExistsError:
+    raise
+  except OSError:  # no hard links here (some network or FUSE file systems)
+    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+      json.dump(owner, f)
+  finally:
+    os.remove(private)
+
+
 class FolderLock:
   """A lock file at `path` (a context manager); `acquire` raises LockHeldError while another live process holds it.
 
@@ -76,7 +101,7 @@ class FolderLock:
     }
     for _ in range(3):  # a stale lock is moved away and creation retried; give up after a few races
       try:
-        fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        _create_with_content(self.path, owner)
       except FileExistsError:
         held = read_owner(self.path)
         if not self._is_stale(held):
@@ -96,8 +121,6 @@ class FolderLock:
           logger.warning("Taking over the stale lock %s of %s, which is no longer running", self.path, describe(held))
         os.remove(stale)
         continue
-      with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(owner, f)
       self.owner = owner
       _HELD_HERE[os.path.abspath(self.path)] = weakref.ref(self)
       return self

@@ -1,0 +1,46 @@
+"""Folder locks: exclusive, and whole from the instant the lock file exists (the owner can always be named)."""
+
+import errno
+import os
+
+import pytest
+
+from pdr_tf.data import locks
+
+
+def test_the_lock_file_appears_with_its_owner_already_written(tmp_path, monkeypatch):
+  path = str(tmp_path / ".lock")
+  seen = []
+  real_link = os.link
+
+  def link(src, dst):
+    seen.append((os.path.exists(dst), locks.read_owner(src)))
+    real_link(src, dst)
+
+  monkeypatch.setattr(locks.os, "link", link)
+  with locks.FolderLock(path, "a conversion") as lock:
+    assert seen == [(False, lock.owner)]
+    assert locks.read_owner(path) == lock.owner
+    assert sorted(os.listdir(tmp_path)) == [".lock"]  # the private file is gone
+  assert os.listdir(tmp_path) == []
+
+
+def test_a_second_holder_is_refused_naming_the_first(tmp_path):
+  path = str(tmp_path / ".lock")
+  with locks.FolderLock(path, "first job"):
+    with pytest.raises(locks.LockHeldError, match=rf"in use by pid {os.getpid()} .*\(first job\)"):
+      locks.FolderLock(path, "second job").acquire()
+    assert sorted(os.listdir(tmp_path)) == [".lock"]
+
+
+def test_without_hard_links_the_lock_is_still_exclusive_and_whole(tmp_path, monkeypatch):
+  def no_link(src, dst):
+    raise OSError(errno.EPERM, "hard links not supported")
+
+  monkeypatch.setattr(locks.os, "link", no_link)
+  path = str(tmp_path / ".lock")
+  with locks.FolderLock(path, "first job") as lock:
+    assert locks.read_owner(path) == lock.owner
+    with pytest.raises(locks.LockHeldError, match="first job"):
+      locks.FolderLock(path, "second job").acquire()
+    assert sorted(os.listdir(tmp_path)) == [".lock"]
