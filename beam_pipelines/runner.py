@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import time
+import uuid
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
@@ -376,8 +377,10 @@ def run_job(dataset, build, args, beam_args):
   One output folder, one writer: on the local file system the job holds a lock beside --output_dir (its real folder,
   a symbolic link resolved; a second job on the same folder stops with an error naming the first), writes into a
   hidden staging folder beside it and moves that into place only when everything succeeded, so a failed job leaves
-  neither a half-written dataset nor Beam's temporary folders. On object stores (gs://, ...) it writes in place
-  after the same checks.
+  neither a half-written dataset nor Beam's temporary folders. On object stores (gs://, ...), which have neither
+  locks nor folder renames, it writes under a hidden staging prefix beside --output_dir (unique per job) and
+  publishes it object by object only when everything succeeded (`_publish_objects`): a failed job, or an
+  --overwrite job that writes nothing, leaves the previous dataset as it was there too.
 
   Args:
     dataset: job name.
@@ -420,7 +423,10 @@ def run_job(dataset, build, args, beam_args):
     old_files = check_output_dir(args.output_dir, args.overwrite)
     if local:
       _remove_stale_staging(args.output_dir)
-    target = _sibling(args.output_dir, f"staging-{os.getpid()}") if local else args.output_dir
+      target = _sibling(args.output_dir, f"staging-{os.getpid()}")
+    else:
+      _warn_other_object_staging(args.output_dir)
+      target = object_staging(args.output_dir, uuid.uuid4().hex[:12])
     pipeline = beam.Pipeline(options=options)
     build(pipeline, target)  # lists and checks the inputs first: a bad --input_dir leaves no output behind
   except BaseException as e:  # refused input, or an unexpected error: either way nothing of this job stays behind
@@ -432,12 +438,19 @@ def run_job(dataset, build, args, beam_args):
       raise
     logging.error("%s: %s", dataset, e)
     return 1
+  keep_staging = False
   try:
     with _quiet_beam():
       return _run_and_commit(dataset, pipeline, args, target, old_files, start)
+  except PublishError as e:  # the staging prefix holds what was not published yet: keep it, name it
+    keep_staging = True
+    logging.error("%s: %s", dataset, e)
+    return 1
   finally:
     if local and os.path.isdir(target):  # not moved into place: the job failed
       shutil.rmtree(target, ignore_errors=True)
+    elif not local and not keep_staging:
+      _delete_objects(target)
     if lock is not None:
       lock.release()
 
@@ -473,7 +486,7 @@ def _run_and_commit(dataset, pipeline, args, target, old_files, start):
     manifest["reject_reasons"],
     time.time() - start,
   )
-  if manifest["written"] == 0 and old_files and target != args.output_dir:
+  if manifest["written"] == 0 and old_files:
     # --overwrite replaces a dataset with a better one only: the previous dataset stays, this job's staging goes.
     examples = _first_rejects(FileSystems.join(target, feature_spec.REJECTS_FILENAME), 3)
     logging.error(
@@ -485,12 +498,10 @@ def _run_and_commit(dataset, pipeline, args, target, old_files, start):
       args.output_dir,
     )
     return 1
-  if target != args.output_dir:
+  if common.is_local(args.output_dir):
     _move_into_place(target, args.output_dir, old_files)
-  elif old_files:
-    stale = [f for f in old_files if f not in dataset_files(args.output_dir)]
-    if stale:
-      FileSystems.delete([FileSystems.join(args.output_dir, f) for f in stale])
+  else:
+    _publish_objects(target, args.output_dir, old_files)
   if manifest["written"] == 0:
     logging.error(
       "%s: nothing could be written: all %d inputs were rejected; reasons in %s",
@@ -528,6 +539,87 @@ def _move_into_place(staging, output_dir, old_files):
       os.rmdir(old)  # empty unless something appeared there during the job: then it is kept
     except OSError:
       logging.warning("Kept %s: files appeared in the old output folder during the job", old)
+
+
+class PublishError(RuntimeError):
+  """Publishing a finished object-store dataset stopped part-way; the message names the staging prefix that holds
+  the rest."""
+
+
+def object_staging(output_dir, token):
+  """The hidden staging prefix of an object-store --output_dir: a sibling, `<parent>/.<name>.pdr_tf-staging-<token>`."""
+  parent, name = FileSystems.split(output_dir.rstrip("/"))
+  return FileSystems.join(parent, f".{name}.pdr_tf-staging-{token}")
+
+
+def _warn_other_object_staging(output_dir):
+  """Warns about staging prefixes of other jobs beside an object-store --output_dir: one is running (no lock can say
+  so there) or was killed and left its staging behind."""
+  pattern = object_staging(output_dir, "*") + "/**"
+  try:
+    (result,) = FileSystems.match([pattern])
+  except (OSError, ValueError):
+    return
+  prefix = object_staging(output_dir, "")
+  others = sorted({prefix + m.path[len(prefix) :].split("/", 1)[0] for m in result.metadata_list})
+  if others:
+    logging.warning(
+      "%s: staging left by another job beside it (%s): if no other job writes there, a killed job left it and it "
+      "can be deleted",
+      output_dir,
+      ", ".join(others[:3]),
+    )
+
+
+def _delete_objects(prefix):
+  """Deletes every object under an object-store prefix (Beam's temporary files included); nothing there is fine."""
+  try:
+    (result,) = FileSystems.match([prefix.rstrip("/") + "/**"])
+    paths = [m.path for m in result.metadata_list]
+    if paths:
+      FileSystems.delete(paths)
+  except (OSError, ValueError) as e:
+    logging.warning("could not remove the staging %s: %s", prefix, e)
+
+
+def _publish_objects(staging, output_dir, old_files):
+  """Moves a finished dataset from its staging prefix to an object-store output_dir, replacing `old_files` (the
+  previous pdr_tf dataset there, or none).
+
+  An object store renames object by object (copy, then delete), so the folder cannot change in one step. The order
+  keeps it readable as a dataset only when it is one: the old manifest goes first (a reader then finds no dataset,
+  never a mix), then the new shards and rejects are moved in, the old shards no longer listed are deleted, and the
+  new manifest comes last.
+
+  Raises:
+    PublishError: a move or delete failed; the staging prefix keeps what was not moved yet.
+  """
+  new_files = [name for name in _entries(staging) if not name.startswith("beam-temp-")]
+  manifest = feature_spec.MANIFEST_FILENAME
+  steps = []
+  if manifest in old_files:
+    steps.append(("delete", [FileSystems.join(output_dir, manifest)], None))
+  data = [name for name in new_files if name != manifest]
+  steps.append(
+    ("rename", [FileSystems.join(staging, n) for n in data], [FileSystems.join(output_dir, n) for n in data])
+  )
+  stale = [name for name in old_files if name != manifest and name not in new_files]
+  steps.append(("delete", [FileSystems.join(output_dir, n) for n in stale], None))
+  steps.append(("rename", [FileSystems.join(staging, manifest)], [FileSystems.join(output_dir, manifest)]))
+  for action, sources, destinations in steps:
+    if not sources:
+      continue
+    try:
+      if action == "delete":
+        FileSystems.delete(sources)
+      else:
+        FileSystems.rename(sources, destinations)
+    except (OSError, ValueError) as e:
+      raise PublishError(
+        f"publishing the dataset to {output_dir} stopped ({action} of {sources[0]}{' ...' if len(sources) > 1 else ''}"
+        f" failed: {e}); what was not moved yet is in {staging}: move it there by hand, the manifest last"
+      ) from e
+  _delete_objects(staging)
 
 
 def setup_logging(level):

@@ -18,6 +18,7 @@ from PIL import Image
 import beam_pipelines
 from beam_pipelines import inputs, runner, utkface
 import fixtures
+import memfs
 from pdr_tf.data import feature_spec
 
 from pdr_tf.data import formats
@@ -352,6 +353,78 @@ def test_overwrite_with_nothing_to_write_keeps_the_previous_dataset(tmp_path, ca
   assert "nothing could be written" in caplog.text and f"the previous dataset in {out} was kept" in caplog.text
   assert {name: open(os.path.join(out, name), "rb").read() for name in os.listdir(out)} == before
   assert _no_leftovers(out) == []
+
+
+@pytest.fixture
+def bucket():
+  """An empty in-memory object store (memfs://), emptied again afterwards."""
+  memfs.OBJECTS.clear()
+  yield "memfs://bucket"
+  memfs.OBJECTS.clear()
+
+
+def _objects_under(prefix):
+  return {path: data for path, data in memfs.OBJECTS.items() if path.startswith(prefix + "/")}
+
+
+def test_on_an_object_store_only_a_complete_dataset_is_published(tmp_path, bucket, caplog):
+  out = f"{bucket}/data/out"
+  memfs.OBJECTS[f"{bucket}/data/notes.txt"] = b"not pdr_tf's"
+  good = make_utkface(str(tmp_path / "good"), good=GOOD[:4], converted=False, bad=False)
+  assert beam_pipelines.convert("utkface", good, out, beam_args=IN_MEMORY, num_shards=2) == 0
+  before = _objects_under(out)
+  assert sorted(p[len(out) + 1 :] for p in before) == runner.dataset_files(out)
+  assert set(memfs.OBJECTS) == set(before) | {f"{bucket}/data/notes.txt"}  # no staging, no Beam temporary files
+  # A job that fails (--strict on a reject) or writes nothing leaves the previous dataset as it was.
+  bad = make_utkface(str(tmp_path / "bad"), good=[], converted=False, bad=True)
+  assert beam_pipelines.convert("utkface", bad, out, beam_args=IN_MEMORY, overwrite=True) == 1
+  assert f"the previous dataset in {out} was kept" in caplog.text
+  assert beam_pipelines.convert("utkface", bad, out, beam_args=IN_MEMORY, overwrite=True, strict=True) == 1
+  assert "--strict: rejected input" in caplog.text
+  assert set(memfs.OBJECTS) == set(before) | {f"{bucket}/data/notes.txt"} and _objects_under(out) == before
+  # A successful --overwrite replaces it whole: the old shards that the new manifest does not list are gone.
+  make_utkface(good, good=GOOD[4:6], converted=False, bad=False)
+  assert beam_pipelines.convert("utkface", good, out, beam_args=IN_MEMORY, overwrite=True, num_shards=1) == 0
+  assert runner.read_manifest(out)["written"] == 6
+  assert sorted(p[len(out) + 1 :] for p in _objects_under(out)) == runner.dataset_files(out)
+  assert memfs.OBJECTS[f"{bucket}/data/notes.txt"] == b"not pdr_tf's" and len(memfs.OBJECTS) == 1 + len(
+    runner.dataset_files(out)
+  )
+
+
+def test_an_object_store_publish_that_stops_keeps_the_rest_in_staging_and_names_it(bucket, monkeypatch):
+  out, staging = f"{bucket}/out", runner.object_staging(f"{bucket}/out", "t0")
+  assert staging == f"{bucket}/.out.pdr_tf-staging-t0"
+  for name in ("manifest.json", "rejects.jsonl", "train.tfrecord-00000-of-00002", "train.tfrecord-00001-of-00002"):
+    memfs.OBJECTS[f"{out}/{name}"] = b"old " + name.encode()
+  for name in ("manifest.json", "rejects.jsonl", "train.tfrecord-00000-of-00001", "beam-temp-x/part"):
+    memfs.OBJECTS[f"{staging}/{name}"] = b"new " + name.encode()
+  old_files = ["manifest.json", "rejects.jsonl", "train.tfrecord-00000-of-00002", "train.tfrecord-00001-of-00002"]
+  real_rename = runner.FileSystems.rename
+
+  def rename(sources, destinations):
+    if any(s.endswith("manifest.json") for s in sources):
+      raise OSError("quota exceeded")
+    real_rename(sources, destinations)
+
+  monkeypatch.setattr(runner.FileSystems, "rename", rename)
+  with pytest.raises(runner.PublishError, match=rf"quota exceeded.*what was not moved yet is in {staging}"):
+    runner._publish_objects(staging, out, old_files)
+  # The old manifest went first (the folder never reads as a mix), the new data is in place, the rest is kept.
+  assert sorted(_objects_under(out)) == [f"{out}/rejects.jsonl", f"{out}/train.tfrecord-00000-of-00001"]
+  assert memfs.OBJECTS[f"{staging}/manifest.json"] == b"new manifest.json"
+  monkeypatch.setattr(runner.FileSystems, "rename", real_rename)
+  memfs.OBJECTS[f"{out}/manifest.json"] = b"old manifest.json"
+  runner._publish_objects(staging, out, ["manifest.json"])
+  assert memfs.OBJECTS[f"{out}/manifest.json"] == b"new manifest.json" and not _objects_under(staging)
+
+
+def test_staging_of_another_job_beside_an_object_store_folder_is_named(bucket, caplog):
+  memfs.OBJECTS[f"{bucket}/.out.pdr_tf-staging-abc/train.tfrecord-00000-of-00001"] = b"x"
+  memfs.OBJECTS[f"{bucket}/.other.pdr_tf-staging-def/manifest.json"] = b"x"  # another folder's: not named
+  runner._warn_other_object_staging(f"{bucket}/out")
+  assert f"staging left by another job beside it ({bucket}/.out.pdr_tf-staging-abc)" in caplog.text
+  assert "other.pdr_tf" not in caplog.text
 
 
 def test_a_linked_output_folder_is_written_through_the_link_and_a_mount_point_is_refused(tmp_path, caplog, monkeypatch):
