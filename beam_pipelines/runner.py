@@ -371,6 +371,11 @@ def _log_counters(result):
     logging.info("counter %s = %s", name, value)
 
 
+class PublishError(RuntimeError):
+  """A finished dataset could not be moved into place; the message names where it is kept (a local staging folder
+  renamed aside, or the object-store staging prefix that holds what was not published yet)."""
+
+
 def run_job(dataset, build, args, beam_args):
   """Builds, runs and checks one conversion job; the shared body of every job's main().
 
@@ -442,7 +447,7 @@ def run_job(dataset, build, args, beam_args):
   try:
     with _quiet_beam():
       return _run_and_commit(dataset, pipeline, args, target, old_files, start)
-  except PublishError as e:  # the staging prefix holds what was not published yet: keep it, name it
+  except PublishError as e:  # the finished dataset, or what was not published of it, is kept: say where
     keep_staging = True
     logging.error("%s: %s", dataset, e)
     return 1
@@ -522,28 +527,41 @@ def _run_and_commit(dataset, pipeline, args, target, old_files, start):
 
 
 def _move_into_place(staging, output_dir, old_files):
-  """Replaces output_dir (absent, empty, or the previous pdr_tf dataset `old_files`) with the staging folder."""
+  """Replaces output_dir (absent, empty, or the previous pdr_tf dataset `old_files`) with the staging folder.
+
+  Raises:
+    PublishError: another program wrote into output_dir while the job ran (files that are not the previous
+      dataset's), or the move failed. output_dir is then left as it is, the finished dataset is kept beside it under
+      a name that later jobs leave alone (`.NAME.pdr_tf-kept-<time>-<token>`), and the message names it.
+  """
   old = None
-  if os.path.isdir(output_dir):
-    old = _sibling(output_dir, f"old-{os.getpid()}")
-    os.rename(output_dir, old)
-  else:
-    os.makedirs(os.path.dirname(os.path.abspath(output_dir)), exist_ok=True)
-  os.rename(staging, output_dir)
+  try:
+    appeared = [e for e in _entries(output_dir) if e not in old_files] if os.path.isdir(output_dir) else []
+    if appeared:
+      raise FileExistsError(f"{len(appeared)} entries appeared there, e.g. {appeared[:3]}")
+    if os.path.isdir(output_dir):
+      old = _sibling(output_dir, f"old-{os.getpid()}")
+      os.rename(output_dir, old)
+    else:
+      os.makedirs(os.path.dirname(os.path.abspath(output_dir)), exist_ok=True)
+    os.rename(staging, output_dir)
+  except OSError as e:
+    kept = _sibling(output_dir, f"kept-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}")
+    os.rename(staging, kept)  # out of the way of the next job's clean-up of killed jobs' staging folders
+    where = f"the previous output folder was moved to {old}" if old is not None else f"{output_dir} is left as it is"
+    raise PublishError(
+      f"could not move the finished dataset into {output_dir} ({e}; did another program write there during the "
+      f"job?): {where}, the dataset is kept in {kept}"
+    ) from e
   if old is not None:
     for name in old_files:
       path = os.path.join(old, name)
       if os.path.isfile(path):
         os.remove(path)
     try:
-      os.rmdir(old)  # empty unless something appeared there during the job: then it is kept
-    except OSError:
+      os.rmdir(old)  # empty: what was there besides the old dataset stopped the move above
+    except OSError:  # written in the instant between that check and the move
       logging.warning("Kept %s: files appeared in the old output folder during the job", old)
-
-
-class PublishError(RuntimeError):
-  """Publishing a finished object-store dataset stopped part-way; the message names the staging prefix that holds
-  the rest."""
 
 
 def object_staging(output_dir, token):

@@ -467,3 +467,37 @@ def test_the_library_form_names_unknown_jobs_and_options(tmp_path):
     beam_pipelines.convert("celeba", str(tmp_path), str(tmp_path / "o"))
   with pytest.raises(TypeError, match="no option shards"):
     beam_pipelines.convert("utkface", str(tmp_path), str(tmp_path / "o"), shards=3)
+
+
+def test_an_output_folder_written_by_another_program_during_the_job_keeps_both(tmp_path, caplog):
+  out = tmp_path / "out"
+  staging = tmp_path / "staging"
+  staging.mkdir()
+  (staging / "manifest.json").write_text("{}")
+  out.mkdir()  # created by another program after the job checked the folder (absent then: no old files)
+  (out / "theirs.txt").write_text("not pdr_tf's")
+  with pytest.raises(runner.PublishError, match=r"could not move the finished dataset into .*out .*kept in .*kept-"):
+    runner._move_into_place(str(staging), str(out), [])
+  assert sorted(os.listdir(out)) == ["theirs.txt"] and (out / "theirs.txt").read_text() == "not pdr_tf's"
+  (kept,) = [n for n in os.listdir(tmp_path) if ".pdr_tf-kept-" in n]
+  assert os.listdir(tmp_path / kept) == ["manifest.json"]
+  runner._remove_stale_staging(str(out))  # a later job's clean-up leaves the kept dataset alone
+  assert os.path.isdir(tmp_path / kept)
+  # Beside a previous dataset the same: nothing is moved, the previous dataset stays whole.
+  (out / "manifest.json").write_text("old")
+  staging.mkdir()
+  (staging / "manifest.json").write_text("new")
+  with pytest.raises(runner.PublishError, match=r"theirs.txt.*is left as it is"):
+    runner._move_into_place(str(staging), str(out), ["manifest.json"])
+  assert (out / "manifest.json").read_text() == "old" and sorted(os.listdir(out)) == ["manifest.json", "theirs.txt"]
+  assert len([n for n in os.listdir(tmp_path) if ".pdr_tf-kept-" in n]) == 2  # each kept under its own name
+
+
+def test_a_dataset_that_cannot_be_moved_into_place_exits_1_naming_where_it_is(tmp_path, caplog, monkeypatch):
+  def refuse(staging, output_dir, old_files):
+    raise runner.PublishError(f"could not move it; the dataset is kept in {staging}-kept")
+
+  monkeypatch.setattr(runner, "_move_into_place", refuse)
+  root = make_utkface(str(tmp_path / "raw"), good=GOOD[:1], converted=False, bad=False)
+  assert beam_pipelines.convert("utkface", root, str(tmp_path / "out"), beam_args=IN_MEMORY) == 1
+  assert "utkface: could not move it; the dataset is kept in" in caplog.text and not os.path.exists(tmp_path / "out")
