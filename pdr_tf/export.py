@@ -251,11 +251,11 @@ def saved_model_op_types(saved_model_dir):
   return types
 
 
-def _source_info(workdir):
+def _source_info(workdir, checkpoint=None):
   info = {"workdir": None, "checkpoint": None, "step": None}
   if workdir:
     info["workdir"] = os.path.abspath(workdir)
-    checkpoint = workdir_lib.latest_checkpoint(workdir)
+    checkpoint = checkpoint or workdir_lib.latest_checkpoint(workdir)
     if checkpoint:
       info["checkpoint"] = checkpoint
       match = re.search(r"-(\d+)$", checkpoint)
@@ -263,30 +263,43 @@ def _source_info(workdir):
   return info
 
 
-def export_model(model, output_dir, image_size=formats.IMAGE_SIZE, version=None, workdir=None, include_de_render=True):
+def export_model(
+  model, output_dir, image_size=None, version=None, workdir=None, include_de_render=True, checkpoint=None
+):
   """Exports a model as a versioned SavedModel with the serving_default, embed_images and de_render signatures.
 
   Args:
       model: object with `encode(images, training=False)` and `de_render(images, training=False)` taking float32
           [B, S, S, 3] in [-1, 1] (see the module docstring for the outputs); usually a keras.Model.
-      output_dir: base folder; the export goes to `<output_dir>/<version>/`.
-      image_size: S, the model's input side in pixels.
-      version: integer version; None picks the next free one. An existing version is never overwritten.
-      workdir: training work dir the model came from, recorded (with its latest checkpoint) in export_info.json.
+      output_dir: base folder on the local file system; the export goes to `<output_dir>/<version>/`.
+      image_size: S, the model's input side in pixels; None takes the model's own (`model.image_size`, else 64).
+          A value that differs from the model's is refused.
+      version: integer version; None picks the next free one (and the one after, should another export take it
+          while this one is written). An existing version is never overwritten.
+      workdir: training work dir the model came from, recorded (with the checkpoint) in export_info.json.
       include_de_render: export the de_render signature. A model's `renderer.Renderer` is replaced by its
           `portable()` copy (the pure-TF rasterizer, no XLA), so stock TF Serving runs it whatever backend the
           model trains with; leave it out for models whose de_render needs custom ops (listed as custom_ops in
           export_info.json), which a server without those ops cannot load.
+      checkpoint: the checkpoint the weights were restored from, recorded in export_info.json (default: the
+          work dir's latest).
 
   Returns:
       The version folder path (str).
 
   Raises:
-      ValueError: bad image_size or version, a version that exists, or a model that is not trackable or lacks
-          the interface.
+      ValueError: bad image_size or version, an image_size other than the model's, a version that exists, an
+          output_dir on an object store, or a model that is not trackable or lacks the interface.
   """
-  if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 2:
-    raise ValueError(f"image_size must be an int >= 2, got {image_size!r}")
+  model_size = getattr(model, "image_size", None)
+  if image_size is None:
+    image_size = model_size if isinstance(model_size, int) else formats.IMAGE_SIZE
+  check_export_args(output_dir, version, image_size)
+  if isinstance(model_size, int) and not isinstance(model_size, bool) and image_size != model_size:
+    raise ValueError(
+      f"image_size {image_size} differs from the model's input size {model_size}: the signatures would take images "
+      f"the model was not built for; leave image_size unset (no --image_size) to use {model_size}"
+    )
   if not isinstance(model, trackable_base.Trackable):
     raise ValueError(
       f"model must be a keras.Model or tf.Module so that its variables are saved, got {type(model).__name__}"
@@ -294,16 +307,9 @@ def export_model(model, output_dir, image_size=formats.IMAGE_SIZE, version=None,
   for method in ("encode", "de_render") if include_de_render else ("encode",):
     if not callable(getattr(model, method, None)):
       raise ValueError(f"model {type(model).__name__} has no {method}() method; export needs encode and de_render")
-  if version is None:
+  pick_version = version is None
+  if pick_version:
     version = next_version(output_dir)
-  if isinstance(version, bool) or not isinstance(version, int) or version < 0:
-    raise ValueError(f"version must be a non-negative int, got {version!r}")
-  version_dir = os.path.join(output_dir, str(version))
-  if tf.io.gfile.exists(version_dir):
-    raise ValueError(
-      f"export version folder {version_dir} already exists (nothing was changed); choose another version, or leave "
-      f"it unset (no --version) for the next free one, {next_version(output_dir)}"
-    )
 
   # One eager call builds the model's variables and gives the feature sizes for export_info.json.
   dummy = tf.zeros([1, image_size, image_size, 3], tf.float32)
@@ -338,23 +344,32 @@ def export_model(model, output_dir, image_size=formats.IMAGE_SIZE, version=None,
       "functions": {UNCHECKED_DE_RENDER: signature_info["de_render"]} if include_de_render else {},
       "feature_dims": dims,
       "custom_ops": custom_ops,
-      "source": _source_info(workdir),
+      "source": _source_info(workdir, checkpoint),
       "tensorflow_version": tf.__version__,
       "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
-    with open(os.path.join(staging, INFO_FILENAME), "w", encoding="utf-8") as f:
-      json.dump(info, f, indent=2)
-      f.write("\n")
     _make_world_readable(staging)
-    try:
-      os.rename(staging, version_dir)
-    except OSError as e:
-      if not tf.io.gfile.exists(version_dir):
-        raise
+    for _ in range(3 if pick_version else 1):  # a picked version taken meanwhile by another export: take the next
+      info["version"] = version
+      with open(os.path.join(staging, INFO_FILENAME), "w", encoding="utf-8") as f:
+        json.dump(info, f, indent=2)
+        f.write("\n")
+      os.chmod(os.path.join(staging, INFO_FILENAME), 0o644)
+      version_dir = os.path.join(output_dir, str(version))
+      try:
+        _rename_no_replace(staging, version_dir)
+        break
+      except FileExistsError:
+        taken = version
+        version = next_version(output_dir)
+        if pick_version:
+          _LOG.warning("version %d was taken by another export while this one was written; trying %d", taken, version)
+    else:
       raise ValueError(
-        f"export version folder {version_dir} was created by another export while this one was written (nothing "
-        f"was changed); export again for the next free version, {next_version(output_dir)}"
-      ) from e
+        f"export version folder {os.path.join(output_dir, str(taken))} was created by another export while this "
+        f"one was written (nothing was changed); export again{'' if pick_version else ' with another --version'}, "
+        f"e.g. the next free one, {version}"
+      )
   except BaseException:
     shutil.rmtree(staging, ignore_errors=True)
     raise
@@ -375,7 +390,46 @@ def export_model(model, output_dir, image_size=formats.IMAGE_SIZE, version=None,
   return version_dir
 
 
-def export_from_workdir(workdir, output_dir=None, version=None, image_size=formats.IMAGE_SIZE, include_de_render=True):
+def _rename_no_replace(source, destination):
+  """Renames a folder, raising FileExistsError when destination exists (os.rename would replace an empty folder)."""
+  os.mkdir(destination)  # claims the name: FileExistsError if anything holds it
+  try:
+    os.rename(source, destination)  # replaces the empty folder just claimed, atomically
+  except BaseException:
+    try:
+      os.rmdir(destination)
+    except OSError:
+      pass
+    raise
+
+
+def check_export_args(output_dir, version=None, image_size=None):
+  """Checks what can be checked before a model is restored: a local output_dir, a non-negative integer version that
+  does not exist yet, and an image_size >= 2.
+
+  Raises:
+      ValueError: naming the argument and the reason.
+  """
+  if "://" in str(output_dir):
+    raise ValueError(
+      f"export output {output_dir} is not on the local file system: export to a local folder and copy the version "
+      "folder to the object store (e.g. `gsutil cp -r`); TF Serving reads gs:// base paths"
+    )
+  if image_size is not None and (isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 2):
+    raise ValueError(f"image_size must be an int >= 2, got {image_size!r}")
+  if version is None:
+    return
+  if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+    raise ValueError(f"version must be a non-negative int, got {version!r}")
+  version_dir = os.path.join(output_dir, str(version))
+  if tf.io.gfile.exists(version_dir):
+    raise ValueError(
+      f"export version folder {version_dir} already exists (nothing was changed); choose another version, or leave "
+      f"it unset (no --version) for the next free one, {next_version(output_dir)}"
+    )
+
+
+def export_from_workdir(workdir, output_dir=None, version=None, image_size=None, include_de_render=True):
   """Restores the latest checkpoint of a training work dir and exports it (see `export_model`).
 
   Args:
@@ -389,10 +443,19 @@ def export_from_workdir(workdir, output_dir=None, version=None, image_size=forma
   if not tf.io.gfile.isdir(workdir):
     what = "is a file, not a folder" if tf.io.gfile.exists(workdir) else "does not exist"
     raise FileNotFoundError(f"work dir {workdir} {what}")
-  model = workdir_lib.restore_model(workdir)
   output_dir = output_dir or workdir_lib.export(workdir)
+  check_export_args(output_dir, version, image_size)  # before restoring, which can take a while
+  checkpoint = workdir_lib.latest_checkpoint(workdir)  # the one restored, even if training writes a newer one
+  step = re.search(r"-(\d+)$", checkpoint) if checkpoint else None
+  model = workdir_lib.restore_model(workdir, step=int(step.group(1)) if step else None)
   return export_model(
-    model, output_dir, image_size=image_size, version=version, workdir=workdir, include_de_render=include_de_render
+    model,
+    output_dir,
+    image_size=image_size,
+    version=version,
+    workdir=workdir,
+    include_de_render=include_de_render,
+    checkpoint=checkpoint,
   )
 
 
@@ -466,7 +529,12 @@ def make_parser() -> argparse.ArgumentParser:
   parser.add_argument("--workdir", required=True, help="training work dir (operative_config.gin, checkpoints/)")
   parser.add_argument("--output", default=None, help="base export folder (default: WORKDIR/export)")
   parser.add_argument("--version", type=int, default=None, help="version number (default: next free integer)")
-  parser.add_argument("--image_size", type=int, default=formats.IMAGE_SIZE, help="model input side in pixels")
+  parser.add_argument(
+    "--image_size",
+    type=int,
+    default=None,
+    help="model input side in pixels (default: the model's own; another is refused)",
+  )
   parser.add_argument(
     "--no_de_render", action="store_true", help="leave out the de_render signature (only the embedding signatures)"
   )
@@ -488,7 +556,7 @@ def main(argv=None):
       image_size=args.image_size,
       include_de_render=not args.no_de_render,
     )
-  except (FileNotFoundError, ValueError) as e:
+  except (OSError, ValueError) as e:  # OSError: e.g. an output folder that cannot be written
     _LOG.error("%s", cli.error_text(e))
     return 1
   _LOG.info("Done. SavedModel: %s (inspect with `saved_model_cli show --dir %s --all`)", version_dir, version_dir)

@@ -298,19 +298,42 @@ def test_versions_increment_and_never_overwrite(tmp_path):
   assert export.resolve_saved_model_dir(base) == second
 
 
-def test_an_export_that_loses_the_race_for_a_version_changes_nothing(tmp_path, monkeypatch):
+def test_an_export_that_loses_the_race_for_a_version_changes_nothing(tmp_path, monkeypatch, caplog):
   base = tmp_path / "exp"
   real = export._make_world_readable  # pylint: disable=protected-access
+  taken = []
 
   def another_export_lands_first(path):
     real(path)
-    (base / "1").mkdir()
-    (base / "1" / "saved_model.pb").write_bytes(b"the other export's")
+    folder = base / str(1 + len(taken))
+    folder.mkdir()  # empty, as another export's version folder is for an instant: still not replaced
+    taken.append(folder)
 
   monkeypatch.setattr(export, "_make_world_readable", another_export_lands_first)
-  with pytest.raises(ValueError, match=r"1 was created by another export .*next free version, 2"):
-    export.export_model(StandInModel(dims=(2, 2, 2, 2)), str(base))
-  assert os.listdir(base) == ["1"] and (base / "1" / "saved_model.pb").read_bytes() == b"the other export's"
+  with pytest.raises(
+    ValueError, match=r"1 was created by another export .*another --version, e.g. the next free one, 2"
+  ):
+    export.export_model(StandInModel(dims=(2, 2, 2, 2)), str(base), version=1)
+  assert os.listdir(base) == ["1"] and not os.listdir(base / "1")
+  # A version picked by the export itself moves on to the next free one.
+  version_dir = export.export_model(StandInModel(dims=(2, 2, 2, 2)), str(base))
+  assert os.path.basename(version_dir) == "3" and sorted(os.listdir(base)) == ["1", "2", "3"]
+  assert json.loads(open(os.path.join(version_dir, export.INFO_FILENAME), encoding="utf-8").read())["version"] == 3
+  assert "version 2 was taken by another export while this one was written; trying 3" in caplog.text
+
+
+def test_the_image_size_is_the_models_own_and_the_output_is_local(tmp_path):
+  model = StandInModel(dims=(2, 2, 2, 2))
+  model.image_size = 32
+  version_dir = export.export_model(model, str(tmp_path / "exp"))
+  info = json.loads(open(os.path.join(version_dir, export.INFO_FILENAME), encoding="utf-8").read())
+  assert info["image_size"] == 32
+  assert tf.saved_model.load(version_dir).signatures["embed_images"](images=tf.zeros([1, 32, 32, 3]))
+  with pytest.raises(ValueError, match="image_size 64 differs from the model's input size 32"):
+    export.export_model(model, str(tmp_path / "exp"), image_size=64)
+  with pytest.raises(ValueError, match="gs://bucket/exp is not on the local file system"):
+    export.export_model(model, "gs://bucket/exp")
+  assert sorted(os.listdir(tmp_path)) == ["exp"] and export.list_versions(str(tmp_path / "exp")) == [1]
 
 
 def test_export_without_de_render_for_stock_serving(tmp_path):
@@ -348,7 +371,7 @@ def test_load_export_errors_name_the_path(exported, tmp_path):
 def test_export_from_workdir_uses_restore_and_default_output(tmp_path, monkeypatch):
   workdir = tmp_path / "run"
   (workdir / "checkpoints").mkdir(parents=True)
-  monkeypatch.setattr(workdir_lib, "restore_model", lambda w: StandInModel(dims=(2, 2, 2, 2)))
+  monkeypatch.setattr(workdir_lib, "restore_model", lambda w, step=None: StandInModel(dims=(2, 2, 2, 2)))
   assert export.main(["--workdir", str(workdir)]) == 0
   version_dir = workdir / "export" / "1"
   assert tf.saved_model.contains_saved_model(str(version_dir))
@@ -364,6 +387,40 @@ def test_export_from_workdir_uses_restore_and_default_output(tmp_path, monkeypat
     export.export_from_workdir(str(a_file))
   with pytest.raises(FileNotFoundError, match="SavedModel folder .*notes.txt is a file, not a folder"):
     export.resolve_saved_model_dir(str(a_file))
+
+
+def test_export_records_the_checkpoint_it_restored_and_checks_arguments_first(tmp_path, monkeypatch, caplog):
+  workdir = tmp_path / "run"
+  (workdir / "checkpoints").mkdir(parents=True)
+  restored = []
+  latest = [str(workdir / "checkpoints" / "ckpt-7")]
+
+  def restore_model(w, step=None):
+    restored.append(step)
+    latest[0] = str(workdir / "checkpoints" / "ckpt-8")  # training writes a newer one meanwhile
+    return StandInModel(dims=(2, 2, 2, 2))
+
+  monkeypatch.setattr(workdir_lib, "restore_model", restore_model)
+  monkeypatch.setattr(workdir_lib, "latest_checkpoint", lambda w: latest[0])
+  version_dir = export.export_from_workdir(str(workdir))
+  info = json.loads(open(os.path.join(version_dir, export.INFO_FILENAME), encoding="utf-8").read())
+  assert restored == [7] and info["source"]["step"] == 7 and info["source"]["checkpoint"].endswith("ckpt-7")
+  # Refused before anything is restored: an object-store output, a taken or negative version, a tiny image size.
+  for flags, message in [
+    (["--output", "gs://bucket/exp"], "is not on the local file system"),
+    (["--version", "1"], "already exists"),
+    (["--version", "-1"], "version must be a non-negative int"),
+    (["--image_size", "1"], "image_size must be an int >= 2"),
+  ]:
+    assert export.main(["--workdir", str(workdir)] + flags) == 1
+    assert message in caplog.text
+  assert restored == [7]
+
+  def unwritable(*args, **kwargs):
+    raise PermissionError(13, "Permission denied", str(tmp_path / "ro"))
+
+  monkeypatch.setattr(export, "export_from_workdir", unwritable)
+  assert export.main(["--workdir", str(workdir)]) == 1 and "Permission denied" in caplog.text
 
 
 def test_main_passes_version_image_size_and_no_de_render_on(tmp_path, monkeypatch):
