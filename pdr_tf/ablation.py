@@ -393,9 +393,10 @@ def run_ablation(
   suite = reproduce.get_suite(suite_name)
   chosen = get_variants(variants)
   seeds = [int(s) for s in seeds]
-  if not seeds:
-    raise ValueError("seeds is empty: nothing to run")
+  if not seeds or min(seeds) < 0:
+    raise ValueError(f"seeds must be a non-empty list of non-negative integers, got {seeds}")
   suite_dir = os.path.join(output_dir, suite.name)
+  ablation_report.check_report_writable(suite_dir)  # a file of the user's stops the command now, not after the runs
   base_steps = _preset_steps(suite, preset, gin_files, gin_params, train_steps)
   loocc = LOOCC_METHOD[suite.name]
   config = {
@@ -520,8 +521,8 @@ def make_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
   args = make_parser().parse_args(argv)
   cli.setup_logging(args.log_level)
-  if args.seeds < 1 or (args.train_steps is not None and args.train_steps < 1):
-    logger.error("--seeds and --train_steps must be positive")
+  if args.seeds < 1 or (args.train_steps is not None and args.train_steps < 1) or args.first_seed < 0:
+    logger.error("--seeds and --train_steps must be positive, --first_seed non-negative")
     return 2
   try:
     reproduce.get_suite(args.suite)

@@ -85,6 +85,7 @@ PRESETS = {
   "cpu": Preset("cpu.gin"),
 }
 PROGRESS_FILENAME = "progress.json"
+LOCK_FILENAME = ".pdr_tf_reproduce.lock"  # hidden: one command per suite folder (locks.FolderLock)
 PCA_COMPONENTS = 64
 PCA_MAX_IMAGES = 5000
 
@@ -206,6 +207,11 @@ def _gin_files(suite: Suite, method: str, preset: Preset, extra_gin_files: Seque
 def progress_path(output_dir: str, suite_name: str) -> str:
   """The progress file of a suite's runs under `output_dir`: <output_dir>/<suite>/PROGRESS_FILENAME."""
   return os.path.join(output_dir, suite_name, PROGRESS_FILENAME)
+
+
+def lock_path(output_dir: str, suite_name: str) -> str:
+  """The lock file one reproduce command holds on a suite's folder: <output_dir>/<suite>/LOCK_FILENAME."""
+  return os.path.join(output_dir, suite_name, LOCK_FILENAME)
 
 
 def run_workdir(output_dir: str, suite_name: str, method: str, seed: int) -> str:
@@ -435,113 +441,119 @@ def run_suite(
   if unknown or not methods:
     raise ValueError(f"unknown method(s) {unknown or methods}; choose from {', '.join(METHODS)}")
   seeds = [int(s) for s in seeds]
-  if not seeds or len(set(seeds)) != len(seeds):
-    raise ValueError(f"seeds must be a non-empty list of distinct integers, got {seeds}")
+  if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+    raise ValueError(f"seeds must be a non-empty list of distinct non-negative integers, got {seeds}")
+  for name, value in (("vqvae_steps", vqvae_steps), ("pca_components", pca_components)):
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+      raise ValueError(f"{name} must be a positive integer, got {value!r}")
   for path in gin_files:
     if not os.path.isfile(path):
       raise ValueError(f"gin file {path!r} does not exist")
   suite_dir = os.path.join(output_dir, suite.name)
   table1.check_table_writable(suite_dir)  # before the data and the runs, not after them
-  train_world = None if train_data_dir else suite.train_world
-  train_data_dir = train_data_dir or suite.train_data_dir
-  if train_world:
-    datasets.ensure_synthetic(train_world, train_data_dir, progress=progress)
-  if eval_data_dir is None:
-    eval_data_dir = datasets.ensure_synthetic(suite.eval_world, suite.eval_data_dir, progress=progress)
-  input_pipeline.list_shards(train_data_dir, "train")
-  input_pipeline.list_shards(eval_data_dir, formats.EVALUATION_SPLIT)
-  cache = {}
+  os.makedirs(suite_dir, exist_ok=True)
+  # One command per suite folder: two would each rewrite the progress file from their own copy of it.
+  with locks.FolderLock(lock_path(output_dir, suite.name), f"pdr_tf.reproduce --suite {suite.name} -> {suite_dir}"):
+    train_world = None if train_data_dir else suite.train_world
+    train_data_dir = train_data_dir or suite.train_data_dir
+    if train_world:
+      datasets.ensure_synthetic(train_world, train_data_dir, progress=progress)
+    if eval_data_dir is None:
+      eval_data_dir = datasets.ensure_synthetic(suite.eval_world, suite.eval_data_dir, progress=progress)
+    input_pipeline.list_shards(train_data_dir, "train")
+    input_pipeline.list_shards(eval_data_dir, formats.EVALUATION_SPLIT)
+    cache = {}
 
-  def eval_split():  # the labelled test images, read once for every baseline run
-    if "split" not in cache:
-      cache["split"] = _eval_split(suite, eval_data_dir)
-    return cache["split"]
+    def eval_split():  # the labelled test images, read once for every baseline run
+      if "split" not in cache:
+        cache["split"] = _eval_split(suite, eval_data_dir)
+      return cache["split"]
 
-  ctx = {
-    "preset": preset,
-    "gin_files": list(gin_files),
-    "gin_params": list(gin_params),
-    "train_steps": train_steps,
-    "train_data_dir": train_data_dir,
-    "train_world": train_world,
-    "eval_data_dir": eval_data_dir,
-    "vqvae_steps": vqvae_steps,
-    "pca_components": pca_components,
-    "pca_max_images": pca_max_images,
-    "progress": progress,
-    "eval_split": eval_split,
-  }
-  settings = run_settings(
-    suite,
-    preset,
-    gin_files,
-    gin_params,
-    train_steps,
-    train_data_dir,
-    eval_data_dir,
-    vqvae_steps,
-    pca_components,
-    pca_max_images,
-  )
-  config = dict(
-    settings,
-    seeds=seeds,
-    methods=list(methods),
-    command=command or f"run_suite({suite_name!r}, ...)",
-    machine=f"{platform.node()} ({platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()})",
-    date=datetime.datetime.now().isoformat(timespec="seconds"),
-  )
-  per_seed = {m: [] for m in methods}
-  jobs = [(m, s) for s in seeds for m in methods]
-  progress_file = open_progress(output_dir, suite, settings, jobs)
-  skipped = []
-  bar = tqdm(jobs, desc=f"reproduce {suite.name}", unit="run", disable=not progress)
-  for method, seed in bar:
-    bar.set_postfix(method=method, seed=seed)
-    summary = progress_file.finished(method, seed)
-    if summary is not None:
-      logger.info("%s seed %d: finished before (%s), not run again", method, seed, progress_file.path)
-      per_seed[method].append(summary)
-      skipped.append((method, seed))
-      continue
-    workdir = run_workdir(output_dir, suite.name, method, seed)
-    # A de-renderer resumed from a checkpoint: its seconds cover only what was left (the time estimate leaves it out).
-    resumed = method in DERENDERERS and os.path.isdir(workdir_lib.checkpoints(workdir))
-    if resumed:
-      logger.warning(
-        "%s holds checkpoints that %s does not record as finished: this run resumes from them, so they must come "
-        "from the same settings (else use another --output_dir)",
-        workdir,
-        progress_file.path,
-      )
-    os.makedirs(workdir, exist_ok=True)
-    logger.info("=== %s suite: %s, seed %d -> %s", suite.name, method, seed, workdir)
-    progress_file.start(method, seed)
-    tick = time.monotonic()
-    if method in DERENDERERS:
-      results = _run_derenderer(suite, method, seed, workdir, ctx)
-    elif method == "vq_vae":
-      results = _run_vqvae(suite, seed, workdir, ctx)
-    else:
-      results = _run_pca(suite, seed, workdir, ctx)
-    results.update(seed=seed, seconds=round(time.monotonic() - tick, 1), workdir=workdir, resumed=resumed)
-    summary = report.jsonable(table1.per_seed_summary(results))  # as a re-run reads it back from progress.json
-    per_seed[method].append(summary)
-    progress_file.record(method, seed, summary)
-    logger.info("%s seed %d: %s (%.0f s)", method, seed, table1.summary_line(summary), results["seconds"])
-    done, total = progress_file.counts()
-    left = progress_file.seconds_left()
-    logger.info(
-      "%d of %d runs finished%s",
-      done,
-      total,
-      f"; roughly {left / 60:.0f} min left (a rough estimate from the finished runs' times)" if left else "",
+    ctx = {
+      "preset": preset,
+      "gin_files": list(gin_files),
+      "gin_params": list(gin_params),
+      "train_steps": train_steps,
+      "train_data_dir": train_data_dir,
+      "train_world": train_world,
+      "eval_data_dir": eval_data_dir,
+      "vqvae_steps": vqvae_steps,
+      "pca_components": pca_components,
+      "pca_max_images": pca_max_images,
+      "progress": progress,
+      "eval_split": eval_split,
+    }
+    settings = run_settings(
+      suite,
+      preset,
+      gin_files,
+      gin_params,
+      train_steps,
+      train_data_dir,
+      eval_data_dir,
+      vqvae_steps,
+      pca_components,
+      pca_max_images,
     )
-    # The table holds every finished run of the folder, earlier commands' too; partial tables survive a kill.
-    table1.write_table(suite, progress_file.recorded(METHODS), config, suite_dir)
-  bar.close()
-  paths, table = table1.write_table(suite, progress_file.recorded(METHODS), config, suite_dir)
-  return {"per_seed": per_seed, "table": table, "paths": paths, "skipped": skipped}
+    config = dict(
+      settings,
+      seeds=seeds,
+      methods=list(methods),
+      command=command or f"run_suite({suite_name!r}, ...)",
+      machine=f"{platform.node()} ({platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()})",
+      date=datetime.datetime.now().isoformat(timespec="seconds"),
+    )
+    per_seed = {m: [] for m in methods}
+    jobs = [(m, s) for s in seeds for m in methods]
+    progress_file = open_progress(output_dir, suite, settings, jobs)
+    skipped = []
+    bar = tqdm(jobs, desc=f"reproduce {suite.name}", unit="run", disable=not progress)
+    for method, seed in bar:
+      bar.set_postfix(method=method, seed=seed)
+      summary = progress_file.finished(method, seed)
+      if summary is not None:
+        logger.info("%s seed %d: finished before (%s), not run again", method, seed, progress_file.path)
+        per_seed[method].append(summary)
+        skipped.append((method, seed))
+        continue
+      workdir = run_workdir(output_dir, suite.name, method, seed)
+      # A de-renderer resumed from a checkpoint: its seconds cover only what was left (the time estimate leaves it out).
+      resumed = method in DERENDERERS and workdir_lib.latest_checkpoint(workdir) is not None
+      if resumed:
+        logger.warning(
+          "%s holds checkpoints that %s does not record as finished: this run resumes from them, so they must come "
+          "from the same settings (else use another --output_dir)",
+          workdir,
+          progress_file.path,
+        )
+      os.makedirs(workdir, exist_ok=True)
+      logger.info("=== %s suite: %s, seed %d -> %s", suite.name, method, seed, workdir)
+      progress_file.start(method, seed)
+      tick = time.monotonic()
+      if method in DERENDERERS:
+        results = _run_derenderer(suite, method, seed, workdir, ctx)
+      elif method == "vq_vae":
+        results = _run_vqvae(suite, seed, workdir, ctx)
+      else:
+        results = _run_pca(suite, seed, workdir, ctx)
+      results.update(seed=seed, seconds=round(time.monotonic() - tick, 1), workdir=workdir, resumed=resumed)
+      summary = report.jsonable(table1.per_seed_summary(results))  # as a re-run reads it back from progress.json
+      per_seed[method].append(summary)
+      progress_file.record(method, seed, summary)
+      logger.info("%s seed %d: %s (%.0f s)", method, seed, table1.summary_line(summary), results["seconds"])
+      done, total = progress_file.counts()
+      left = progress_file.seconds_left()
+      logger.info(
+        "%d of %d runs finished%s",
+        done,
+        total,
+        f"; roughly {left / 60:.0f} min left (a rough estimate from the finished runs' times)" if left else "",
+      )
+      # The table holds every finished run of the folder, earlier commands' too; partial tables survive a kill.
+      table1.write_table(suite, progress_file.recorded(METHODS), config, suite_dir)
+    bar.close()
+    paths, table = table1.write_table(suite, progress_file.recorded(METHODS), config, suite_dir)
+    return {"per_seed": per_seed, "table": table, "paths": paths, "skipped": skipped}
 
 
 def run_reporting_errors(log, fn, *args, **kwargs):
@@ -621,8 +633,11 @@ def main(argv=None) -> int:
   if preset not in PRESETS:
     logger.error("--preset: unknown preset %r; choose one of %s", preset, ", ".join(PRESETS))
     return 2
-  if args.seeds < 1 or (args.train_steps is not None and args.train_steps < 1):
-    logger.error("--seeds and --train_steps must be positive")
+  positive = {"--seeds": args.seeds, "--train_steps": args.train_steps, "--vqvae_steps": args.vqvae_steps}
+  positive["--pca_components"] = args.pca_components
+  bad = [f"{flag} {value}" for flag, value in positive.items() if value is not None and value < 1]
+  if bad or args.first_seed < 0:
+    logger.error("%s must be positive (--first_seed non-negative)", ", ".join(bad) or f"--first_seed {args.first_seed}")
     return 2
   methods = [m.strip() for m in args.methods.split(",") if m.strip()]
   unknown = [m for m in methods if m not in METHODS]

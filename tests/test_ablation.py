@@ -283,6 +283,7 @@ def test_reuse_dir_hands_a_reproductions_finished_runs_to_the_reference_and_rele
     (["--suite", "cars", "--preset", "gpu"], "gpu"),
     (["--suite", "cars", "--seeds", "0"], "must be positive"),
     (["--suite", "cars", "--train_steps", "0"], "must be positive"),
+    (["--suite", "cars", "--first_seed", "-1"], "--first_seed non-negative"),
   ],
 )
 def test_main_refuses_bad_arguments_before_writing_anything(argv, message, tmp_path, caplog, monkeypatch):
@@ -293,6 +294,20 @@ def test_main_refuses_bad_arguments_before_writing_anything(argv, message, tmp_p
   assert ablation.main(argv + ["--output_dir", str(tmp_path / "out"), "--no_progress"]) == 2
   assert message in caplog.text
   assert not os.listdir(tmp_path)
+
+
+def test_a_users_file_named_like_the_report_stops_the_ablation_before_any_run(tmp_path, monkeypatch):
+  def must_not_run(*args, **kwargs):
+    raise AssertionError("a run started although the report could not be written")
+
+  monkeypatch.setattr(ablation.reproduce, "run_suite", must_not_run)
+  (tmp_path / "cars").mkdir()
+  (tmp_path / "cars" / "ablation.md").write_text("my notes")
+  with pytest.raises(FileExistsError, match="ablation.md"):
+    ablation.run_ablation("cars", seeds=[0], output_dir=str(tmp_path), feature_sets=False, progress=False)
+  assert (tmp_path / "cars" / "ablation.md").read_text() == "my notes"
+  with pytest.raises(ValueError, match="non-negative integers, got \\[-1\\]"):
+    ablation.run_ablation("cars", seeds=[-1], output_dir=str(tmp_path / "o"), feature_sets=False, progress=False)
 
 
 def test_main_passes_its_flags_to_the_ablation_and_prints_the_report(tmp_path, monkeypatch, capsys):

@@ -381,7 +381,11 @@ def test_a_ratio_that_is_not_finite_reads_the_same_fresh_and_from_the_progress_f
 
 def test_a_derenderer_resumed_from_checkpoints_is_flagged_and_warned_about(tiny_cars, tmp_path, monkeypatch, caplog):
   out = tmp_path / "runs"
-  (out / "cars" / "unsup3d" / "seed0" / "checkpoints").mkdir(parents=True)  # left by an earlier, unrecorded run
+  saved = out / "cars" / "unsup3d" / "seed0" / "checkpoints"  # left by an earlier, unrecorded run
+  saved.mkdir(parents=True)
+  (saved / "ckpt-5.index").write_bytes(b"")
+  (saved / "checkpoint").write_text('model_checkpoint_path: "ckpt-5"\n')
+  (out / "cars" / "unsup3d" / "seed1" / "checkpoints").mkdir(parents=True)  # a run killed before its first save
 
   def fake_derenderer(suite, method, seed, workdir, ctx):
     return {"accuracy": 0.5, "f1": 0.4, "clustering": {}, "n_samples": 10}
@@ -400,6 +404,26 @@ def test_a_derenderer_resumed_from_checkpoints_is_flagged_and_warned_about(tiny_
   assert [r["resumed"] for r in result["per_seed"]["unsup3d"]] == [True, False]
   warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
   assert len(warned) == 1 and "seed0" in warned[0] and "does not record as finished" in warned[0]
+
+
+def test_one_command_per_suite_folder_and_arguments_checked_first(tiny_cars, tmp_path, caplog):
+  out = str(tmp_path / "runs")
+  os.makedirs(os.path.join(out, "cars"))
+  kwargs = dict(output_dir=out, methods=["pixels_pca"], train_data_dir=tiny_cars, eval_data_dir=tiny_cars)
+  with reproduce.locks.FolderLock(reproduce.lock_path(out, "cars"), "another reproduce command"):
+    with pytest.raises(reproduce.locks.LockHeldError, match=r"cars is in use by pid .*another reproduce command"):
+      reproduce.run_suite("cars", seeds=[0], progress=False, **kwargs)
+  for bad, message in [
+    (dict(seeds=[-1]), "non-negative integers, got \\[-1\\]"),
+    (dict(seeds=[0], vqvae_steps=0), "vqvae_steps must be a positive integer, got 0"),
+    (dict(seeds=[0], pca_components=-2), "pca_components must be a positive integer, got -2"),
+  ]:
+    with pytest.raises(ValueError, match=message):
+      reproduce.run_suite("cars", progress=False, **kwargs, **bad)
+  assert os.listdir(os.path.join(out, "cars")) == []  # nothing written, the lock released
+  for flags in (["--first_seed", "-1"], ["--vqvae_steps", "0"], ["--pca_components", "0"]):
+    assert reproduce.main(["--suite", "cars", "--output_dir", out] + flags) == 2
+  assert "--first_seed -1" in caplog.text and "--vqvae_steps 0" in caplog.text and "--pca_components 0" in caplog.text
 
 
 def test_the_per_seed_table_reads_side_recorded_in_the_older_dict_form(tmp_path):
