@@ -37,6 +37,38 @@ def test_write_file_records_and_replaces_only_its_own(tmp_path):
   assert sorted(os.listdir(folder)) == [output_files.MANIFEST, "a.txt"]  # no temporary file left
 
 
+@pytest.mark.parametrize("killed", ["before the rename", "after the rename"])
+def test_a_write_killed_at_any_point_leaves_outputs_pdr_tf_still_owns(tmp_path, monkeypatch, killed):
+  folder = str(tmp_path)
+  output_files.write_text(folder, "table.md", "old\n")
+  real_replace, real_write = output_files.os.replace, output_files._write_manifest  # pylint: disable=protected-access
+  calls = []
+
+  def write_manifest(*args, **kwargs):
+    calls.append(1)
+    if killed == "after the rename" and len(calls) == 2:  # the final record after the rename
+      raise KeyboardInterrupt
+    real_write(*args, **kwargs)
+
+  def replace(src, dst):
+    if killed == "before the rename" and not dst.endswith(output_files.MANIFEST):
+      raise KeyboardInterrupt
+    real_replace(src, dst)
+
+  monkeypatch.setattr(output_files, "_write_manifest", write_manifest)
+  monkeypatch.setattr(output_files.os, "replace", replace)
+  with pytest.raises(KeyboardInterrupt):
+    output_files.write_text(folder, "table.md", "new\n")
+  monkeypatch.undo()
+  expected = "old\n" if killed == "before the rename" else "new\n"
+  assert open(os.path.join(folder, "table.md"), encoding="utf-8").read() == expected
+  output_files.check_writable(folder, ["table.md"])  # still pdr_tf's own: the next run may replace it
+  output_files.write_text(folder, "table.md", "newer\n")
+  data = json.load(open(os.path.join(folder, output_files.MANIFEST), encoding="utf-8"))
+  assert set(data["files"]) == {"table.md"} and not data.get("pending")
+  assert sorted(os.listdir(folder)) == [output_files.MANIFEST, "table.md"]
+
+
 def test_foreign_things_are_never_replaced(tmp_path):
   (tmp_path / "user.md").write_bytes(USER_BYTES)
   (tmp_path / "dir.md").mkdir()

@@ -9,9 +9,10 @@ link) is foreign: `check_writable` raises FileExistsError naming it, so a writer
 stops before it writes anything. Unlike grids' marker, which makes a whole folder pdr_tf's, the manifest is per
 file: an output folder may hold other files, and a file put later into a folder pdr_tf wrote is still protected.
 
-Each file is written to a temporary name in the folder, then renamed over the old one (a link there is replaced,
-never followed), and then recorded in the manifest. A crash between the rename and the record leaves a file the
-next run refuses (safe: it tells the user to move it away).
+Each file is written to a temporary name in the folder, its digest recorded in the manifest as pending, the file
+renamed over the old one (a link there is replaced, never followed), and then its digest recorded as final. A file
+whose content matches its final or its pending digest is pdr_tf's, so a crash at any point leaves a folder whose
+outputs the next run still recognises as its own.
 
 A command's single JSON report (`--json FILE` of probe, the benchmarks and the diagnostics scripts) carries its own
 mark instead of a manifest entry: `check_json_report` and `write_json_report` below.
@@ -65,22 +66,29 @@ def read_manifest(folder, hint=""):
   Raises:
       FileExistsError: `folder` holds something named like the manifest that is not one (never overwritten).
   """
+  return _read_manifest_data(folder, hint)[0]
+
+
+def _read_manifest_data(folder, hint=""):
+  """(files, pending): the final and the pending {file name: sha256} of `folder`'s manifest (see read_manifest)."""
   path = os.path.join(os.fspath(folder), MANIFEST)
   if not os.path.lexists(path):
-    return {}
+    return {}, {}
   try:
     if os.path.islink(path) or not os.path.isfile(path):
       raise ValueError("not a regular file")
     with open(path, encoding="utf-8") as f:
       data = json.load(f)
     files = data["files"] if isinstance(data, dict) else None
-    if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
-      raise ValueError('no {"files": {name: sha256}} object')
+    pending = data.get("pending", {}) if isinstance(data, dict) else None
+    for table in (files, pending):
+      if not isinstance(table, dict) or not all(isinstance(v, str) for v in table.values()):
+        raise ValueError('no {"files": {name: sha256}} object')
   except (OSError, ValueError, KeyError) as e:
     raise FileExistsError(
       f"{path} is not a pdr_tf output manifest ({e}); pdr_tf does not overwrite it{_hint(hint)}"
     ) from e
-  return dict(files)
+  return dict(files), dict(pending)
 
 
 def foreign_files(folder, filenames, hint=""):
@@ -88,15 +96,14 @@ def foreign_files(folder, filenames, hint=""):
   folder = os.fspath(folder)
   if not os.path.isdir(folder):
     return []
-  manifest = read_manifest(folder, hint)
+  manifest, pending = _read_manifest_data(folder, hint)
   foreign = []
   for filename in filenames:
     path = os.path.join(folder, filename)
     if not os.path.lexists(path):
       continue
-    own = (
-      filename in manifest and os.path.isfile(path) and not os.path.islink(path) and _sha256(path) == manifest[filename]
-    )
+    digests = {manifest.get(filename), pending.get(filename)} - {None}
+    own = bool(digests) and os.path.isfile(path) and not os.path.islink(path) and _sha256(path) in digests
     if not own:
       foreign.append(path)
   return foreign
@@ -128,11 +135,14 @@ def check_writable(folder, filenames, hint=""):
     )
 
 
-def _write_manifest(folder, manifest):
+def _write_manifest(folder, manifest, pending=None):
   tmp = os.path.join(folder, f"{_TMP_PREFIX}{uuid.uuid4().hex}.tmp")
+  data = {"files": dict(sorted(manifest.items()))}
+  if pending:
+    data["pending"] = dict(sorted(pending.items()))
   try:
     with open(tmp, "x", encoding="utf-8") as f:
-      json.dump({"files": dict(sorted(manifest.items()))}, f, indent=1)
+      json.dump(data, f, indent=1)
       f.write("\n")
     os.replace(tmp, os.path.join(folder, MANIFEST))
   finally:
@@ -156,13 +166,15 @@ def write_file(folder, filename, write, hint=""):
   try:
     write(tmp)
     digest = _sha256(tmp)
-    manifest = read_manifest(folder, hint)
+    manifest, pending = _read_manifest_data(folder, hint)
+    _write_manifest(folder, manifest, dict(pending, **{filename: digest}))  # before the rename: never unrecorded
     os.replace(tmp, path)
   finally:
     if os.path.lexists(tmp):
       os.remove(tmp)
   manifest[filename] = digest
-  _write_manifest(folder, manifest)
+  pending.pop(filename, None)
+  _write_manifest(folder, manifest, pending)
   return path
 
 
