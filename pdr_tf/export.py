@@ -8,7 +8,8 @@ Signatures (N images per call):
   serving_default  image_bytes: string [N], encoded JPEG or PNG (GIF/BMP also decode; the first frame is used).
                    Images whose size is not image_size x image_size are resized (bilinear, antialiased, aspect ratio
                    not kept) to it; greyscale and RGBA inputs become RGB. Undecodable bytes fail with
-                   "image_bytes[i] is not a JPEG or PNG image".
+                   "image_bytes[i] is not a JPEG or PNG image"; an image whose header declares more than
+                   MAX_DECODED_PIXELS pixels is refused before it is decoded.
   embed_images     images: float32 [N, image_size, image_size, 3] in [0, 1]; rank, size, channels and range are
                    checked at run time with messages naming the signature.
   Both return      embedding [N, Dd + Da] (depth then albedo features: the paper's PDR), depth_features [N, Dd],
@@ -56,7 +57,11 @@ SIGNATURES = ("serving_default", "embed_images", "de_render")
 UNCHECKED_DE_RENDER = "de_render_unchecked"
 INFO_FILENAME = "export_info.json"
 # JPEG, PNG, GIF and BMP magic numbers: what tf.io.decode_image accepts.
-_MAGIC_NUMBERS = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM")
+_JPEG, _PNG, _GIF87, _GIF89, _BMP = b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM"
+_MAGIC_NUMBERS = (_JPEG, _PNG, _GIF87, _GIF89, _BMP)
+# serving_default refuses an image whose header declares more pixels than this, before decoding it: a small file can
+# declare a huge canvas, and decoding it (then float32, 12 bytes a pixel) could run a server out of memory.
+MAX_DECODED_PIXELS = 4096 * 4096
 _VERSION_DIR = re.compile(r"^\d+$")
 
 
@@ -191,7 +196,7 @@ class _ExportModule(tf.Module):
 
     def decode_one(index):
       data = image_bytes[index]
-      ok = tf.reduce_any([tf.equal(tf.strings.substr(data, 0, len(magic)), magic) for magic in _MAGIC_NUMBERS])
+      ok = tf.reduce_any([_starts_with(data, magic) for magic in _MAGIC_NUMBERS])
       check = _assert(
         ok,
         lambda: tf.strings.format(
@@ -201,6 +206,16 @@ class _ExportModule(tf.Module):
         ),
       )
       with tf.control_dependencies([check]):
+        height, width = declared_size(data)
+        small = _assert(
+          height * width <= MAX_DECODED_PIXELS,
+          lambda: tf.strings.format(
+            "serving_default: image_bytes[{}] declares {} x {} pixels, more than the {} this server decodes; "
+            f"resize it (to {size} x {size}) before sending",
+            (index, width, height, MAX_DECODED_PIXELS),
+          ),
+        )
+      with tf.control_dependencies([small]):
         image = tf.io.decode_image(data, channels=3, expand_animations=False)
       image = tf.cast(image, tf.float32)
       same = tf.reduce_all(tf.equal(tf.shape(image)[:2], [size, size]))
@@ -212,6 +227,37 @@ class _ExportModule(tf.Module):
 
     indices = tf.range(tf.shape(image_bytes)[0])
     return tf.map_fn(decode_one, indices, fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32))
+
+
+def _starts_with(data, magic):
+  return tf.equal(tf.strings.substr(data, 0, len(magic)), magic)
+
+
+def declared_size(data):
+  """(height, width) that an encoded image's header declares, int64 scalars, read without decoding it: JPEG (its
+  frame header), PNG (IHDR), GIF (the logical screen), BMP (the info header; a negative height means top-down);
+  (0, 0) for other bytes, which the magic-number check refuses anyway."""
+  head = tf.strings.substr(tf.strings.join([data, b"\0" * 32]), 0, 32)  # padded: short data reads as zeros
+  byte = tf.cast(tf.io.decode_raw(head, tf.uint8), tf.int64)
+
+  def number(start, size, big_endian):
+    order = range(size) if big_endian else reversed(range(size))
+    value = tf.constant(0, tf.int64)
+    for k in order:
+      value = value * 256 + byte[start + k]
+    return value
+
+  bmp_height = number(22, 4, False)
+  bmp_height = tf.where(bmp_height >= 2**31, 2**32 - bmp_height, bmp_height)
+  zero = tf.constant([0, 0], tf.int64)
+  is_gif = tf.logical_or(_starts_with(data, _GIF87), _starts_with(data, _GIF89))
+  size = tf.where(_starts_with(data, _PNG), tf.stack([number(20, 4, True), number(16, 4, True)]), zero)
+  size = tf.where(is_gif, tf.stack([number(8, 2, False), number(6, 2, False)]), size)
+  size = tf.where(_starts_with(data, _BMP), tf.stack([bmp_height, number(18, 4, False)]), size)
+  size = tf.cond(
+    _starts_with(data, _JPEG), lambda: tf.cast(tf.image.extract_jpeg_shape(data)[:2], tf.int64), lambda: size
+  )
+  return size[0], size[1]
 
 
 def _make_world_readable(folder):

@@ -4,10 +4,12 @@ import io
 import json
 import os
 import stat
+import struct
 import subprocess
 import sys
 import textwrap
 import types
+import zlib
 
 import keras
 import numpy as np
@@ -254,6 +256,24 @@ def test_undecodable_bytes_give_clear_error(exported):
   truncated = encode_jpeg(np.full((SIZE, SIZE, 3), 128, np.uint8))[:40]
   with pytest.raises(tf.errors.InvalidArgumentError):
     serving(image_bytes=tf.constant([truncated]))
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "GIF", "BMP"])
+def test_the_declared_size_is_read_from_the_header(fmt):
+  buffer = io.BytesIO()
+  Image.fromarray(np.zeros((30, 50, 3), np.uint8)).save(buffer, format=fmt)
+  assert [int(v) for v in export.declared_size(tf.constant(buffer.getvalue()))] == [30, 50]
+
+
+def test_an_image_declaring_a_huge_canvas_is_refused_before_decoding(exported):
+  serving = exported[3].signatures["serving_default"]
+  ihdr = struct.pack(">IIBBBBB", 100000, 100000, 8, 2, 0, 0, 0)  # a 30 GB canvas in a 45-byte file
+  bomb = b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + ihdr + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+  with pytest.raises(tf.errors.InvalidArgumentError, match=r"image_bytes\[0\] declares 100000 x 100000 pixels"):
+    serving(image_bytes=tf.constant([bomb]))
+  large = encode_jpeg(np.zeros((4100, 4100, 3), np.uint8))
+  with pytest.raises(tf.errors.InvalidArgumentError, match=r"declares 4100 x 4100 pixels, more than the 16777216"):
+    serving(image_bytes=tf.constant([large]))
 
 
 def test_greyscale_png_is_accepted_as_rgb(exported):
