@@ -23,6 +23,7 @@ import os
 import platform
 import shutil
 import sys
+import uuid
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from pdr_tf import cli
@@ -280,10 +281,13 @@ def _take_over(source: str, destination: str) -> bool:
   renamed into place, so a kill during the copy leaves no half-copied run for the variant to resume from."""
   if os.path.exists(destination):
     return False
-  partial = destination + ".partial"
-  if os.path.exists(partial):  # an interrupted copy of this function's own
-    shutil.rmtree(partial)
-  os.makedirs(os.path.dirname(destination), exist_ok=True)
+  parent, name = os.path.split(destination)
+  prefix = f".{name}.pdr_tf-copy-"  # a name only this function makes
+  os.makedirs(parent, exist_ok=True)
+  for left in os.listdir(parent):
+    if left.startswith(prefix):  # an interrupted copy of this function's own
+      shutil.rmtree(os.path.join(parent, left))
+  partial = os.path.join(parent, prefix + uuid.uuid4().hex[:8])
   shutil.copytree(source, partial)
   os.replace(partial, destination)
   return True

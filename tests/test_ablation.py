@@ -242,10 +242,14 @@ def test_reuse_dir_hands_a_reproductions_finished_runs_to_the_reference_and_rele
   reproduce.run_suite("cars", seeds=[0], output_dir=reproduction, methods=["unsup3d", "loocc_light_view"], **common)
   source = os.path.join(reproduction, "cars", "unsup3d", "seed0")
   runs = str(tmp_path / "runs")
-  # A copy that an earlier command left half done is made anew, not resumed from.
-  stale = ablation.variant_workdir(os.path.join(runs, "cars"), "cars", "unsup3d", "unsup3d", 0) + ".partial"
-  os.makedirs(stale)
-  open(os.path.join(stale, "made_by"), "w", encoding="utf-8").write("half a copy")
+  # A copy that an earlier command left half done is made anew, not resumed from; a folder of the user's beside it,
+  # whatever its name, stays.
+  parent, name = os.path.split(ablation.variant_workdir(os.path.join(runs, "cars"), "cars", "unsup3d", "unsup3d", 0))
+  stale = os.path.join(parent, f".{name}.pdr_tf-copy-0123abcd")
+  users = os.path.join(parent, f"{name}.partial")
+  for folder in (stale, users):
+    os.makedirs(folder)
+    open(os.path.join(folder, "made_by"), "w", encoding="utf-8").write("half a copy")
   ablation.run_ablation(
     "cars", seeds=[0, 1], output_dir=runs, variants=["weight_x10"], feature_sets=False, reuse_dir=reproduction, **common
   )
@@ -256,7 +260,7 @@ def test_reuse_dir_hands_a_reproductions_finished_runs_to_the_reference_and_rele
       return f.read()
 
   assert made_by("unsup3d", "unsup3d", 0) == source  # copied, then only evaluated
-  assert not os.path.exists(stale)
+  assert not os.path.exists(stale) and os.listdir(users) == ["made_by"]
   assert made_by("released", "loocc_light_view", 0) == os.path.join(reproduction, "cars", "loocc_light_view", "seed0")
   assert made_by("unsup3d", "unsup3d", 1).startswith(suite_dir)  # a seed the reproduction lacks trains
   assert made_by("weight_x10", "loocc_light_view", 0).startswith(suite_dir)  # a variant with bindings always trains
