@@ -28,8 +28,7 @@ COLUMNS = (
 
 def paired_deltas(runs: Sequence[dict], reference: Sequence[dict], key: str = "accuracy") -> List[float]:
   """runs[key] - reference[key] for every seed both have, in the runs' order."""
-  by_seed = {r["seed"]: r[key] for r in reference if r.get(key) is not None}
-  return [float(r[key] - by_seed[r["seed"]]) for r in runs if r.get(key) is not None and r["seed"] in by_seed]
+  return [float(got - base) for _, got, base in report.paired_values(runs, reference, key)]
 
 
 def _cell(values):

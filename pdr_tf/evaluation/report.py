@@ -188,6 +188,13 @@ def table1_measurement(reports):
   return {"accuracy": [r["wcp"] for r in reports], "f1": [r["weighted_f1"] for r in reports]}
 
 
+def paired_values(runs, reference, key):
+  """[(seed, run value, reference value)] for every seed both per-seed summary lists have `key` for, in the runs'
+  order: comparisons of two methods pair their runs by seed, so that neither mean covers seeds the other lacks."""
+  by_seed = {r["seed"]: r[key] for r in reference if r.get(key) is not None}
+  return [(r["seed"], r[key], by_seed[r["seed"]]) for r in runs if r.get(key) is not None and r["seed"] in by_seed]
+
+
 def summarize(value):
   """A float stays a float (one run); a sequence becomes (mean, std) or a float for a single run."""
   if isinstance(value, (int, float, np.number)):
