@@ -21,9 +21,7 @@ import json
 import logging
 import os
 import platform
-import shutil
 import sys
-import uuid
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from pdr_tf import cli
@@ -275,24 +273,6 @@ def reusable_runs(
   return found
 
 
-def _take_over(source: str, destination: str) -> bool:
-  """Copies a finished run's work dir to where a variant would train it (nothing at `source` changes); False when
-  `destination` exists already (a run of the ablation's own, never overwritten). The copy is made beside it and
-  renamed into place, so a kill during the copy leaves no half-copied run for the variant to resume from."""
-  if os.path.exists(destination):
-    return False
-  parent, name = os.path.split(destination)
-  prefix = f".{name}.pdr_tf-copy-"  # a name only this function makes
-  os.makedirs(parent, exist_ok=True)
-  for left in os.listdir(parent):
-    if left.startswith(prefix):  # an interrupted copy of this function's own
-      shutil.rmtree(os.path.join(parent, left))
-  partial = os.path.join(parent, prefix + uuid.uuid4().hex[:8])
-  shutil.copytree(source, partial)
-  os.replace(partial, destination)
-  return True
-
-
 def _table(base_steps: int, variants: Sequence[Variant]) -> List[dict]:
   """The report's description of each variant (ablation_report.variant_rows' `variants`)."""
   return [
@@ -450,13 +430,8 @@ def run_ablation(
   for i, variant in enumerate(chosen):
     method = REFERENCE if variant.unsup3d else loocc
     steps = _steps(base_steps, variant)
-    for seed in seeds if variant.steps_factor == 1.0 and not variant.gin_params else ():
-      source = reused.get((method, seed))
-      destination = variant_workdir(suite_dir, suite.name, variant.name, method, seed)
-      if source and _take_over(source, destination):
-        logger.info(
-          "%s seed %d: the finished run %s taken over (copied to %s)", variant.name, seed, source, destination
-        )
+    plain = variant.steps_factor == 1.0 and not variant.gin_params  # the runs a reproduction may hold
+    take_over = {(method, seed): reused[(method, seed)] for seed in seeds if plain and (method, seed) in reused}
     logger.info(
       "=== ablation %d/%d: %s (%s, %d steps): %s", i + 1, len(chosen), variant.name, method, steps, variant.what
     )
@@ -474,6 +449,7 @@ def run_ablation(
         eval_data_dir=eval_data_dir,
         progress=progress,
         command=f"{config['command']} (variant {variant.name})",
+        take_over=take_over,
       )
     except trainer_lib.NonFiniteLossError as e:  # a diverging variant is a finding: record it, go on
       logger.error("variant %s stopped: %s", variant.name, e)

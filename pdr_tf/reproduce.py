@@ -37,8 +37,10 @@ import itertools
 import logging
 import os
 import platform
+import shutil
 import sys
 import time
+import uuid
 from typing import Dict, Optional, Sequence, Tuple
 
 import gin
@@ -393,6 +395,24 @@ def _run_pca(suite, seed, workdir, ctx):
   return results
 
 
+def take_over_run(source: str, destination: str) -> bool:
+  """Copies a finished run's work dir to where run_suite would train it (nothing at `source` changes); False when
+  `destination` exists already (a run of this folder's own, never overwritten). The copy is made beside it and
+  renamed into place, so a kill during the copy leaves no half-copied run for the variant to resume from."""
+  if os.path.exists(destination):
+    return False
+  parent, name = os.path.split(destination)
+  prefix = f".{name}.pdr_tf-copy-"  # a name only this function makes
+  os.makedirs(parent, exist_ok=True)
+  for left in os.listdir(parent):
+    if left.startswith(prefix):  # an interrupted copy of this function's own
+      shutil.rmtree(os.path.join(parent, left))
+  partial = os.path.join(parent, prefix + uuid.uuid4().hex[:8])
+  shutil.copytree(source, partial)
+  os.replace(partial, destination)
+  return True
+
+
 # ---------------------------------------------------------------------------------------------------- driver
 def run_suite(
   suite_name: str,
@@ -410,6 +430,7 @@ def run_suite(
   pca_max_images: int = PCA_MAX_IMAGES,
   progress: bool = True,
   command: str = "",
+  take_over: Optional[Dict[Tuple[str, int], str]] = None,
 ):
   """Trains and evaluates every method of a suite for every seed and writes the Table 1 files.
 
@@ -430,6 +451,9 @@ def run_suite(
     pca_max_images: training images the PCA is fitted on, at most.
     progress: progress bars.
     command: the command line, recorded in the outputs.
+    take_over: (method, seed) -> the work dir of a finished run of the same settings elsewhere (the ablation's
+      --reuse_dir), copied into this folder (`take_over_run`) instead of training it; only once this folder's
+      progress file has accepted the settings, so a folder of other settings never receives a copy.
 
   Returns:
     dict with per_seed (method -> list of summaries), table (markdown str), paths (markdown, json) and skipped
@@ -517,9 +541,13 @@ def run_suite(
         skipped.append((method, seed))
         continue
       workdir = run_workdir(output_dir, suite.name, method, seed)
+      source = (take_over or {}).get((method, seed))
+      taken = bool(source) and take_over_run(source, workdir)
+      if taken:
+        logger.info("%s seed %d: the finished run %s taken over (copied to %s)", method, seed, source, workdir)
       # A de-renderer resumed from a checkpoint: its seconds cover only what was left (the time estimate leaves it out).
       resumed = method in DERENDERERS and workdir_lib.latest_checkpoint(workdir) is not None
-      if resumed:
+      if resumed and not taken:
         logger.warning(
           "%s holds checkpoints that %s does not record as finished: this run resumes from them, so they must come "
           "from the same settings (else use another --output_dir)",

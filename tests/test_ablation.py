@@ -275,6 +275,23 @@ def test_reuse_dir_hands_a_reproductions_finished_runs_to_the_reference_and_rele
       reuse_dir=reproduction,
       **dict(common, train_steps=7),
     )
+  # A reproduction of the folder's own length, but the variant folder holds runs of another length: the folder's
+  # settings refuse it before anything is copied in (a copy there would have been resumed as a run of that length).
+  reproduction_7 = str(tmp_path / "repro7")
+  reproduce.run_suite("cars", seeds=[2], output_dir=reproduction_7, methods=["unsup3d"], **dict(common, train_steps=7))
+  mixed = str(tmp_path / "mixed")
+  ablation.run_ablation("cars", seeds=[3], output_dir=mixed, variants=["unsup3d"], feature_sets=False, **common)
+  with pytest.raises(ValueError, match=r"train_steps"):
+    ablation.run_ablation(
+      "cars",
+      seeds=[2],
+      output_dir=mixed,
+      variants=["unsup3d"],
+      feature_sets=False,
+      reuse_dir=reproduction_7,
+      **dict(common, train_steps=7),
+    )
+  assert not os.path.exists(ablation.variant_workdir(os.path.join(mixed, "cars"), "cars", "unsup3d", "unsup3d", 2))
   with pytest.raises(ValueError, match=r"no readable reproduce progress file"):
     ablation.run_ablation("cars", seeds=[0], output_dir=runs, feature_sets=False, reuse_dir=runs, **common)
 
