@@ -30,6 +30,7 @@ from pdr_tf import export
 from pdr_tf import reproduce
 from pdr_tf.data import formats
 from pdr_tf.evaluation import ablation_report
+from pdr_tf.evaluation import output_files
 from pdr_tf.evaluation import report
 from pdr_tf.evaluation import reproduce_progress
 from pdr_tf.training import trainer as trainer_lib
@@ -42,6 +43,7 @@ REFERENCE = report.UNSUP3D
 RELEASED = "released"
 FEATURE_SETS = ("depth_albedo", "all", "depth", "albedo")  # clustered for the reference and the released LOOCC
 FEATURE_SETS_FILE = "feature_sets.json"  # in a run's eval/ folder: its accuracies per feature set
+FAILURES_FILENAME = "failed_variants.json"  # in <output_dir>/<suite>/: {variant: why it stopped}, across commands
 
 
 @dataclasses.dataclass(frozen=True)
@@ -273,6 +275,31 @@ def reusable_runs(
   return found
 
 
+def _read_failures(suite_dir: str) -> Dict[str, str]:
+  """The variants whose training stopped on a non-finite loss or weights, as recorded by earlier commands
+  (FAILURES_FILENAME: {variant: why}); {} when none did."""
+  path = os.path.join(suite_dir, FAILURES_FILENAME)
+  if not os.path.exists(path):
+    return {}
+  try:
+    with open(path, encoding="utf-8") as f:
+      failures = json.load(f)
+    if not isinstance(failures, dict) or not all(isinstance(v, str) for v in failures.values()):
+      raise ValueError("not a {variant: reason} object")
+  except (OSError, ValueError) as e:
+    raise ValueError(f"{path} is not the ablation's record of failed variants ({e}); move it away") from e
+  return failures
+
+
+def _write_failures(suite_dir: str, failures: Dict[str, str]) -> None:
+  output_files.write_text(
+    suite_dir,
+    FAILURES_FILENAME,
+    json.dumps(dict(sorted(failures.items())), indent=1) + "\n",
+    "choose another --output_dir",
+  )
+
+
 def _table(base_steps: int, variants: Sequence[Variant]) -> List[dict]:
   """The report's description of each variant (ablation_report.variant_rows' `variants`)."""
   return [
@@ -399,7 +426,7 @@ def run_ablation(
     "date": datetime.datetime.now().isoformat(timespec="seconds"),
   }
   chosen_names = {v.name for v in chosen}
-  failed: Dict[str, str] = {}
+  failed: Dict[str, str] = _read_failures(suite_dir)  # earlier commands' too: the report holds every variant
   reused = {}
   if reuse_dir:
     reused = reusable_runs(
@@ -454,7 +481,11 @@ def run_ablation(
     except trainer_lib.NonFiniteLossError as e:  # a diverging variant is a finding: record it, go on
       logger.error("variant %s stopped: %s", variant.name, e)
       failed[variant.name] = str(e).splitlines()[0]
+      _write_failures(suite_dir, failed)
+      write()
       continue
+    if failed.pop(variant.name, None) is not None:  # resumed and finished since it failed
+      _write_failures(suite_dir, failed)
     write()  # a partial report survives an interruption
   per_seed, _, _ = write()
   by_feature_set = {}

@@ -223,6 +223,17 @@ def test_a_diverging_variant_is_reported_and_the_others_still_run(tiny_cars, tmp
   assert [r["variant"] for r in out["rows"]] == ["unsup3d", "released", "weight_x10", "plain_ntxent"]
   assert out["per_seed"]["plain_ntxent"][0]["accuracy"] == 0.5
   assert "**failed: non-finite loss at step 3" in open(out["paths"]["markdown"], encoding="utf-8").read()
+  # A later, narrower command into the same folder still reports the failure; a run that then finishes clears it.
+  common = dict(preset="quick", train_steps=4, train_data_dir=tiny_cars, eval_data_dir=tiny_cars, progress=False)
+  later = ablation.run_ablation(
+    "cars", seeds=[0], output_dir=str(tmp_path / "runs"), variants=["plain_ntxent"], feature_sets=False, **common
+  )
+  assert later["failed"] == out["failed"] and "weight_x10" in [r["variant"] for r in later["rows"]]
+  monkeypatch.setattr(reproduce, "_run_derenderer", _fake_derenderer(trained))
+  again = ablation.run_ablation(
+    "cars", seeds=[0], output_dir=str(tmp_path / "runs"), variants=["weight_x10"], feature_sets=False, **common
+  )
+  assert again["failed"] == {} and again["per_seed"]["weight_x10"][0]["accuracy"] == 0.6
 
 
 def test_reuse_dir_hands_a_reproductions_finished_runs_to_the_reference_and_released_variants(
