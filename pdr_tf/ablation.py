@@ -185,14 +185,24 @@ def cluster_feature_sets(features, labels, group_ids=None, seed=0) -> Dict[str, 
 
 def _feature_accuracies(workdir, data_dir, suite, seed) -> Dict[str, float]:
   """Clusters one trained de-renderer's test features on every FEATURE_SETS entry (one embedding pass), cached in
-  <workdir>/eval/FEATURE_SETS_FILE for the same data folder."""
-  cache = os.path.join(workdir_lib.eval_dir(workdir), FEATURE_SETS_FILE)
-  if os.path.isfile(cache):
+  <workdir>/eval/FEATURE_SETS_FILE for the same data folder and SavedModel (an unreadable cache is computed again;
+  the file is written through `output_files`, so a file of the user's with that name is never replaced)."""
+  eval_dir = workdir_lib.eval_dir(workdir)
+  resolved = export.resolve_saved_model_dir(workdir_lib.export(workdir))
+  key = {"data_dir": os.path.abspath(data_dir), "saved_model_dir": os.path.abspath(resolved)}
+  cache = os.path.join(eval_dir, FEATURE_SETS_FILE)
+  try:
     with open(cache, encoding="utf-8") as f:
       cached = json.load(f)
-    if cached.get("data_dir") == os.path.abspath(data_dir) and set(cached.get("accuracy", {})) == set(FEATURE_SETS):
+    # A cache from before the SavedModel was part of the key (2026-12-07) holds only the data folder.
+    same = all(cached.get(k, v) == v if k == "saved_model_dir" else cached.get(k) == v for k, v in key.items())
+    if same and set(cached.get("accuracy", {})) == set(FEATURE_SETS):
       return cached["accuracy"]
-  loaded, resolved = export.load_export(workdir_lib.export(workdir), signatures=("embed_images",))
+  except FileNotFoundError:
+    pass
+  except (OSError, ValueError, AttributeError) as e:  # cut short by a kill, or not ours: computed again
+    logger.warning("%s is unreadable (%s): the feature sets are clustered again", cache, e)
+  loaded, resolved = export.load_export(resolved, signatures=("embed_images",))
   features, labels, tracks, _, _ = evaluate_lib.embed_dataset(
     loaded,
     data_dir,
@@ -202,9 +212,8 @@ def _feature_accuracies(workdir, data_dir, suite, seed) -> Dict[str, float]:
     saved_model_dir=resolved,
   )
   accuracy = cluster_feature_sets(features, labels, tracks if suite.average_tracks else None, seed)
-  os.makedirs(os.path.dirname(cache), exist_ok=True)
-  with open(cache, "w", encoding="utf-8") as f:
-    json.dump({"data_dir": os.path.abspath(data_dir), "accuracy": accuracy}, f, indent=1)
+  text = json.dumps(dict(key, accuracy=accuracy), indent=1) + "\n"
+  output_files.write_text(eval_dir, FEATURE_SETS_FILE, text, "choose another --output_dir")
   return accuracy
 
 

@@ -387,6 +387,7 @@ def test_the_reference_and_released_models_are_clustered_on_every_feature_set(su
 
   monkeypatch.setattr(reproduce, "_run_derenderer", fake_derenderer)
   monkeypatch.setattr(ablation.export, "load_export", lambda path, signatures: (path, path))
+  monkeypatch.setattr(ablation.export, "resolve_saved_model_dir", lambda path: path)
   monkeypatch.setattr(ablation.evaluate_lib, "embed_dataset", fake_embed)
   if suite == "faces":
     monkeypatch.setattr(ablation, "cluster_feature_sets", fake_cluster)
@@ -415,6 +416,13 @@ def test_the_reference_and_released_models_are_clustered_on_every_feature_set(su
   assert "## Feature sets" in open(out["paths"]["markdown"], encoding="utf-8").read()
   again = ablation.run_ablation(suite, **kwargs)  # cached in each run's eval/: no second embedding
   assert len(embedded) == 2 and again["feature_rows"] == out["feature_rows"]
+  # Another SavedModel (a newer export version) is embedded again; the cache is pdr_tf's own file, replaced.
+  monkeypatch.setattr(ablation.export, "resolve_saved_model_dir", lambda path: os.path.join(path, "2"))
+  ablation.run_ablation(suite, **kwargs)
+  assert len(embedded) == 4
+  reference = ablation.variant_workdir(suite_dir, suite, "unsup3d", "unsup3d", 0)
+  cache = json.load(open(os.path.join(workdir_lib.eval_dir(reference), ablation.FEATURE_SETS_FILE), encoding="utf-8"))
+  assert cache["saved_model_dir"] == os.path.join(workdir_lib.export(reference), "2")
 
 
 def test_the_length_before_a_variants_factor_is_the_presets_unless_given():
