@@ -83,3 +83,36 @@ def test_a_missing_data_dir_is_generated_only_at_the_worlds_own_location(tmp_pat
   assert typo in message and "python -m beam_pipelines.shapenet_cars" in message
   assert not os.path.exists(typo) and not (tmp_path / "data" / "cars" / "raw").exists()
   assert datasets.default_data_dir("faces") == os.path.join("data", "faces", "tfrecords")
+
+
+def test_a_world_another_process_is_making_is_waited_for_not_made_twice(tmp_path, monkeypatch, caplog):
+  from pdr_tf import synthetic  # pylint: disable=import-outside-toplevel
+
+  def must_not_generate(*args, **kwargs):
+    raise AssertionError("the world was generated twice")
+
+  monkeypatch.setattr(synthetic, "generate", must_not_generate)
+  monkeypatch.setattr(datasets.time, "sleep", lambda seconds: None)
+  data_dir = tmp_path / "faces" / "tfrecords"
+  holder = datasets.locks.FolderLock(str(tmp_path / "faces" / datasets.PROVISION_LOCK_FILENAME), "the other process")
+  (tmp_path / "faces").mkdir()
+  holder.acquire()
+  tries = []
+  real_acquire = datasets.locks.FolderLock.acquire
+
+  def acquire(self):
+    tries.append(1)
+    if len(tries) == 3:  # meanwhile the other process finishes the dataset and lets go
+      data_dir.mkdir()
+      manifest = {"dataset": "utkface", "schema_version": datasets.feature_spec.SCHEMA_VERSION}
+      (data_dir / "manifest.json").write_text(json.dumps(manifest))
+      holder.release()
+    return real_acquire(self)
+
+  monkeypatch.setattr(datasets.locks.FolderLock, "acquire", acquire)
+  with caplog.at_level("INFO", logger="pdr_tf.data.datasets"):
+    assert datasets.ensure_synthetic("faces", str(data_dir), own_dir=str(data_dir)) == str(data_dir)
+  assert (
+    len(tries) == 3 and "Waiting for the synthetic faces world" in caplog.text and "the other process" in caplog.text
+  )
+  assert sorted(os.listdir(tmp_path / "faces")) == ["tfrecords"]  # the lock is released

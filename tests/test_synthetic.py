@@ -475,6 +475,12 @@ def test_generate_rejects_bad_requests(tmp_path):
   with pytest.raises(ValueError, match="no synthetic world wrote"):
     synthetic.generate("cars", str(foreign))
   assert (foreign / "train").is_dir()  # untouched
+  photos = tmp_path / "photos"  # e.g. real UTKFace images where the raw world would go
+  photos.mkdir()
+  (photos / "25_0_0_20170116174525125.jpg").write_bytes(b"a real photo")
+  with pytest.raises(ValueError, match=r"holds 1 entries .*25_0_0_20170116174525125.jpg.* and no synthetic world"):
+    synthetic.generate("cars", str(photos))
+  assert os.listdir(photos) == ["25_0_0_20170116174525125.jpg"]
   a_file = tmp_path / "notes.txt"
   a_file.write_text("mine")
   with pytest.raises(ValueError, match="is a file, not a folder"):

@@ -4,8 +4,10 @@ Layout under a dataset root such as `data/cars/`: `raw/` (the world in the real 
 `tfrecords/` (the Beam job's output, what training reads). Real data goes through the same Beam jobs by hand.
 """
 
+import contextlib
 import logging
 import os
+import time
 from typing import Optional
 
 import gin
@@ -13,11 +15,16 @@ import gin
 from pdr_tf.data import feature_spec
 from pdr_tf.data import formats
 from pdr_tf.data import input_pipeline
+from pdr_tf.data import locks
 
 logger = logging.getLogger(__name__)
 
 # world -> the Beam job (one of beam_pipelines.JOBS) that converts its raw data
 BEAM_JOBS = {"cars": "shapenet_cars", "faces": "utkface", "bbt": "bbt"}
+# In the dataset root (beside raw/ and tfrecords/): held while a process generates and converts the world, so that
+# processes that need the same world at once (the workers of one training, two trainings) make it once.
+PROVISION_LOCK_FILENAME = ".pdr_tf_provision.lock"
+_WAIT_LOG_EVERY_S = 30.0
 
 
 def raw_dir_for(data_dir: str) -> str:
@@ -107,6 +114,38 @@ def ensure_synthetic(
       f"`{_conversion_command(world, data_dir)}`, or leave Trainer.data_dir at the synthetic "
       f"{world} world's own location {own_dir}, which is generated on first use."
     )
+  with _provisioning(world, data_dir):
+    if has_tfrecords(data_dir):  # made by the process this one waited for
+      check_dataset_kind(world, data_dir)
+      return data_dir
+    return _generate_and_convert(world, data_dir, seed, sizes, num_workers, progress)
+
+
+@contextlib.contextmanager
+def _provisioning(world: str, data_dir: str):
+  """Holds the dataset root's provisioning lock: waits (logging every half minute) while another live process holds
+  it; a lock left by a process that died is taken over."""
+  root = os.path.dirname(os.path.abspath(os.path.normpath(data_dir)))
+  os.makedirs(root, exist_ok=True)
+  lock = locks.FolderLock(os.path.join(root, PROVISION_LOCK_FILENAME), f"pdr_tf making the synthetic {world} world")
+  last_log = None
+  while True:
+    try:
+      lock.acquire()
+      break
+    except locks.LockHeldError as e:
+      now = time.monotonic()
+      if last_log is None or now - last_log >= _WAIT_LOG_EVERY_S:
+        logger.info("Waiting for the synthetic %s world: %s", world, e)
+        last_log = now
+      time.sleep(1.0)
+  try:
+    yield
+  finally:
+    lock.release()
+
+
+def _generate_and_convert(world, data_dir, seed, sizes, num_workers, progress) -> str:
   from pdr_tf import synthetic  # pylint: disable=import-outside-toplevel
 
   raw = raw_dir_for(data_dir)

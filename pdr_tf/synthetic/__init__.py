@@ -111,6 +111,12 @@ def _prepare(world: str, output_dir: str) -> None:
       f"{output_dir} already contains {', '.join(stale)}, which no synthetic world wrote; "
       "use an empty directory or remove them"
     )
+  entries = sorted(os.listdir(output_dir))
+  if entries and summary is None and not os.path.exists(marker):  # e.g. the user's real images: never mixed in
+    raise ValueError(
+      f"{output_dir} holds {len(entries)} entries (e.g. {entries[:3]}) and no synthetic world: pdr_tf writes a "
+      "world only into a new or empty folder, or over a world of its own; choose another folder"
+    )
   with open(marker, "w", encoding="utf-8") as f:
     f.write(world + "\n")
   if os.path.exists(summary_path):
