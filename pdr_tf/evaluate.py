@@ -26,6 +26,7 @@ from pdr_tf.evaluation import derender_eval
 from pdr_tf.evaluation import disentanglement
 from pdr_tf.evaluation import exported_derender
 from pdr_tf import export
+from pdr_tf.data import feature_spec
 from pdr_tf.data import formats
 from pdr_tf import config_checks
 from pdr_tf import gin_config
@@ -385,6 +386,11 @@ def embed_dataset(
           derender_error = f"records {read - take + 1}-{read}: {e}"
         timings["derender_scoring_s"] += clock() - tick
       tick = clock()
+  if read < total:  # an empty or cut shard reads as fewer records without an error: never cluster a silent subset
+    raise input_pipeline.CorruptDataError(
+      f"{data_dir}: read {read} {split!r} records, but its {feature_spec.MANIFEST_FILENAME} lists {total}: a shard "
+      "is empty, cut short or was replaced since the conversion; convert the dataset again"
+    )
   tick = clock()
   if derender_error is None:
     try:

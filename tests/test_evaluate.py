@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 
 import gin
 import numpy as np
@@ -282,3 +283,13 @@ def test_unknown_gin_binding_is_named(caplog):
     assert "/no/such/file.gin" in caplog.text
   finally:
     gin.clear_config()
+
+
+def test_an_empty_shard_is_an_error_not_a_silent_subset(data_dir, saved_model, tmp_path):
+  copy = tmp_path / "data"
+  shutil.copytree(data_dir, copy)
+  shard = sorted(p for p in os.listdir(copy) if p.startswith("test"))[0]
+  (copy / shard).write_bytes(b"")  # a full disk or an interrupted copy: TFRecordDataset reads it as no records
+  loaded, _ = export.load_export(saved_model)
+  with pytest.raises(ev.input_pipeline.CorruptDataError, match=r"read 0 'test' records, but its manifest.json lists"):
+    ev.embed_dataset(loaded, str(copy), "test", derender_metrics_on=False)
