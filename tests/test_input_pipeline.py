@@ -189,6 +189,20 @@ def test_schema_mismatch_is_a_clear_error(data_dir, tmp_path):
   assert old in str(info.value) and "python -m beam_pipelines.bbt" in str(info.value)
 
 
+@pytest.mark.parametrize(
+  "content, reason",
+  [
+    ("[]", "a JSON list, not an object"),
+    ("null", "a JSON NoneType"),
+    ('{"splits": [], "shards": null}', "its splits, shards not an object"),
+  ],
+)
+def test_a_manifest_of_the_wrong_shape_is_named(tmp_path, content, reason):
+  (tmp_path / "manifest.json").write_text(content)
+  with pytest.raises(ValueError, match=rf"manifest.json is not a pdr_tf manifest \({reason}"):
+    input_pipeline.read_manifest(str(tmp_path))
+
+
 def test_missing_split_empty_split_and_missing_shard(data_dir, tmp_path):
   with pytest.raises(
     FileNotFoundError, match=r"no 'val' split \(splits there: \['test', 'train'\]\); choose one of them"

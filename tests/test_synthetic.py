@@ -463,8 +463,9 @@ def test_generate_rejects_bad_requests(tmp_path):
     synthetic.generate("cars", str(tmp_path / "b"), num_identities=3)
   with pytest.raises(ValueError, match="images_per_model"):
     synthetic.generate("cars", str(tmp_path / "c"), images_per_model=0)
-  with pytest.raises(ValueError, match="track_scale"):
-    synthetic.generate("bbt", str(tmp_path / "d"), track_scale=0)
+  for scale in (0, float("inf"), float("nan")):
+    with pytest.raises(ValueError, match="track_scale must be positive and finite"):
+      synthetic.generate("bbt", str(tmp_path / "d"), track_scale=scale)
   with pytest.raises(ValueError, match="min_frames"):
     synthetic.generate("bbt", str(tmp_path / "d"), min_frames=5, max_frames=4)
   with pytest.raises(ValueError, match="num_identities"):

@@ -124,6 +124,13 @@ def read_manifest(data_dir):
       manifest = json.load(f)
   except (ValueError, tf.errors.OpError) as e:
     raise ValueError(f"{path} is not a readable manifest ({e}); {creation_hint(data_dir)}") from e
+  shapes = {"splits": dict, "shards": dict}
+  wrong = [
+    key for key, kind in shapes.items() if isinstance(manifest, dict) and not isinstance(manifest.get(key, {}), kind)
+  ]
+  if not isinstance(manifest, dict) or wrong:
+    what = f"its {', '.join(wrong)} not an object" if wrong else f"a JSON {type(manifest).__name__}, not an object"
+    raise ValueError(f"{path} is not a pdr_tf manifest ({what}); {creation_hint(data_dir)}")
   version = manifest.get("schema_version")
   if version != feature_spec.SCHEMA_VERSION:
     raise ValueError(

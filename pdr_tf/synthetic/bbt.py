@@ -70,8 +70,8 @@ def character_code(seed: int, name: str) -> dict:
 
 def track_counts(track_scale: float) -> dict:
   """Tracks per identity: the real episode's counts times `track_scale`, rounded, at least one each."""
-  if not isinstance(track_scale, (int, float)) or not track_scale > 0:
-    raise ValueError(f"bbt: track_scale must be positive, got {track_scale!r}")
+  if not isinstance(track_scale, (int, float)) or not 0 < track_scale < float("inf"):
+    raise ValueError(f"bbt: track_scale must be positive and finite, got {track_scale!r}")
   return {name: max(1, int(round(formats.BBT_TRACK_COUNTS[name] * track_scale))) for name in formats.BBT_IDENTITIES}
 
 
