@@ -5,6 +5,7 @@ import os
 
 import pytest
 
+import fixtures
 from pdr_tf.data import locks
 
 
@@ -44,3 +45,12 @@ def test_without_hard_links_the_lock_is_still_exclusive_and_whole(tmp_path, monk
     with pytest.raises(locks.LockHeldError, match="first job"):
       locks.FolderLock(path, "second job").acquire()
     assert sorted(os.listdir(tmp_path)) == [".lock"]
+
+
+def test_the_lock_stress_diagnostic_counts_a_winner_per_trial_and_every_refusal_named(capsys):
+  stress = fixtures.load_diagnostic("lock_stress")
+  counts = stress.main(trials=2, processes=2)
+  # On a busy machine a process may start after the winner let go and win too: how many win depends on the load,
+  # that every refusal names the holder does not.
+  assert counts["unnamed"] == 0 and counts["won"] >= 2 and counts["won"] + counts["named"] == 4
+  assert "2 trials x 2 processes" in capsys.readouterr().out
