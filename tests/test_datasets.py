@@ -116,3 +116,35 @@ def test_a_world_another_process_is_making_is_waited_for_not_made_twice(tmp_path
     len(tries) == 3 and "Waiting for the synthetic faces world" in caplog.text and "the other process" in caplog.text
   )
   assert sorted(os.listdir(tmp_path / "faces")) == ["tfrecords"]  # the lock is released
+
+
+def test_a_raw_world_made_with_other_settings_is_made_again_as_configured(tmp_path, monkeypatch, caplog):
+  import beam_pipelines  # pylint: disable=import-outside-toplevel
+
+  from pdr_tf import synthetic  # pylint: disable=import-outside-toplevel
+
+  class Stop(Exception):
+    pass
+
+  generated = []
+
+  def generate(world, output_dir, seed=0, progress=True, **sizes):
+    generated.append((world, seed, sizes))
+    raise Stop
+
+  def convert(*args, **kwargs):
+    raise Stop
+
+  summary = {"world": "faces", "seed": 0, "sizes": dict(synthetic.default_sizes("faces"))}
+  monkeypatch.setattr(synthetic, "is_complete", lambda folder: True)
+  monkeypatch.setattr(synthetic, "read_summary", lambda folder: summary)
+  monkeypatch.setattr(synthetic, "generate", generate)
+  monkeypatch.setattr(beam_pipelines, "convert", convert)
+  data_dir = str(tmp_path / "tfrecords")
+  with pytest.raises(Stop):  # the same settings: converted as it is
+    datasets.ensure_synthetic("faces", data_dir, own_dir=data_dir)
+  assert generated == []
+  with pytest.raises(Stop):  # another seed: made again, with a warning naming both
+    datasets.ensure_synthetic("faces", data_dir, own_dir=data_dir, seed=3, sizes=TINY["faces"])
+  assert generated == [("faces", 3, TINY["faces"])]
+  assert "made with seed 0" in caplog.text and "again with seed 3" in caplog.text

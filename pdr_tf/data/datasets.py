@@ -149,9 +149,23 @@ def _generate_and_convert(world, data_dir, seed, sizes, num_workers, progress) -
   from pdr_tf import synthetic  # pylint: disable=import-outside-toplevel
 
   raw = raw_dir_for(data_dir)
-  if synthetic.is_complete(raw):
+  wanted = {"world": world, "seed": int(seed), "sizes": dict(synthetic.default_sizes(world), **(sizes or {}))}
+  summary = synthetic.read_summary(raw) if synthetic.is_complete(raw) else None
+  there = {key: summary.get(key) for key in wanted} if summary else None
+  if there == wanted:
     logger.info("Synthetic %s world already generated in %s", world, raw)
   else:
+    if there is not None:  # a complete world of pdr_tf's own, made with other settings: made again as asked
+      logger.warning(
+        "%s holds the synthetic %s world made with seed %s and sizes %s; generating it again with seed %s and "
+        "sizes %s, as configured",
+        raw,
+        there["world"],
+        there["seed"],
+        there["sizes"],
+        wanted["seed"],
+        wanted["sizes"],
+      )
     logger.info("Stage 1/2: generating the synthetic %s world into %s (once)", world, raw)
     synthetic.generate(world, raw, seed=seed, progress=progress, **(sizes or {}))
   logger.info("Stage 2/2: converting %s to TFRecords in %s with beam_pipelines.%s", raw, data_dir, BEAM_JOBS[world])
