@@ -536,10 +536,11 @@ def _move_into_place(staging, output_dir, old_files):
   """
   old = None
   try:
-    appeared = [e for e in _entries(output_dir) if e not in old_files] if os.path.isdir(output_dir) else []
+    exists = os.path.isdir(output_dir)
+    appeared = [e for e in _entries(output_dir) if e not in old_files] if exists else []
     if appeared:
       raise FileExistsError(f"{len(appeared)} entries appeared there, e.g. {appeared[:3]}")
-    if os.path.isdir(output_dir):
+    if exists:
       old = _sibling(output_dir, f"old-{os.getpid()}")
       os.rename(output_dir, old)
     else:

@@ -33,6 +33,7 @@ from pdr_tf.evaluation import ablation_report
 from pdr_tf.evaluation import output_files
 from pdr_tf.evaluation import report
 from pdr_tf.evaluation import reproduce_progress
+from pdr_tf.evaluation import table1
 from pdr_tf.training import trainer as trainer_lib
 from pdr_tf.training import workdir as workdir_lib
 
@@ -195,7 +196,10 @@ def _feature_accuracies(workdir, data_dir, suite, seed) -> Dict[str, float]:
     with open(cache, encoding="utf-8") as f:
       cached = json.load(f)
     # A cache from before the SavedModel was part of the key (2026-12-07) holds only the data folder.
-    same = all(cached.get(k, v) == v if k == "saved_model_dir" else cached.get(k) == v for k, v in key.items())
+    same = (
+      cached.get("data_dir") == key["data_dir"]
+      and cached.get("saved_model_dir", key["saved_model_dir"]) == key["saved_model_dir"]
+    )
     if same and set(cached.get("accuracy", {})) == set(FEATURE_SETS):
       return cached["accuracy"]
   except FileNotFoundError:
@@ -213,7 +217,7 @@ def _feature_accuracies(workdir, data_dir, suite, seed) -> Dict[str, float]:
   )
   accuracy = cluster_feature_sets(features, labels, tracks if suite.average_tracks else None, seed)
   text = json.dumps(dict(key, accuracy=accuracy), indent=1) + "\n"
-  output_files.write_text(eval_dir, FEATURE_SETS_FILE, text, "choose another --output_dir")
+  output_files.write_text(eval_dir, FEATURE_SETS_FILE, text, table1.OUTPUT_DIR_HINT)
   return accuracy
 
 
@@ -305,7 +309,7 @@ def _write_failures(suite_dir: str, failures: Dict[str, str]) -> None:
     suite_dir,
     FAILURES_FILENAME,
     json.dumps(dict(sorted(failures.items())), indent=1) + "\n",
-    "choose another --output_dir",
+    table1.OUTPUT_DIR_HINT,
   )
 
 

@@ -304,8 +304,7 @@ def _source_info(workdir, checkpoint=None):
     checkpoint = checkpoint or workdir_lib.latest_checkpoint(workdir)
     if checkpoint:
       info["checkpoint"] = checkpoint
-      match = re.search(r"-(\d+)$", checkpoint)
-      info["step"] = int(match.group(1)) if match else None
+      info["step"] = workdir_lib.checkpoint_step(checkpoint)
   return info
 
 
@@ -492,8 +491,7 @@ def export_from_workdir(workdir, output_dir=None, version=None, image_size=None,
   output_dir = output_dir or workdir_lib.export(workdir)
   check_export_args(output_dir, version, image_size)  # before restoring, which can take a while
   checkpoint = workdir_lib.latest_checkpoint(workdir)  # the one restored, even if training writes a newer one
-  step = re.search(r"-(\d+)$", checkpoint) if checkpoint else None
-  model = workdir_lib.restore_model(workdir, step=int(step.group(1)) if step else None)
+  model = workdir_lib.restore_model(workdir, step=workdir_lib.checkpoint_step(checkpoint) if checkpoint else None)
   return export_model(
     model,
     output_dir,

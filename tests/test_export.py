@@ -514,3 +514,8 @@ def test_workdir_layout_has_one_home(tmp_path):
   assert workdir_lib.latest_checkpoint(workdir) is None
   with pytest.raises(FileNotFoundError, match="operative_config.gin not found"):
     workdir_lib.restore_model(workdir)
+
+
+def test_a_checkpoint_prefix_names_its_step():
+  assert workdir_lib.checkpoint_step("/run/checkpoints/ckpt-1200") == 1200
+  assert workdir_lib.checkpoint_step("/run/checkpoints/model") is None

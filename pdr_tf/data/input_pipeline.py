@@ -124,13 +124,15 @@ def read_manifest(data_dir):
       manifest = json.load(f)
   except (ValueError, tf.errors.OpError) as e:
     raise ValueError(f"{path} is not a readable manifest ({e}); {creation_hint(data_dir)}") from e
-  shapes = {"splits": dict, "shards": dict}
-  wrong = [
-    key for key, kind in shapes.items() if isinstance(manifest, dict) and not isinstance(manifest.get(key, {}), kind)
-  ]
-  if not isinstance(manifest, dict) or wrong:
-    what = f"its {', '.join(wrong)} not an object" if wrong else f"a JSON {type(manifest).__name__}, not an object"
-    raise ValueError(f"{path} is not a pdr_tf manifest ({what}); {creation_hint(data_dir)}")
+  if not isinstance(manifest, dict):
+    raise ValueError(
+      f"{path} is not a pdr_tf manifest (a JSON {type(manifest).__name__}, not an object); {creation_hint(data_dir)}"
+    )
+  wrong = [key for key in ("splits", "shards") if not isinstance(manifest.get(key, {}), dict)]
+  if wrong:
+    raise ValueError(
+      f"{path} is not a pdr_tf manifest (its {', '.join(wrong)} not an object); {creation_hint(data_dir)}"
+    )
   version = manifest.get("schema_version")
   if version != feature_spec.SCHEMA_VERSION:
     raise ValueError(

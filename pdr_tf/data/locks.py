@@ -4,8 +4,8 @@ A training work dir and a Beam job's output folder each have one writer. The loc
 atomically with its content (written to a private file, then hard-linked to the lock path, which fails when the path
 exists), so of two processes started together exactly one gets it and the other stops with an error naming the first
 (pid, host, start time): the lock file is never seen empty. A lock left by a process that died on this host is
-stale: the next process takes it over and says so in the log. Locks on another host cannot
-be checked and are never broken.
+stale: the next process takes it over and says so in the log. Locks on another host cannot be checked and are never
+broken.
 """
 
 import datetime

@@ -165,19 +165,18 @@ def format_markdown(rows: Sequence[dict], features: Sequence[dict], config: dict
 
 
 REPORT_FILES = {"markdown": "ablation.md", "json": "ablation.json"}
-_HINT = "choose another --output_dir"
 
 
 def check_report_writable(output_dir) -> None:
   """Checks, writing nothing, that the report files may be written into output_dir (`output_files.check_writable`):
   an ablation calls it before its first run, so that a file of the user's stops it before hours of training."""
-  output_files.check_writable(output_dir, list(REPORT_FILES.values()), _HINT)
+  output_files.check_writable(output_dir, list(REPORT_FILES.values()), table1.OUTPUT_DIR_HINT)
 
 
 def write_report(rows, features, config, output_dir) -> Dict[str, str]:
   """Writes ablation.md and ablation.json (rows, feature rows, config) to output_dir; returns their paths. Either
   replaces only its own earlier version (`output_files`): a file of the user's with one of the names stops it first."""
-  names, hint = REPORT_FILES, _HINT
+  names, hint = REPORT_FILES, table1.OUTPUT_DIR_HINT
   check_report_writable(output_dir)  # both, before writing either
   text = json.dumps(report.jsonable({"config": config, "rows": rows, "feature_sets": features}), indent=1)
   return {

@@ -160,13 +160,13 @@ def _comparison(per_seed):
       lines.append(f"- {report.METHOD_NAMES[method]} shares no seed with Unsup3D: not compared.")
       continue
     parts = []
-    for key, label in (("accuracy", "accuracy"), ("f1", "F1")):
+    for key, label, whom in (("accuracy", "accuracy", "Unsup3D"), ("f1", "F1", "it")):
       got, base = (float(np.mean([p[i] for p in pairs[key]])) for i in (1, 2))
       wins = sum(p[1] > p[2] for p in pairs[key])
       verdict = "beats" if got > base else "does not beat"
-      parts.append(f"{verdict} it on {label} ({got:.4f} vs {base:.4f}; ahead in {wins} of {len(pairs[key])} seeds)")
+      parts.append(f"{verdict} {whom} on {label} ({got:.4f} vs {base:.4f}; ahead in {wins} of {len(pairs[key])} seeds)")
     lines.append(
-      f"- {report.METHOD_NAMES[method]} {parts[0].replace(' it on ', ' Unsup3D on ', 1)} and {parts[1]}, over "
+      f"- {report.METHOD_NAMES[method]} {parts[0]} and {parts[1]}, over "
       f"seed{'s' if len(pairs['accuracy']) > 1 else ''} {_seeds(pairs['accuracy'])}."
     )
   return lines

@@ -105,18 +105,13 @@ def _prepare(world: str, output_dir: str) -> None:
       f"{output_dir} already holds a synthetic {summary.get('world')!r} world; "
       f"write the {world!r} world to another directory"
     )
-  stale = [name for name in _OUTPUTS[world] if os.path.exists(os.path.join(output_dir, name))]
-  if stale and summary is None and not os.path.exists(marker):
-    raise ValueError(
-      f"{output_dir} already contains {', '.join(stale)}, which no synthetic world wrote; "
-      "use an empty directory or remove them"
-    )
   entries = sorted(os.listdir(output_dir))
   if entries and summary is None and not os.path.exists(marker):  # e.g. the user's real images: never mixed in
     raise ValueError(
-      f"{output_dir} holds {len(entries)} entries (e.g. {entries[:3]}) and no synthetic world: pdr_tf writes a "
-      "world only into a new or empty folder, or over a world of its own; choose another folder"
+      f"{output_dir} holds {len(entries)} entries (e.g. {entries[:3]}) and no synthetic world; pdr_tf never writes "
+      "among files that no synthetic world wrote: use a new or empty folder, or one holding a world of its own"
     )
+  stale = [name for name in _OUTPUTS[world] if os.path.exists(os.path.join(output_dir, name))]
   with open(marker, "w", encoding="utf-8") as f:
     f.write(world + "\n")
   if os.path.exists(summary_path):

@@ -247,6 +247,12 @@ def mark_checkpoints(workdir: str) -> None:
     f.write("\n")
 
 
+def checkpoint_step(checkpoint: str) -> Optional[int]:
+  """The step of a checkpoint prefix such as <workdir>/checkpoints/ckpt-1200 (1200), or None for another name."""
+  match = re.search(r"-(\d+)$", checkpoint)
+  return int(match.group(1)) if match else None
+
+
 def latest_checkpoint(workdir: str) -> Optional[str]:
   """The newest checkpoint prefix in `<workdir>/checkpoints`, or None."""
   import tensorflow as tf  # pylint: disable=import-outside-toplevel  (keeps the layout importable without TF)
