@@ -82,6 +82,39 @@ def test_l2_is_added_to_the_gradient_as_in_pytorch_adam():
   assert _adam(l2=0.5).get_config()["l2"] == 0.5
 
 
+def test_the_decoupled_weight_decay_uses_each_networks_own_rate():
+  """With a zero gradient Adam does not move a weight, so each step only decays it: w *= 1 - lr * multiplier * wd,
+  at the multiplied rate while the multipliers hold, then at the base rate."""
+  model = _TwoNets()
+  variables = [model.depth_net.kernel, model.albedo_net.kernel]
+  for variable in variables:
+    variable.assign([[2.0]])
+  optimizer = optimizers.ScaledAdamW(
+    learning_rate=LR, weight_decay=0.5, epsilon=1e-8, lr_multipliers={"depth_net": 0.1}, multiplier_steps=2
+  )
+  weights = []
+  for _ in range(3):
+    optimizer.apply_gradients([(tf.zeros_like(v), v) for v in variables])
+    weights.append([v.numpy().item() for v in variables])
+  depth, albedo = np.array(weights).T
+  np.testing.assert_allclose(depth, 2.0 * np.cumprod([1 - 0.1 * LR * 0.5, 1 - 0.1 * LR * 0.5, 1 - LR * 0.5]), rtol=1e-6)
+  np.testing.assert_allclose(albedo, 2.0 * (1 - LR * 0.5) ** np.arange(1, 4), rtol=1e-6)
+
+
+def test_without_multipliers_the_steps_equal_keras_adamw_to_the_bit():
+  gradients = np.random.RandomState(0).normal(size=(5, 3, 4)).astype(np.float32)
+  weights = []
+  for optimizer in (
+    keras.optimizers.AdamW(learning_rate=LR, weight_decay=0.3, epsilon=1e-8),
+    optimizers.ScaledAdamW(learning_rate=LR, weight_decay=0.3, epsilon=1e-8, lr_multipliers={"light_net": 2.0}),
+  ):
+    variable = keras.Variable(np.linspace(-1.0, 1.0, 12, dtype=np.float32).reshape(3, 4), name="w")
+    for gradient in gradients:
+      optimizer.apply_gradients([(tf.constant(gradient), variable)])
+    weights.append(variable.numpy())
+  np.testing.assert_array_equal(weights[1], weights[0])
+
+
 @pytest.mark.parametrize("bad", [-1e-4, True, "5e-4"])
 def test_bad_l2_is_refused(bad):
   with pytest.raises(ValueError, match="l2"):

@@ -36,8 +36,8 @@ class ScaledAdamW(keras.optimizers.AdamW):
     l2: coupled weight decay, PyTorch Adam's `weight_decay` (Unsup3D's optimizer): l2 * variable is added to the
       gradient before the moments, so Adam normalises it with the gradient. Keras' `weight_decay` is decoupled
       (AdamW: variable -= learning_rate * weight_decay * variable), which at Unsup3D's lr 1e-4 and 5e-4 shrinks a
-      weight by only 5e-8 per step; Keras applies it at the base learning rate, whatever the network's multiplier.
-      0: none.
+      weight by only 5e-8 per step. The decoupled decay uses each network's own rate (learning_rate * multiplier), as
+      Unsup3D's separate optimizers would. 0: none.
     **kwargs: `keras.optimizers.AdamW` arguments (learning_rate, weight_decay, epsilon, ...).
   """
 
@@ -62,6 +62,11 @@ class ScaledAdamW(keras.optimizers.AdamW):
     super().build(variables)
     # update_step sees the backend's variables, which have no Keras path: key the multipliers by variable id.
     self._multiplier_by_key = {self._var_key(v): self.lr_multipliers.get(_network_of(v), 1.0) for v in variables}
+    self._decays = {self._var_key(v) for v in variables if self._use_weight_decay(v)}
+
+  def _apply_weight_decay(self, variables):
+    """Nothing here: Keras decays every variable at the base learning rate before the update; `update_step` decays
+    each at its network's own rate instead, in the same order (decay, then the Adam step)."""
 
   def update_step(self, gradient, variable, learning_rate):
     if self.l2:
@@ -71,6 +76,9 @@ class ScaledAdamW(keras.optimizers.AdamW):
       if self.multiplier_steps is not None:  # iterations counts the steps already applied
         scale = keras.ops.where(self.iterations < self.multiplier_steps, scale, 1.0)
       learning_rate = learning_rate * keras.ops.cast(scale, learning_rate.dtype)
+    if self.weight_decay and self._var_key(variable) in self._decays:  # decoupled: variable *= 1 - lr * wd
+      wd, lr = (keras.ops.cast(value, variable.dtype) for value in (self.weight_decay, learning_rate))
+      variable.assign_sub(variable * wd * lr)  # Keras' own order of the products
     return super().update_step(gradient, variable, learning_rate)
 
   def get_config(self):
