@@ -168,6 +168,21 @@ def test_reconstruction_weights_presets_validation_and_gin():
   assert configured.lambda_smooth == 0.25 and configured.use_confidence is False
 
 
+def test_a_clipped_target_bounds_the_render_from_one_side_only():
+  """A pixel recorded at 255 (1.0) is fitted by any render at or above 1 and pays for a darker one; at 0 (-1.0) the
+  same downwards; an unclipped pixel, even one a quantisation step short of the end, is plain L1."""
+  target = tf.constant([1.0, 1.0, -1.0, -1.0, 1.0 - 2.0 / 255.0, 0.2])[None, None, None, :]
+  recon = tf.constant([1.3, 0.8, -1.2, -0.7, 1.3, 0.5])[None, None, None, :]
+  with tf.GradientTape() as tape:
+    tape.watch(recon)
+    bounded = losses.bound_by_clipped_target(recon, target)
+    residual = tf.abs(bounded - target)
+  np.testing.assert_allclose(residual.numpy().ravel(), [0.0, 0.2, 0.0, 0.3, 0.3 + 2.0 / 255.0, 0.3], atol=1e-6)
+  np.testing.assert_allclose(tape.gradient(residual, recon).numpy().ravel(), [0.0, -1.0, 0.0, 1.0, 1.0, 1.0])
+  with pytest.raises(ValueError, match="bound_clipped"):
+    losses.ReconstructionWeights(bound_clipped=1)
+
+
 def test_gradients_are_finite_and_only_flow_through_masked_pixels():
   recon, target, mask, sigma = _data()
   recon_v, sigma_v = tf.Variable(recon), tf.Variable(sigma)

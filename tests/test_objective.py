@@ -1,5 +1,7 @@
 """Tests for pdr_tf.model.objective: per-example terms, LOOCC's perturbations, re-render and gradients."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -254,3 +256,20 @@ def test_albedo_l1_is_in_unit_albedo_units():
   a = tf.fill([2, 4, 4, 3], -1.0)
   np.testing.assert_allclose(losses.albedo_l1(a, -a), [1.0, 1.0])
   np.testing.assert_allclose(losses.albedo_l1(a, a), [0.0, 0.0])
+
+
+def test_bound_clipped_scores_both_photometric_terms_against_the_clipped_pixels_from_one_side(tiny_model, images):
+  """With every input pixel clipped white, only the parts of the renders darker than white cost anything."""
+  white = tf.ones_like(images)
+  out = tiny_model(white)
+  plain = objective_lib.Objective(weights=losses.ReconstructionWeights.cars()).reconstruction_terms(
+    tiny_model, white, out
+  )
+  bounded = objective_lib.Objective(
+    weights=dataclasses.replace(losses.ReconstructionWeights.cars(), bound_clipped=True)
+  ).reconstruction_terms(tiny_model, white, out)
+  mask = out["mask_both"][..., None]
+  for key, recon in (("l1", out["recon_image"]), ("l1_flip", out["recon_image_flip"])):
+    darker = tf.reduce_sum(tf.nn.relu(1.0 - recon) * mask, [1, 2, 3]) / (tf.reduce_sum(mask, [1, 2, 3]) * 3 + 1e-7)
+    np.testing.assert_allclose(bounded[key], darker, rtol=1e-5, atol=1e-7)
+    assert np.all(plain[key].numpy() >= bounded[key].numpy())

@@ -66,6 +66,23 @@ def photometric_l1(recon, target, mask, conf=None, name="photometric_l1") -> tf.
     return _masked_mean(loss, _map(mask, "mask", recon))
 
 
+# Half a step of 8-bit quantisation in [-1, 1]: a decoded pixel within it of the range's end was clipped by the camera.
+CLIPPED_TOLERANCE = 0.5 / 127.5
+
+
+def bound_by_clipped_target(recon, target, low=-1.0, high=1.0, tolerance=CLIPPED_TOLERANCE) -> tf.Tensor:
+  """The reconstruction as a photometric loss should compare it where the camera clipped the target.
+
+  A pixel recorded at the top of the range says only that the scene was at least that bright (at the bottom: at
+  most that dark), so a render beyond the clipped value fits it as well as the value itself. Returns recon with
+  min(recon, high) where target >= high - tolerance and max(recon, low) where target <= low + tolerance, per
+  channel; elsewhere recon unchanged (and so its gradient).
+  """
+  recon, target = _check(recon, "recon", 4), _check(target, "target", 4)
+  recon = tf.where(target >= high - tolerance, tf.minimum(recon, high), recon)
+  return tf.where(target <= low + tolerance, tf.maximum(recon, low), recon)
+
+
 def photometric_pair(recon, recon_flip, target, mask, conf=None) -> Dict[str, tf.Tensor]:
   """Unsup3D's two photometric terms: the render ("l1") and the render of the mirrored canonical scene
   ("l1_flip") against the same target on one mask, each with its own confidence channel when `conf` [B, H, W, 2]
@@ -203,14 +220,18 @@ class ReconstructionWeights:
   use_confidence: bool = True
   # α of the edge-aware smoothness (`depth_smoothness`, guided by the canonical albedo); 0 is Unsup3D's plain term.
   smooth_edge_sharpness: float = 0.0
+  # Pixels the camera clipped bound the photometric terms from one side only (`bound_by_clipped_target`); False is
+  # Unsup3D's plain L1, which asks the render to equal a clipped value.
+  bound_clipped: bool = False
 
   def __post_init__(self):
     for field in ("lambda_flip", "lambda_perc", "lambda_smooth", "smooth_edge_sharpness"):
       value = getattr(self, field)
       if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value < 0:
         raise ValueError(f"ReconstructionWeights.{field} must be a finite number >= 0, got {value!r}")
-    if not isinstance(self.use_confidence, bool):
-      raise ValueError(f"ReconstructionWeights.use_confidence must be a bool, got {self.use_confidence!r}")
+    for field in ("use_confidence", "bound_clipped"):
+      if not isinstance(getattr(self, field), bool):
+        raise ValueError(f"ReconstructionWeights.{field} must be a bool, got {getattr(self, field)!r}")
 
   @classmethod
   def faces(cls) -> "ReconstructionWeights":

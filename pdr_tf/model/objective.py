@@ -109,9 +109,10 @@ class Objective:
     """Per-example reconstruction terms: l1, l1_flip, and perc, perc_flip, smooth where their weight is non-zero."""
     mask = out["mask_both"]
     conf = self.weights.use_confidence and "conf_l1" in out
-    terms = losses.photometric_pair(
-      out["recon_image"], out["recon_image_flip"], images, mask, out["conf_l1"] if conf else None
-    )
+    recon, recon_flip = out["recon_image"], out["recon_image_flip"]
+    if self.weights.bound_clipped:
+      recon, recon_flip = (losses.bound_by_clipped_target(r, images) for r in (recon, recon_flip))
+    terms = losses.photometric_pair(recon, recon_flip, images, mask, out["conf_l1"] if conf else None)
     if self.weights.lambda_perc > 0:
       target = tf.stop_gradient(self.perceptual(images))
       conf_perc = self.weights.use_confidence and "conf_perc" in out
