@@ -538,7 +538,7 @@ def make_parser() -> argparse.ArgumentParser:
   )
   parser.add_argument("--no_feature_sets", action="store_true", help="skip clustering on the other feature sets")
   parser.add_argument("--no_progress", action="store_true", help="no progress bars")
-  parser.add_argument("--log_level", default="INFO", help="Python logging level (default INFO)")
+  cli.add_log_level(parser)
   return parser
 
 

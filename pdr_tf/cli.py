@@ -12,6 +12,16 @@ def setup_logging(level="INFO") -> None:
   logging.basicConfig(level=level.upper() if isinstance(level, str) else level, format=LOG_FORMAT)
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def add_log_level(parser: argparse.ArgumentParser) -> None:
+  """--log_level, any case; another name is a usage error (exit 2) naming the choices, not a traceback."""
+  parser.add_argument(
+    "--log_level", default="INFO", type=str.upper, choices=LOG_LEVELS, help="Python logging level (default INFO)"
+  )
+
+
 def parser(module: str, doc: str) -> argparse.ArgumentParser:
   """The parser of `python -m <module>`, described by the first line of its docstring `doc`."""
   return argparse.ArgumentParser(

@@ -49,6 +49,19 @@ class GinConfigError(ValueError):
   """A gin file or binding could not be applied; the message names the file or binding and the reason."""
 
 
+# What gin raises on a file or binding it cannot apply. TokenError: an unclosed bracket; ValueError includes an
+# undecodable file; OSError: an `include` that is missing or unreadable; ImportError: an `import` of a missing module.
+_PARSE_ERRORS = (ValueError, KeyError, SyntaxError, tokenize.TokenError, OSError, ImportError)
+
+
+def _binding_reason(error: BaseException) -> str:
+  """gin's reason for refusing a binding; for a value that is not a Python literal (ast's "malformed node or
+  string", which quotes an object's address), what to write instead."""
+  if "malformed node or string" in str(error):
+    return "its value is not a Python literal or a gin reference; quote a string, e.g. Trainer.strategy='mirrored'"
+  return str(error)
+
+
 def parse(gin_files: Sequence[str], gin_params: Sequence[str] = (), clear: bool = True) -> None:
   """Clears gin (unless `clear` is False: then layers on what is parsed already) and applies files in order, then
   bindings (later ones win).
@@ -73,13 +86,14 @@ def parse(gin_files: Sequence[str], gin_params: Sequence[str] = (), clear: bool 
     try:
       with _quiet_gin_probes():
         gin.parse_config_file(path)
-    except (ValueError, KeyError, SyntaxError, tokenize.TokenError, IOError) as e:
+    except _PARSE_ERRORS as e:
       raise GinConfigError(f"gin file {path}: {e}") from e
   for binding in gin_params:
     try:
-      gin.parse_config(binding)
-    except (ValueError, KeyError, SyntaxError, tokenize.TokenError) as e:  # TokenError: an unclosed bracket
-      raise GinConfigError(f"--gin_param {binding!r}: {e}") from e
+      with _quiet_gin_probes():
+        gin.parse_config(binding)
+    except _PARSE_ERRORS as e:
+      raise GinConfigError(f"--gin_param {binding!r}: {_binding_reason(e)}") from e
   check_parameter_names(gin_files, gin_params)
 
 
@@ -100,8 +114,11 @@ def stack_files(gin_files: Sequence[str]) -> List[str]:
       return
     seen.add(path)
     order.append(path)
-    with open(path, encoding="utf-8") as f:
-      text = f.read()
+    try:  # only to find the includes: an unreadable or undecodable file is named by `parse`
+      with open(path, encoding="utf-8", errors="replace") as f:
+        text = f.read()
+    except OSError:
+      return
     for include in _INCLUDE.findall(text):
       folders = [os.path.dirname(path), *roots, os.getcwd(), GIN_DIR]
       found = next((os.path.join(d, include) for d in folders if os.path.isfile(os.path.join(d, include))), None)

@@ -644,7 +644,7 @@ def make_parser() -> argparse.ArgumentParser:
   parser.add_argument("--vqvae_steps", type=int, default=None, help="VQ-VAE steps (default: Trainer.train_steps)")
   parser.add_argument("--pca_components", type=int, default=PCA_COMPONENTS, help="PCA dimensions (default 64)")
   parser.add_argument("--no_progress", action="store_true", help="no progress bars")
-  parser.add_argument("--log_level", default="INFO", help="Python logging level (default INFO)")
+  cli.add_log_level(parser)
   return parser
 
 

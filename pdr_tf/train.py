@@ -21,7 +21,6 @@ from pdr_tf import gin_config
 from pdr_tf.data import input_pipeline
 from pdr_tf.data import locks
 from pdr_tf.training import trainer as trainer_lib
-from pdr_tf.training import workdir as workdir_lib
 from pdr_tf.render.kernel_build import KernelBuildError
 
 # Every module whose configurables the training gin files bind: importing registers them with gin.
@@ -56,7 +55,7 @@ def make_parser() -> argparse.ArgumentParser:
     help='gin binding applied after the files (repeatable), e.g. "Trainer.train_steps=500"',
   )
   parser.add_argument("--workdir", default=None, help="overrides Trainer.workdir")
-  parser.add_argument("--log_level", default="INFO", help="Python logging level (default INFO)")
+  cli.add_log_level(parser)
   return parser
 
 
@@ -81,7 +80,7 @@ def main(argv=None) -> int:
   args = make_parser().parse_args(argv)
   cli.setup_logging(args.log_level)
   params = list(args.gin_param)
-  if args.workdir:
+  if args.workdir is not None:  # an empty one (an unset shell variable) is refused by Trainer, not ignored
     params.append(f"Trainer.workdir = {args.workdir!r}")
   try:
     gin_config.parse(args.gin_file, params)
@@ -100,7 +99,7 @@ def main(argv=None) -> int:
     return 2
   try:
     prepare_data(trainer)
-  except (ValueError, FileNotFoundError, RuntimeError) as e:  # refused folder, wrong kind, failed conversion
+  except (ValueError, OSError, RuntimeError) as e:  # refused folder, wrong kind, unwritable, failed conversion
     logger.error("Data for %s: %s", trainer.data_dir, cli.error_text(e))
     return 1
   try:
@@ -108,9 +107,9 @@ def main(argv=None) -> int:
   except (
     trainer_lib.NonFiniteLossError,
     KernelBuildError,
-    FileNotFoundError,
+    OSError,  # a missing data folder, an unwritable or file-blocked work dir
     locks.LockHeldError,
-    workdir_lib.WorkdirError,
+    ValueError,  # WorkdirError, a manifest of another schema, a split without records, an objective's own check
     input_pipeline.CorruptDataError,
   ) as e:
     logger.error("%s", cli.error_text(e))

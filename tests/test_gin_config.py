@@ -40,6 +40,24 @@ def test_errors_name_the_file_or_binding(tmp_path):
     gin_config.parse([], ["SceneRanges.max_depth = (1"])
 
 
+def test_bindings_and_files_gin_cannot_apply_are_named_with_the_reason(tmp_path):
+  """An include or import in a binding, a string value without quotes and a file that is not UTF-8 are each one
+  GinConfigError naming the binding or file (they were OSError, ImportError, a ValueError quoting an AST object's
+  address, and a UnicodeDecodeError out of stack_files)."""
+  with pytest.raises(gin_config.GinConfigError, match="--gin_param \"include 'no_such.gin'\": Unable to open"):
+    gin_config.parse([], ["include 'no_such.gin'"])
+  with pytest.raises(gin_config.GinConfigError, match="--gin_param 'import no_such_module': No module"):
+    gin_config.parse([], ["import no_such_module"])
+  with pytest.raises(gin_config.GinConfigError, match="not a Python literal .* quote a string") as raised:
+    gin_config.parse([], ["Trainer.strategy=mirrored"])
+  assert "0x" not in str(raised.value)
+  latin1 = tmp_path / "latin1.gin"
+  latin1.write_bytes(b"# caf\xe9\nTrainer.train_steps = 3\n")
+  assert gin_config.stack_files([str(latin1)]) == [str(latin1)]
+  with pytest.raises(gin_config.GinConfigError, match="latin1.gin: 'utf-8' codec"):
+    gin_config.parse([str(latin1)])
+
+
 def test_gin_dir_is_found():
   assert os.path.isfile(os.path.join(gin_config.GIN_DIR, "quick.gin"))
 

@@ -478,6 +478,10 @@ def test_a_checkpoint_of_other_model_settings_is_named_and_kept(tmp_path, data_d
   (edited / "checkpoints" / "ckpt-2.index").write_bytes(b"junk")
   with pytest.raises(workdir_lib.CheckpointReadError, match="not a TensorFlow checkpoint"):
     workdir_lib.restore_model(str(edited))
+  for damage in (b"DeRenderer.nf = (\n", b"\xff\xfe garbage\n"):  # cut off mid-binding; not text at all
+    (edited / workdir_lib.OPERATIVE_CONFIG).write_bytes(damage)
+    with pytest.raises(workdir_lib.WorkdirError, match=f"{edited / workdir_lib.OPERATIVE_CONFIG} cannot be read"):
+      workdir_lib.restore_model(str(edited))
   # A cut-off checkpoint is named as unreadable, by training and by everything that restores a model.
   (data_file,) = glob.glob(str(workdir / "checkpoints" / "ckpt-2.data-*"))
   with open(data_file, "r+b") as f:
@@ -649,6 +653,29 @@ def test_main_names_a_missing_workdir_and_refuses_to_generate_over_foreign_data(
   assert f"Data for {data}" in caplog.text and "never writes the synthetic cars world" in caplog.text
   assert os.listdir(data) == ["mine.txt"] and (data / "mine.txt").read_text() == "the user's"
   assert not (tmp_path / "work").exists()
+
+
+def test_main_refuses_an_empty_workdir_a_bad_log_level_and_unreadable_data_with_one_line(tmp_path, data_dir, caplog):
+  """An empty --workdir (an unset shell variable) is refused, not ignored in favour of the gin file's; a log level
+  that is not one is a usage error; a data folder whose manifest is not JSON, or a work dir under a file, is exit 1
+  naming the path (a ValueError and an OSError out of the run were tracebacks)."""
+  gin_files = [f"--gin_file={GIN}/cars_unsup3d.gin", f"--gin_file={GIN}/debug.gin"]
+  assert train.main(gin_files + ["--workdir="]) == 2
+  assert "Trainer.workdir must be a non-empty string" in caplog.text
+  with pytest.raises(SystemExit) as raised:
+    train.main(gin_files + ["--workdir=x", "--log_level=verbose"])
+  assert raised.value.code == 2
+  data = tmp_path / "data"
+  data.mkdir()
+  (data / "manifest.json").write_text("{not json")
+  no_world = [f"--gin_param=Trainer.data_dir={str(data)!r}", "--gin_param=Trainer.synthetic_world=None"]
+  assert train.main(gin_files + no_world + [f"--workdir={tmp_path / 'work'}"]) == 1
+  assert f"{data / 'manifest.json'} is not a readable manifest" in caplog.text
+  (tmp_path / "a_file").write_text("the user's")
+  blocked = [f"--workdir={tmp_path / 'a_file' / 'run'}", f"--gin_param=Trainer.data_dir={data_dir!r}", no_world[1]]
+  assert train.main(gin_files + blocked) == 1
+  assert str(tmp_path / "a_file") in caplog.text.splitlines()[-1]
+  assert (tmp_path / "a_file").read_text() == "the user's"
 
 
 @pytest.mark.slow

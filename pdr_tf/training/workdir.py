@@ -21,6 +21,7 @@ import logging
 import os
 import re
 import time
+import tokenize
 from typing import List, Optional
 
 
@@ -272,6 +273,7 @@ def restore_model(workdir: str, step: Optional[int] = None):
 
   Raises:
     FileNotFoundError: no operative config or no such checkpoint, with what to run.
+    WorkdirError: the operative config cannot be parsed (a damaged or foreign file), naming it.
   """
   import gin  # pylint: disable=import-outside-toplevel
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
@@ -285,10 +287,17 @@ def restore_model(workdir: str, step: Optional[int] = None):
       "Train one with `python -m pdr_tf.train --gin_file=gin/cars_light_view.gin`."
     )
   checkpoint = latest_checkpoint(workdir) if step is None else os.path.join(checkpoints(workdir), f"ckpt-{step}")
-  if checkpoint is None or not tf.io.gfile.glob(checkpoint + ".index"):
-    raise FileNotFoundError(f"no checkpoint {'at step ' + str(step) if step else ''} in {checkpoints(workdir)}")
-  with gin.unlock_config():
-    gin.parse_config_file(config_path, skip_unknown=True)
+  if checkpoint is None or not tf.io.gfile.exists(checkpoint + ".index"):
+    where = "" if step is None else f"at step {step} "
+    raise FileNotFoundError(f"no checkpoint {where}in {checkpoints(workdir)}")
+  try:
+    with gin.unlock_config():
+      gin.parse_config_file(config_path, skip_unknown=True)
+  except (ValueError, SyntaxError, tokenize.TokenError, ImportError, OSError) as e:  # ValueError: undecodable too
+    raise WorkdirError(
+      f"{config_path} cannot be read as this work dir's gin config ({type(e).__name__}: {e}); "
+      "`python -m pdr_tf.train` wrote it and it has been damaged or replaced: restore it, or train again"
+    ) from e
   model = model_lib.DeRenderer()
   model.build_for_inference()
   restore({"model": model}, checkpoint, config_path, "restore", strict=False)
