@@ -17,6 +17,7 @@ import pytest
 import tensorflow as tf
 
 import fixtures
+from pdr_tf import config_checks
 from pdr_tf import gin_config
 from pdr_tf.data import input_pipeline
 from pdr_tf import train
@@ -762,3 +763,18 @@ def test_a_non_chief_removes_its_temporary_checkpoints_when_a_run_stops_early(tm
   with pytest.raises(trainer_lib.NonFiniteLossError):
     trainer.run()
   assert not worker_tmp.exists()
+
+
+def test_restore_model_names_the_step_asked_for(tmp_path):
+  workdir = tmp_path / "run"
+  (workdir / "checkpoints").mkdir(parents=True)
+  (workdir / workdir_lib.OPERATIVE_CONFIG).write_text("DeRenderer.nf = 8\n")
+  with pytest.raises(FileNotFoundError, match=r"no checkpoint at step 0 in "):
+    workdir_lib.restore_model(str(workdir), step=0)
+
+
+@pytest.mark.parametrize("name", ["run[1]", "run*", "run?"])
+def test_a_workdir_named_like_a_file_pattern_is_refused(tmp_path, name):
+  """TensorFlow finds a checkpoint's files by pattern: a run in runs/exp[1] would not find its own checkpoints."""
+  with pytest.raises(config_checks.ConfigError, match=r"holds one of \* \? \[ \]"):
+    trainer_lib.Trainer(workdir=str(tmp_path / name))

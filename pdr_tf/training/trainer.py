@@ -205,6 +205,11 @@ class Trainer:
   ):
     check = config_checks
     self.workdir = check.text("Trainer.workdir", workdir)
+    if any(char in self.workdir for char in "*?[]"):  # TensorFlow finds a checkpoint's files by pattern
+      raise check.ConfigError(
+        f"Trainer.workdir {self.workdir!r} holds one of * ? [ ]: TensorFlow reads checkpoints by file pattern and "
+        "would not find this work dir's own on resume; choose a name without them"
+      )
     self.data_dir = check.text("Trainer.data_dir", data_dir)
     self.synthetic_world = synthetic_world and check.choice(
       "Trainer.synthetic_world", synthetic_world, datasets.BEAM_JOBS
