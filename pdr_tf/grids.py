@@ -122,7 +122,7 @@ def main(argv=None):
     parser.error(f"--out {args.out} is a file, not a folder")
   try:
     paths = export_grids(args.workdir, args.step, args.out)
-  except (FileNotFoundError, FileExistsError, ValueError) as e:
+  except (OSError, ValueError) as e:  # OSError: an output folder under a file, or not writable
     _LOG.error("%s", e)
     return 1
   for path in paths:

@@ -22,7 +22,6 @@ report marked "written_by": "pdr_tf.probe"; it never replaces a file that is not
 
 import argparse
 import logging
-import os
 import sys
 
 import numpy as np
@@ -181,11 +180,12 @@ def main(argv=None):
   if args.num_images < 2:
     parser.error("--num_images must be at least 2")
   # --json and --gin_param are checked before the minutes of probing.
-  if args.json and not os.path.isdir(os.path.dirname(os.path.abspath(args.json))):
-    parser.error(f"--json {args.json}: its folder does not exist")
-  output_files.check_json_argument(parser, args.json, TOOL)
+  output_files.check_json_argument(parser, args.json, TOOL)  # missing folders are made, as by every entry point
   from pdr_tf import gin_config  # pylint: disable=import-outside-toplevel
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel  (keeps --help fast)
+
   from pdr_tf.data import input_pipeline  # pylint: disable=import-outside-toplevel  (registers make_dataset)
+  from pdr_tf.render.kernel_build import KernelBuildError  # pylint: disable=import-outside-toplevel
 
   try:
     gin_config.parse([], args.gin_param)
@@ -193,8 +193,8 @@ def main(argv=None):
     parser.error(f"{str(e).splitlines()[0]} (probe's bindings apply to reading the data)")
   try:
     result = probe(args.workdir, args.data_dir, args.split, args.num_images, args.step, args.gin_param)
-  except (FileNotFoundError, ValueError, input_pipeline.CorruptDataError) as e:
-    _LOG.error("%s", cli.error_text(e))
+  except (OSError, ValueError, input_pipeline.CorruptDataError, KernelBuildError, tf.errors.OpError) as e:
+    _LOG.error("%s", cli.error_text(e))  # OpError: e.g. a shard that cannot be read
     return 1
   print(scene_stats.format_rows(result["parameters"]))
   print(format_depth_errors(result["depth_errors"]))

@@ -115,6 +115,9 @@ def test_main_prints_the_files_it_wrote(tmp_path, capsys):
     grids.main(["--workdir", str(tmp_path), "--out", str(a_file)])
   assert info.value.code == 2 and "is a file, not a folder" in capsys.readouterr().err
   assert a_file.read_text() == "mine"
+  # An --out under a file cannot be made: exit 1 with the reason (it was a NotADirectoryError traceback).
+  assert grids.main(["--workdir", str(tmp_path), "--out", str(a_file / "grids")]) == 1
+  assert a_file.read_text() == "mine"
 
 
 def test_a_grid_name_with_a_slash_becomes_one_file_in_the_step_folder(tmp_path):

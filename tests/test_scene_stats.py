@@ -65,9 +65,14 @@ def test_probe_command_prints_and_writes_every_parameter(tmp_path, monkeypatch, 
   assert all(name in printed for name in names) and "true view" in printed
   # A split without ground truth is a clear error, not a crash.
   assert probe.main(["--workdir", str(tmp_path / "run"), "--data_dir", str(data_dir), "--split", "train"]) == 1
-  with pytest.raises(SystemExit) as info:  # a --json whose folder is missing: a usage error before any work
-    probe.main(["--workdir", "w", "--data_dir", "d", "--json", str(tmp_path / "no_such_folder" / "p.json")])
-  assert info.value.code == 2 and "its folder does not exist" in capsys.readouterr().err
+  (tmp_path / "a_file").write_text("the user's")
+  with pytest.raises(SystemExit) as info:  # a --json under a file: a usage error before any work
+    probe.main(["--workdir", "w", "--data_dir", "d", "--json", str(tmp_path / "a_file" / "p.json")])
+  assert info.value.code == 2 and "--json:" in capsys.readouterr().err
+  # A --json in a folder that does not exist yet is written there, as by every entry point.
+  nested = tmp_path / "reports" / "probe.json"
+  assert probe.main(["--workdir", str(tmp_path / "run"), "--data_dir", str(data_dir), "--json", str(nested)]) == 0
+  assert json.loads(nested.read_text())["parameters"]
 
 
 class _StandInModel:

@@ -525,6 +525,10 @@ def test_cli_writes_a_world_and_checks_flags(tmp_path, capsys):
   for name in ("--train_models_per_class", "--images_per_model", "--num_identities", "--track_scale"):
     assert name in text
   assert cli.main(["--world", "faces", "--output_dir", out, "--num_identities", "1"]) == 2  # a bbt world is there
+  blocker = tmp_path / "a_file"
+  blocker.write_text("the user's")  # an --output_dir under a file: exit 1 naming it, not a traceback
+  assert cli.main(["--world", "faces", "--output_dir", str(blocker / "world"), "--num_identities", "1"]) == 1
+  assert blocker.read_text() == "the user's"
 
 
 def test_worlds_render_without_a_cpp_compiler(tmp_path):

@@ -69,6 +69,9 @@ def main(argv=None) -> int:
   except ValueError as e:
     logger.error("%s", e)
     return 2
+  except OSError as e:  # an --output_dir under a file, or one that cannot be written
+    logger.error("cannot write the %s world into %s: %s", args.world, args.output_dir, e)
+    return 1
   logger.info(
     "Done: %d images of the synthetic %s world in %s (summary: %s)",
     summary["num_images"],
