@@ -600,6 +600,7 @@ def make_parser() -> argparse.ArgumentParser:
     default=[],
     help="gin binding such as evaluate.method='kmeans' (repeatable; applied after the files)",
   )
+  cli.add_log_level(parser)
   return parser
 
 
@@ -607,7 +608,7 @@ def main(argv=None):
   """Command line: parse gin files and bindings, run `evaluate`, log where the outputs are."""
   parser = make_parser()
   args = parser.parse_args(argv)
-  cli.setup_logging()
+  cli.setup_logging(args.log_level)
   try:
     gin_config.parse(args.gin_file, args.gin_param)
   except gin_config.GinConfigError as e:

@@ -582,6 +582,7 @@ def make_parser() -> argparse.ArgumentParser:
   parser.add_argument(
     "--no_de_render", action="store_true", help="leave out the de_render signature (only the embedding signatures)"
   )
+  cli.add_log_level(parser)
   return parser
 
 
@@ -589,7 +590,7 @@ def main(argv=None):
   """Command line: restore a work dir's latest checkpoint and export it."""
   parser = make_parser()
   args = parser.parse_args(argv)
-  cli.setup_logging()
+  cli.setup_logging(args.log_level)
   if args.output and os.path.exists(args.output) and not os.path.isdir(args.output):
     parser.error(f"--output {args.output} is a file, not a folder")  # checked before restoring the model
   try:

@@ -111,13 +111,14 @@ def make_parser() -> argparse.ArgumentParser:
   parser.add_argument("--workdir", required=True, help="training work dir (logs/train holds the TensorBoard events)")
   parser.add_argument("--step", type=int, default=None, help="training step of the grids (default: the latest)")
   parser.add_argument("--out", default=None, help=f"destination folder (default: <workdir>/{OUT_DIRNAME})")
+  cli.add_log_level(parser)
   return parser
 
 
 def main(argv=None):
   parser = make_parser()
   args = parser.parse_args(argv)
-  cli.setup_logging()
+  cli.setup_logging(args.log_level)
   if args.out and os.path.exists(args.out) and not os.path.isdir(args.out):
     parser.error(f"--out {args.out} is a file, not a folder")
   try:

@@ -170,13 +170,14 @@ def make_parser() -> argparse.ArgumentParser:
     help="gin binding for reading the data, applied after the run's operative config (repeatable), e.g. "
     "make_dataset.skip_corrupt=True",
   )
+  cli.add_log_level(parser)
   return parser
 
 
 def main(argv=None):
   parser = make_parser()
   args = parser.parse_args(argv)
-  cli.setup_logging()
+  cli.setup_logging(args.log_level)
   if args.num_images < 2:
     parser.error("--num_images must be at least 2")
   # --json and --gin_param are checked before the minutes of probing.

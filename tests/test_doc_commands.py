@@ -387,3 +387,23 @@ def test_a_broken_command_is_reported_with_its_page_line_and_reason(tmp_path):
     assert line in problems, f"{line!r} not in:\n{problems}"
   assert "Trainer.seed=N" not in problems and "nohup" not in problems and "faces|cars" not in problems
   assert len(problems.splitlines()) == len(expected), problems
+
+
+@pytest.mark.parametrize(
+  "module",
+  [
+    "pdr_tf.train",
+    "pdr_tf.evaluate",
+    "pdr_tf.export",
+    "pdr_tf.probe",
+    "pdr_tf.grids",
+    "pdr_tf.bench",
+    "pdr_tf.synthetic",
+    "pdr_tf.reproduce",
+    "pdr_tf.ablation",
+  ],
+)
+def test_every_entry_point_takes_a_log_level_by_name_and_refuses_another(module):
+  (action,) = [a for a in _entry_parser(module)._actions if "--log_level" in a.option_strings]
+  assert action.default == "INFO" and action.type("debug") == "DEBUG"
+  assert set(action.choices) == {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}

@@ -451,6 +451,7 @@ def make_parser() -> argparse.ArgumentParser:
     help="comma-separated subset: rasterizer,training_step,input_pipeline,flops,serving,beam,"
     "paper_model (default: all of the preset)",
   )
+  cli.add_log_level(parser)
   return parser
 
 
@@ -459,7 +460,7 @@ def main(argv=None) -> int:
   parser = make_parser()
   args = parser.parse_args(argv)
   output_files.check_json_argument(parser, args.json, REPORT_WRITER)  # before the minutes of benchmarks
-  cli.setup_logging()
+  cli.setup_logging(args.log_level)
   settings = PRESETS["smoke" if args.smoke else "quick" if args.quick else "full"]
   sections = None
   if args.sections is not None:

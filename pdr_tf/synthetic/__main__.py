@@ -47,6 +47,7 @@ def make_parser() -> argparse.ArgumentParser:
     for name, text in flags.items():
       default = synthetic.default_sizes(world)[name]
       group.add_argument(f"--{name}", type=type(default), default=None, help=text.replace("%(default)s", str(default)))
+  cli.add_log_level(parser)
   return parser
 
 
@@ -54,7 +55,7 @@ def main(argv=None) -> int:
   """Parses flags, renders the world and logs where it is."""
   parser = make_parser()
   args = parser.parse_args(argv)
-  cli.setup_logging()
+  cli.setup_logging(args.log_level)
   sizes = {}
   for world, flags in _SIZE_HELP.items():
     for name in flags:
