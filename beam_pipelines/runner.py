@@ -17,6 +17,7 @@ from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from beam_pipelines import common
+from pdr_tf import cli
 from pdr_tf.data import feature_spec
 from pdr_tf.data import locks
 
@@ -95,7 +96,7 @@ def make_parser(dataset, description):
   )
   parser.add_argument("--strict", action="store_true", help="fail on the first rejected input")
   parser.add_argument("--overwrite", action="store_true", help="replace a converted dataset already in --output_dir")
-  parser.add_argument("--log_level", default="INFO", help="Python logging level")
+  cli.add_log_level(parser)  # an unknown level is a usage error (it was INFO without a word)
   return parser
 
 

@@ -113,6 +113,7 @@ def main(argv=None) -> int:
     input_pipeline.CorruptDataError,
   ) as e:
     logger.error("%s", cli.error_text(e))
+    logger.debug("where it was raised (--log_level=debug):", exc_info=True)
     return 1
   logger.info("Done. Outputs:")
   for key, path in outputs.items():

@@ -401,6 +401,9 @@ def test_a_broken_command_is_reported_with_its_page_line_and_reason(tmp_path):
     "pdr_tf.synthetic",
     "pdr_tf.reproduce",
     "pdr_tf.ablation",
+    "beam_pipelines.utkface",
+    "beam_pipelines.shapenet_cars",
+    "beam_pipelines.bbt",
   ],
 )
 def test_every_entry_point_takes_a_log_level_by_name_and_refuses_another(module):

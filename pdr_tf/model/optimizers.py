@@ -62,7 +62,7 @@ class ScaledAdamW(keras.optimizers.AdamW):
     super().build(variables)
     # update_step sees the backend's variables, which have no Keras path: key the multipliers by variable id.
     self._multiplier_by_key = {self._var_key(v): self.lr_multipliers.get(_network_of(v), 1.0) for v in variables}
-    self._decays = {self._var_key(v) for v in variables if self._use_weight_decay(v)}
+    self._no_decay = {self._var_key(v) for v in variables if not self._use_weight_decay(v)}  # Keras' exclusions
 
   def _apply_weight_decay(self, variables):
     """Nothing here: Keras decays every variable at the base learning rate before the update; `update_step` decays
@@ -76,7 +76,7 @@ class ScaledAdamW(keras.optimizers.AdamW):
       if self.multiplier_steps is not None:  # iterations counts the steps already applied
         scale = keras.ops.where(self.iterations < self.multiplier_steps, scale, 1.0)
       learning_rate = learning_rate * keras.ops.cast(scale, learning_rate.dtype)
-    if self.weight_decay and self._var_key(variable) in self._decays:  # decoupled: variable *= 1 - lr * wd
+    if self.weight_decay and self._var_key(variable) not in self._no_decay:  # decoupled: variable *= 1 - lr * wd
       wd, lr = (keras.ops.cast(value, variable.dtype) for value in (self.weight_decay, learning_rate))
       variable.assign_sub(variable * wd * lr)  # Keras' own order of the products
     return super().update_step(gradient, variable, learning_rate)

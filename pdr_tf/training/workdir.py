@@ -296,7 +296,8 @@ def restore_model(workdir: str, step: Optional[int] = None):
   except (ValueError, SyntaxError, tokenize.TokenError, ImportError, OSError) as e:  # ValueError: undecodable too
     raise WorkdirError(
       f"{config_path} cannot be read as this work dir's gin config ({type(e).__name__}: {e}); "
-      "`python -m pdr_tf.train` wrote it and it has been damaged or replaced: restore it, or train again"
+      "`python -m pdr_tf.train` wrote it, and it has been damaged or replaced, or names a setting this version of "
+      "pdr_tf no longer has: restore it, or train again"
     ) from e
   model = model_lib.DeRenderer()
   model.build_for_inference()
