@@ -51,7 +51,7 @@ class GinConfigError(ValueError):
 
 # What gin raises on a file or binding it cannot apply. TokenError: an unclosed bracket; ValueError includes an
 # undecodable file; OSError: an `include` that is missing or unreadable; ImportError: an `import` of a missing module.
-_PARSE_ERRORS = (ValueError, KeyError, SyntaxError, tokenize.TokenError, OSError, ImportError)
+PARSE_ERRORS = (ValueError, KeyError, SyntaxError, tokenize.TokenError, OSError, ImportError)
 
 
 def _binding_reason(error: BaseException) -> str:
@@ -86,13 +86,13 @@ def parse(gin_files: Sequence[str], gin_params: Sequence[str] = (), clear: bool 
     try:
       with _quiet_gin_probes():
         gin.parse_config_file(path)
-    except _PARSE_ERRORS as e:
+    except PARSE_ERRORS as e:
       raise GinConfigError(f"gin file {path}: {e}") from e
   for binding in gin_params:
     try:
       with _quiet_gin_probes():
         gin.parse_config(binding)
-    except _PARSE_ERRORS as e:
+    except PARSE_ERRORS as e:
       raise GinConfigError(f"--gin_param {binding!r}: {_binding_reason(e)}") from e
   check_parameter_names(gin_files, gin_params)
 

@@ -21,7 +21,6 @@ import logging
 import os
 import re
 import time
-import tokenize
 from typing import List, Optional
 
 
@@ -279,6 +278,7 @@ def restore_model(workdir: str, step: Optional[int] = None):
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
 
   from pdr_tf.model import de_renderer as model_lib  # pylint: disable=import-outside-toplevel  (heavy: Keras networks)
+  from pdr_tf import gin_config  # pylint: disable=import-outside-toplevel
 
   config_path = operative_config(workdir)
   if not os.path.isfile(config_path):
@@ -293,7 +293,7 @@ def restore_model(workdir: str, step: Optional[int] = None):
   try:
     with gin.unlock_config():
       gin.parse_config_file(config_path, skip_unknown=True)
-  except (ValueError, SyntaxError, tokenize.TokenError, ImportError, OSError) as e:  # ValueError: undecodable too
+  except gin_config.PARSE_ERRORS as e:
     raise WorkdirError(
       f"{config_path} cannot be read as this work dir's gin config ({type(e).__name__}: {e}); "
       "`python -m pdr_tf.train` wrote it, and it has been damaged or replaced, or names a setting this version of "
