@@ -13,12 +13,25 @@ def setup_logging(level="INFO") -> None:
 
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# The other names Python's logging takes for two of them (logging.WARN, logging.FATAL).
+LOG_LEVEL_ALIASES = {"WARN": "WARNING", "FATAL": "CRITICAL"}
+
+
+def log_level_name(text: str) -> str:
+  """The LOG_LEVELS name of a --log_level value: any case, and logging's aliases WARN and FATAL taken as the names
+  they stand for; an unknown name is returned upper-cased, for argparse's choices to refuse."""
+  name = text.upper()
+  return LOG_LEVEL_ALIASES.get(name, name)
 
 
 def add_log_level(parser: argparse.ArgumentParser) -> None:
   """--log_level, any case; another name is a usage error (exit 2) naming the choices, not a traceback."""
   parser.add_argument(
-    "--log_level", default="INFO", type=str.upper, choices=LOG_LEVELS, help="Python logging level (default INFO)"
+    "--log_level",
+    default="INFO",
+    type=log_level_name,
+    choices=LOG_LEVELS,
+    help="Python logging level: DEBUG, INFO, WARNING (or WARN), ERROR or CRITICAL (or FATAL), any case (default INFO)",
   )
 
 

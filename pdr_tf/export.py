@@ -41,6 +41,7 @@ from tensorflow.python.trackable import base as trackable_base  # pylint: disabl
 from pdr_tf import cli
 from pdr_tf import graph
 from pdr_tf.data import formats
+from pdr_tf.data import locks
 from pdr_tf.render import scene
 from pdr_tf.training import workdir as workdir_lib
 
@@ -271,6 +272,41 @@ def _make_world_readable(folder):
       os.chmod(os.path.join(root, name), 0o644)
 
 
+# A version's staging folder: ".tmp-<version>-<pid>@<host tag>-<random>" (export_saved_model). Versions before the pid
+# and host were in the name wrote ".tmp-<version>-<random>".
+_STAGING_DIR = re.compile(r"^\.tmp-\d+-(?:(\d+)@([0-9a-f]{8})-)?")
+
+
+def remove_dead_staging(output_dir):
+  """Removes the staging folders that exports on this host left behind when they were killed before their rename
+  (their process no longer runs), and names in a warning the ones it cannot tell are dead (made on another host, or
+  by an older version of pdr_tf, which did not write the pid). Returns the removed paths. Anything else in the
+  folder, and a staging folder whose export is still running, is left alone."""
+  if not os.path.isdir(output_dir):
+    return []
+  removed, unknown = [], []
+  for name in sorted(os.listdir(output_dir)):
+    match = _STAGING_DIR.match(name)
+    path = os.path.join(output_dir, name)
+    if not match or not os.path.isdir(path):
+      continue
+    pid, host = match.groups()
+    if pid is None or host != locks.host_tag():
+      unknown.append(path)
+    elif not locks.pid_alive(int(pid)):
+      shutil.rmtree(path, ignore_errors=True)
+      removed.append(path)
+      _LOG.warning("Removed %s: the unfinished staging folder of an export (pid %s) that no longer runs", path, pid)
+  if unknown:
+    _LOG.warning(
+      "%s: %s left by an export of another host or an older pdr_tf; no server loads it (its name is not a "
+      "number). Delete it by hand once no export is writing it.",
+      output_dir,
+      ", ".join(os.path.basename(p) for p in unknown),
+    )
+  return removed
+
+
 def next_version(output_dir):
   """The next free integer version folder under output_dir (1 when there is none)."""
   versions = list_versions(output_dir)
@@ -375,7 +411,8 @@ def export_model(
     "de_render": {"inputs": float_input, "outputs": list(DERENDER_OUTPUTS)},
   }
   os.makedirs(output_dir, exist_ok=True)
-  staging = tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=output_dir)
+  remove_dead_staging(output_dir)
+  staging = tempfile.mkdtemp(prefix=f".tmp-{version}-{os.getpid()}@{locks.host_tag()}-", dir=output_dir)
   try:
     concrete = {name: fn.get_concrete_function() for name, fn in signatures.items()}
     module.track_variables(concrete.values())

@@ -127,9 +127,13 @@ def probe(workdir, data_dir, split="val", num_images=64, step=None, gin_params=(
 
   model = workdir_lib.restore_model(workdir, step)
   _apply_bindings(gin_params)
+  _LOG.info("Reading up to %d records with ground truth from split %r of %s", num_images, split, data_dir)
   batch = input_pipeline.ground_truth_batch(data_dir, split, num_images)
   if batch is None or int(tf.shape(batch["image"])[0]) < 2:
     raise ValueError(f"split {split!r} of {data_dir} has fewer than 2 records with ground truth")
+  _LOG.info(
+    "De-rendering %d images and scoring their depth (%s)", int(tf.shape(batch["image"])[0]), ", ".join(DEPTH_VIEWS)
+  )
   scene = model.predict_scene(batch["image"])
   predicted = render_depth(model, scene, scene["depth"], scene["view"])  # de_render's recon_depth and mask
   recon_depth, mask = predicted

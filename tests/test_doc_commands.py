@@ -409,4 +409,5 @@ def test_a_broken_command_is_reported_with_its_page_line_and_reason(tmp_path):
 def test_every_entry_point_takes_a_log_level_by_name_and_refuses_another(module):
   (action,) = [a for a in _entry_parser(module)._actions if "--log_level" in a.option_strings]
   assert action.default == "INFO" and action.type("debug") == "DEBUG"
+  assert action.type("warn") == "WARNING" and action.type("Fatal") == "CRITICAL"  # logging's own aliases
   assert set(action.choices) == {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}

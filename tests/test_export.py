@@ -318,6 +318,30 @@ def test_versions_increment_and_never_overwrite(tmp_path):
   assert export.resolve_saved_model_dir(base) == second
 
 
+def test_a_killed_exports_staging_folder_is_removed_by_the_next_export_and_nothing_else(tmp_path, caplog):
+  from pdr_tf.data import locks  # pylint: disable=import-outside-toplevel
+
+  base = tmp_path / "exp"
+  finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+  dead_pid, here = int(finished.stdout), locks.host_tag()
+  dead = base / f".tmp-1-{dead_pid}@{here}-abc123"  # an export killed before its rename: its pid no longer runs
+  kept = {
+    f".tmp-1-{os.getpid()}@{here}-def456": "an export of this host still running",
+    f".tmp-1-{dead_pid}@{'0' * 8 if here != '0' * 8 else '1' * 8}-ghi789": "another host's: its pid means nothing here",
+    ".tmp-1-jkl012": "an older pdr_tf's, without a pid",
+    ".tmp-notes": "the user's own",
+  }
+  for folder in [dead, *(base / name for name in kept)]:
+    folder.mkdir(parents=True)
+    (folder / "saved_model.pb").write_bytes(b"partial")
+  version_dir = export.export_model(StandInModel(dims=(2, 2, 2, 2)), str(base))
+  assert os.path.basename(version_dir) == "1"
+  assert sorted(os.listdir(base)) == sorted(["1", *kept])
+  assert all((base / name / "saved_model.pb").read_bytes() == b"partial" for name in kept)
+  assert f"Removed {dead}: the unfinished staging folder of an export (pid {dead_pid})" in caplog.text
+  assert ".tmp-1-jkl012" in caplog.text and "Delete it by hand" in caplog.text and ".tmp-notes" not in caplog.text
+
+
 def test_an_export_that_loses_the_race_for_a_version_changes_nothing(tmp_path, monkeypatch, caplog):
   base = tmp_path / "exp"
   real = export._make_world_readable  # pylint: disable=protected-access

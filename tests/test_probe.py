@@ -41,9 +41,13 @@ def test_json_into_a_folder_or_a_foreign_file_is_refused_before_any_work(tmp_pat
     assert user_file.read_bytes() == content
 
 
-def test_json_rerun_replaces_the_probes_own_earlier_report(probe_run, tmp_path):
+def test_json_rerun_replaces_the_probes_own_earlier_report(probe_run, tmp_path, caplog):
   out = tmp_path / "probe.json"
+  caplog.set_level(logging.INFO)
   assert probe.main([*probe_run, "--json", str(out)]) == 0
+  # Each stage of the minutes between the restore and the table says what it is doing.
+  assert "Reading up to 64 records with ground truth from split 'val'" in caplog.text
+  assert "De-rendering 6 images and scoring their depth (predicted view, true view" in caplog.text
   first = json.loads(out.read_text())
   assert first["written_by"] == probe.TOOL and set(first["depth_errors"]) == set(probe.DEPTH_VIEWS)
   out.write_text(json.dumps({"written_by": probe.TOOL, "stale": True}))

@@ -492,7 +492,7 @@ def test_generate_rejects_bad_requests(tmp_path):
     synthetic.generate("faces", str(tmp_path / "e"))
 
 
-def test_cli_writes_a_world_and_checks_flags(tmp_path, capsys):
+def test_cli_writes_a_world_and_checks_flags(tmp_path, capsys, caplog):
   out = str(tmp_path / "w")
   assert (
     cli.main(
@@ -524,7 +524,11 @@ def test_cli_writes_a_world_and_checks_flags(tmp_path, capsys):
   text = capsys.readouterr().out
   for name in ("--train_models_per_class", "--images_per_model", "--num_identities", "--track_scale"):
     assert name in text
-  assert cli.main(["--world", "faces", "--output_dir", out, "--num_identities", "1"]) == 2  # a bbt world is there
+  # A refused folder exits 1, as train's and evaluate's refusals of a data folder; sizes a world cannot take, 2.
+  assert cli.main(["--world", "faces", "--output_dir", out, "--num_identities", "1"]) == 1  # a bbt world is there
+  assert "already holds a synthetic 'bbt' world" in caplog.text
+  assert cli.main(["--world", "faces", "--output_dir", str(tmp_path / "new"), "--num_identities", "0"]) == 2
+  assert not (tmp_path / "new").exists()
   blocker = tmp_path / "a_file"
   blocker.write_text("the user's")  # an --output_dir under a file: exit 1 naming it, not a traceback
   assert cli.main(["--world", "faces", "--output_dir", str(blocker / "world"), "--num_identities", "1"]) == 1

@@ -9,6 +9,7 @@ broken.
 """
 
 import datetime
+import hashlib
 import json
 import logging
 import os
@@ -27,7 +28,8 @@ class LockHeldError(RuntimeError):
   """The folder is locked by another live process; the message names it."""
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+  """Whether a process with this pid runs on this host (one owned by another user counts)."""
   try:
     os.kill(pid, 0)
   except ProcessLookupError:
@@ -54,6 +56,12 @@ def describe(owner) -> str:
   return f"pid {owner.get('pid')} on host {owner.get('host')} since {owner.get('started')}" + (
     f" ({owner['purpose']})" if owner.get("purpose") else ""
   )
+
+
+def host_tag() -> str:
+  """A short, file-name-safe tag of this host (8 hex digits of a hash of its name), for names that must say which
+  host made them."""
+  return hashlib.sha1(socket.gethostname().encode("utf-8")).hexdigest()[:8]
 
 
 def _create_with_content(path: str, owner: dict) -> None:
@@ -138,7 +146,7 @@ class FolderLock:
     if pid == os.getpid():  # this process: stale unless a live FolderLock here still holds it
       holder = _HELD_HERE.get(os.path.abspath(self.path))
       return holder is None or holder() is None
-    return isinstance(pid, int) and not _pid_alive(pid)
+    return isinstance(pid, int) and not pid_alive(pid)
 
   def release(self) -> None:
     """Removes the lock file if this process still owns it."""

@@ -39,6 +39,11 @@ _OUTPUTS = {
 _DATASET_ROOTS = {"cars": ".", "faces": faces.IMAGES_DIRNAME, "bbt": "."}
 
 
+class WorldFolderError(ValueError):
+  """The output folder cannot take the world: it is a file, or holds another world or files no world wrote. A refusal
+  of the folder (the command line exits 1, as `train` does for a refused data folder), not of the arguments."""
+
+
 def dataset_root(world: str, output_dir: str) -> str:
   """The folder of a world that its Beam job reads (`--input_dir`): <out>/UTKFace for faces, <out> otherwise."""
   return os.path.normpath(os.path.join(output_dir, _DATASET_ROOTS[_module(world).WORLD]))
@@ -95,19 +100,19 @@ def is_complete(output_dir: str) -> bool:
 def _prepare(world: str, output_dir: str) -> None:
   """Makes output_dir ready for a fresh write, refusing to touch files that no synthetic world wrote."""
   if os.path.exists(output_dir) and not os.path.isdir(output_dir):
-    raise ValueError(f"{output_dir} is a file, not a folder; write the {world!r} world to a new or empty folder")
+    raise WorldFolderError(f"{output_dir} is a file, not a folder; write the {world!r} world to a new or empty folder")
   os.makedirs(output_dir, exist_ok=True)
   summary_path = os.path.join(output_dir, SUMMARY_FILENAME)
   marker = os.path.join(output_dir, IN_PROGRESS_FILENAME)
   summary = read_summary(output_dir)
   if summary is not None and summary.get("world") != world:
-    raise ValueError(
+    raise WorldFolderError(
       f"{output_dir} already holds a synthetic {summary.get('world')!r} world; "
       f"write the {world!r} world to another directory"
     )
   entries = sorted(os.listdir(output_dir))
   if entries and summary is None and not os.path.exists(marker):  # e.g. the user's real images: never mixed in
-    raise ValueError(
+    raise WorldFolderError(
       f"{output_dir} holds {len(entries)} entries (e.g. {entries[:3]}) and no synthetic world; pdr_tf never writes "
       "among files that no synthetic world wrote: use a new or empty folder, or one holding a world of its own"
     )

@@ -67,7 +67,10 @@ def main(argv=None) -> int:
       sizes[name] = value
   try:
     summary = synthetic.generate(args.world, args.output_dir, seed=args.seed, progress=not args.no_progress, **sizes)
-  except ValueError as e:
+  except synthetic.WorldFolderError as e:  # the folder is refused: a data error, as in train and evaluate
+    logger.error("%s", e)
+    return 1
+  except ValueError as e:  # sizes the world cannot take
     logger.error("%s", e)
     return 2
   except OSError as e:  # an --output_dir under a file, or one that cannot be written
