@@ -217,6 +217,15 @@ def test_missing_split_empty_split_and_missing_shard(data_dir, tmp_path):
   os.remove(os.path.join(gone, "test.tfrecord-00001-of-00002"))
   with pytest.raises(FileNotFoundError, match="test.tfrecord-00001-of-00002"):
     input_pipeline.list_shards(gone, "test")
+  truncated = _copy_with_manifest(data_dir, str(tmp_path / "truncated"))
+  shards = input_pipeline.list_shards(truncated, "test")
+  open(shards[0], "wb").close()  # one empty shard of two: a job may write one, the other still holds records
+  assert input_pipeline.list_shards(truncated, "test") == shards
+  open(shards[1], "wb").close()
+  with pytest.raises(
+    ValueError, match=r"'test' in .*truncated: its 2 shard\(s\) are empty \(0 bytes\), yet the manifest"
+  ):
+    input_pipeline.list_shards(truncated, "test")
 
 
 def test_a_split_typo_is_not_sent_to_the_converter_and_skipping_is_offered_only_where_it_helps(data_dir):

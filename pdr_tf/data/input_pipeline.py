@@ -176,10 +176,18 @@ def list_shards(data_dir, split):
   for path in paths:
     if not tf.io.gfile.exists(path):
       raise FileNotFoundError(f"shard {path} listed in the manifest is missing; {hint}")
-  if manifest.get("splits", {}).get(split, None) == 0:
+  counted = manifest.get("splits", {}).get(split, None)
+  if counted == 0:
     raise ValueError(
       f"split {split!r} in {data_dir} has no records (see "
       f"{os.path.join(data_dir, feature_spec.REJECTS_FILENAME)}); {hint}"
+    )
+  # One shard may be empty (a job writes a fixed number of shards), not all of them when the manifest counts records:
+  # a copy or sync that stopped early, caught here instead of as a short count after minutes of reading.
+  if counted and all(tf.io.gfile.stat(path).length == 0 for path in paths):
+    raise ValueError(
+      f"split {split!r} in {data_dir}: its {len(paths)} shard(s) are empty (0 bytes), yet the manifest counts "
+      f"{counted} records (an interrupted copy?); copy the data again, or {hint}"
     )
   return paths
 
