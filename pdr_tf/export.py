@@ -272,16 +272,17 @@ def _make_world_readable(folder):
       os.chmod(os.path.join(root, name), 0o644)
 
 
-# A version's staging folder: ".tmp-<version>-<pid>@<host tag>-<random>" (export_saved_model). Versions before the pid
-# and host were in the name wrote ".tmp-<version>-<random>".
-_STAGING_DIR = re.compile(r"^\.tmp-\d+-(?:(\d+)@([0-9a-f]{8})-)?")
+# A version's staging folder: ".tmp-<version>-<pid>@<pid space tag>-<tempfile's 8 random characters>"
+# (export_saved_model). Versions before the pid was in the name wrote ".tmp-<version>-<random>".
+_STAGING_DIR = re.compile(r"^\.tmp-\d+-(?:(\d+)@([0-9a-f]{8})-)?[a-z0-9_]{8}$")
 
 
 def remove_dead_staging(output_dir):
   """Removes the staging folders that exports on this host left behind when they were killed before their rename
-  (their process no longer runs), and names in a warning the ones it cannot tell are dead (made on another host, or
-  by an older version of pdr_tf, which did not write the pid). Returns the removed paths. Anything else in the
-  folder, and a staging folder whose export is still running, is left alone."""
+  (their process no longer runs), and names in a warning the ones it cannot tell are dead (made on another host or
+  in another container's pid namespace, or by an older version of pdr_tf, which did not write the pid) or could not
+  remove. Returns the removed paths. Anything else in the folder, and a staging folder whose export is still
+  running, is left alone."""
   if not os.path.isdir(output_dir):
     return []
   removed, unknown = [], []
@@ -290,17 +291,20 @@ def remove_dead_staging(output_dir):
     path = os.path.join(output_dir, name)
     if not match or not os.path.isdir(path):
       continue
-    pid, host = match.groups()
-    if pid is None or host != locks.host_tag():
+    pid, pid_space = match.groups()
+    if pid is None or pid_space != locks.pid_space_tag():
       unknown.append(path)
     elif not locks.pid_alive(int(pid)):
       shutil.rmtree(path, ignore_errors=True)
+      if os.path.exists(path):  # e.g. another user's files in it
+        unknown.append(path)
+        continue
       removed.append(path)
       _LOG.warning("Removed %s: the unfinished staging folder of an export (pid %s) that no longer runs", path, pid)
   if unknown:
     _LOG.warning(
-      "%s: %s left by an export of another host or an older pdr_tf; no server loads it (its name is not a "
-      "number). Delete it by hand once no export is writing it.",
+      "%s: %s left by an export of another host or container or an older pdr_tf, or not removable; no server "
+      "loads it (its name is not a number). Delete it by hand once no export is writing it.",
       output_dir,
       ", ".join(os.path.basename(p) for p in unknown),
     )
@@ -412,7 +416,7 @@ def export_model(
   }
   os.makedirs(output_dir, exist_ok=True)
   remove_dead_staging(output_dir)
-  staging = tempfile.mkdtemp(prefix=f".tmp-{version}-{os.getpid()}@{locks.host_tag()}-", dir=output_dir)
+  staging = tempfile.mkdtemp(prefix=f".tmp-{version}-{os.getpid()}@{locks.pid_space_tag()}-", dir=output_dir)
   try:
     concrete = {name: fn.get_concrete_function() for name, fn in signatures.items()}
     module.track_variables(concrete.values())

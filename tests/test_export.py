@@ -322,14 +322,15 @@ def test_a_killed_exports_staging_folder_is_removed_by_the_next_export_and_nothi
   from pdr_tf.data import locks  # pylint: disable=import-outside-toplevel
 
   base = tmp_path / "exp"
-  finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-  dead_pid, here = int(finished.stdout), locks.host_tag()
-  dead = base / f".tmp-1-{dead_pid}@{here}-abc123"  # an export killed before its rename: its pid no longer runs
+  # No process has a pid above the kernel's largest: a pid that is certainly not running.
+  dead_pid, here = int(open("/proc/sys/kernel/pid_max", encoding="ascii").read()) + 1, locks.pid_space_tag()
+  dead = base / f".tmp-1-{dead_pid}@{here}-abc123de"  # an export killed before its rename: its pid no longer runs
   kept = {
-    f".tmp-1-{os.getpid()}@{here}-def456": "an export of this host still running",
-    f".tmp-1-{dead_pid}@{'0' * 8 if here != '0' * 8 else '1' * 8}-ghi789": "another host's: its pid means nothing here",
-    ".tmp-1-jkl012": "an older pdr_tf's, without a pid",
+    f".tmp-1-{os.getpid()}@{here}-def456gh": "an export of this host still running",
+    f".tmp-1-{dead_pid}@{'0' * 8 if here != '0' * 8 else '1' * 8}-ghi789jk": "another host's: its pid says nothing",
+    ".tmp-1-jkl012mn": "an older pdr_tf's, without a pid",
     ".tmp-notes": "the user's own",
+    ".tmp-3-notes": "the user's own, with a number",
   }
   for folder in [dead, *(base / name for name in kept)]:
     folder.mkdir(parents=True)
@@ -339,7 +340,8 @@ def test_a_killed_exports_staging_folder_is_removed_by_the_next_export_and_nothi
   assert sorted(os.listdir(base)) == sorted(["1", *kept])
   assert all((base / name / "saved_model.pb").read_bytes() == b"partial" for name in kept)
   assert f"Removed {dead}: the unfinished staging folder of an export (pid {dead_pid})" in caplog.text
-  assert ".tmp-1-jkl012" in caplog.text and "Delete it by hand" in caplog.text and ".tmp-notes" not in caplog.text
+  assert ".tmp-1-jkl012mn" in caplog.text and "Delete it by hand" in caplog.text
+  assert ".tmp-notes" not in caplog.text and ".tmp-3-notes" not in caplog.text
 
 
 def test_an_export_that_loses_the_race_for_a_version_changes_nothing(tmp_path, monkeypatch, caplog):

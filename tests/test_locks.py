@@ -54,3 +54,11 @@ def test_the_lock_stress_diagnostic_counts_a_winner_per_trial_and_every_refusal_
   # that every refusal names the holder does not.
   assert counts["unnamed"] == 0 and counts["won"] >= 2 and counts["won"] + counts["named"] == 4
   assert "2 trials x 2 processes" in capsys.readouterr().out
+
+
+def test_pid_alive_and_the_pid_space_tag():
+  assert locks.pid_alive(os.getpid())
+  assert not locks.pid_alive(int(open("/proc/sys/kernel/pid_max", encoding="ascii").read()) + 1)
+  assert not locks.pid_alive(2**80)  # no pid is that large: not running, rather than an OverflowError
+  tag = locks.pid_space_tag()
+  assert len(tag) == 8 and int(tag, 16) >= 0 and tag == locks.pid_space_tag()

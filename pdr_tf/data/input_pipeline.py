@@ -154,8 +154,9 @@ def list_shards(data_dir, split):
     List of shard paths (the manifest's list when it has one, else the files matching the shard pattern).
 
   Raises:
-    FileNotFoundError: missing directory, manifest, split or shard; ValueError: schema mismatch or a split with
-      no records. Every message names the path and the command that creates the data.
+    FileNotFoundError: missing directory, manifest, split or shard; ValueError: schema mismatch, a split with
+      no records, or one whose shards are all empty while the manifest counts records. Every message names the
+      path and the command that creates the data.
   """
   manifest = read_manifest(data_dir)
   hint = creation_hint(data_dir, manifest.get("dataset"))

@@ -32,7 +32,7 @@ def pid_alive(pid: int) -> bool:
   """Whether a process with this pid runs on this host (one owned by another user counts)."""
   try:
     os.kill(pid, 0)
-  except ProcessLookupError:
+  except (ProcessLookupError, OverflowError):  # none, or a number no pid can be
     return False
   except PermissionError:  # exists, owned by someone else
     return True
@@ -58,10 +58,23 @@ def describe(owner) -> str:
   )
 
 
-def host_tag() -> str:
-  """A short, file-name-safe tag of this host (8 hex digits of a hash of its name), for names that must say which
-  host made them."""
-  return hashlib.sha1(socket.gethostname().encode("utf-8")).hexdigest()[:8]
+def _read_identity(read, path) -> str:
+  try:
+    return read(path).strip()
+  except OSError:  # not Linux, or /proc not mounted
+    return ""
+
+
+def pid_space_tag() -> str:
+  """A short, file-name-safe tag (8 hex digits) of the pid numbering this process lives in: its host name, boot and
+  pid namespace. Two processes with the same tag can judge each other's pids (`pid_alive`); a container that shares
+  the host's name (host networking) but has its own pids, or a cloned machine with the same name, gets another."""
+  identity = [
+    socket.gethostname(),
+    _read_identity(lambda p: open(p, encoding="ascii").read(), "/proc/sys/kernel/random/boot_id"),
+    _read_identity(os.readlink, "/proc/self/ns/pid"),
+  ]
+  return hashlib.sha1("\n".join(identity).encode("utf-8")).hexdigest()[:8]
 
 
 def _create_with_content(path: str, owner: dict) -> None:
