@@ -101,6 +101,7 @@ def main(argv=None) -> int:
     prepare_data(trainer)
   except (ValueError, OSError, RuntimeError) as e:  # refused folder, wrong kind, unwritable, failed conversion
     logger.error("Data for %s: %s", trainer.data_dir, cli.error_text(e))
+    logger.debug("where it was raised (--log_level=debug):", exc_info=True)
     return 1
   try:
     outputs = trainer.run()

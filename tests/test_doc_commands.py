@@ -404,6 +404,9 @@ def test_a_broken_command_is_reported_with_its_page_line_and_reason(tmp_path):
     "beam_pipelines.utkface",
     "beam_pipelines.shapenet_cars",
     "beam_pipelines.bbt",
+    "pdr_tf.benchmarks.data",
+    "pdr_tf.benchmarks.coarse_depth",
+    "pdr_tf.benchmarks.rasterizer",
   ],
 )
 def test_every_entry_point_takes_a_log_level_by_name_and_refuses_another(module):

@@ -2,6 +2,7 @@
 
 import glob
 import json
+import logging
 import os
 import shutil
 import signal
@@ -672,6 +673,11 @@ def test_main_refuses_an_empty_workdir_a_bad_log_level_and_unreadable_data_with_
   no_world = [f"--gin_param=Trainer.data_dir={str(data)!r}", "--gin_param=Trainer.synthetic_world=None"]
   assert train.main(gin_files + no_world + [f"--workdir={tmp_path / 'work'}"]) == 1
   assert f"{data / 'manifest.json'} is not a readable manifest" in caplog.text
+  assert "where it was raised" not in caplog.text
+  caplog.set_level(logging.DEBUG, logger=train.logger.name)  # what --log_level=debug sets up outside pytest
+  assert train.main(gin_files + no_world + [f"--workdir={tmp_path / 'work'}", "--log_level=debug"]) == 1
+  assert "where it was raised (--log_level=debug)" in caplog.text and "Traceback" in caplog.text
+  caplog.clear()
   (tmp_path / "a_file").write_text("the user's")
   blocked = [f"--workdir={tmp_path / 'a_file' / 'run'}", f"--gin_param=Trainer.data_dir={data_dir!r}", no_world[1]]
   assert train.main(gin_files + blocked) == 1

@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 from scipy import ndimage
 
+from pdr_tf import cli
 from pdr_tf.evaluation import derender_metrics
 
 from pdr_tf.data import formats
@@ -71,11 +72,16 @@ def oracle_table(gt_depth: np.ndarray, sizes=(16, 32)) -> dict:
 
 def make_parser() -> argparse.ArgumentParser:
   """This entry point's command line: `main` parses it; tests/test_doc_commands.py checks the docs against it."""
-  parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser = argparse.ArgumentParser(
+    prog="python -m pdr_tf.benchmarks.coarse_depth",
+    description=__doc__,
+    formatter_class=argparse.RawDescriptionHelpFormatter,
+  )
   parser.add_argument("--data_dir", required=True, help="converted TFRecords with ground truth")
   parser.add_argument("--split", default="val")
   parser.add_argument("--num_images", type=int, default=64)
   parser.add_argument("--json", default=None, help="also write the table to this JSON file")
+  cli.add_log_level(parser)
   return parser
 
 
@@ -83,6 +89,7 @@ def main(argv=None) -> int:
   parser = make_parser()
   args = parser.parse_args(argv)
   output_files.check_json_argument(parser, args.json, REPORT_WRITER)
+  cli.setup_logging(args.log_level)
   try:
     dataset = input_pipeline.make_dataset(args.data_dir, args.split, args.num_images, training=False)
     batch = next(input_pipeline.checked(dataset, args.data_dir, args.split))

@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from pdr_tf import cli
 from pdr_tf.data import feature_spec
 
 
@@ -161,6 +162,7 @@ def make_parser() -> argparse.ArgumentParser:
   parser.add_argument("--batch_size", type=int, default=64)
   parser.add_argument("--num_batches", type=int, default=30, help="timed tf.data batches")
   parser.add_argument("--workdir", default=None, help="scratch directory (default: system temp)")
+  cli.add_log_level(parser)
   return parser
 
 
@@ -169,7 +171,7 @@ def main(argv=None):
   parser = make_parser()
   args = parser.parse_args(argv)
   output_files.check_json_argument(parser, args.json, REPORT_WRITER)
-  logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+  cli.setup_logging(args.log_level)
 
   try:
     workers = [int(w) for w in args.workers.split(",") if w.strip()]

@@ -18,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
+from pdr_tf import cli
 from pdr_tf import graph
 from pdr_tf.render import rasterizer
 from pdr_tf.evaluation import output_files
@@ -228,6 +229,7 @@ def make_parser() -> argparse.ArgumentParser:
   parser.add_argument("--backends", default="tf,tfg", help="comma-separated backends to time")
   parser.add_argument("--max_angle", type=float, default=60.0, help="view rotation range in degrees, per axis")
   parser.add_argument("--seed", type=int, default=0)
+  cli.add_log_level(parser)
   return parser
 
 
@@ -236,7 +238,7 @@ def main(argv=None) -> int:
   parser = make_parser()
   args = parser.parse_args(argv)
   output_files.check_json_argument(parser, args.json, REPORT_WRITER)
-  logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+  cli.setup_logging(args.log_level)
   backends = tuple(b.strip() for b in args.backends.split(",") if b.strip())
   unknown = [b for b in backends if b not in rasterizer.backends()]
   if unknown:
