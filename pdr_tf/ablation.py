@@ -226,10 +226,6 @@ def variant_workdir(suite_dir: str, suite_name: str, variant: str, method: str, 
   return reproduce.run_workdir(os.path.join(suite_dir, variant), suite_name, method, seed)
 
 
-def _same_path(a, b) -> bool:
-  return a is not None and b is not None and os.path.abspath(a) == os.path.abspath(b)
-
-
 def reusable_runs(
   reuse_dir: str,
   suite,
@@ -268,8 +264,8 @@ def reusable_runs(
     "gin_files": list(recorded.get("gin_files") or []) == list(gin_files),
     "gin_params": list(recorded.get("gin_params") or []) == list(gin_params),
     "train_steps": int(recorded_steps) == int(steps),
-    "train_data_dir": _same_path(recorded.get("train_data_dir"), train_data_dir),
-    "eval_data_dir": _same_path(recorded.get("eval_data_dir"), eval_data_dir),
+    "train_data_dir": reproduce.same_folder(recorded.get("train_data_dir"), train_data_dir),
+    "eval_data_dir": reproduce.same_folder(recorded.get("eval_data_dir"), eval_data_dir),
   }
   checks.update({f"gin_digest[{m}]": digest_there.get(m) == digest_now[m] for m in methods})
   differ = [key for key, same in checks.items() if not same]

@@ -269,6 +269,11 @@ def run_settings(
   }
 
 
+def same_folder(a, b) -> bool:
+  """Whether two folder paths (None for none) name the same folder, as seen from the current folder."""
+  return isinstance(a, str) and isinstance(b, str) and os.path.abspath(a) == os.path.abspath(b)
+
+
 def open_progress(
   output_dir: str, suite: Suite, settings: Dict, jobs: Sequence[Tuple[str, int]] = ()
 ) -> reproduce_progress.Progress:
@@ -280,7 +285,12 @@ def open_progress(
     reproduce_progress.settings_of(settings),
     jobs,
     groups={m: "de-renderer" if m in DERENDERERS else m for m in METHODS},
-    accept={"gin_digest": lambda old: isinstance(old, str) and old in _legacy_gin_digests(suite, preset, gin_files)},
+    accept={
+      "gin_digest": lambda old: isinstance(old, str) and old in _legacy_gin_digests(suite, preset, gin_files),
+      # The same folder written another way (relative, absolute, with "./"), as seen from here.
+      "train_data_dir": lambda old: same_folder(old, settings["train_data_dir"]),
+      "eval_data_dir": lambda old: same_folder(old, settings["eval_data_dir"]),
+    },
   )
 
 
@@ -334,6 +344,16 @@ def _run_derenderer(suite, method, seed, workdir, ctx):
   results["train_steps"] = int(trainer.train_steps)
   results["saved_model"] = outputs["saved_model"]
   return results
+
+
+def check_methods(suite, methods, seeds, output_dir, ctx) -> None:
+  """Builds every method's settings once, as its run will: a misspelt binding or a value that a configurable refuses
+  fails here, before the progress file records this command's settings and before hours of the first run."""
+  for method in sorted({m if m in DERENDERERS else report.UNSUP3D for m in methods}):  # baselines: Unsup3D's budget
+    _parse_method_config(suite, method, ctx)
+    trainer_lib.check_configuration()
+    _build_trainer(run_workdir(output_dir, suite.name, method, seeds[0]), seeds[0], ctx)  # builds, creates nothing
+  gin.clear_config()
 
 
 def _baseline_budget(suite, seed, workdir, ctx):
@@ -529,6 +549,7 @@ def run_suite(
     )
     per_seed = {m: [] for m in methods}
     jobs = [(m, s) for s in seeds for m in methods]
+    check_methods(suite, methods, seeds, output_dir, ctx)
     progress_file = open_progress(output_dir, suite, settings, jobs)
     skipped = []
     bar = tqdm(jobs, desc=f"reproduce {suite.name}", unit="run", disable=not progress)
@@ -597,11 +618,13 @@ def run_reporting_errors(log, fn, *args, **kwargs):
     FileNotFoundError,
     FileExistsError,
     NotADirectoryError,
+    OSError,  # an unwritable --output_dir, a full disk
+    datasets.ConversionError,
     trainer_lib.NonFiniteLossError,
     input_pipeline.CorruptDataError,
     locks.LockHeldError,
     kernel_build.KernelBuildError,
-  ) as e:  # bad data, settings or folders, a diverging run, a run already going, no rasterizer kernel
+  ) as e:  # bad data, settings or folders, a failed conversion, a diverging run, a run already going, no kernel
     log.error("%s", cli.error_text(e))
     return 1, None
 

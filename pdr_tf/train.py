@@ -25,14 +25,14 @@ from pdr_tf.render.kernel_build import KernelBuildError
 
 # Every module whose configurables the training gin files bind: importing registers them with gin.
 from pdr_tf.data import datasets
-from pdr_tf.model import losses
-from pdr_tf.model import loocc
-from pdr_tf.model import de_renderer as model
+from pdr_tf.model import losses  # noqa: F401
+from pdr_tf.model import loocc  # noqa: F401
+from pdr_tf.model import de_renderer  # noqa: F401
 from pdr_tf.model import networks  # noqa: F401
 from pdr_tf.model import objective  # noqa: F401
 from pdr_tf.model import perceptual  # noqa: F401
-from pdr_tf.render import renderer
-from pdr_tf.render import scene
+from pdr_tf.render import renderer  # noqa: F401
+from pdr_tf.render import scene  # noqa: F401
 
 logger = logging.getLogger("pdr_tf.train")
 
@@ -59,16 +59,6 @@ def make_parser() -> argparse.ArgumentParser:
   return parser
 
 
-def validate_configuration() -> None:
-  """Builds the configured objects that cost nothing to build, so that a bad binding (an unknown LOOCC mode, a
-  rasterizer backend, a scene range) stops the run before data generation and start-up, naming the binding."""
-  loocc.LooccConfig()
-  losses.ReconstructionWeights()
-  scene.SceneRanges()
-  renderer.Renderer()
-  model.DeRenderer()
-
-
 def prepare_data(trainer: trainer_lib.Trainer) -> None:
   """Provisions the trainer's data: with `Trainer.synthetic_world` set, generates and converts that embedded world
   into `Trainer.data_dir` on first use (`datasets.ensure_synthetic`; never into a folder holding other data)."""
@@ -85,7 +75,7 @@ def main(argv=None) -> int:
   try:
     gin_config.parse(args.gin_file, params)
     trainer = trainer_lib.Trainer()
-    validate_configuration()
+    trainer_lib.check_configuration()
   except (gin_config.GinConfigError, config_checks.ConfigError) as e:
     logger.error("%s", cli.error_text(e))
     return 2

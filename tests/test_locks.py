@@ -62,3 +62,58 @@ def test_pid_alive_and_the_pid_space_tag():
   assert not locks.pid_alive(2**80)  # no pid is that large: not running, rather than an OverflowError
   tag = locks.pid_space_tag()
   assert len(tag) == 8 and int(tag, 16) >= 0 and tag == locks.pid_space_tag()
+
+
+def _dead_owner(**changes):
+  dead_pid = int(open("/proc/sys/kernel/pid_max", encoding="ascii").read()) + 1  # no process has it
+  owner = {"pid": dead_pid, "host": locks.socket.gethostname(), "started": "2026-01-01T00:00:00", "purpose": "old"}
+  owner.update(boot_id=locks.boot_id(), pid_namespace=locks.pid_namespace())
+  owner.update(changes)
+  return owner
+
+
+def _write_owner(path, owner):
+  with open(path, "w", encoding="utf-8") as f:
+    locks.json.dump(owner, f)
+
+
+@pytest.mark.parametrize(
+  "changes, taken",
+  [
+    ({}, True),  # a dead pid of this host and container
+    ({"boot_id": "an earlier boot", "pid": os.getpid()}, True),  # before the last boot: gone, whatever its pid
+    ({"boot_id": None, "pid_namespace": None}, True),  # an older lock without them: judged by the pid, as before
+    ({"pid_namespace": "pid:[1]"}, False),  # another container with this host's name: its pid is not ours to judge
+    ({"host": "another-host"}, False),
+  ],
+)
+def test_which_left_locks_are_taken_over(tmp_path, changes, taken):
+  path = str(tmp_path / ".lock")
+  owner = {k: v for k, v in _dead_owner(**changes).items() if v is not None}
+  _write_owner(path, owner)
+  if taken:
+    with locks.FolderLock(path, "new job") as lock:
+      assert locks.read_owner(path) == lock.owner and lock.owner["pid"] == os.getpid()
+  else:
+    with pytest.raises(locks.LockHeldError, match="if that process is known to have stopped .* delete the lock file"):
+      locks.FolderLock(path, "new job").acquire()
+    assert locks.read_owner(path) == owner
+
+
+def test_a_stale_lock_taken_over_by_another_process_first_is_left_to_it(tmp_path, monkeypatch):
+  """Two processes find the same stale lock; the first replaces it with its own before the second renames: the
+  second must not move the first's live lock away (both would then run), but put it back and stop."""
+  path = str(tmp_path / ".lock")
+  _write_owner(path, _dead_owner())
+  live = _dead_owner(pid=os.getppid(), purpose="the first process")  # a running pid of this host
+  real_rename = os.rename
+
+  def first_process_wins(src, dst):
+    if src == path:
+      _write_owner(path, live)  # the other process took the stale lock over a moment earlier
+    real_rename(src, dst)
+
+  monkeypatch.setattr(locks.os, "rename", first_process_wins)
+  with pytest.raises(locks.LockHeldError, match=r"\(the first process\)"):
+    locks.FolderLock(path, "second process").acquire()
+  assert locks.read_owner(path) == live and sorted(os.listdir(tmp_path)) == [".lock"]

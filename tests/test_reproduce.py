@@ -337,6 +337,28 @@ def test_a_rerun_skips_the_finished_runs_and_refuses_other_settings(tiny_cars, t
     reproduce.run_suite("cars", **dict(kwargs, pca_components=8))
 
 
+def test_a_bad_binding_fails_before_the_folder_records_its_settings_and_paths_match_resolved(
+  tiny_cars, tmp_path, monkeypatch
+):
+  """A misspelt binding or a value a configurable refuses fails before progress.json is written, so the corrected
+  command is not refused as "other settings"; the same data folder written another way is the same setting."""
+  kwargs = dict(seeds=[1], output_dir=str(tmp_path / "runs"), eval_data_dir=tiny_cars, progress=False)
+  kwargs.update(train_data_dir=tiny_cars, pca_components=4)
+  progress = tmp_path / "runs" / "cars" / "progress.json"
+  monkeypatch.setattr(reproduce, "_run_derenderer", lambda *a: pytest.fail("a run started"))
+  with pytest.raises(reproduce.gin_config.GinConfigError, match="wieght"):
+    reproduce.run_suite("cars", methods=["unsup3d"], gin_params=["LooccConfig.wieght = 0.1"], **kwargs)
+  with pytest.raises(ValueError, match="LooccConfig"):
+    reproduce.run_suite("cars", methods=["unsup3d"], gin_params=["LooccConfig.mode = 'colour'"], **kwargs)
+  with pytest.raises(ValueError, match="global_batch_size"):
+    reproduce.run_suite("cars", methods=["pixels_pca"], gin_params=["Trainer.global_batch_size = -1"], **kwargs)
+  assert not progress.exists()
+  reproduce.run_suite("cars", methods=["pixels_pca"], **kwargs)
+  monkeypatch.chdir(os.path.dirname(tiny_cars))
+  relative = dict(kwargs, train_data_dir=os.path.join(".", os.path.basename(tiny_cars)))
+  assert reproduce.run_suite("cars", methods=["pixels_pca"], **relative)["skipped"] == [("pixels_pca", 1)]
+
+
 def test_more_methods_extend_a_suite_folder(tiny_cars, tmp_path, monkeypatch):
   def fake_derenderer(suite, method, seed, workdir, ctx):
     return {"accuracy": 0.5, "f1": 0.4, "clustering": {}, "n_samples": 10}
@@ -472,6 +494,8 @@ def test_entry_points_turn_known_errors_into_exit_codes_and_log_them(caplog):
       reproduce.kernel_build.KernelBuildError("no compiler"),
       NotADirectoryError("a file"),
       FileExistsError("user file"),
+      PermissionError("unwritable output"),
+      reproduce.datasets.ConversionError("conversion failed"),
     ):
       assert reproduce.run_reporting_errors(log, raising, error) == (1, None)
   assert [r.getMessage() for r in caplog.records] == [
@@ -483,6 +507,8 @@ def test_entry_points_turn_known_errors_into_exit_codes_and_log_them(caplog):
     "no compiler",
     "a file",
     "user file",
+    "unwritable output",
+    "conversion failed",
   ]
   with pytest.raises(KeyError):  # anything else is a bug: it is not swallowed
     reproduce.run_reporting_errors(log, raising, KeyError("x"))

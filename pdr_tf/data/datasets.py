@@ -27,6 +27,10 @@ PROVISION_LOCK_FILENAME = ".pdr_tf_provision.lock"
 _WAIT_LOG_EVERY_S = 30.0
 
 
+class ConversionError(RuntimeError):
+  """The Beam conversion of a generated world failed or wrote no TFRecords; the message says where to look."""
+
+
 def raw_dir_for(data_dir: str) -> str:
   """The raw-world folder beside a TFRecords folder: <root>/tfrecords -> <root>/raw."""
   return os.path.join(os.path.dirname(os.path.normpath(data_dir)), "raw")
@@ -173,7 +177,7 @@ def _generate_and_convert(world, data_dir, seed, sizes, num_workers, progress) -
 
   code = beam_pipelines.convert(BEAM_JOBS[world], synthetic.dataset_root(world, raw), data_dir, num_workers=num_workers)
   if code != 0 or not has_tfrecords(data_dir):
-    raise RuntimeError(
+    raise ConversionError(
       f"Converting {raw} with beam_pipelines.{BEAM_JOBS[world]} failed (exit {code}); see the log "
       f"above and {os.path.join(data_dir, feature_spec.REJECTS_FILENAME)}"
     )

@@ -3,9 +3,10 @@
 A training work dir and a Beam job's output folder each have one writer. The lock is a small JSON file that appears
 atomically with its content (written to a private file, then hard-linked to the lock path, which fails when the path
 exists), so of two processes started together exactly one gets it and the other stops with an error naming the first
-(pid, host, start time): the lock file is never seen empty. A lock left by a process that died on this host is
-stale: the next process takes it over and says so in the log. Locks on another host cannot be checked and are never
-broken.
+(pid, host, start time): the lock file is never seen empty. A lock left by a process that died on this host, or
+before this host's last boot, is stale: the next process takes it over and says so in the log. Locks of another host,
+or of another container sharing this host's name (another pid namespace), cannot be checked and are never broken;
+the refusal says to delete the lock file if its process is known to be gone.
 """
 
 import datetime
@@ -40,7 +41,8 @@ def pid_alive(pid: int) -> bool:
 
 
 def read_owner(path: str):
-  """The owner dict {pid, host, started, purpose} of a lock file, or None when it is missing or unreadable."""
+  """The owner dict {pid, host, started, purpose, boot_id, pid_namespace} of a lock file (older ones lack the last
+  two), or None when it is missing or unreadable."""
   try:
     with open(path, encoding="utf-8") as f:
       owner = json.load(f)
@@ -65,15 +67,21 @@ def _read_identity(read, path) -> str:
     return ""
 
 
+def boot_id() -> str:
+  """This machine's boot id (Linux; "" elsewhere): it changes at every boot, so no process outlives it."""
+  return _read_identity(lambda p: open(p, encoding="ascii").read(), "/proc/sys/kernel/random/boot_id")
+
+
+def pid_namespace() -> str:
+  """The pid namespace this process lives in (Linux, e.g. "pid:[4026531836]"; "" elsewhere)."""
+  return _read_identity(os.readlink, "/proc/self/ns/pid")
+
+
 def pid_space_tag() -> str:
   """A short, file-name-safe tag (8 hex digits) of the pid numbering this process lives in: its host name, boot and
   pid namespace. Two processes with the same tag can judge each other's pids (`pid_alive`); a container that shares
   the host's name (host networking) but has its own pids, or a cloned machine with the same name, gets another."""
-  identity = [
-    socket.gethostname(),
-    _read_identity(lambda p: open(p, encoding="ascii").read(), "/proc/sys/kernel/random/boot_id"),
-    _read_identity(os.readlink, "/proc/self/ns/pid"),
-  ]
+  identity = [socket.gethostname(), boot_id(), pid_namespace()]
   return hashlib.sha1("\n".join(identity).encode("utf-8")).hexdigest()[:8]
 
 
@@ -119,6 +127,8 @@ class FolderLock:
       "host": socket.gethostname(),
       "started": datetime.datetime.now().isoformat(timespec="seconds"),
       "purpose": self.purpose,
+      "boot_id": boot_id(),  # with the pid namespace: whether this host can judge the pid (`_is_stale`)
+      "pid_namespace": pid_namespace(),
     }
     for _ in range(3):  # a stale lock is moved away and creation retried; give up after a few races
       try:
@@ -126,16 +136,17 @@ class FolderLock:
       except FileExistsError:
         held = read_owner(self.path)
         if not self._is_stale(held):
-          raise LockHeldError(
-            f"{os.path.dirname(self.path) or '.'} is in use by {describe(held)}; lock file "
-            f"{self.path}. Wait for it to finish, or use another folder."
-          ) from None
+          raise self._held_error(held) from None
         # Move the stale file away atomically: of two processes doing this, one wins the rename.
         stale = f"{self.path}.stale-{os.getpid()}"
         try:
           os.rename(self.path, stale)
         except FileNotFoundError:
           continue
+        moved = read_owner(stale)
+        if moved != held:  # another process took the stale lock over first: what was moved is its live lock
+          self._put_back(stale)
+          raise self._held_error(moved) from None
         if held.get("pid") == os.getpid():
           logger.debug("Re-taking %s, left by this process", self.path)
         else:
@@ -147,6 +158,21 @@ class FolderLock:
       return self
     raise LockHeldError(f"could not take the lock {self.path}: other processes keep taking it")
 
+  def _held_error(self, held) -> LockHeldError:
+    return LockHeldError(
+      f"{os.path.dirname(self.path) or '.'} is in use by {describe(held)}; lock file {self.path}. Wait for it to "
+      "finish, or use another folder. A lock of another host or container is never taken over: if that process is "
+      "known to have stopped (its machine or container is gone), delete the lock file."
+    )
+
+  def _put_back(self, moved: str) -> None:
+    """Returns a live lock moved away by mistake to its path (unless a third process has created one meanwhile)."""
+    try:
+      os.link(moved, self.path)
+    except OSError:
+      pass
+    os.remove(moved)
+
   def _is_stale(self, held) -> bool:
     if held is None:  # unreadable: being written right now, or left half-written by a crash long ago
       try:
@@ -155,6 +181,10 @@ class FolderLock:
         return False
     if held.get("host") != socket.gethostname():
       return False
+    if held.get("boot_id") and boot_id() and held["boot_id"] != boot_id():
+      return True  # written before this machine last booted: its process cannot be running
+    if held.get("pid_namespace", pid_namespace()) != pid_namespace():
+      return False  # another container sharing the host's name: its pids are not this one's to judge
     pid = held.get("pid")
     if pid == os.getpid():  # this process: stale unless a live FolderLock here still holds it
       holder = _HELD_HERE.get(os.path.abspath(self.path))

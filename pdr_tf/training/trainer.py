@@ -31,9 +31,13 @@ from pdr_tf.evaluation import derender_eval
 from pdr_tf.data import input_pipeline
 from pdr_tf.data import locks
 from pdr_tf.model import de_renderer as model_lib
+from pdr_tf.model import losses
+from pdr_tf.model import loocc
 from pdr_tf.model import objective as objective_lib
 from pdr_tf.model import optimizers
 from pdr_tf.render import rasterizer
+from pdr_tf.render import renderer as renderer_lib
+from pdr_tf.render import scene
 from pdr_tf.training import strategies
 from pdr_tf.training import summaries
 from pdr_tf.training import workdir as workdir_lib
@@ -104,6 +108,16 @@ def agree_on_overflow(grads):
   context = tf.distribute.get_replica_context()
   overflow = context.all_reduce(tf.distribute.ReduceOp.SUM, 1.0 - tf.cast(finite, tf.float32)) > 0.0
   return [None if g is None else tf.where(overflow, tf.constant(np.nan, g.dtype), g) for g in grads]
+
+
+def check_configuration() -> None:
+  """Builds the configured objects that cost nothing to build, so that a bad binding (an unknown LOOCC mode, a
+  rasterizer backend, a scene range) stops a command before data generation and start-up, naming the binding."""
+  loocc.LooccConfig()
+  losses.ReconstructionWeights()
+  scene.SceneRanges()
+  renderer_lib.Renderer()
+  model_lib.DeRenderer()
 
 
 class NonFiniteLossError(RuntimeError):
