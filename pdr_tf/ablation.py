@@ -29,6 +29,7 @@ from pdr_tf import evaluate as evaluate_lib
 from pdr_tf import export
 from pdr_tf import reproduce
 from pdr_tf.data import formats
+from pdr_tf.data import locks
 from pdr_tf.evaluation import ablation_report
 from pdr_tf.evaluation import output_files
 from pdr_tf.evaluation import report
@@ -45,6 +46,7 @@ RELEASED = "released"
 FEATURE_SETS = ("depth_albedo", "all", "depth", "albedo")  # clustered for the reference and the released LOOCC
 FEATURE_SETS_FILE = "feature_sets.json"  # in a run's eval/ folder: its accuracies per feature set
 FAILURES_FILENAME = "failed_variants.json"  # in <output_dir>/<suite>/: {variant: why it stopped}, across commands
+LOCK_FILENAME = ".pdr_tf_ablation.lock"  # in <output_dir>/<suite>/ while a command runs there
 
 
 @dataclasses.dataclass(frozen=True)
@@ -435,80 +437,83 @@ def run_ablation(
     "date": datetime.datetime.now().isoformat(timespec="seconds"),
   }
   chosen_names = {v.name for v in chosen}
-  failed: Dict[str, str] = _read_failures(suite_dir)  # earlier commands' too: the report holds every variant
-  reused = {}
-  if reuse_dir:
-    reused = reusable_runs(
-      reuse_dir,
-      suite,
-      (REFERENCE, loocc),
-      seeds,
-      preset,
-      gin_files,
-      gin_params,
-      base_steps,
-      train_data_dir or suite.train_data_dir,
-      eval_data_dir or suite.eval_data_dir,
-    )
-
-  def write(feature_rows=()):
-    """Writes the report of every finished run the variants' folders record, earlier commands' too (so a narrower
-    later command does not shrink it); returns (per_seed, rows, paths)."""
-    per_seed, left_out = recorded_variants(
-      suite, suite_dir, base_steps, preset, gin_files, gin_params, train_data_dir, eval_data_dir
-    )
-    config["earlier_variants"] = [name for name in per_seed if name not in chosen_names]
-    config["left_out"] = left_out
-    shown = [v for v in VARIANTS if v.name in per_seed or v.name in failed]
-    rows = ablation_report.variant_rows(_table(base_steps, shown), per_seed, failed)
-    return per_seed, rows, ablation_report.write_report(rows, feature_rows, config, suite_dir)
-
-  for i, variant in enumerate(chosen):
-    method = REFERENCE if variant.unsup3d else loocc
-    steps = _steps(base_steps, variant)
-    plain = variant.steps_factor == 1.0 and not variant.gin_params  # the runs a reproduction may hold
-    take_over = {(method, seed): reused[(method, seed)] for seed in seeds if plain and (method, seed) in reused}
-    logger.info(
-      "=== ablation %d/%d: %s (%s, %d steps): %s", i + 1, len(chosen), variant.name, method, steps, variant.what
-    )
-    try:
-      reproduce.run_suite(
-        suite.name,
-        seeds=seeds,
-        output_dir=os.path.join(suite_dir, variant.name),
-        preset=preset,
-        methods=[method],
-        gin_files=gin_files,
-        gin_params=list(gin_params) + list(variant.gin_params),
-        train_steps=steps,
-        train_data_dir=train_data_dir,
-        eval_data_dir=eval_data_dir,
-        progress=progress,
-        command=f"{config['command']} (variant {variant.name})",
-        take_over=take_over,
+  os.makedirs(suite_dir, exist_ok=True)
+  # One command per ablation folder: two would each rewrite failed_variants.json and the report from their own copy.
+  with locks.FolderLock(os.path.join(suite_dir, LOCK_FILENAME), f"pdr_tf.ablation --suite {suite.name} -> {suite_dir}"):
+    failed: Dict[str, str] = _read_failures(suite_dir)  # earlier commands' too: the report holds every variant
+    reused = {}
+    if reuse_dir:
+      reused = reusable_runs(
+        reuse_dir,
+        suite,
+        (REFERENCE, loocc),
+        seeds,
+        preset,
+        gin_files,
+        gin_params,
+        base_steps,
+        train_data_dir or suite.train_data_dir,
+        eval_data_dir or suite.eval_data_dir,
       )
-    except trainer_lib.NonFiniteLossError as e:  # a diverging variant is a finding: record it, go on
-      logger.error("variant %s stopped: %s", variant.name, e)
-      failed[variant.name] = str(e).splitlines()[0]
-      _write_failures(suite_dir, failed)
-      write()
-      continue
-    if failed.pop(variant.name, None) is not None:  # resumed and finished since it failed
-      _write_failures(suite_dir, failed)
-    write()  # a partial report survives an interruption
-  per_seed, _, _ = write()
-  by_feature_set = {}
-  if feature_sets:
-    eval_dir = eval_data_dir or suite.eval_data_dir
-    for name in (REFERENCE, RELEASED):
-      method = REFERENCE if name == REFERENCE else loocc
-      for summary in per_seed.get(name, []):
-        workdir = variant_workdir(suite_dir, suite.name, name, method, summary["seed"])
-        for feature_set, accuracy in _feature_accuracies(workdir, eval_dir, suite, summary["seed"]).items():
-          by_feature_set.setdefault(name, {}).setdefault(feature_set, []).append(accuracy)
-  feature_rows = ablation_report.feature_rows(by_feature_set)
-  _, rows, paths = write(feature_rows)
-  return {"rows": rows, "feature_rows": feature_rows, "per_seed": per_seed, "failed": failed, "paths": paths}
+
+    def write(feature_rows=()):
+      """Writes the report of every finished run the variants' folders record, earlier commands' too (so a narrower
+      later command does not shrink it); returns (per_seed, rows, paths)."""
+      per_seed, left_out = recorded_variants(
+        suite, suite_dir, base_steps, preset, gin_files, gin_params, train_data_dir, eval_data_dir
+      )
+      config["earlier_variants"] = [name for name in per_seed if name not in chosen_names]
+      config["left_out"] = left_out
+      shown = [v for v in VARIANTS if v.name in per_seed or v.name in failed]
+      rows = ablation_report.variant_rows(_table(base_steps, shown), per_seed, failed)
+      return per_seed, rows, ablation_report.write_report(rows, feature_rows, config, suite_dir)
+
+    for i, variant in enumerate(chosen):
+      method = REFERENCE if variant.unsup3d else loocc
+      steps = _steps(base_steps, variant)
+      plain = variant.steps_factor == 1.0 and not variant.gin_params  # the runs a reproduction may hold
+      take_over = {(method, seed): reused[(method, seed)] for seed in seeds if plain and (method, seed) in reused}
+      logger.info(
+        "=== ablation %d/%d: %s (%s, %d steps): %s", i + 1, len(chosen), variant.name, method, steps, variant.what
+      )
+      try:
+        reproduce.run_suite(
+          suite.name,
+          seeds=seeds,
+          output_dir=os.path.join(suite_dir, variant.name),
+          preset=preset,
+          methods=[method],
+          gin_files=gin_files,
+          gin_params=list(gin_params) + list(variant.gin_params),
+          train_steps=steps,
+          train_data_dir=train_data_dir,
+          eval_data_dir=eval_data_dir,
+          progress=progress,
+          command=f"{config['command']} (variant {variant.name})",
+          take_over=take_over,
+        )
+      except trainer_lib.NonFiniteLossError as e:  # a diverging variant is a finding: record it, go on
+        logger.error("variant %s stopped: %s", variant.name, e)
+        failed[variant.name] = str(e).splitlines()[0]
+        _write_failures(suite_dir, failed)
+        write()
+        continue
+      if failed.pop(variant.name, None) is not None:  # resumed and finished since it failed
+        _write_failures(suite_dir, failed)
+      write()  # a partial report survives an interruption
+    per_seed, _, _ = write()
+    by_feature_set = {}
+    if feature_sets:
+      eval_dir = eval_data_dir or suite.eval_data_dir
+      for name in (REFERENCE, RELEASED):
+        method = REFERENCE if name == REFERENCE else loocc
+        for summary in per_seed.get(name, []):
+          workdir = variant_workdir(suite_dir, suite.name, name, method, summary["seed"])
+          for feature_set, accuracy in _feature_accuracies(workdir, eval_dir, suite, summary["seed"]).items():
+            by_feature_set.setdefault(name, {}).setdefault(feature_set, []).append(accuracy)
+    feature_rows = ablation_report.feature_rows(by_feature_set)
+    _, rows, paths = write(feature_rows)
+    return {"rows": rows, "feature_rows": feature_rows, "per_seed": per_seed, "failed": failed, "paths": paths}
 
 
 def make_parser() -> argparse.ArgumentParser:

@@ -9,6 +9,7 @@ import pytest
 from pdr_tf import ablation
 from pdr_tf import gin_config
 from pdr_tf import reproduce
+from pdr_tf.data import locks
 from pdr_tf.evaluation import ablation_report
 from pdr_tf.model import loocc
 from pdr_tf.model import objective
@@ -166,6 +167,12 @@ def test_run_ablation_trains_each_variant_in_its_own_folder_and_resumes(tiny_car
   trained.clear()
   again = ablation.run_ablation("cars", **kwargs)  # every run is recorded: nothing trains again
   assert trained == [] and again["rows"] == out["rows"]
+  assert not os.path.exists(os.path.join(suite_dir, ablation.LOCK_FILENAME))  # released at the end
+  # One command per ablation folder: a second one while the first runs stops at once, naming it.
+  with locks.FolderLock(os.path.join(suite_dir, ablation.LOCK_FILENAME), "the first ablation"):
+    with pytest.raises(locks.LockHeldError, match=r"\(the first ablation\)"):
+      ablation.run_ablation("cars", **kwargs)
+  assert trained == []
 
 
 def test_a_later_command_keeps_the_earlier_variants_in_the_report_and_leaves_out_other_settings(
