@@ -179,15 +179,34 @@ def load_images(
   return images[:end], np.asarray(labels[:end], dtype=str), np.asarray(tracks[:end], dtype=str)
 
 
+def _check_eval_labels(suite: Suite, eval_data_dir: str, labels, tracks) -> None:
+  """ValueError unless the labelled test records can be clustered as the suite does: some labelled records, and a
+  track id on each where the suite averages features per track."""
+  if len(labels) == 0:
+    raise ValueError(f"no labelled records (label_id >= 0) in the test split of {eval_data_dir}")
+  missing = int(np.sum(np.asarray(tracks) == ""))
+  if suite.average_tracks and missing:
+    raise ValueError(
+      f"suite {suite.name} averages features per track but {missing} labelled test records of {eval_data_dir} have "
+      "no track id"
+    )
+
+
+def check_eval_split(suite: Suite, eval_data_dir: str) -> None:
+  """`_check_eval_labels` on a pass over the test split that keeps no images: a few seconds before the first run,
+  instead of an error after it (every de-renderer is clustered on these records once trained)."""
+  labels, tracks = [], []
+  dataset = input_pipeline.make_dataset(eval_data_dir, formats.EVALUATION_SPLIT, 256, training=False)
+  for batch in input_pipeline.checked(dataset, eval_data_dir, formats.EVALUATION_SPLIT):
+    keep = batch["label_id"].numpy() >= 0
+    labels += list(batch["label_id"].numpy()[keep])
+    tracks += [t.decode("utf-8") for t in batch["track_id"].numpy()[keep]]
+  _check_eval_labels(suite, eval_data_dir, labels, tracks)
+
+
 def _eval_split(suite: Suite, eval_data_dir: str):
   images, labels, tracks = load_images(eval_data_dir, formats.EVALUATION_SPLIT, labelled_only=True)
-  if labels.size == 0:
-    raise ValueError(f"no labelled records (label_id >= 0) in the test split of {eval_data_dir}")
-  if suite.average_tracks and np.any(tracks == ""):
-    raise ValueError(
-      f"suite {suite.name} averages features per track but {int((tracks == '').sum())} labelled test "
-      f"records of {eval_data_dir} have no track id"
-    )
+  _check_eval_labels(suite, eval_data_dir, labels, tracks)
   return images, labels, (tracks if suite.average_tracks else None)
 
 
@@ -505,7 +524,7 @@ def run_suite(
     if eval_data_dir is None:
       eval_data_dir = datasets.ensure_synthetic(suite.eval_world, suite.eval_data_dir, progress=progress)
     input_pipeline.list_shards(train_data_dir, "train")
-    input_pipeline.list_shards(eval_data_dir, formats.EVALUATION_SPLIT)
+    check_eval_split(suite, eval_data_dir)
     cache = {}
 
     def eval_split():  # the labelled test images, read once for every baseline run

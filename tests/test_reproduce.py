@@ -353,6 +353,11 @@ def test_a_bad_binding_fails_before_the_folder_records_its_settings_and_paths_ma
   with pytest.raises(ValueError, match="global_batch_size"):
     reproduce.run_suite("cars", methods=["pixels_pca"], gin_params=["Trainer.global_batch_size = -1"], **kwargs)
   assert not progress.exists()
+  # Evaluation data the suite cannot cluster (faces averages per track; these records have no track ids) is found
+  # before the first run too, not after hours of training.
+  with pytest.raises(ValueError, match="averages features per track but 10 labelled test records .* no track id"):
+    reproduce.run_suite("faces", methods=["unsup3d"], **kwargs)
+  assert not (tmp_path / "runs" / "faces" / "progress.json").exists()
   reproduce.run_suite("cars", methods=["pixels_pca"], **kwargs)
   monkeypatch.chdir(os.path.dirname(tiny_cars))
   relative = dict(kwargs, train_data_dir=os.path.join(".", os.path.basename(tiny_cars)))
