@@ -161,10 +161,23 @@ def evaluate_features(
   if n == 0:
     raise ValueError("no labelled samples to evaluate (every label is missing or the input is empty)")
   blocks = _select_blocks(features, feature_set)
+  dims = {b: int(features[b].shape[1]) for b in features}
+  nonfinite = {
+    b: int(np.count_nonzero(~np.isfinite(np.asarray(v, np.float64)).all(axis=1))) for b, v in features.items()
+  }
+  for b in blocks:
+    if nonfinite[b]:
+      raise ValueError(
+        f"feature block {b!r} has non-finite values (NaN or inf) in {nonfinite[b]} of {n} samples: these features "
+        "cannot be clustered (did the model's training diverge?)"
+      )
+  void = [b for b, bad in nonfinite.items() if bad]  # blocks not clustered: they only void the PCC
   grouped = group_ids is not None
   if grouped:
     averaged = {}
     for block_name, block in features.items():
+      if block_name in void:
+        continue
       averaged[block_name], ids = clustering.average_by_group(block, group_ids)
     labels, _ = clustering.labels_by_group(labels, group_ids)
     features, group_ids = averaged, ids
@@ -179,10 +192,24 @@ def evaluate_features(
   if k > n:
     raise ValueError(f"k={k} clusters is larger than the number of {unit} N={n}")
   x = np.concatenate([np.asarray(features[b], np.float64) for b in blocks], axis=1)
+  distinct = int(np.unique(x, axis=0).shape[0])
+  if distinct < k:  # e.g. a collapsed model: the clusters then split identical vectors by tie-breaking
+    _LOG.warning(
+      "the %s features of the %d %s take only %d distinct values, fewer than the k = %d clusters: the cluster "
+      "scores measure how ties were split, not the features",
+      "+".join(blocks),
+      n,
+      unit,
+      distinct,
+      k,
+    )
   predicted = clustering.cluster(x, k, method=method, seed=seed, l2_normalize=l2_normalize)
   scores = metrics.clustering_report(labels, predicted)
   disentangle = None
-  if len(features) >= 2:
+  if void:
+    _LOG.warning("disentanglement score not computed: feature block(s) %s have non-finite values", void)
+    disentangle = {"error": f"feature block(s) {void} have non-finite values (NaN or inf)"}
+  elif len(features) >= 2:
     try:
       disentangle = disentanglement.disentanglement_report(features)
     except ValueError as e:  # e.g. a block with no varying dimension: reported, not fatal
@@ -195,7 +222,8 @@ def evaluate_features(
     "class_counts": {str(c): int(m) for c, m in zip(classes, counts)},
     "feature_set": feature_set if isinstance(feature_set, str) or feature_set is None else list(feature_set),
     "blocks": blocks,
-    "dims": {b: int(features[b].shape[1]) for b in features},
+    "dims": dims,
+    "distinct_feature_rows": distinct,
     "method": method,
     "l2_normalize": bool(l2_normalize),
     "grouped": grouped,
@@ -386,7 +414,16 @@ def embed_dataset(
           derender_error = f"records {read - take + 1}-{read}: {e}"
         timings["derender_scoring_s"] += clock() - tick
       tick = clock()
-  if read < total:  # an empty or cut shard reads as fewer records without an error: never cluster a silent subset
+  if read < total and input_pipeline.skips_corrupt():  # asked for: what follows a corrupt record is left out
+    _LOG.warning(
+      "read %d of the %d %r records of %s (make_dataset.skip_corrupt): the scores cover those %d",
+      read,
+      total,
+      split,
+      data_dir,
+      read,
+    )
+  elif read < total:  # an empty or cut shard reads as fewer records without an error: never cluster a silent subset
     raise input_pipeline.CorruptDataError(
       f"{data_dir}: read {read} {split!r} records, but its {feature_spec.MANIFEST_FILENAME} lists {total}: a shard "
       "is empty, cut short or was replaced since the conversion; convert the dataset again"
@@ -617,10 +654,7 @@ def main(argv=None):
   try:
     results = evaluate(write_config=True)
   except (
-    FileNotFoundError,
-    FileExistsError,
-    NotADirectoryError,
-    PermissionError,
+    OSError,  # no such file, a file of the user's, a folder under a file, a read-only file system, a full disk
     ValueError,
     input_pipeline.CorruptDataError,
   ) as e:

@@ -33,6 +33,7 @@ import shutil
 import sys
 import tempfile
 
+from google.protobuf import message
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow.python.framework import op_def_registry  # pylint: disable=no-name-in-module
@@ -327,8 +328,12 @@ def list_versions(output_dir):
 def saved_model_op_types(saved_model_dir):
   """Op types used anywhere in a SavedModel's graphs and function library (a set of str)."""
   proto = saved_model_pb2.SavedModel()
-  with tf.io.gfile.GFile(os.path.join(saved_model_dir, "saved_model.pb"), "rb") as f:
-    proto.ParseFromString(f.read())
+  path = os.path.join(saved_model_dir, "saved_model.pb")
+  try:
+    with tf.io.gfile.GFile(path, "rb") as f:
+      proto.ParseFromString(f.read())
+  except (message.DecodeError, tf.errors.NotFoundError) as e:  # a cut copy, garbage, or only a saved_model.pbtxt
+    raise ValueError(f"{path} is not a readable SavedModel graph ({e}); export the model again") from e
   types = set()
   for meta_graph in proto.meta_graphs:
     types.update(node.op for node in meta_graph.graph_def.node)

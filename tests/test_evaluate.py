@@ -2,7 +2,6 @@
 
 import json
 import os
-import shutil
 
 import gin
 import numpy as np
@@ -183,6 +182,33 @@ def test_evaluate_features_bad_inputs(rng):
     ev.evaluate_features(features, [0, 1])
 
 
+def test_diverged_or_collapsed_features_are_named_not_scored_silently(rng, caplog):
+  labels = np.repeat(["a", "b"], 4)
+  depth = np.where(labels[:, None] == "a", 0.0, 5.0) + 0.1 * rng.randn(8, 3)
+  features = {"depth": depth, "albedo": rng.randn(8, 2), "light": rng.randn(8, 2)}
+  nan_light = dict(features, light=np.where(np.arange(8)[:, None] < 3, np.nan, 1.0) * np.ones((8, 2)))
+  for groups in (None, list("wwxxyyzz")):  # with and without track averaging: the same outcome
+    with pytest.raises(ValueError, match=r"feature block 'albedo' has non-finite values .* in 3 of 8 samples"):
+      ev.evaluate_features(
+        dict(features, albedo=nan_light["light"]), labels, group_ids=groups, feature_set="depth_albedo"
+      )
+    result = ev.evaluate_features(nan_light, labels, group_ids=groups, feature_set="depth_albedo")  # PCC void only
+    assert "non-finite" in result["disentanglement"]["error"] and result["dims"]["light"] == 2
+  assert result["distinct_feature_rows"] == 4
+  dead = dict(features, depth=np.ones((8, 3)), albedo=np.ones((8, 2)))
+  collapsed = ev.evaluate_features(dead, labels, feature_set="depth_albedo")
+  assert collapsed["distinct_feature_rows"] == 1
+  assert "take only 1 distinct values, fewer than the k = 2 clusters" in caplog.text
+
+
+def test_a_damaged_saved_model_graph_is_named(tmp_path):
+  folder = tmp_path / "1"
+  folder.mkdir()
+  (folder / "saved_model.pb").write_bytes(b"\x0a\xff\xff garbage, or an interrupted copy")
+  with pytest.raises(ValueError, match=r"saved_model.pb is not a readable SavedModel graph .* export the model again"):
+    export.saved_model_op_types(str(folder))
+
+
 def test_evaluate_bad_inputs(saved_model, data_dir, tmp_path):
   rng = np.random.RandomState(1)
   unlabelled = str(tmp_path / "unlabelled")
@@ -285,11 +311,18 @@ def test_unknown_gin_binding_is_named(caplog):
     gin.clear_config()
 
 
-def test_an_empty_shard_is_an_error_not_a_silent_subset(data_dir, saved_model, tmp_path):
-  copy = tmp_path / "data"
-  shutil.copytree(data_dir, copy)
-  shard = sorted(p for p in os.listdir(copy) if p.startswith("test"))[0]
-  (copy / shard).write_bytes(b"")  # a full disk or an interrupted copy: TFRecordDataset reads it as no records
+def test_an_empty_shard_is_an_error_not_a_silent_subset(tmp_path, saved_model):
+  copy = str(tmp_path / "data")
+  feature_spec.write_dataset(copy, make_records(np.random.RandomState(0)), dataset="tiny", num_shards=2)
+  shards = sorted(os.path.join(copy, p) for p in os.listdir(copy) if p.startswith("test"))
+  open(shards[0], "wb").close()  # a full disk or an interrupted copy: TFRecordDataset reads it as no records
   loaded, _ = export.load_export(saved_model)
-  with pytest.raises(ev.input_pipeline.CorruptDataError, match=r"read 0 'test' records, but its manifest.json lists"):
-    ev.embed_dataset(loaded, str(copy), "test", derender_metrics_on=False)
+  with pytest.raises(ev.input_pipeline.CorruptDataError, match=r"read \d+ 'test' records, but its manifest.json lists"):
+    ev.embed_dataset(loaded, copy, "test", derender_metrics_on=False)
+  # Asked to read past damage, it scores what it read and says how much that was.
+  gin.parse_config("make_dataset.skip_corrupt = True")
+  assert 0 < ev.embed_dataset(loaded, copy, "test", derender_metrics_on=False)[3] < 24
+  gin.clear_config()
+  open(shards[1], "wb").close()  # every shard empty: refused before any reading, by the shard listing
+  with pytest.raises(ValueError, match=r"its 2 shard\(s\) are empty \(0 bytes\), yet the manifest counts"):
+    ev.embed_dataset(loaded, copy, "test", derender_metrics_on=False)

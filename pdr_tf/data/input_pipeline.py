@@ -242,6 +242,14 @@ def corrupt_data_error(data_dir, split, error):
   return CorruptDataError(f"corrupt {split!r} data in {data_dir}: {error.message}")
 
 
+def skips_corrupt() -> bool:
+  """Whether gin sets `make_dataset.skip_corrupt` (reading past corrupt records, so a split may read short)."""
+  try:
+    return bool(gin.query_parameter("make_dataset.skip_corrupt"))
+  except ValueError:  # not bound: the default, False
+    return False
+
+
 @gin.configurable
 def make_dataset(
   data_dir,
