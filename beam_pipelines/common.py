@@ -298,6 +298,12 @@ class ProcessImage(RejectingDoFn):
     except inputs.Reject as e:
       yield self.reject(path, e.reason)
       return
+    except Exception as e:  # pylint: disable=broad-except  (one file's surprise must not fail every other file)
+      logging.getLogger(__name__).warning(
+        "%s: unexpected %s while converting it", path, type(e).__name__, exc_info=True
+      )
+      yield self.reject(path, f"{inputs.REASON_UNEXPECTED} ({type(e).__name__})")
+      return
     if mode != "RGB":
       Metrics.counter(NAMESPACE, f"converted from {mode}").inc()
     yield record

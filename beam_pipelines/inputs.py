@@ -23,6 +23,8 @@ REASON_CORRUPT = "truncated or corrupt image"
 REASON_ZERO_SIZE = "zero-size image"
 REASON_MODE = "unsupported image mode"
 REASON_BAD_GT = "invalid ground truth"
+REASON_EXIF = "unreadable EXIF metadata (orientation unknown)"
+REASON_UNEXPECTED = "unexpected error"  # followed by the exception's type; the log has the traceback
 
 # Leading bytes of common image formats: an unidentifiable file that starts like an image is corrupt, not foreign.
 _IMAGE_SIGNATURES = (
@@ -102,8 +104,8 @@ def decode_image(data):
     (image, mode): uint8 [H, W, 3] and the source's Pillow mode (e.g. "RGB", "L", "I;16").
 
   Raises:
-    Reject: empty data, not an image, truncated or corrupt data, a zero-size image, or a mode that has no
-      sensible RGB meaning (e.g. "F", float).
+    Reject: empty data, not an image, truncated or corrupt data, a zero-size image, unreadable EXIF metadata, or a
+      mode that has no sensible RGB meaning (e.g. "F", float).
   """
   if not data:
     raise Reject(REASON_EMPTY)
@@ -123,8 +125,11 @@ def decode_image(data):
   width, height = image.size
   if width == 0 or height == 0:
     raise Reject(REASON_ZERO_SIZE)
-  if image.getexif().get(_EXIF_ORIENTATION, 1) != 1:  # a camera's rotated image: stored upright, as viewers show it
-    image = ImageOps.exif_transpose(image)
+  try:
+    if image.getexif().get(_EXIF_ORIENTATION, 1) != 1:  # a camera's rotated image: stored upright, as viewers show it
+      image = ImageOps.exif_transpose(image)
+  except Exception as e:  # a damaged EXIF block (SyntaxError, ValueError, ... by format): which way is up is unknown
+    raise Reject(REASON_EXIF) from e
   mode = image.mode
   if mode == "RGB" and "transparency" not in image.info:
     return np.asarray(image, dtype=np.uint8).copy(), mode

@@ -178,6 +178,17 @@ def test_process_image_rejects_with_tagged_output_and_strict_raises(tmp_path):
     list(common.ProcessImage(inputs.center_box, strict=True).process(item))
 
 
+def test_an_unexpected_error_on_one_file_is_a_counted_reject_not_a_failed_job(tmp_path, monkeypatch, caplog):
+  def surprise(*args, **kwargs):
+    raise TypeError("something no check foresaw")
+
+  monkeypatch.setattr(inputs, "crop_resize", surprise)
+  item = _item(tmp_path, "odd.png", _png(_rgb(32, 32)))
+  (out,) = list(common.ProcessImage(inputs.center_box).process(item))
+  assert out.tag == common.REJECTS_TAG and out.value == {"path": item["path"], "reason": "unexpected error (TypeError)"}
+  assert "odd.png: unexpected TypeError" in caplog.text and "something no check foresaw" in caplog.text
+
+
 def test_encode_example_serializes_the_schema():
   record = {"image/encoded": inputs.encode_png(_rgb(64, 64)), "split": "test", "label/id": 2}
   ((digest, data),) = list(common.EncodeExample().process(record))

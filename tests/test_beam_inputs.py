@@ -2,6 +2,7 @@
 
 import io
 import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -118,6 +119,20 @@ def test_unusable_bytes_are_rejected_with_a_reason(data, reason):
   with pytest.raises(inputs.Reject) as info:
     inputs.decode_image(data)
   assert info.value.reason == reason
+
+
+def test_an_image_with_a_damaged_exif_block_is_rejected_with_a_reason():
+  """Its pixels decode, but which way is up is unknown (Pillow raises SyntaxError reading the block): a reject with
+  its reason, not an exception that fails the whole job."""
+  buffer = io.BytesIO()
+  Image.fromarray(_rgb(8, 8)).save(buffer, format="PNG")
+  data = buffer.getvalue()
+  exif = b"garbage, not TIFF"
+  chunk = struct.pack(">I", len(exif)) + b"eXIf" + exif + struct.pack(">I", zlib.crc32(b"eXIf" + exif) & 0xFFFFFFFF)
+  after_header = 8 + 4 + 4 + 13 + 4  # signature, then the IHDR chunk
+  with pytest.raises(inputs.Reject) as info:
+    inputs.decode_image(data[:after_header] + chunk + data[after_header:])
+  assert info.value.reason == inputs.REASON_EXIF
 
 
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
