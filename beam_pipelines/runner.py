@@ -237,14 +237,22 @@ def manifest_args(args, beam_args):
 
 
 def _entries(output_dir):
-  """Every file below output_dir, relative to it (local: also empty folders)."""
+  """Every file below output_dir, relative to it (local: also empty folders, links to folders and folders that
+  cannot be read, each with a trailing "/")."""
   if common.is_local(output_dir):
-    found = []
-    for folder, dirs, files in os.walk(output_dir):
+    found, unreadable = [], []
+    for folder, dirs, files in os.walk(output_dir, onerror=unreadable.append):
       rel = os.path.relpath(folder, output_dir)
       found += [os.path.normpath(os.path.join(rel, name)) for name in files]
+      # A link to a folder is not walked into, but it is an entry of the user's all the same.
+      found += [
+        os.path.normpath(os.path.join(rel, name)) + "/" for name in dirs if os.path.islink(os.path.join(folder, name))
+      ]
       if not dirs and not files and rel != ".":
         found.append(rel + "/")
+    found += [
+      os.path.relpath(e.filename, output_dir) + "/" for e in unreadable if e.filename and e.filename != output_dir
+    ]
     return sorted(found)
   prefix = output_dir.rstrip("/") + "/"
   return sorted(m.path[len(prefix) :] for m in FileSystems.match([prefix + "**"])[0].metadata_list)
@@ -259,7 +267,16 @@ def dataset_files(output_dir):
     return None
   if not isinstance(manifest, dict) or "schema_version" not in manifest:
     return None
-  shards = [name for names in (manifest.get("shards") or {}).values() for name in names]
+  listed = manifest.get("shards") or {}
+  if not isinstance(listed, dict):
+    return None
+  shards = []
+  for split, names in listed.items():
+    # Only names a pdr_tf job gives its shards, in this folder: another tool's manifest.json never gets files deleted.
+    shard_name = re.compile(rf"{re.escape(str(split))}{re.escape(feature_spec.SHARD_INFIX)}-\d+-of-\d+")
+    if not isinstance(names, list) or not all(isinstance(n, str) and shard_name.fullmatch(n) for n in names):
+      return None
+    shards += names
   return sorted(set(shards) | {feature_spec.MANIFEST_FILENAME, feature_spec.REJECTS_FILENAME})
 
 

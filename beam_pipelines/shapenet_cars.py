@@ -13,6 +13,7 @@ rejects.jsonl.
 
 import csv
 import io
+import logging
 import re
 import sys
 
@@ -83,17 +84,33 @@ def read_metadata(path, encoding="utf-8-sig"):
   missing = [c for c in _REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
   if missing:
     raise ValueError(f"{path}: missing metadata columns {missing}; expected {formats.SHAPENET_METADATA_COLUMNS}")
-  models = {}
-  for row in reader:
-    model_id = (row["fullId"] or "").strip()
-    for prefix in formats.SHAPENET_FULLID_PREFIXES:
-      if model_id.startswith(prefix):
-        model_id = model_id[len(prefix) :]
-        break
-    if not model_id:
-      continue
-    label_id = class_of(row["wnlemmas"], row["name"])
-    models[model_id.lower()] = (label_id, formats.CAR_CLASSES[label_id] if label_id >= 0 else "")
+  models, short, no_id, conflicting = {}, [], [], []
+  try:
+    for row in reader:
+      model_id = (row["fullId"] or "").strip()
+      for prefix in formats.SHAPENET_FULLID_PREFIXES:
+        if model_id.startswith(prefix):
+          model_id = model_id[len(prefix) :]
+          break
+      if not model_id:
+        no_id.append(reader.line_num)
+        continue
+      if row["wnlemmas"] is None or row["name"] is None:  # fewer fields than the header: a cut or mis-quoted row
+        short.append(reader.line_num)
+      label_id = class_of(row["wnlemmas"] or "", row["name"] or "")
+      label = (label_id, formats.CAR_CLASSES[label_id] if label_id >= 0 else "")
+      if models.get(model_id.lower(), label) != label:
+        conflicting.append(reader.line_num)
+      models[model_id.lower()] = label
+  except csv.Error as e:  # e.g. an unbalanced quote that swallows the rest of the file into one field
+    raise ValueError(f"{path}:{reader.line_num}: not a readable CSV row ({e})") from e
+  for lines, what in (
+    (no_id, "have no fullId and are skipped"),
+    (short, "have fewer fields than the header (cut, or mis-quoted); their models count as other classes"),
+    (conflicting, "give a model another class than an earlier row; the last row's class is used"),
+  ):
+    if lines:
+      logging.warning("%s: %d rows %s (lines %s)", path, len(lines), what, ", ".join(map(str, lines[:10])))
   return models
 
 

@@ -30,7 +30,8 @@ def split_of(filename):
     "train", "val" or "test".
   """
   name = filename.rstrip("/").split("/")[-1]
-  bucket = int.from_bytes(hashlib.md5(name.encode("utf-8")).digest()[:8], "big") / float(1 << 64)
+  # The name's own bytes: a name that is not UTF-8 (surrogate-escaped by Python) hashes as stored, not as an error.
+  bucket = int.from_bytes(hashlib.md5(name.encode("utf-8", "surrogateescape")).digest()[:8], "big") / float(1 << 64)
   cumulative = 0.0
   for split, fraction in formats.UTKFACE_SPLITS:
     cumulative += fraction

@@ -101,6 +101,28 @@ def test_an_object_store_output_folder_with_someones_files_is_refused(monkeypatc
   assert runner.check_output_dir("gs://bucket/new") == []
 
 
+def test_overwrite_never_hides_or_deletes_what_a_pdr_tf_job_did_not_write(tmp_path):
+  """A link to a folder (not walked into) and another tool's manifest.json are the user's: --overwrite refuses."""
+  elsewhere = tmp_path / "elsewhere"
+  elsewhere.mkdir()
+  (elsewhere / "photos.txt").write_text("mine")
+  out = tmp_path / "out"
+  _fake_dataset(out)
+  os.symlink(elsewhere, out / "mylink")
+  with pytest.raises(ValueError, match="did not write") as info:
+    runner.check_output_dir(str(out), overwrite=True)
+  assert "mylink" in str(info.value) and (elsewhere / "photos.txt").read_text() == "mine"
+  for shards in ([os.path.join("..", "elsewhere", "photos.txt")], "not a dict", ["train.tfrecord-00000-of-00001x"]):
+    other = tmp_path / f"other{len(str(shards))}"
+    _fake_dataset(other)
+    listing = shards if isinstance(shards, str) else {"train": shards}
+    manifest = {"schema_version": feature_spec.SCHEMA_VERSION, "shards": listing}
+    (other / feature_spec.MANIFEST_FILENAME).write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match="holds no pdr_tf dataset|did not write"):
+      runner.check_output_dir(str(other), overwrite=True)
+  assert (elsewhere / "photos.txt").read_text() == "mine"
+
+
 def test_shards_without_a_manifest_are_never_deleted(tmp_path):
   # Shards copied by hand (or by an older tool) are somebody's data: refused even with --overwrite.
   out = tmp_path / "copied"

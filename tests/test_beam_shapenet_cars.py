@@ -154,6 +154,26 @@ def test_read_metadata(tmp_path):
     shapenet_cars.read_metadata(str(tmp_path / "nope.csv"))
 
 
+def test_suspect_metadata_rows_are_named_and_an_unreadable_row_is_an_error(tmp_path, caplog):
+  path = tmp_path / "metadata.csv"
+  header = "fullId,wnsynset,wnlemmas,up,front,name,tags\n"
+  rows = [
+    f'3dw.{AMBULANCE},02958343,"car,ambulance",,,ambulance one,\n',
+    ",02958343,car,,,no id,\n",  # line 3: no fullId
+    f"3dw.{JEEP},02958343\n",  # line 4: cut short
+    f'3dw.{AMBULANCE},02958343,"car,jeep",,,now a jeep,\n',  # line 5: another class for the same model
+  ]
+  path.write_text(header + "".join(rows), encoding="utf-8")
+  models = shapenet_cars.read_metadata(str(path))
+  assert models[AMBULANCE] == (3, "jeep") and models[JEEP] == (-1, "")
+  assert "1 rows have no fullId and are skipped (lines 3)" in caplog.text
+  assert "1 rows have fewer fields than the header" in caplog.text and "(lines 4)" in caplog.text
+  assert "1 rows give a model another class than an earlier row; the last row's class is used (lines 5)" in caplog.text
+  path.write_text(header + 'x,y,"' + "z" * 200_000 + "\n", encoding="utf-8")  # an unbalanced quote
+  with pytest.raises(ValueError, match=rf"{path}:\d+: not a readable CSV row"):
+    shapenet_cars.read_metadata(str(path))
+
+
 def test_parse_dofn():
   fn = shapenet_cars.ParseSyncarPath({AMBULANCE: (1, "ambulance")}, "/r")
   (out,) = list(fn.process({"path": f"/r/val/{AMBULANCE}_7.png", "gt_path": None}))

@@ -115,6 +115,10 @@ def test_split_is_stable_and_close_to_80_10_10():
   assert fractions["val"] == pytest.approx(0.1, abs=0.02) and fractions["test"] == pytest.approx(0.1, abs=0.02)
   # Pinned values: changing the hash would silently move faces between splits of existing datasets.
   assert [utkface.split_of(n) for n in ("x0", "x1", "x5", "x9", "x28")] == ["val", "train", "test", "val", "test"]
+  # A file name that is not UTF-8 (Python surrogate-escapes its bytes) gets a split from those bytes, not an error.
+  latin1 = b"caf\xe9.jpg".decode("utf-8", "surrogateescape")
+  assert utkface.split_of(latin1) == utkface.split_of(latin1) in ("train", "val", "test")
+  assert utkface.parse_name(latin1) is None  # and is then rejected as a malformed name, like any other
 
 
 def test_parse_dofn():

@@ -189,3 +189,10 @@ def test_write_dataset_layout_and_round_trip(tmp_path):
   assert frames == [0, 2, 4, 1, 3]  # round-robin over shards, in order within each
   with pytest.raises(ValueError, match="has no split"):
     feature_spec.write_dataset(str(tmp_path / "bad"), [{"image/encoded": b"x"}])
+
+
+def test_a_source_path_that_is_not_utf8_is_stored_readably():
+  path = b"/data/caf\xe9/1.png".decode("utf-8", "surrogateescape")  # how Python lists such a file
+  record = {"image/encoded": b"png", "split": "train", "source/path": path}
+  example = tf.train.Example.FromString(feature_spec.serialize_example(record))
+  assert example.features.feature["source/path"].bytes_list.value[0] == b"/data/caf\\udce9/1.png"

@@ -106,8 +106,8 @@ def normalize_record(record):
     else:
       value = default
     if kind == "bytes":
-      if isinstance(value, str):
-        value = value.encode("utf-8")
+      if isinstance(value, str):  # a file name that is not UTF-8 (surrogate-escaped by Python) keeps a readable form
+        value = value.encode("utf-8", "backslashreplace")
       if not isinstance(value, bytes):
         raise ValueError(f"{key} must be str or bytes, got {type(value).__name__}")
     elif kind == "int64":
