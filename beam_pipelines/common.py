@@ -173,9 +173,15 @@ def pair_ground_truth(paths):
     for p in paths
     if p not in sidecars
   ]
-  orphans = len(sidecars) - sum(1 for item in items if item["gt_path"])
+  orphans = sorted(sidecars - {item["gt_path"] for item in items})  # one sidecar may serve x.png and x.jpg
   if orphans:
-    logging.warning("%d ground-truth sidecars have no image beside them; they are ignored", orphans)
+    logging.warning(
+      "%d ground-truth sidecars have no image beside them (an image <stem>.<ext> for <stem>%s) and are ignored: %s%s",
+      len(orphans),
+      formats.GT_SUFFIX,
+      ", ".join(orphans[:5]),
+      ", ..." if len(orphans) > 5 else "",
+    )
   return items
 
 

@@ -14,17 +14,22 @@ from pdr_tf.data import formats
 from fixtures import gt_npz as _npz, png_image as _png, random_rgb as _rgb  # pylint: disable=wrong-import-order
 
 
-def test_gt_path_and_listing(tmp_path):
+def test_gt_path_and_listing(tmp_path, caplog):
   assert inputs.gt_path_for("/a/b/x_1.png") == "/a/b/x_1" + formats.GT_SUFFIX
-  for name in ("a.png", "a.gt.npz", "b.png", ".hidden", "orphan.gt.npz"):
+  for name in ("a.png", "a.jpg", "a.gt.npz", "b.png", ".hidden", "orphan.gt.npz", "b.png.gt.npz"):
     (tmp_path / name).write_bytes(b"x")
   paths = common.match_files(os.path.join(str(tmp_path), "*"))
-  assert [os.path.basename(p) for p in paths] == ["a.gt.npz", "a.png", "b.png", "orphan.gt.npz"]
+  names = ["a.gt.npz", "a.jpg", "a.png", "b.png", "b.png.gt.npz", "orphan.gt.npz"]
+  assert [os.path.basename(p) for p in paths] == names
   items = common.pair_ground_truth(paths)
   assert [(os.path.basename(i["path"]), i["gt_path"] and os.path.basename(i["gt_path"])) for i in items] == [
-    ("a.png", "a.gt.npz"),
+    ("a.jpg", "a.gt.npz"),
+    ("a.png", "a.gt.npz"),  # one sidecar serves both images of the stem: not an orphan
     ("b.png", None),
   ]
+  # The misnamed and the lone sidecar are named, so the user can see why b.png has no ground truth.
+  assert "2 ground-truth sidecars have no image beside them" in caplog.text
+  assert "b.png.gt.npz" in caplog.text and "orphan.gt.npz" in caplog.text
 
 
 def test_list_inputs_transform_matches_the_driver_listing(tmp_path):
