@@ -408,6 +408,9 @@ def test_the_reference_and_released_models_are_clustered_on_every_feature_set(su
     eval_data_dir=tiny_cars,
     progress=False,
   )
+  if suite == "faces":  # BBT-like evaluation data: every labelled record has a track id (checked before any run)
+    tracks_dir = tmp_path / "tracks" / "tfrecords"
+    kwargs["eval_data_dir"] = write_tiny_dataset(tracks_dir, num_train=4, num_test=10, classes=CAR_CLASSES, tracks=True)
   out = ablation.run_ablation(suite, **kwargs)
   suite_dir = os.path.join(str(tmp_path), "runs", suite)
   method = ablation.LOOCC_METHOD[suite]
