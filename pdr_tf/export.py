@@ -312,6 +312,30 @@ def remove_dead_staging(output_dir):
   return removed
 
 
+def exported_from(output_dir, checkpoint):
+  """The newest version folder under output_dir when its export_info.json records `checkpoint` as its source (the
+  same file prefix), else None."""
+  versions = list_versions(output_dir)
+  if not versions or not checkpoint:
+    return None
+  folder = os.path.join(output_dir, str(versions[-1]))
+  try:
+    with open(os.path.join(folder, INFO_FILENAME), encoding="utf-8") as f:
+      source = json.load(f).get("source") or {}
+  except (OSError, ValueError, AttributeError):
+    return None
+  recorded = source.get("checkpoint") if isinstance(source, dict) else None
+  same = isinstance(recorded, str) and os.path.abspath(recorded) == os.path.abspath(checkpoint)
+  return folder if same and export_is_complete(folder) else None
+
+
+def export_is_complete(folder) -> bool:
+  """Whether a version folder holds a SavedModel graph and its variables' index (what a server loads)."""
+  return os.path.isfile(os.path.join(folder, "saved_model.pb")) and os.path.isfile(
+    os.path.join(folder, "variables", "variables.index")
+  )
+
+
 def next_version(output_dir):
   """The next free integer version folder under output_dir (1 when there is none)."""
   versions = list_versions(output_dir)

@@ -7,7 +7,7 @@ import logging
 import os
 import re
 import tokenize
-from typing import List, Sequence
+from typing import Dict, List, Sequence
 
 import gin
 
@@ -128,6 +128,32 @@ def stack_files(gin_files: Sequence[str]) -> List[str]:
   for path in gin_files:
     visit(path)
   return order
+
+
+def bindings_of(config: str) -> Dict[str, str]:
+  """The bindings of an operative config text, name -> value text with runs of whitespace collapsed (a value that
+  gin wraps over several indented lines is joined); comments, blank lines and imports are left out."""
+  out, name = {}, None
+  for line in config.splitlines():
+    if not line.strip() or line.lstrip().startswith("#"):
+      continue
+    if not line[0].isspace() and " = " in line:
+      name, value = line.split(" = ", 1)
+      name = name.strip()
+      out[name] = " ".join(value.split())
+    elif name is not None and line[0].isspace():
+      out[name] = f"{out[name]} {' '.join(line.split())}"
+    else:
+      name = None  # an import line, or anything that is not a binding
+  return out
+
+
+def changed_bindings(old: str, new: str, ignore: Sequence[str] = ()) -> List[str]:
+  """Names of the bindings that both operative configs hold with different values, sorted; names in `ignore` are
+  left out. A name only one of them holds is not compared: gin's operative config lists a configurable's parameters
+  once it has been called, so the same run holds more of them at its end than at its start."""
+  before, after = bindings_of(old), bindings_of(new)
+  return sorted(n for n in set(before) & set(after) if n not in ignore and before[n] != after[n])
 
 
 def stack_digest(gin_files: Sequence[str]) -> str:

@@ -85,3 +85,18 @@ def test_entry_points_report_an_error_without_gins_call_context():
     _configured_failure()
   assert "In call to configurable" in str(info.value)  # what gin appends: its wrapper and a memory address
   assert cli.error_text(info.value) == "the data folder has no 'tset' split"
+
+
+def test_changed_bindings_compares_operative_configs_binding_by_binding():
+  before = (
+    "import pdr_tf.model\n\n# Parameters for Trainer:\n"
+    "Trainer.learning_rate = 0.0001\nTrainer.lr_multipliers = \\\\\n    {'depth_net': 0.1}\n"
+    "Trainer.train_steps = 1200\nDeRenderer.nf = 16\n"
+  )
+  after = before.replace("0.0001", "0.0003").replace("1200", "4000").replace("DeRenderer.nf = 16\n", "")
+  after += "LooccConfig.weight = 0.1\nDeRenderer.nf = 32\n"  # a name one side lacks is not compared
+  assert gin_config.bindings_of(before)["Trainer.lr_multipliers"] == "\\\\ {'depth_net': 0.1}"
+  changed = gin_config.changed_bindings(before, after, ignore=("Trainer.train_steps",))
+  assert changed == ["DeRenderer.nf", "Trainer.learning_rate"]
+  assert gin_config.changed_bindings(before, before + "LooccConfig.weight = 0.1\n") == []
+  assert gin_config.changed_bindings(before, before) == []

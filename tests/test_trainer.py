@@ -67,6 +67,8 @@ def test_train_main_writes_every_artifact(tmp_path, data_dir):
   assert tf.train.latest_checkpoint(str(workdir / "checkpoints")).endswith("ckpt-4")
   assert glob.glob(str(workdir / "logs" / "train" / "events.out.tfevents.*"))
   assert (workdir / "export" / "1" / "saved_model.pb").exists()
+  assert train.main(_argv(workdir, data_dir)) == 0  # the finished command again: nothing to train or export
+  assert sorted(os.listdir(workdir / "export")) == ["1"]
   tags = set()
   for event_file in glob.glob(str(workdir / "logs" / "train" / "events.out.tfevents.*")):
     for event in tf.compat.v1.train.summary_iterator(event_file):
@@ -220,7 +222,7 @@ def test_a_resumed_run_drops_the_validation_records_of_the_steps_it_trains_again
     assert f.readlines() == records[:2]
 
 
-def test_restart_resumes_at_saved_step_with_optimizer_state(tmp_path, data_dir):
+def test_restart_resumes_at_saved_step_with_optimizer_state(tmp_path, data_dir, caplog):
   workdir = tmp_path / "work"
   first = _trainer(workdir, data_dir, "Trainer.train_steps=2", "Trainer.export_at_end=False", NO_LOOCC)
   first.run()
@@ -235,8 +237,21 @@ def test_restart_resumes_at_saved_step_with_optimizer_state(tmp_path, data_dir):
   assert int(second.step.numpy()) == 2 and second.manager.latest_checkpoint.endswith("ckpt-3")
   assert int(second.optimizer.iterations.numpy()) == saved_iterations == 2
   np.testing.assert_array_equal(second.model.depth_net.trainable_variables[0].numpy(), saved_weight)
+  caplog.set_level(logging.INFO, logger=trainer_lib.logger.name)
   second.train()
   assert int(second.step.numpy()) == 4
+  assert "step 4/4 (100 %): loss " in caplog.text  # no terminal here: where the run is goes to the log
+  assert "other settings than the run before it" not in caplog.text  # a longer run is the same run
+  second.release_workdir()
+  config = workdir / workdir_lib.OPERATIVE_CONFIG
+  before = config.read_text()
+  third = _trainer(workdir, data_dir, "Trainer.train_steps=6", "Trainer.learning_rate=3e-4", NO_LOOCC)
+  third.begin()
+  third.release_workdir()
+  assert "Resuming at step 4 with other settings than the run before it: Trainer.learning_rate." in caplog.text
+  assert (workdir / f"{workdir_lib.OPERATIVE_CONFIG}.step-4").read_text() == before  # what steps 1-4 trained with
+  assert "Trainer.learning_rate = 0.0003" in config.read_text()
+  assert not [p for p in os.listdir(workdir) if ".tmp-" in p]
 
 
 @pytest.mark.slow
@@ -434,7 +449,10 @@ def test_foreign_checkpoints_behind_a_pdr_tf_looking_config_are_not_resumed(tmp_
   (workdir / workdir_lib.OPERATIVE_CONFIG).write_text("DeRenderer.nf = 8\n")
   before = fixtures.folder_bytes(workdir)
   trainer = _trainer(workdir, data_dir, NO_LOOCC)
-  with pytest.raises(workdir_lib.CheckpointMismatchError, match=r"cannot resume from .*ckpt-300: it was trained"):
+  with pytest.raises(
+    workdir_lib.CheckpointMismatchError,
+    match=r"cannot resume from .*ckpt-300: this run's model or optimizer settings differ",
+  ):
     trainer.begin()
   trainer.release_workdir()
   assert "Resumed from" not in caplog.text
@@ -458,10 +476,13 @@ def test_a_checkpoint_of_other_model_settings_is_named_and_kept(tmp_path, data_d
   (workdir / workdir_lib.CHECKPOINTS_MARKER).unlink()  # as an earlier pdr_tf left it
   before = fixtures.folder_bytes(workdir)
   assert train.main(_argv(workdir, data_dir, "DeRenderer.nf=16", NO_LOOCC)) == 1
-  assert "cannot resume from" in caplog.text and f"{workdir / 'checkpoints' / 'ckpt-2'}: it was trained" in caplog.text
+  assert "cannot resume from" in caplog.text
+  # The operative config still describes the checkpoint: it is this run's settings that are named as different.
   assert (
-    "other model or optimizer settings" in caplog.text and "shape" in caplog.text and "Resumed from" not in caplog.text
+    f"{workdir / 'checkpoints' / 'ckpt-2'}: this run's model or optimizer settings differ from those it was trained "
+    f"with (recorded in {workdir / workdir_lib.OPERATIVE_CONFIG})" in caplog.text
   )
+  assert "shape" in caplog.text and "Resumed from" not in caplog.text
   assert fixtures.folder_bytes(workdir) == before
   resumed = _trainer(workdir, data_dir, "Trainer.train_steps=4", NO_LOOCC)
   resumed.begin()
@@ -784,3 +805,11 @@ def test_a_workdir_named_like_a_file_pattern_is_refused(tmp_path, name):
   """TensorFlow finds a checkpoint's files by pattern: a run in runs/exp[1] would not find its own checkpoints."""
   with pytest.raises(config_checks.ConfigError, match=r"holds one of \* \? \[ \]"):
     trainer_lib.Trainer(workdir=str(tmp_path / name))
+
+
+def test_the_progress_line_says_where_a_run_is_and_how_long_it_has_left():
+  assert trainer_lib.progress_line(300, 1200, 0.12345, 200, 100.0) == (
+    "step 300/1200 (25 %): loss 0.1235, 2.00 steps/s, about 7 min 30 s left"
+  )
+  assert trainer_lib.progress_line(1200, 1200, 0.1, 1200, 400.0) == "step 1200/1200 (100 %): loss 0.1000, 3.00 steps/s"
+  assert trainer_lib.progress_line(10, 20, 0.5, 0, 0.0) == "step 10/20 (50 %): loss 0.5000, 0.00 steps/s"

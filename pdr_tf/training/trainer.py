@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import shutil
+import sys
 import time
 from typing import Callable, Dict, Optional, Sequence
 
@@ -23,8 +24,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from pdr_tf import config_checks
+from pdr_tf import gin_config
 from pdr_tf import graph
 from pdr_tf.data import datasets
 from pdr_tf.evaluation import derender_eval
@@ -108,6 +111,31 @@ def agree_on_overflow(grads):
   context = tf.distribute.get_replica_context()
   overflow = context.all_reduce(tf.distribute.ReduceOp.SUM, 1.0 - tf.cast(finite, tf.float32)) > 0.0
   return [None if g is None else tf.where(overflow, tf.constant(np.nan, g.dtype), g) for g in grads]
+
+
+# Settings a resumed run may change without a warning: its length, where it goes, and how it reports progress.
+RESUMABLE_SETTINGS = ("Trainer.train_steps", "Trainer.workdir", "Trainer.export_at_end")
+
+
+def _write_atomically(path: str, text: str) -> None:
+  """Writes `text` to `path` through a temporary file beside it, so a kill leaves the old file or the new one."""
+  temporary = f"{path}.tmp-{os.getpid()}"
+  with open(temporary, "w", encoding="utf-8") as f:
+    f.write(text)
+  os.replace(temporary, path)
+
+
+PROGRESS_LOG_EVERY_S = 60.0  # how often a run without a progress bar logs where it is
+
+
+def progress_line(step: int, total: int, loss: float, steps_done: int, seconds: float) -> str:
+  """'step 300/1200 (25 %): loss 0.1234, 3.10 steps/s, about 4 min 50 s left' for a run's log."""
+  rate = steps_done / seconds if seconds > 0 else 0.0
+  line = f"step {step}/{total} ({100.0 * step / total:.0f} %): loss {loss:.4f}, {rate:.2f} steps/s"
+  if rate > 0 and step < total:
+    left = int(round((total - step) / rate))
+    line += f", about {left // 60} min {left % 60} s left"
+  return line
 
 
 def check_configuration() -> None:
@@ -445,13 +473,36 @@ class Trainer:
     return False
 
   def _write_operative_config(self) -> None:
-    """gin's operative config plus this run's own settings, whether they came from gin or from Python."""
-    if self.chief:
-      with open(workdir_lib.operative_config(self.workdir), "w") as f:
-        f.write(gin.operative_config_str())
-        f.write("\n# The Trainer settings of this run (gin bindings or arguments given in Python):\n")
-        for name, value in self.settings().items():
-          f.write(f"Trainer.{name} = {value!r}\n")
+    """gin's operative config plus this run's own settings, whether they came from gin or from Python, replaced
+    atomically (export, evaluate and probe rebuild the model from it).
+
+    A run that resumes with other settings than the run before it (other than its length) says which in a warning,
+    and keeps the earlier file as `operative_config.gin.step-<N>` beside it (`workdir.earlier_operative_config`;
+    one already there is left as it is): the checkpoints up to step N were trained with those."""
+    if not self.chief:
+      return
+    path = workdir_lib.operative_config(self.workdir)
+    text = (
+      gin.operative_config_str() + "\n# The Trainer settings of this run (gin bindings or arguments given in Python):\n"
+    )
+    text += "".join(f"Trainer.{name} = {value!r}\n" for name, value in self.settings().items())
+    step = int(self.step.numpy())
+    if step and os.path.isfile(path):
+      with open(path, encoding="utf-8") as f:
+        before = f.read()
+      changed = gin_config.changed_bindings(before, text, ignore=RESUMABLE_SETTINGS)
+      if changed:
+        kept = workdir_lib.earlier_operative_config(self.workdir, step)
+        if not os.path.exists(kept):  # one there already holds what trained the steps before this one: kept
+          _write_atomically(kept, before)
+        logger.warning(
+          "Resuming at step %d with other settings than the run before it: %s. Training goes on from its checkpoint "
+          "under this run's settings; the earlier ones are kept in %s.",
+          step,
+          ", ".join(changed),
+          kept,
+        )
+    _write_atomically(path, text)
 
   def settings(self) -> Dict[str, object]:
     """The loop's plain settings (numbers, strings, flags): what `operative_config.gin` records of the Trainer."""
@@ -527,44 +578,57 @@ class Trainer:
     if start_step >= self.train_steps:
       logger.info("Already at step %d of %d: nothing to train", start_step, self.train_steps)
       return {}
+    # The bar on a terminal; log lines (every PROGRESS_LOG_EVERY_S) without one (nohup, a batch system's log file,
+    # which would collect the bar's redraws) or with Trainer.progress off.
+    on_terminal = self.progress and sys.stderr.isatty()
     bar = tqdm(
       total=self.train_steps,
       initial=start_step,
       desc="train",
       unit="step",
-      disable=not self.progress,
+      disable=not on_terminal,
       dynamic_ncols=True,
     )
+    started = last_log = time.monotonic()
     scalars = {}
-    while int(self.step.numpy()) < self.train_steps:
-      step_before = int(self.step.numpy())
-      num_steps = min(self.steps_per_loop, self.train_steps - step_before)
-      tick = time.monotonic()
-      try:
-        scalars = {k: float(v) for k, v in self._train_loop(self.iterator, tf.constant(num_steps)).items()}
-      except tf.errors.DataLossError as e:
-        bar.close()
-        raise input_pipeline.corrupt_data_error(self.data_dir, "train", e) from None
-      seconds = time.monotonic() - tick
-      step = int(self.step.numpy())
-      steps = f"steps {step_before + 1}-{step}"
-      if not np.isfinite(scalars["total"]):
-        self._stop(bar, f"Non-finite loss ({scalars['total']}) in {steps}", "the learning rate or check the input data")
-      if not bool(self._weights_finite()):  # a step's update overflowed after its loss was computed
-        self._stop(
-          bar, f"Non-finite weights after {steps} (the loss was finite: an update overflowed)", "the learning rate"
+    with contextlib.ExitStack() as stack:
+      if on_terminal:  # log lines (validation, warnings) above the bar instead of through it
+        stack.enter_context(logging_redirect_tqdm())
+      while int(self.step.numpy()) < self.train_steps:
+        step_before = int(self.step.numpy())
+        num_steps = min(self.steps_per_loop, self.train_steps - step_before)
+        tick = time.monotonic()
+        try:
+          scalars = {k: float(v) for k, v in self._train_loop(self.iterator, tf.constant(num_steps)).items()}
+        except tf.errors.DataLossError as e:
+          bar.close()
+          raise input_pipeline.corrupt_data_error(self.data_dir, "train", e) from None
+        seconds = time.monotonic() - tick
+        step = int(self.step.numpy())
+        steps = f"steps {step_before + 1}-{step}"
+        if not np.isfinite(scalars["total"]):
+          self._stop(
+            bar, f"Non-finite loss ({scalars['total']}) in {steps}", "the learning rate or check the input data"
+          )
+        if not bool(self._weights_finite()):  # a step's update overflowed after its loss was computed
+          self._stop(
+            bar, f"Non-finite weights after {steps} (the loss was finite: an update overflowed)", "the learning rate"
+          )
+        scalars["images_per_second"] = num_steps * self.global_batch_size / max(seconds, 1e-9)
+        scalars["learning_rate"] = float(self.learning_rate)
+        for hook in self.hooks:
+          hook.after_loop(self, step_before, step, scalars)
+        bar.set_postfix(
+          loss=f"{scalars['total']:.4f}",
+          img_s=f"{scalars['images_per_second']:.1f}",
+          **self._validation_postfix(),
+          refresh=False,
         )
-      scalars["images_per_second"] = num_steps * self.global_batch_size / max(seconds, 1e-9)
-      scalars["learning_rate"] = float(self.learning_rate)
-      for hook in self.hooks:
-        hook.after_loop(self, step_before, step, scalars)
-      bar.set_postfix(
-        loss=f"{scalars['total']:.4f}",
-        img_s=f"{scalars['images_per_second']:.1f}",
-        **self._validation_postfix(),
-        refresh=False,
-      )
-      bar.update(step - step_before)
+        bar.update(step - step_before)
+        now = time.monotonic()
+        if not on_terminal and (now - last_log >= PROGRESS_LOG_EVERY_S or step >= self.train_steps):
+          last_log = now
+          logger.info(progress_line(step, self.train_steps, scalars["total"], step - start_step, now - started))
     bar.close()
     return scalars
 
@@ -746,13 +810,19 @@ class CheckpointHook(Hook):
 
 
 class ExportHook(Hook):
-  """A SavedModel in `<workdir>/export` at the end (on the chief), returned as outputs["saved_model"]."""
+  """A SavedModel in `<workdir>/export` at the end (on the chief), returned as outputs["saved_model"]; a run that
+  ends at a checkpoint the newest version was already exported from (a finished command run again) reuses it."""
 
   def at_end(self, trainer, outputs):
     if not trainer.chief:
       return
     from pdr_tf import export  # pylint: disable=import-outside-toplevel  (serving code, only at the end)
 
+    exported = export.exported_from(workdir_lib.export(trainer.workdir), workdir_lib.latest_checkpoint(trainer.workdir))
+    if exported:
+      logger.info("%s was already exported from this run's last checkpoint: not exported again", exported)
+      outputs["saved_model"] = exported
+      return
     outputs["saved_model"] = export.export_model(
       trainer.model, workdir_lib.export(trainer.workdir), image_size=trainer.model.image_size, workdir=trainer.workdir
     )

@@ -2,6 +2,7 @@
 
 <workdir>/
   operative_config.gin   the gin configuration the run used (rebuilds the model)
+  operative_config.gin.step-<N>  the one before it, when a run resumed at step N with other settings
   checkpoints/           tf.train checkpoints (ckpt-<step>)
     .pdr_tf_checkpoints  marker: pdr_tf created this folder, so it may resume from and prune its checkpoints
   logs/train/            TensorBoard summaries
@@ -123,10 +124,13 @@ def restore_error(
   reason = " ".join(detail.split()).rstrip(".")
   if len(reason) > 400:
     reason = reason[:400] + " ..."
+  if doing == "resume from":  # the file still describes the checkpoint; it is this run's settings that differ
+    what = f"this run's model or optimizer settings differ from those it was trained with (recorded in {config_path})"
+  else:
+    what = f"it was trained with other model or optimizer settings than {config_path} describes"
   return CheckpointMismatchError(
-    f"cannot {doing} {checkpoint}: it was trained with other model or optimizer settings than {config_path} "
-    f"describes (or is not a checkpoint of this model): {reason}. Nothing was deleted or changed."
-    + (f" {mismatch_advice}" if mismatch_advice else "")
+    f"cannot {doing} {checkpoint}: {what} (or it is not a checkpoint of this model): {reason}. Nothing was deleted "
+    "or changed." + (f" {mismatch_advice}" if mismatch_advice else "")
   )
 
 
@@ -136,6 +140,11 @@ class CheckpointMismatchError(WorkdirError):
 
 def operative_config(workdir: str) -> str:
   return os.path.join(workdir, OPERATIVE_CONFIG)
+
+
+def earlier_operative_config(workdir: str, step: int) -> str:
+  """Where a run that resumed at `step` with other settings keeps the configuration the steps before it used."""
+  return f"{operative_config(workdir)}.step-{int(step)}"
 
 
 def checkpoints(workdir: str) -> str:
