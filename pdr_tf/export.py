@@ -286,14 +286,14 @@ def remove_dead_staging(output_dir):
   running, is left alone."""
   if not os.path.isdir(output_dir):
     return []
-  removed, unknown = [], []
+  removed, unknown, here = [], [], locks.pid_space_tag()
   for name in sorted(os.listdir(output_dir)):
     match = _STAGING_DIR.match(name)
     path = os.path.join(output_dir, name)
     if not match or not os.path.isdir(path):
       continue
     pid, pid_space = match.groups()
-    if pid is None or pid_space != locks.pid_space_tag():
+    if pid is None or pid_space != here:
       unknown.append(path)
     elif not locks.pid_alive(int(pid)):
       shutil.rmtree(path, ignore_errors=True)

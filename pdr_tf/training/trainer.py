@@ -692,10 +692,7 @@ class Trainer:
     if len(keep) == len(lines):
       return
     logger.info("Dropped %d validation record(s) after step %d from %s", len(lines) - len(keep), step, path)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-      f.writelines(keep)
-    os.replace(tmp, path)
+    _write_atomically(path, "".join(keep))
 
   def write_summaries(self, step_before, step, scalars) -> None:
     crossed = lambda every: _crossed(every, step_before, step)
