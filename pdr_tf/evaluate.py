@@ -280,6 +280,8 @@ def _write_outputs(results, x, labels, predicted, group_ids, features, output_di
         title=f"Mean |PCC| between features (mean {disentangle['mean_pcc']:.3f}, N={disentangle['n_samples']})",
       ),
     )
+  elif output_files.remove_own(output_dir, filenames["correlation_png"], OUTPUT_DIR_HINT):
+    _LOG.info("Removed the earlier run's %s: this run has no correlation matrix", filenames["correlation_png"])
   ids = group_ids if group_ids is not None else np.arange(labels.shape[0])
 
   def write_csv(path):
@@ -302,6 +304,11 @@ def _write_outputs(results, x, labels, predicted, group_ids, features, output_di
     "Wrote %s (JSON), %s (markdown), plots and cluster assignments in %s", paths["json"], paths["markdown"], output_dir
   )
   return paths
+
+
+def _check_label_field(label_field):
+  if label_field not in LABEL_FIELDS:
+    raise ValueError(f"unknown evaluate.label_field {label_field!r}; expected one of {sorted(LABEL_FIELDS)}")
 
 
 def _label_names(batch, label_field, keep):
@@ -351,8 +358,7 @@ def embed_dataset(
   for key in ("read_s", "embed_images_s", "de_render_s", "derender_scoring_s"):
     timings.setdefault(key, 0.0)
   clock = time.monotonic
-  if label_field not in LABEL_FIELDS:
-    raise ValueError(f"unknown label_field {label_field!r}; expected one of {sorted(LABEL_FIELDS)}")
+  _check_label_field(label_field)
   total = input_pipeline.num_examples(data_dir, split)
   if max_examples is not None:
     total = min(total, int(max_examples))
@@ -501,6 +507,7 @@ def evaluate(
   if not data_dir:
     raise ValueError("evaluate: data_dir is not set (bind evaluate.data_dir in the gin file)")
   _select_blocks(dict.fromkeys(FEATURE_NAMES), feature_set)
+  _check_label_field(label_field)  # before the SavedModel is loaded (embed_dataset checks it for its own callers)
   if method not in clustering.METHODS:
     raise ValueError(f"unknown clustering method {method!r}; expected one of {clustering.METHODS}")
   batch_size = config_checks.integer("evaluate.batch_size", batch_size, minimum=1)

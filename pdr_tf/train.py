@@ -20,6 +20,7 @@ from pdr_tf import config_checks
 from pdr_tf import gin_config
 from pdr_tf.data import input_pipeline
 from pdr_tf.data import locks
+from pdr_tf.training import strategies
 from pdr_tf.training import trainer as trainer_lib
 from pdr_tf.render.kernel_build import KernelBuildError
 
@@ -100,6 +101,7 @@ def main(argv=None) -> int:
     KernelBuildError,
     OSError,  # a missing data folder, an unwritable or file-blocked work dir
     locks.LockHeldError,
+    strategies.WorkersDisagreeError,  # multi-worker: a worker that does not see the chief's work dir
     ValueError,  # WorkdirError, a manifest of another schema, a split without records, an objective's own check
     input_pipeline.CorruptDataError,
   ) as e:

@@ -46,11 +46,12 @@ def _free_ports(n):
   return ports
 
 
-def _wait_for_workers(procs):
-  """Waits for every worker; once one fails, stops the others (a worker whose peer is gone waits for it for ever)."""
+def _wait_for_workers(procs, expect_exit=0):
+  """Waits for every worker; once one exits otherwise than expected, stops the others (a worker whose peer is gone
+  waits for it for ever)."""
   deadline = time.monotonic() + fixtures.HANG_GUARD_S  # a guard against hangs, not a time budget
   while any(p.poll() is None for p in procs):
-    if any(p.poll() not in (None, 0) for p in procs) or time.monotonic() > deadline:
+    if any(p.poll() not in (None, expect_exit) for p in procs) or time.monotonic() > deadline:
       for p in procs:
         if p.poll() is None:
           p.kill()
@@ -60,8 +61,9 @@ def _wait_for_workers(procs):
     p.wait()
 
 
-def _run_two_workers(argv, log_dir, attempts=3):
-  """Runs `argv` as worker 0 and 1 of a two-worker cluster on 127.0.0.1 and returns both outputs (asserting exit 0).
+def _run_two_workers(argv, log_dir, attempts=3, worker_args=((), ()), expect_exit=0):
+  """Runs `argv` (plus `worker_args[i]`) as worker 0 and 1 of a two-worker cluster on 127.0.0.1 and returns both
+  outputs, asserting that both exit with `expect_exit`.
 
   The ports are free when chosen, but another process may bind one before the worker does; only then is the
   cluster started again on new ports (at most `attempts` times)."""
@@ -76,13 +78,17 @@ def _run_two_workers(argv, log_dir, attempts=3):
         TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}),
       )
       with open(log, "w") as out:  # a file, not a pipe: an unread pipe would block a chatty worker
-        procs.append(subprocess.Popen(argv, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, text=True))
-    _wait_for_workers(procs)
+        procs.append(
+          subprocess.Popen(
+            list(argv) + list(worker_args[index]), cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, text=True
+          )
+        )
+    _wait_for_workers(procs, expect_exit)
     outputs = []
     for log in logs:
       with open(log) as f:
         outputs.append(f.read())
-    if all(p.returncode == 0 for p in procs):
+    if all(p.returncode == expect_exit for p in procs):
       return outputs
     if not any(marker in out for out in outputs for marker in PORT_TAKEN):
       break
@@ -92,23 +98,27 @@ def _run_two_workers(argv, log_dir, attempts=3):
   raise AssertionError(f"the two-worker run failed:\n{report}")
 
 
-@pytest.mark.slow
-@pytest.mark.longest
-def test_two_workers_train_checkpoint_and_resume_together(tmp_path):
-  data_dir = fixtures.write_tiny_dataset(tmp_path / "data", num_train=16, num_test=4)
-  workdir = tmp_path / "work"
-  argv = [
+def _multi_worker_argv(data_dir, *extra):
+  """The command line of a debug-size multi-worker training on `data_dir` (each worker's TF_CONFIG comes apart)."""
+  return [
     sys.executable,
     "-m",
     "pdr_tf.train",
     f"--gin_file={REPO}/gin/cars_light_view.gin",
     f"--gin_file={REPO}/gin/debug.gin",
-    f"--workdir={workdir}",
     f"--gin_param=Trainer.data_dir={data_dir!r}",
     "--gin_param=Trainer.synthetic_world=None",
     "--gin_param=Trainer.strategy='multi_worker'",
-    "--gin_param=Trainer.image_summary_every=0",
+    *extra,
   ]
+
+
+@pytest.mark.slow
+@pytest.mark.longest
+def test_two_workers_train_checkpoint_and_resume_together(tmp_path):
+  data_dir = fixtures.write_tiny_dataset(tmp_path / "data", num_train=16, num_test=4)
+  workdir = tmp_path / "work"
+  argv = _multi_worker_argv(data_dir, f"--workdir={workdir}", "--gin_param=Trainer.image_summary_every=0")
   outputs = _run_two_workers(argv, tmp_path)
   assert "2 replica(s)" in outputs[0]
   assert tf.train.latest_checkpoint(str(workdir / "checkpoints")).endswith("ckpt-4")
@@ -122,3 +132,18 @@ def test_two_workers_train_checkpoint_and_resume_together(tmp_path):
   for out in outputs:
     assert "Resumed from" in out and "ckpt-4 at step 4" in out, out[-3000:]
   assert tf.train.latest_checkpoint(str(workdir / "checkpoints")).endswith("ckpt-6")
+
+
+@pytest.mark.slow
+def test_workers_given_different_work_dirs_stop_together_naming_the_cause(tmp_path):
+  # Each worker sees its own folder: without the start-up check, the second would train from scratch beside a
+  # resumed chief, or both would wait in a collective; with it, both stop before training, with one message.
+  data_dir = fixtures.write_tiny_dataset(tmp_path / "data", num_train=8, num_test=4)
+  argv = _multi_worker_argv(data_dir)
+  workdirs = [tmp_path / "chief_only", tmp_path / "worker_only"]
+  outputs = _run_two_workers(argv, tmp_path, worker_args=[[f"--workdir={w}"] for w in workdirs], expect_exit=1)
+  for out in outputs:
+    assert "1 worker(s) of this multi-worker run do not share the chief's work dir" in out, out[-3000:]
+  assert f"Worker worker 1: it does not see the chief's work dir in {workdirs[1]}" in outputs[1]
+  assert not (workdirs[0] / "checkpoints").exists() or not os.listdir(workdirs[0] / "checkpoints")
+  assert not [n for n in os.listdir(workdirs[0]) if n.startswith(".pdr_tf_workers-")]  # the token is removed

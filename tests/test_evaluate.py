@@ -221,8 +221,8 @@ def test_evaluate_bad_inputs(saved_model, data_dir, tmp_path):
     ev.evaluate(saved_model, one_class, output_dir=str(tmp_path / "o"), derender_metrics=False)
   with pytest.raises(ValueError, match="k=50 clusters is larger than the number of samples N=18"):
     ev.evaluate(saved_model, data_dir, num_clusters=50, output_dir=str(tmp_path / "o"), derender_metrics=False)
-  with pytest.raises(ValueError, match="unknown label_field"):
-    ev.evaluate(saved_model, data_dir, label_field="identity", output_dir=str(tmp_path / "o"))
+  with pytest.raises(ValueError, match="unknown evaluate.label_field 'identity'"):  # before the model is loaded
+    ev.evaluate(str(tmp_path / "nothing"), data_dir, label_field="identity", output_dir=str(tmp_path / "o"))
   with pytest.raises(ValueError, match="saved_model_dir is not set"):
     ev.evaluate(None, data_dir)
   with pytest.raises(FileNotFoundError, match="does not exist"):

@@ -132,6 +132,24 @@ def test_evaluate_features_refuses_foreign_outputs_and_rewrites_its_own(suffix, 
   assert (user / f"cars{suffix}").read_bytes() == USER_BYTES
 
 
+def test_a_rerun_without_a_correlation_matrix_removes_its_own_earlier_plot_only(rng, tmp_path):
+  features, labels = _features(rng)
+  out = tmp_path / "eval"
+  first = ev.evaluate_features(features, labels, output_dir=str(out), name="cars")
+  plot = first["outputs"]["correlation_png"]
+  assert os.path.isfile(plot)
+  # One block: no correlation between blocks. The earlier run's plot would describe other features.
+  again = ev.evaluate_features({"depth": features["depth"]}, labels, output_dir=str(out), name="cars")
+  assert "correlation_png" not in again["outputs"] and not os.path.lexists(plot)
+  assert "cars_correlation.png" not in output_files.read_manifest(out)
+  user = tmp_path / "user"
+  user.mkdir()
+  (user / "cars_correlation.png").write_bytes(USER_BYTES)  # not pdr_tf's: kept
+  ev.evaluate_features({"depth": features["depth"]}, labels, output_dir=str(user), name="other")
+  assert output_files.remove_own(user, "cars_correlation.png") is None
+  assert (user / "cars_correlation.png").read_bytes() == USER_BYTES
+
+
 def _main(tmp_path, output_dir, name="cars_light_view"):
   params = [
     f"evaluate.saved_model_dir = '{tmp_path / 'no_model'}'",

@@ -178,6 +178,26 @@ def write_file(folder, filename, write, hint=""):
   return path
 
 
+def remove_own(folder, filename, hint=""):
+  """Removes `folder`/`filename` when it is pdr_tf's own (see the module docstring) and forgets it in the manifest.
+
+  For an output that a writer produces only sometimes (a plot of something this run did not have): an earlier run's
+  file of that name would otherwise sit beside this run's outputs as if it described them. Anything else there
+  (nothing, or a foreign file) is left as it is. Returns the path removed, or None.
+  """
+  folder = os.fspath(folder)
+  check_filename(filename)
+  path = os.path.join(folder, filename)
+  if not os.path.lexists(path) or foreign_files(folder, [filename], hint):
+    return None
+  manifest, pending = _read_manifest_data(folder, hint)
+  os.remove(path)
+  manifest.pop(filename, None)
+  pending.pop(filename, None)
+  _write_manifest(folder, manifest, pending)
+  return path
+
+
 def write_text(folder, filename, text, hint="", newline=None):
   """`write_file` of a UTF-8 text (`newline` as for `open`)."""
 

@@ -8,6 +8,8 @@ from typing import Optional, Sequence
 
 import tensorflow as tf
 
+from pdr_tf.training import workdir as workdir_lib
+
 logger = logging.getLogger(__name__)
 
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker", "tpu")
@@ -93,3 +95,59 @@ def worker_dir(path: str, strategy: tf.distribute.Strategy) -> str:
     return path
   task_type, task_id = task_info(strategy)
   return os.path.join(tempfile.mkdtemp(prefix=f"pdr_tf_{task_type}_{task_id}_"), os.path.basename(path))
+
+
+class WorkersDisagreeError(RuntimeError):
+  """The workers of a multi-worker run do not share the chief's work dir, or start at other steps than the chief."""
+
+
+def _all_workers_sum(strategy: tf.distribute.Strategy, values) -> list:
+  """The sum over the workers of each process's `values` (floats), through one all-reduce: every local replica
+  contributes its process's values divided by the number of local replicas."""
+  local = tf.constant([float(v) / len(strategy.extended.worker_devices) for v in values], tf.float64)
+  total = strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.identity(local)), axis=None)
+  return [float(v) for v in total.numpy()]
+
+
+def check_workers(strategy: tf.distribute.Strategy, workdir: str, step: int) -> None:
+  """Checks, under multi-worker training, that every worker sees the chief's work dir and starts at its step.
+
+  The work dir must be one folder shared by all workers (the chief writes the checkpoints there, and every worker
+  resumes from them). A worker that sees another folder would start from another step, or from scratch, and the
+  workers would then wait for ever in a collective that the others never join. So the chief writes a token file into
+  the work dir and sends its token and step to every worker (one all-reduce); each worker looks for that file and
+  compares the steps; a second all-reduce counts the workers that found a difference, so that all of them stop
+  together with the same error. The chief then removes the file. Outside multi-worker training it does nothing.
+
+  Raises:
+    WorkersDisagreeError: some worker does not see the file, or resumed at another step (each says which in its log).
+  """
+  if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+    return
+  chief = is_chief(strategy)
+  token = int.from_bytes(os.urandom(5), "big") + 1 if chief else 0  # below 2^40: exact in float64
+  if chief:
+    with tf.io.gfile.GFile(workdir_lib.workers_token(workdir, token), "w") as f:  # local or an object store
+      f.write("pdr_tf: shows every worker of this run the chief's work dir; removed at once\n")
+  try:
+    shared_token, chief_step = (round(v) for v in _all_workers_sum(strategy, [token, step if chief else 0]))
+    seen = tf.io.gfile.exists(workdir_lib.workers_token(workdir, shared_token))
+    problems = []
+    if not seen:
+      problems.append(f"it does not see the chief's work dir in {workdir}")
+    if step != chief_step:
+      problems.append(f"it starts at step {step}, the chief at step {chief_step}")
+    if problems:
+      task_type, task_id = task_info(strategy)
+      logger.error("Worker %s %d: %s", task_type, task_id, "; ".join(problems))
+    disagreeing = round(_all_workers_sum(strategy, [1.0 if problems else 0.0])[0])
+  finally:
+    if chief:
+      tf.io.gfile.remove(workdir_lib.workers_token(workdir, token))
+  if disagreeing:
+    raise WorkersDisagreeError(
+      f"{disagreeing} worker(s) of this multi-worker run do not share the chief's work dir (this worker's: "
+      f"{workdir}; each worker's log says which and why). Every worker must be given the same work dir, on "
+      "storage that all of them read and write (a shared file system), so that they resume from the chief's "
+      "checkpoints together."
+    )

@@ -340,6 +340,7 @@ class Trainer:
     latest = workdir_lib.latest_checkpoint(self.workdir)
     if latest:
       self._resume(latest)
+    strategies.check_workers(self.strategy, self.workdir, int(self.step.numpy()))
     if self.chief:
       workdir_lib.mark_checkpoints(self.workdir)  # the checkpoints there are pdr_tf's, from now on written by it
     # Created only after the checks: the manager prunes (max_to_keep) whatever its folder's state file lists.

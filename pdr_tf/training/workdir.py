@@ -9,6 +9,7 @@
   validation.jsonl       one JSON line per de-rendering validation
   export/<version>/      SavedModels (`pdr_tf.export`)
   .pdr_tf_train.lock     held by the training process (the chief under multi-worker)
+  .pdr_tf_workers-<token>  for a moment at start-up under multi-worker: shows each worker the chief's work dir
 
 pdr_tf trains only in a work dir it can tell is its own (`claim_for_training`): a `checkpoints/` folder holding
 checkpoints without the marker (nor an operative_config.gin of an earlier pdr_tf, which wrote no marker) belongs to
@@ -36,6 +37,7 @@ EXPORT = "export"
 EVAL = "eval"  # a run's clustering and de-rendering reports (reproduce, ablation)
 TRAIN_LOCK = ".pdr_tf_train.lock"
 CHECKPOINTS_MARKER = os.path.join(CHECKPOINTS, ".pdr_tf_checkpoints")
+WORKERS_TOKEN_PREFIX = ".pdr_tf_workers-"
 
 # A binding of the de-renderer in a gin operative config: every pdr_tf training run since the first has written one
 # (gin.operative_config_str() after building the model), and no other project has a `DeRenderer` configurable.
@@ -173,6 +175,11 @@ def eval_dir(workdir: str) -> str:
 
 def train_lock(workdir: str) -> str:
   return os.path.join(workdir, TRAIN_LOCK)
+
+
+def workers_token(workdir: str, token: int) -> str:
+  """The file by which the chief shows every worker of a multi-worker run its work dir (`strategies.check_workers`)."""
+  return os.path.join(workdir, f"{WORKERS_TOKEN_PREFIX}{int(token)}")
 
 
 def checkpoints_marker(workdir: str) -> str:
