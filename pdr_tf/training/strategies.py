@@ -131,7 +131,11 @@ def check_workers(strategy: tf.distribute.Strategy, workdir: str, step: int) -> 
       f.write("pdr_tf: shows every worker of this run the chief's work dir; removed at once\n")
   try:
     shared_token, chief_step = (round(v) for v in _all_workers_sum(strategy, [token, step if chief else 0]))
-    seen = tf.io.gfile.exists(workdir_lib.workers_token(workdir, shared_token))
+    try:  # an error here must not stop this worker alone: the others would wait for it in the next all-reduce
+      seen = tf.io.gfile.exists(workdir_lib.workers_token(workdir, shared_token))
+    except (tf.errors.OpError, OSError) as e:
+      logger.warning("Cannot look for the chief's token file in %s: %s", workdir, e)
+      seen = False
     problems = []
     if not seen:
       problems.append(f"it does not see the chief's work dir in {workdir}")
